@@ -1,0 +1,45 @@
+# XDP offload simulator. `make sim` and `make test` set everything up on a fresh Debian machine.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PY := .venv/bin/python
+OFFLOAD := .venv/bin/offload
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+CLANG ?= clang
+BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -I/usr/include/$(MULTIARCH) -Iexamples/xdp
+CORPUS_SRC := $(wildcard examples/xdp/*.c)
+CORPUS_OBJ := $(patsubst examples/xdp/%.c,build/xdp/%.o,$(CORPUS_SRC))
+PYTEST_ARGS ?=
+
+.PHONY: help setup corpus test lint sim regression report clean
+help:
+	@echo "make setup   - system packages (apt-get) and .venv, idempotent"
+	@echo "make corpus  - build the XDP corpus into build/xdp/"
+	@echo "make test    - set up, build the corpus, run the test suite"
+	@echo "make sim     - set up, build the corpus, run the default simulation set"
+	@echo "make lint    - ruff"
+
+setup: .venv/.installed
+.venv/.installed: pyproject.toml scripts/setup.sh
+	@scripts/setup.sh
+
+# setup.sh also checks system packages every time (cheap), so a removed package is noticed.
+.PHONY: syspkgs
+syspkgs:
+	@scripts/setup.sh
+
+corpus: syspkgs $(CORPUS_OBJ)
+build/xdp/%.o: examples/xdp/%.c $(wildcard examples/xdp/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+test: syspkgs setup corpus
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check .
+
+sim: syspkgs setup corpus
+	$(OFFLOAD) inspect $(CORPUS_OBJ)
+
+clean:
+	rm -rf build

@@ -1,0 +1,1 @@
+"""hw package (see ../shared/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""offload package (see ../shared/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""rtl_models package (see ../shared/ARCHITECTURE.md)."""
