@@ -1,0 +1,169 @@
+"""The `offload` command line: one subcommand per job, errors as one line with exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ebpf.errors import EbpfError
+
+EXIT_BAD_INPUT = 2
+# Every package's root error: what the CLI turns into one line and exit status 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (EbpfError,)
+
+
+class CliError(Exception):
+    """Bad command-line input that no package raised (e.g. an unreadable output path)."""
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write a file whole or not at all (temp file in the same folder, then rename)."""
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _print_json(doc: object) -> None:
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+# --- inspect / disasm / asm ---------------------------------------------------------------
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from offload.inspect import inspect_doc, render_inspect
+
+    docs = [inspect_doc(path, source=args.source) for path in args.objects]
+    if args.json:
+        _print_json(docs[0] if len(docs) == 1 else docs)
+    else:
+        render_inspect(docs, source=args.source)
+    return 0
+
+
+def cmd_disasm(args: argparse.Namespace) -> int:
+    from ebpf.disasm import format_listing
+    from ebpf.isa import decode
+    from ebpf.listing import objdump
+
+    path = args.file
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror}") from exc
+    if data[:4] == b"\x7fELF":
+        if args.syntax == "ubpf":
+            from ebpf.asm import disassemble
+            from ebpf.elf import load_bytes
+
+            obj = load_bytes(data, path)
+            for prog in obj.programs:
+                sys.stdout.write(f"# {prog.name} ({prog.section})\n")
+                sys.stdout.write(disassemble(prog.insns))
+            return 0
+        sys.stdout.write(objdump(path))
+        return 0
+    try:
+        insns = decode(data)
+    except EbpfError as exc:
+        raise type(exc)(f"{path}: {exc}") from exc
+    if args.syntax == "ubpf":
+        from ebpf.asm import disassemble
+
+        sys.stdout.write(disassemble(insns))
+    else:
+        sys.stdout.write("\n".join(format_listing(insns)) + "\n")
+    return 0
+
+
+def cmd_asm(args: argparse.Namespace) -> int:
+    from ebpf.asm import assemble
+    from ebpf.errors import AsmError
+
+    path = args.file
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{path}: cannot read: {exc}") from exc
+    try:
+        code = assemble(text)
+    except AsmError as exc:
+        raise AsmError(f"{path}: {exc}") from exc
+    out = args.output or str(Path(path).with_suffix(".bin"))
+    if out == "-":
+        sys.stdout.buffer.write(code)
+    else:
+        write_atomically(out, code)
+        print(f"{out}: {len(code) // 8} slots", file=sys.stderr)
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="offload",
+        description="XDP offload simulator: inspect, execute, map and simulate XDP programs.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inspect", help="programs, maps and helpers of BPF objects")
+    p.add_argument("objects", nargs="+", metavar="PROG.o")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--source", action="store_true",
+                   help="disassembly interleaved with C source lines")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("disasm", help="disassemble an ELF object or raw bytecode")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--syntax", choices=("llvm", "ubpf"), default="llvm",
+                   help="llvm-objdump syntax (default) or the assembler's uBPF syntax")
+    p.set_defaults(func=cmd_disasm)
+
+    p = sub.add_parser("asm", help="assemble uBPF-syntax text into raw bytecode")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (default: FILE with suffix .bin; '-' for stdout)")
+    p.set_defaults(func=cmd_asm)
+
+    for register in EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Later subsystems add their subcommands here: callables taking the subparsers object.
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (*USER_ERRORS, CliError, OSError) as exc:
+        if args.debug:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"offload: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
