@@ -107,7 +107,7 @@ def _lddw(insn: Insn) -> str:
         if value >= 1 << 63:
             value -= 1 << 64
         return f"r{insn.dst} = {value} ll"
-    return f"ld_pseudo r{insn.dst}, {insn.src}, {insn.imm}"
+    return f"ld_pseudo r{insn.dst}, {insn.src}, {insn.imm & 0xFFFFFFFF}"
 
 
 def _ld_abs(insn: Insn) -> str:
@@ -152,7 +152,8 @@ def _atomic(insn: Insn) -> str:
     op = AtomicOp(insn.imm & ~AtomicOp.FETCH)
     if insn.imm & AtomicOp.FETCH:
         return f"{src} = atomic_fetch_{op.name.lower()}(({size} *)({addr}), {src})"
-    return f"lock *({size} *){_mem(insn.dst, insn.off)} {ATOMIC_OPERATORS[op]} {src}"
+    # LLVM prints the plain (non-fetch) forms with an r register at both widths.
+    return f"lock *({size} *){_mem(insn.dst, insn.off)} {ATOMIC_OPERATORS[op]} r{insn.src}"
 
 
 FORMATTERS: dict[Kind, Callable[[Insn], str]] = {

@@ -196,18 +196,20 @@ class _Loader:
             raise ElfError("'.maps' section has no BTF DATASEC")
         shndx = self.sections.index(sec)
         # clang may leave DATASEC offsets zero (libbpf fixes them up): take the symbols'.
-        offsets = {s.name: s["st_value"] for s in self._symbols_in(shndx) if s.name}
+        syms = {s.name: s for s in self._symbols_in(shndx) if s.name}
         self.map_vars: list[tuple[int, int, int]] = []  # (offset, size, var type id)
         for var in datasec.members:
             vtype = self.btf[var.type_id]
             if vtype.kind is not BtfKind.VAR:
                 raise BtfError(f".maps: member [{var.type_id}] is {vtype.kind.name}, not VAR")
-            if vtype.name not in offsets:
+            if vtype.name not in syms:
                 raise ElfError(f"map '{vtype.name}' has no symbol in '.maps'")
             mdef = self._btf_map_def(vtype.name, vtype.type_id)
-            offset = offsets[vtype.name]
+            offset = syms[vtype.name]["st_value"]
             self._add_map(mdef, shndx, offset)
-            self.map_vars.append((offset, self.btf.resolve_size(var.type_id), var.type_id))
+            # st_size covers a `values` initializer past the struct's BTF size.
+            size = max(syms[vtype.name]["st_size"], self.btf.resolve_size(var.type_id))
+            self.map_vars.append((offset, size, var.type_id))
         self._map_initial_values(sec, shndx)
 
     def _btf_map_def(self, name: str, type_id: int) -> MapDef:
@@ -219,6 +221,7 @@ class _Loader:
         fields: dict[str, int] = {}
         key_id = value_id = 0
         inner: MapDef | None = None
+        has_values = False
         for m in struct_t.members:
             mtype = btf.skip_modifiers(m.type_id)
             if m.name in BTF_MAP_UINT_FIELDS:
@@ -236,12 +239,13 @@ class _Loader:
                 else:
                     value_id = mtype.type_id
             elif m.name == "values":
+                has_values = True
                 inner = self._btf_inner_map(name, mtype)
             else:
                 raise ElfError(f"map '{name}': unknown map definition field '{m.name}'")
         if "type" not in fields:
             raise ElfError(f"map '{name}': no map type")
-        if inner is not None:
+        if has_values:  # map-in-map and prog-array values are 4-byte fds, as libbpf sets
             fields.setdefault("value_size", 4)
         return MapDef(name, fields["type"], fields.get("key_size", 0),
                       fields.get("value_size", 0), fields.get("max_entries", 0),

@@ -318,7 +318,7 @@ def validate(insn: Insn, index: int = 0) -> OpSpec:
     def reserved(field: str, value: int, allowed: Iterable[int] = (0,)) -> None:
         if value not in allowed:
             raise IsaError(f"{where}: opcode 0x{insn.opcode:02x} needs {field} in "
-                           f"{sorted(allowed)}, got {value}")
+                           f"{sorted(int(a) for a in allowed)}, got {value}")
 
     kind = spec.kind
     if (kind is Kind.LDDW) != (insn.next_imm is not None):

@@ -20,6 +20,7 @@ import functools
 import os
 import platform
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -108,12 +109,13 @@ def bpf_permitted() -> tuple[bool, str]:
         libc = ctypes.CDLL(None, use_errno=True)
     except OSError as exc:
         return False, f"cannot open the C library: {exc}"
-    code = ctypes.create_string_buffer(_trivial_xdp_program())
+    insns = _trivial_xdp_program()
+    code = ctypes.create_string_buffer(insns, len(insns))
     license_ = ctypes.create_string_buffer(b"GPL")
     attr = ctypes.create_string_buffer(_PROG_LOAD_ATTR_SIZE)
     fields = (
         (0, ctypes.c_uint32, PROG_TYPE_IDS["xdp"]),  # prog_type
-        (4, ctypes.c_uint32, len(code.raw) // _BPF_INSN_SIZE),  # insn_cnt (buffer adds a NUL)
+        (4, ctypes.c_uint32, len(insns) // _BPF_INSN_SIZE),  # insn_cnt
         (8, ctypes.c_uint64, ctypes.addressof(code)),  # insns
         (16, ctypes.c_uint64, ctypes.addressof(license_)),  # license
     )
@@ -141,11 +143,15 @@ def _libbpf() -> ctypes.CDLL:
         lib = ctypes.CDLL(LIBBPF_SONAME, use_errno=True)
     except OSError as exc:
         raise KernelError(f"{LIBBPF_SONAME} not loadable: {exc} (apt-get install libbpf1)") from exc
-    vp, cp, i, u32, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t
+    vp, cp, i, u32, sz = (
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_uint32,
+        ctypes.c_size_t,
+    )
     protos: dict[str, tuple[type | None, list[type]]] = {
         "libbpf_set_print": (vp, [vp]),
-        "libbpf_major_version": (u32, []),
-        "libbpf_minor_version": (u32, []),
         "bpf_object__open_file": (vp, [cp, vp]),
         "bpf_object__load": (i, [vp]),
         "bpf_object__close": (None, [vp]),
@@ -184,7 +190,12 @@ class _LogSink:
         self._libc = ctypes.CDLL(None)
         self._vsnprintf = self._libc.vsnprintf
         self._vsnprintf.restype = ctypes.c_int
-        self._vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+        self._vsnprintf.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_char_p,
+            ctypes.c_void_p,
+        ]
         self._va_size = _VA_LIST_SIZE.get(platform.machine())
         self.callback = _PRINT_FN(self._print)
 
@@ -193,7 +204,7 @@ class _LogSink:
             return 0
         try:
             self.lines.append(self._format(fmt, args))
-        except Exception:  # noqa: BLE001 - never let an exception unwind into libbpf
+        except Exception:  # never let an exception unwind into libbpf
             self.lines.append(fmt.decode(errors="replace"))
         return 0
 
@@ -212,7 +223,8 @@ class _LogSink:
         return "".join(self.lines)
 
 
-def _iter_objects(next_fn, obj: int):
+def _iter_objects(next_fn: Callable[[int, int | None], int | None], obj: int) -> Iterator[int]:
+    """Walk libbpf's ``bpf_object__next_*`` list of programs or maps."""
     item = next_fn(obj, None)
     while item:
         yield item
@@ -242,14 +254,18 @@ def _map_info(lib: ctypes.CDLL, map_ptr: int) -> dict[str, int | str]:
 
 
 def load_object(
-    path: str | os.PathLike[str], *, log_level: int = 0, log_size: int = DEFAULT_LOG_SIZE
+    path: str | os.PathLike[str], *, log_level: int = 0, log_size: int = DEFAULT_LOG_SIZE,
+    open_only: bool = False,
 ) -> LoadResult:
     """Load every program and map of the ELF object at ``path``; pin nothing, attach nothing.
 
-    ``log`` holds libbpf's warnings and, per program, the verifier log: with ``log_level`` 0
-    (the default) only for a rejected program (libbpf retries it at level 1), with 1 or 2 for
-    every program, with 4 (BPF_LOG_STATS) the verifier's statistics. ``log_size`` bytes of log
-    are kept per program; a rejection whose log does not fit is still ``ok=False``.
+    ``log`` holds libbpf's warnings and info messages and the verifier log: with ``log_level``
+    0 (the default) only for a rejected program (libbpf reloads it at level 1 to get the
+    reason); with 1 or 2 for every program, 4 (BPF_LOG_STATS) for the verifier's statistics
+    only, each kept in a buffer of ``log_size`` bytes per program. At level 1 or 2 a log that
+    outgrows ``log_size`` makes the kernel refuse the load (ENOSPC), so ``ok`` is False.
+    With ``open_only`` libbpf only parses the object (no bpf(2) calls): what libbpf reads of
+    its programs and maps, usable as an oracle where bpf(2) is not permitted.
     """
     lib = _libbpf()
     sink = _LogSink(_LIBBPF_INFO)
@@ -267,14 +283,15 @@ def load_object(
                 sink.lines.append(f"cannot open {path}: {os.strerror(err)}\n")
             else:
                 prog_ptrs = list(_iter_objects(lib.bpf_object__next_program, obj))
-                for prog in prog_ptrs:
+                # At level 0 libbpf retries a rejected program at level 1 in a buffer of its
+                # own, growing it as needed, and prints the log through the sink.
+                for prog in prog_ptrs if log_level else ():
                     name = lib.bpf_program__name(prog).decode()
                     buf = ctypes.create_string_buffer(log_size)
                     log_bufs[name] = buf
                     lib.bpf_program__set_log_buf(prog, buf, log_size)
-                    if log_level:
-                        lib.bpf_program__set_log_level(prog, log_level)
-                err = lib.bpf_object__load(obj)
+                    lib.bpf_program__set_log_level(prog, log_level)
+                err = 0 if open_only else lib.bpf_object__load(obj)
                 ok = err == 0
                 if not ok:
                     sink.lines.append(f"bpf_object__load: {os.strerror(-err)}\n")

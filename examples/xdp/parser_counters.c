@@ -81,7 +81,7 @@ int xdp_parser_counters(struct xdp_md *ctx)
 		count(PROTO_IPV4, bytes);
 		if (iph->ihl > 5)
 			count(PROTO_IPV4_OPTIONS, bytes);
-		if (ipv4_is_fragment(iph) && (iph->frag_off & bpf_htons(IP_OFFMASK)))
+		if (iph->frag_off & bpf_htons(IP_OFFMASK))
 			return XDP_PASS;	/* later fragments carry no L4 header */
 	} else if (l3 == bpf_htons(ETH_P_IPV6)) {
 		l4 = parse_ip6hdr(&cur, data_end, &ip6h);
