@@ -405,7 +405,7 @@ class _Loader:
     # --- programs -------------------------------------------------------------------
     def _programs(self) -> list[ProgramDef]:
         programs = []
-        for shndx, code in self.code.items():
+        for code in self.code.values():
             if code.name == ".text":
                 continue
             typed = program_type(code.name)
