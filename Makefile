@@ -33,6 +33,7 @@ build/xdp/%.o: examples/xdp/%.c $(wildcard examples/xdp/*.h)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 test: syspkgs setup corpus
+	.venv/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
