@@ -8,12 +8,19 @@ load created is gone when the call returns.
 ``bpf_permitted`` says whether bpf(2) works here at all (root or CAP_BPF, not blocked by a
 seccomp filter or ``kernel.unprivileged_bpf_disabled``); kernel tests skip with its reason.
 
+This module is also the libbpf layer ``ebpf.kernel`` builds on: ``libbpf()`` returns the library
+with the prototypes of every function either module calls, ``libbpf_log_capture()`` routes
+libbpf's messages into a ``LogSink`` while an object is opened and loaded, and the ctypes
+layouts of the structs passed by pointer (``ProgInfoStruct``, ``MapInfoStruct``,
+``TestRunOpts``) are declared here once.
+
 A verifier rejection is not an exception: it is ``LoadResult(ok=False, log=...)``. Only a
 missing or unusable libbpf raises ``KernelError``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -35,8 +42,6 @@ LIBBPF_SONAME = "libbpf.so.1"
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 _BPF_PROG_LOAD = 5  # enum bpf_cmd
 _PROG_LOAD_ATTR_SIZE = 72  # union bpf_attr up to and including expected_attach_type
-_PROG_INFO_SIZE = 256  # zero-filled struct bpf_prog_info buffer; the kernel fills its prefix
-_PROG_INFO_XLATED_LEN = 20  # offsetof(struct bpf_prog_info, xlated_prog_len)
 _BPF_INSN_SIZE = 8
 
 # enum libbpf_print_level
@@ -51,6 +56,87 @@ DEFAULT_LOG_SIZE = 4 << 20  # bytes of verifier log kept per program
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 # libbpf's print callback is process-wide: one load at a time may own it.
 _PRINT_LOCK = threading.Lock()
+
+
+class ProgInfoStruct(ctypes.Structure):
+    """The prefix of struct bpf_prog_info (include/uapi/linux/bpf.h) up to verified_insns;
+    pass its size as info_len (the kernel fills what it has of that prefix)."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", ctypes.c_uint32),
+        ("xlated_prog_len", ctypes.c_uint32),
+        ("jited_prog_insns", ctypes.c_uint64),
+        ("xlated_prog_insns", ctypes.c_uint64),
+        ("load_time", ctypes.c_uint64),
+        ("created_by_uid", ctypes.c_uint32),
+        ("nr_map_ids", ctypes.c_uint32),
+        ("map_ids", ctypes.c_uint64),
+        ("name", ctypes.c_char * 16),
+        ("ifindex", ctypes.c_uint32),
+        ("gpl_compatible", ctypes.c_uint32),  # a 1-bit field and 31 bits of padding
+        ("netns_dev", ctypes.c_uint64),
+        ("netns_ino", ctypes.c_uint64),
+        ("nr_jited_ksyms", ctypes.c_uint32),
+        ("nr_jited_func_lens", ctypes.c_uint32),
+        ("jited_ksyms", ctypes.c_uint64),
+        ("jited_func_lens", ctypes.c_uint64),
+        ("btf_id", ctypes.c_uint32),
+        ("func_info_rec_size", ctypes.c_uint32),
+        ("func_info", ctypes.c_uint64),
+        ("nr_func_info", ctypes.c_uint32),
+        ("nr_line_info", ctypes.c_uint32),
+        ("line_info", ctypes.c_uint64),
+        ("jited_line_info", ctypes.c_uint64),
+        ("nr_jited_line_info", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32),
+        ("jited_line_info_rec_size", ctypes.c_uint32),
+        ("nr_prog_tags", ctypes.c_uint32),
+        ("prog_tags", ctypes.c_uint64),
+        ("run_time_ns", ctypes.c_uint64),
+        ("run_cnt", ctypes.c_uint64),
+        ("recursion_misses", ctypes.c_uint64),
+        ("verified_insns", ctypes.c_uint32),
+    ]
+
+
+assert ProgInfoStruct.verified_insns.offset == 216  # offsetof in the 6.x UAPI header
+
+
+class MapInfoStruct(ctypes.Structure):
+    """The prefix of struct bpf_map_info up to map_flags."""
+
+    _fields_ = [(f, ctypes.c_uint32) for f in
+                ("type", "id", "key_size", "value_size", "max_entries", "map_flags")]
+
+
+class TestRunOpts(ctypes.Structure):
+    """struct bpf_test_run_opts of libbpf 1.1 (/usr/include/bpf/bpf.h); ``sz`` first."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("data_in", ctypes.c_void_p),
+        ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p),
+        ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("repeat", ctypes.c_int),
+        ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(TestRunOpts) == 80
 
 
 class ProgramInfo(NamedTuple):
@@ -98,7 +184,7 @@ def bpf_permitted() -> tuple[bool, str]:
     kernel operation goes through it.
     """
     try:
-        _libbpf()
+        libbpf()
     except KernelError as exc:
         return False, str(exc)
     machine = platform.machine()
@@ -137,17 +223,23 @@ def bpf_permitted() -> tuple[bool, str]:
 
 
 @functools.cache
-def _libbpf() -> ctypes.CDLL:
-    """libbpf.so.1 with the prototypes this module calls (raises KernelError if absent)."""
+def libbpf() -> ctypes.CDLL:
+    """libbpf.so.1 with the prototypes this module and ebpf.kernel call (KernelError if absent).
+
+    Low-level calls (``bpf_map_*``, ``bpf_prog_test_run_opts``, ``bpf_obj_get_info_by_fd``)
+    return 0 or a negative errno (libbpf 1.x); ``bpf_object__open_file`` returns NULL and sets
+    errno.
+    """
     try:
         lib = ctypes.CDLL(LIBBPF_SONAME, use_errno=True)
     except OSError as exc:
         raise KernelError(f"{LIBBPF_SONAME} not loadable: {exc} (apt-get install libbpf1)") from exc
-    vp, cp, i, u32, sz = (
+    vp, cp, i, u32, u64, sz = (
         ctypes.c_void_p,
         ctypes.c_char_p,
         ctypes.c_int,
         ctypes.c_uint32,
+        ctypes.c_uint64,
         ctypes.c_size_t,
     )
     protos: dict[str, tuple[type | None, list[type]]] = {
@@ -170,6 +262,18 @@ def _libbpf() -> ctypes.CDLL:
         "bpf_map__max_entries": (u32, [vp]),
         "bpf_map__map_flags": (u32, [vp]),
         "bpf_obj_get_info_by_fd": (i, [i, vp, ctypes.POINTER(u32)]),
+        # used by ebpf.kernel
+        "bpf_object__find_program_by_name": (vp, [vp, cp]),
+        "bpf_object__find_map_by_name": (vp, [vp, cp]),
+        "bpf_map__fd": (i, [vp]),
+        "bpf_map__is_internal": (ctypes.c_bool, [vp]),
+        "bpf_map__set_initial_value": (i, [vp, vp, sz]),
+        "bpf_map_lookup_elem": (i, [i, vp, vp]),
+        "bpf_map_update_elem": (i, [i, vp, vp, u64]),
+        "bpf_map_delete_elem": (i, [i, vp]),
+        "bpf_map_get_next_key": (i, [i, vp, vp]),
+        "bpf_prog_test_run_opts": (i, [i, vp]),
+        "libbpf_num_possible_cpus": (i, []),
     }
     for name, (restype, argtypes) in protos.items():
         try:
@@ -181,7 +285,7 @@ def _libbpf() -> ctypes.CDLL:
     return lib
 
 
-class _LogSink:
+class LogSink:
     """Collects libbpf's messages through ``libbpf_set_print`` while it is installed."""
 
     def __init__(self, min_level: int) -> None:
@@ -223,7 +327,24 @@ class _LogSink:
         return "".join(self.lines)
 
 
-def _iter_objects(next_fn: Callable[[int, int | None], int | None], obj: int) -> Iterator[int]:
+@contextlib.contextmanager
+def libbpf_log_capture(min_level: int = _LIBBPF_INFO) -> Iterator[LogSink]:
+    """Route libbpf's messages (WARN and INFO by default) into a ``LogSink`` for the block.
+
+    libbpf's print callback is process-wide, so the block holds a lock: one open / load at a
+    time. The previous callback is restored on the way out.
+    """
+    lib = libbpf()
+    sink = LogSink(min_level)
+    with _PRINT_LOCK:
+        old_print = lib.libbpf_set_print(ctypes.cast(sink.callback, ctypes.c_void_p))
+        try:
+            yield sink
+        finally:
+            lib.libbpf_set_print(old_print)
+
+
+def iter_objects(next_fn: Callable[[int, int | None], int | None], obj: int) -> Iterator[int]:
     """Walk libbpf's ``bpf_object__next_*`` list of programs or maps."""
     item = next_fn(obj, None)
     while item:
@@ -233,11 +354,11 @@ def _iter_objects(next_fn: Callable[[int, int | None], int | None], obj: int) ->
 
 def _xlated_insn_cnt(lib: ctypes.CDLL, fd: int) -> int | None:
     """Instructions the kernel holds for a loaded program fd, or None if it will not say."""
-    info = ctypes.create_string_buffer(_PROG_INFO_SIZE)
-    length = ctypes.c_uint32(_PROG_INFO_SIZE)
-    if lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(length)) != 0:
+    info = ProgInfoStruct()
+    length = ctypes.c_uint32(ctypes.sizeof(info))
+    if lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(length)) != 0:
         return None
-    return ctypes.c_uint32.from_buffer(info, _PROG_INFO_XLATED_LEN).value // _BPF_INSN_SIZE
+    return info.xlated_prog_len // _BPF_INSN_SIZE
 
 
 def _map_info(lib: ctypes.CDLL, map_ptr: int) -> dict[str, int | str]:
@@ -267,49 +388,58 @@ def load_object(
     With ``open_only`` libbpf only parses the object (no bpf(2) calls): what libbpf reads of
     its programs and maps, usable as an oracle where bpf(2) is not permitted.
     """
-    lib = _libbpf()
-    sink = _LogSink(_LIBBPF_INFO)
-    log_bufs: dict[str, ctypes.Array[ctypes.c_char]] = {}
+    lib = libbpf()
     programs: list[ProgramInfo] = []
     maps: list[dict[str, int | str]] = []
     ok = False
-    with _PRINT_LOCK:
-        old_print = lib.libbpf_set_print(ctypes.cast(sink.callback, ctypes.c_void_p))
-        obj = None
+    with libbpf_log_capture() as sink:
+        obj = lib.bpf_object__open_file(os.fsencode(Path(path)), None)
+        if not obj:
+            err = ctypes.get_errno() or errno.EINVAL
+            sink.lines.append(f"cannot open {path}: {os.strerror(err)}\n")
+            return LoadResult(ok=False, log=sink.text())
         try:
-            obj = lib.bpf_object__open_file(os.fsencode(Path(path)), None)
-            if not obj:
-                err = ctypes.get_errno() or errno.EINVAL
-                sink.lines.append(f"cannot open {path}: {os.strerror(err)}\n")
-            else:
-                prog_ptrs = list(_iter_objects(lib.bpf_object__next_program, obj))
-                # At level 0 libbpf retries a rejected program at level 1 in a buffer of its
-                # own, growing it as needed, and prints the log through the sink.
-                for prog in prog_ptrs if log_level else ():
-                    name = lib.bpf_program__name(prog).decode()
-                    buf = ctypes.create_string_buffer(log_size)
-                    log_bufs[name] = buf
-                    lib.bpf_program__set_log_buf(prog, buf, log_size)
-                    lib.bpf_program__set_log_level(prog, log_level)
-                err = 0 if open_only else lib.bpf_object__load(obj)
-                ok = err == 0
-                if not ok:
-                    sink.lines.append(f"bpf_object__load: {os.strerror(-err)}\n")
-                for prog in prog_ptrs:
-                    fd = lib.bpf_program__fd(prog)
-                    count = _xlated_insn_cnt(lib, fd) if fd >= 0 else None
-                    programs.append(
-                        ProgramInfo(
-                            lib.bpf_program__name(prog).decode(),
-                            lib.bpf_program__section_name(prog).decode(),
-                            count if count is not None else lib.bpf_program__insn_cnt(prog),
-                        )
+            prog_ptrs = list(iter_objects(lib.bpf_object__next_program, obj))
+            log_bufs = set_log_bufs(lib, prog_ptrs, log_level, log_size)
+            err = 0 if open_only else lib.bpf_object__load(obj)
+            ok = err == 0
+            if not ok:
+                sink.lines.append(f"bpf_object__load: {os.strerror(-err)}\n")
+            for prog in prog_ptrs:
+                fd = lib.bpf_program__fd(prog)
+                count = _xlated_insn_cnt(lib, fd) if fd >= 0 else None
+                programs.append(
+                    ProgramInfo(
+                        lib.bpf_program__name(prog).decode(),
+                        lib.bpf_program__section_name(prog).decode(),
+                        count if count is not None else lib.bpf_program__insn_cnt(prog),
                     )
-                maps = [_map_info(lib, m) for m in _iter_objects(lib.bpf_object__next_map, obj)]
+                )
+            maps = [_map_info(lib, m) for m in iter_objects(lib.bpf_object__next_map, obj)]
         finally:
-            if obj:
-                lib.bpf_object__close(obj)
-            lib.libbpf_set_print(old_print)
+            lib.bpf_object__close(obj)
+    return LoadResult(ok=ok, log=collect_log(sink, log_bufs), programs=programs, maps=maps)
+
+
+def set_log_bufs(lib: ctypes.CDLL, prog_ptrs: list[int], log_level: int,
+                 log_size: int) -> dict[str, ctypes.Array[ctypes.c_char]]:
+    """Give every program a verifier log buffer of ``log_size`` bytes at ``log_level``.
+
+    Nothing at level 0: libbpf then retries a rejected program at level 1 in a buffer of its
+    own, growing it as needed, and prints that log through the print callback. The buffers
+    must stay alive until the load returns.
+    """
+    bufs: dict[str, ctypes.Array[ctypes.c_char]] = {}
+    for prog in prog_ptrs if log_level else ():
+        buf = ctypes.create_string_buffer(log_size)
+        bufs[lib.bpf_program__name(prog).decode()] = buf
+        lib.bpf_program__set_log_buf(prog, buf, log_size)
+        lib.bpf_program__set_log_level(prog, log_level)
+    return bufs
+
+
+def collect_log(sink: LogSink, log_bufs: dict[str, ctypes.Array[ctypes.c_char]]) -> str:
+    """libbpf's messages, then each program's verifier log buffer under a heading."""
     log = sink.text()
     for name, buf in log_bufs.items():
         text = buf.value.decode(errors="replace")
@@ -317,4 +447,4 @@ def load_object(
             log += f"prog '{name}': verifier log\n{text}"
             if not text.endswith("\n"):
                 log += "\n"
-    return LoadResult(ok=ok, log=log, programs=programs, maps=maps)
+    return log

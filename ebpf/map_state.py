@@ -90,8 +90,8 @@ def load_state(maps: Mapping[str, BpfMap], doc: Mapping[str, Any] | str | os.Pat
         if m is None:
             known = ", ".join(sorted(maps)) or "none"
             raise MapStateError(f"{source}: map '{name}': no such map (have: {known})")
-        plans.append((m, _parse_entries(source, name, m, entries, maps, programs)))
-    for m, parsed in plans:
+        plans.append((name, m, _parse_entries(source, name, m, entries, maps, programs)))
+    for name, m, parsed in plans:
         m.clear()
         for key, value in parsed:
             if isinstance(m, (PercpuArrayMap, PercpuHashMap)):
@@ -99,7 +99,7 @@ def load_state(maps: Mapping[str, BpfMap], doc: Mapping[str, Any] | str | os.Pat
             else:
                 err = m.update(key, value, BPF_ANY)
             if err:
-                raise MapStateError(f"{source}: map '{m.name}', key {key.hex()}: update "
+                raise MapStateError(f"{source}: map '{name}', key {key.hex()}: update "
                                     f"failed with {errno_name(err)}")
 
 
