@@ -11,10 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ebpf.errors import EbpfError
+from hw.errors import HwError
+from offload.targets_cmd import register as register_targets
 
 EXIT_BAD_INPUT = 2
 # Every package's root error: what the CLI turns into one line and exit status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (EbpfError,)
+USER_ERRORS: tuple[type[BaseException], ...] = (EbpfError, HwError)
 
 
 class CliError(Exception):
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Later subsystems add their subcommands here: callables taking the subparsers object.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_targets]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        return 0
     except (*USER_ERRORS, CliError, OSError) as exc:
         if args.debug:
             raise
@@ -161,8 +165,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":
