@@ -65,11 +65,12 @@ class TailCall:
 class Redirect:
     """Where an XDP_REDIRECT sends the packet (bpf_redirect or bpf_redirect_map)."""
 
-    kind: str  # "ifindex" (bpf_redirect, or a failed redirect_map) or "map"
+    kind: str  # "ifindex" (bpf_redirect, or a failed redirect_map), "map" or "broadcast"
     ifindex: int | None = None  # the target ifindex (devmap: from the entry; ifindex: given)
     map: str | None = None
     key: int | None = None
     map_type: str | None = None  # devmap, devmap_hash, cpumap, xskmap
+    target: int | None = None  # the map's redirect target (ifindex, cpu, socket)
     flags: int = 0
 
 

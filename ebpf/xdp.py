@@ -228,6 +228,11 @@ class XdpResult:
         return self.packet_out[self.meta_len:]
 
     @property
+    def meta(self) -> bytes:
+        """The metadata in front of the packet (data_meta .. data)."""
+        return self.packet_out[:self.meta_len]
+
+    @property
     def verdict_name(self) -> str:
         return VERDICT_NAMES.get(self.verdict, f"unknown({self.verdict})")
 
