@@ -417,8 +417,7 @@ def xdp_load_bytes(vm: Vm, r1: int, r2: int, r3: int, r4: int, *_: int) -> int:
     err = _xdp_pointer_check(buff, offset, length)
     if err:
         return err
-    start = buff.data + offset
-    vm.mem.write(r3, bytes(buff.frame[start:start + length]))
+    vm.mem.write(r3, buff.read_bytes(offset, length))
     return 0
 
 
@@ -430,9 +429,7 @@ def xdp_store_bytes(vm: Vm, r1: int, r2: int, r3: int, r4: int, *_: int) -> int:
     err = _xdp_pointer_check(buff, offset, length)
     if err:
         return err
-    data = vm.mem.read(r3, length)
-    start = buff.data + offset
-    buff.frame[start:start + length] = data
+    buff.write_bytes(offset, vm.mem.read(r3, length))
     return 0
 
 
@@ -710,7 +707,7 @@ def perf_event_output(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> in
         buff = _xdp(vm, "perf_event_output")
         if ctx_len > buff.buff_len():
             return -errno.EFAULT
-        data += bytes(buff.frame[buff.data:buff.data + ctx_len])
+        data += buff.read_bytes(0, ctx_len)
     return m.output(data, r3, vm.env.cpu)
 
 

@@ -5,6 +5,11 @@ The frame is laid out as the kernel's BPF_PROG_TEST_RUN lays it out (net/bpf/tes
 ``XDP_PACKET_HEADROOM`` (256) bytes of headroom, the packet, then free space up to the
 reserved tail, ``SKB_DATA_ALIGN(sizeof(struct skb_shared_info))`` = 320 bytes on x86-64.
 So the packet may grow by ``adjust_tail`` until it is 4096 - 256 - 320 = 3520 bytes long.
+A longer packet is split as test_run splits it: the first 3520 bytes are the linear part
+the program sees between data and data_end, the rest goes into page-sized (4096-byte)
+fragments, reachable through bpf_xdp_load_bytes / store_bytes, counted by
+bpf_xdp_get_buff_len, trimmed or grown by bpf_xdp_adjust_tail and copied out after the
+linear part (multi-buffer XDP, net/core/filter.c ``bpf_xdp_frags_*_tail``).
 Metadata supplied by the caller (the test_run ``ctx_in`` form with ``data = len(meta)``)
 sits directly before ``data``, taken from the headroom.
 
@@ -57,6 +62,7 @@ XDP_MD_SIZE = 24
 XDP_METALEN_MAX = 255
 ENOTSUPP = 524  # kernel-internal errno returned by adjust_meta when metadata is unsupported
 
+FRAG_SIZE = 4096  # PAGE_SIZE: test_run's fragment pages and rxq frag_size
 XDP_MD_FIELDS = ("data", "data_end", "data_meta", "ingress_ifindex", "rx_queue_index",
                  "egress_ifindex")
 
@@ -85,9 +91,9 @@ class XdpBuff:
         self.hard_end = frame_size - shared_info_size  # xdp_data_hard_end()
         self.data = XDP_PACKET_HEADROOM
         max_len = self.hard_end - self.data
-        if len(packet) > max_len:
-            raise VmError(f"packet of {len(packet)} bytes exceeds the {max_len} bytes of a "
-                          f"{frame_size}-byte frame; multi-buffer (frags) is not modelled")
+        rest = packet[max_len:]
+        packet = packet[:max_len]
+        self.frags = [bytearray(rest[i:i + FRAG_SIZE]) for i in range(0, len(rest), FRAG_SIZE)]
         self.frame = bytearray(frame_size)
         self.data_meta = self.data - len(meta)
         self.data_end = self.data + len(packet)
@@ -192,8 +198,11 @@ class XdpBuff:
 
         -EINVAL when the new end passes the frame's hard end (frame_sz minus the reserved
         skb_shared_info) or leaves fewer than ETH_HLEN bytes after ``data``. Growth zeroes
-        the new bytes (``memset(xdp->data_end, 0, offset)``).
+        the new bytes (``memset(xdp->data_end, 0, offset)``). With fragments the tail of the
+        last fragment moves instead (see ``_frags_shrink`` / ``_frags_grow``).
         """
+        if self.frags:
+            return self._frags_shrink(-offset) if offset < 0 else self._frags_grow(offset)
         data_end = self.data_end + offset
         if data_end > self.hard_end or data_end < self.data + ETH_HLEN:
             return -errno.EINVAL
@@ -203,13 +212,65 @@ class XdpBuff:
         self._sync()
         return 0
 
+    def _frags_shrink(self, offset: int) -> int:
+        """bpf_xdp_frags_shrink_tail: trim ``offset`` bytes from the last fragments.
+
+        -EINVAL when fewer than ETH_HLEN bytes would remain in all. Emptied fragments are
+        released; once none is left, the rest of ``offset`` comes off the linear part.
+        """
+        if offset > self.buff_len() - ETH_HLEN:
+            return -errno.EINVAL
+        while self.frags and offset > 0:
+            last = self.frags[-1]
+            shrink = min(offset, len(last))
+            offset -= shrink
+            if shrink == len(last):
+                self.frags.pop()
+            else:
+                del last[len(last) - shrink:]
+                break
+        if not self.frags:
+            self.data_end -= offset
+            self._sync()
+        return 0
+
+    def _frags_grow(self, offset: int) -> int:
+        """bpf_xdp_frags_increase_tail: zero-fill into the last fragment's page, -EINVAL
+        past it (test_run's rxq frag_size is the 4096-byte page)."""
+        last = self.frags[-1]
+        if offset > FRAG_SIZE - len(last):
+            return -errno.EINVAL
+        last.extend(bytes(offset))
+        return 0
+
     def buff_len(self) -> int:
-        """xdp_get_buff_len: linear length (frags are not modelled)."""
-        return self.data_end - self.data
+        """xdp_get_buff_len: the linear part plus every fragment."""
+        return self.data_end - self.data + sum(len(f) for f in self.frags)
+
+    def read_bytes(self, offset: int, length: int) -> bytes:
+        """``length`` bytes from ``offset`` (counted from data) across linear part and frags."""
+        return bytes(self._flat()[offset:offset + length])
+
+    def write_bytes(self, offset: int, data: bytes) -> None:
+        linear = self.data_end - self.data
+        for i, byte in enumerate(data):
+            at = offset + i
+            if at < linear:
+                self.frame[self.data + at] = byte
+                continue
+            at -= linear
+            for frag in self.frags:
+                if at < len(frag):
+                    frag[at] = byte
+                    break
+                at -= len(frag)
+
+    def _flat(self) -> bytes:
+        return bytes(self.frame[self.data:self.data_end]) + b"".join(self.frags)
 
     def output(self) -> bytes:
-        """What BPF_PROG_TEST_RUN copies out: data_meta .. data_end."""
-        return bytes(self.frame[self.data_meta:self.data_end])
+        """What BPF_PROG_TEST_RUN copies out: data_meta .. data_end, then the fragments."""
+        return bytes(self.frame[self.data_meta:self.data_end]) + b"".join(self.frags)
 
 
 @dataclass

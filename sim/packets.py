@@ -3,7 +3,8 @@
 The mix covers what XDP parsers meet: Ethernet with zero, one or two VLAN tags (802.1Q and
 802.1ad QinQ), IPv4 with and without options and as fragments, IPv6, TCP (SYN, SYN-ACK,
 data), UDP, ICMP and ICMPv6 echo, ARP, plus malformed frames: truncated at any byte, wrong
-IHL, bad lengths, runts, and jumbo frames. Addresses and ports are drawn mostly from small
+IHL, bad lengths, runts (down to the 14-byte Ethernet header, the least XDP
+sees), and jumbo frames. Addresses and ports are drawn mostly from small
 pools (``POOL_*``) so that prepared map states (firewall rules, routes, VIPs, NAT rules) are
 hit as well as missed; the remaining draws are uniformly random.
 """
@@ -24,6 +25,7 @@ POOL_V6 = ("2001:db8::1", "2001:db8::2", "fd00::10", "2001:db8:1::5")
 POOL_PORTS = (80, 443, 53, 22, 8080, 5000, 12345, 1024)
 POOL_MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02", "52:54:00:12:34:56")
 JUMBO_LEN = 9000
+MIN_FRAME = 14  # an Ethernet header: XDP (and BPF_PROG_TEST_RUN) never sees less
 
 
 class PacketGenerator:
@@ -110,9 +112,9 @@ class PacketGenerator:
             return raw
         how = self.rng.choice(("truncate", "runt", "corrupt", "jumbo", "ihl"))
         if how == "truncate":
-            return raw[: self.rng.randrange(len(raw))] or raw[:1]
+            return raw[: self.rng.randrange(MIN_FRAME, len(raw) + 1)]
         if how == "runt":
-            return raw[: self.rng.randrange(1, 15)]
+            return raw[: self.rng.randrange(MIN_FRAME, 34)]
         if how == "corrupt":
             data = bytearray(raw)
             for _ in range(self.rng.randrange(1, 4)):

@@ -98,12 +98,14 @@ def test_unknown_verdict_reported_as_is_truncated_to_u32():
 
 
 def test_packet_length_limits():
-    """Fewer than 14 bytes or more than 3520 bytes are refused."""
+    """Fewer than 14 bytes are refused; past 3520 bytes the rest goes into fragments."""
     with pytest.raises(VmError, match="shorter than ETH_HLEN"):
         xdp("mov %r0, 2\nexit", bytes(13))
     assert xdp("mov %r0, 2\nexit", bytes(3520)).packet_out == bytes(3520)
-    with pytest.raises(VmError, match="3521 bytes exceeds"):
-        xdp("mov %r0, 2\nexit", bytes(3521))
+    # data_end - data is what the program sees: the linear part only
+    res = xdp("ldxw %r2, [%r1+4]\nldxw %r3, [%r1+0]\nmov %r0, %r2\nsub %r0, %r3\nexit",
+              bytes(3521))
+    assert res.verdict == 3520 and res.packet_out == bytes(3521)
 
 
 # --- adjust_head ----------------------------------------------------------------------------
@@ -291,3 +293,42 @@ def test_redirect_map_broadcast():
     vm = _devmap_vm({}, "lddw %r1, map_idx 0\nmov %r2, 0\nmov %r3, 8\ncall 51\nexit")
     res = run_xdp(vm, PKT)
     assert res.verdict == XDP_REDIRECT and res.redirect.kind == "broadcast"
+
+
+def test_jumbo_frame_split_into_fragments():
+    """A 9000-byte frame is 3520 linear bytes plus 4096- and 1384-byte fragments."""
+    from ebpf.xdp import XdpBuff
+
+    packet = bytes(range(256)) * 35 + bytes(40)
+    buff = XdpBuff(packet)
+    assert buff.data_end - buff.data == 3520
+    assert [len(f) for f in buff.frags] == [4096, 1384]
+    assert buff.buff_len() == len(packet)
+    assert buff.output() == packet
+    assert buff.read_bytes(3518, 4) == packet[3518:3522]
+
+
+def test_fragment_tail_shrink_and_grow():
+    """adjust_tail trims fragments from the end, then the linear part; growth stays in the
+    last fragment's page."""
+    from ebpf.xdp import XdpBuff
+
+    packet = bytes(9000)
+    buff = XdpBuff(packet)
+    assert buff.adjust_tail(-1384 - 100) == 0  # frees the last fragment, trims the first
+    assert [len(f) for f in buff.frags] == [3996]
+    assert buff.adjust_tail(100) == 0 and [len(f) for f in buff.frags] == [4096]
+    assert buff.adjust_tail(1) < 0  # past the fragment's page
+    assert buff.adjust_tail(-4096 - 20) == 0  # all fragments gone, 20 bytes off the linear
+    assert buff.frags == [] and buff.data_end - buff.data == 3500
+    assert buff.adjust_tail(-(3500 - 13)) < 0  # fewer than ETH_HLEN bytes would remain
+
+
+def test_store_bytes_across_fragment_boundary():
+    """xdp_store_bytes-style writes straddling linear part and fragment land in both."""
+    from ebpf.xdp import XdpBuff
+
+    buff = XdpBuff(bytes(5000))
+    buff.write_bytes(3518, b"\x01\x02\x03\x04")
+    out = buff.output()
+    assert out[3518:3522] == b"\x01\x02\x03\x04" and len(out) == 5000

@@ -1,0 +1,298 @@
+"""Run one XDP program on the VM and in the kernel on the same packets, and compare.
+
+Compared per packet: the verdict (test_run's return value) and the output bytes (data_meta
+to data_end); at the end: the contents of every map user space can read. Inputs that the
+kernel does not let us choose are made deterministic first:
+
+- time: a program that reads the clock (`bpf_ktime_get_ns` and friends) is rewritten on
+  both sides to read a one-entry clock map instead (ebpf.rewrite.inject_clock), which the
+  harness sets before each packet; the kernel side then loads our linked program through
+  bpf(2) (ebpf.kernel_raw), since libbpf would reject rewritten instructions;
+- the FIB: with routes in the scenario, the kernel side runs inside a network namespace
+  built from the same routes (ebpf.netns);
+- the CPU: the process is pinned to CPU 0 while the kernel runs, so per-CPU maps change
+  in the slot the VM (cpu 0) changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ebpf.errors import EbpfError
+from ebpf.helpers import HelperEnv, Route
+from ebpf.kernel_enums import HELPER_IDS
+from ebpf.map_state import MapStateError, dump_state, load_state
+from ebpf.program import ElfObject, ProgramDef
+from ebpf.vm import Vm
+from ebpf.xdp import VERDICT_NAMES, XdpResult
+
+CLOCK_HELPERS = frozenset(HELPER_IDS[n] for n in ("ktime_get_ns", "ktime_get_boot_ns",
+                                                   "ktime_get_coarse_ns"))
+CLOCK_MAP = "offload_clock"
+# Map types whose contents bpf(2) cannot read back: never compared.
+UNREADABLE_MAPS = frozenset({"perf_event_array", "ringbuf", "user_ringbuf", "xskmap",
+                             "sockmap", "sockhash", "queue", "stack", "struct_ops"})
+
+
+@dataclass
+class Scenario:
+    """Everything a run needs besides program and packets: map state, routes, clock.
+
+    The file is a map-state document (`{"maps": {...}}`) with two optional keys:
+    `"routes"`: a list of `{"prefix", "ifindex", "smac", "dmac", "gateway", "mtu", "kind"}`
+    (MACs as "02:00:00:00:00:01"; `dmac` null = no neighbour) for bpf_fib_lookup, and
+    `"clock"`: `{"start_ns", "step_ns"}`, the clock value for packet i being
+    start_ns + i * step_ns.
+    """
+
+    state: dict[str, Any] | None = None
+    routes: list[Route] = field(default_factory=list)
+    clock_start_ns: int = 1_000_000_000
+    clock_step_ns: int = 1_000_000
+    source: str = "<scenario>"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Scenario:
+        source = os.fspath(path)
+        try:
+            doc = json.loads(Path(source).read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MapStateError(f"{source}: cannot read: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise MapStateError(f"{source}: not JSON: {exc.msg} at line {exc.lineno}") from exc
+        return cls.from_dict(doc, source)
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str = "<scenario>") -> Scenario:
+        if not isinstance(doc, dict) or not isinstance(doc.get("maps", {}), dict):
+            raise MapStateError(f"{source}: expected an object with a \"maps\" object")
+        routes = [_route(source, i, r) for i, r in enumerate(doc.get("routes", []))]
+        clock = doc.get("clock", {})
+        try:
+            start, step = int(clock.get("start_ns", 1_000_000_000)), int(
+                clock.get("step_ns", 1_000_000))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise MapStateError(f"{source}: clock: {exc}") from exc
+        state = {"maps": doc.get("maps", {})}
+        return cls(state, routes, start, step, source)
+
+    def clock_ns(self, index: int) -> int:
+        return (self.clock_start_ns + index * self.clock_step_ns) & ((1 << 64) - 1)
+
+
+def _route(source: str, index: int, raw: Any) -> Route:
+    where = f"{source}: routes[{index}]"
+    if not isinstance(raw, dict) or "prefix" not in raw or "ifindex" not in raw:
+        raise MapStateError(f"{where}: needs at least \"prefix\" and \"ifindex\"")
+
+    def mac(value: Any, key: str) -> bytes | None:
+        if value is None:
+            return None
+        try:
+            out = bytes.fromhex(str(value).replace(":", ""))
+        except ValueError:
+            out = b""
+        if len(out) != 6:
+            raise MapStateError(f"{where}.{key}: expected a MAC address, got {value!r}")
+        return out
+
+    try:
+        return Route(str(raw["prefix"]), int(raw["ifindex"]),
+                     mac(raw.get("smac", "00:00:00:00:00:00"), "smac") or bytes(6),
+                     mac(raw.get("dmac"), "dmac"), raw.get("gateway"),
+                     int(raw.get("mtu", 1500)), int(raw.get("metric", 0)), raw.get("src"),
+                     str(raw.get("kind", "unicast")))
+    except (TypeError, ValueError) as exc:
+        raise MapStateError(f"{where}: {exc}") from exc
+
+
+def uses_clock(prog: ProgramDef, obj: ElfObject) -> bool:
+    """True when the program (or a tail-call target in the object) reads the clock."""
+    return any(h in CLOCK_HELPERS for p in obj.programs for h in p.helper_ids())
+
+
+def num_cpus() -> int:
+    return os.cpu_count() or 1
+
+
+# --- the two sides ------------------------------------------------------------------------
+
+def prepare(obj: ElfObject, scenario: Scenario) -> tuple[ElfObject, bool]:
+    """The object both sides run: clock reads redirected to the clock map when needed."""
+    if any(uses_clock(p, obj) for p in obj.programs):
+        from ebpf.rewrite import inject_clock
+
+        return inject_clock(obj), True
+    return obj, False
+
+
+class VmSide:
+    """The program on the reference VM, maps persisting across packets."""
+
+    def __init__(self, obj: ElfObject, program: str | None, scenario: Scenario, *,
+                 cpus: int | None = None, seed: int = 0):
+        env = HelperEnv(cpu=0, num_cpus=cpus or num_cpus(), seed=seed,
+                        routes=list(scenario.routes), clock_start_ns=scenario.clock_start_ns)
+        self.vm = Vm(obj, obj.get_program(program), env=env)
+        self.maps = {m.name: m for m in self.vm.maps}
+        if scenario.state is not None:
+            load_state(self.maps, scenario.state, programs=None)
+        self.scenario = scenario
+
+    def set_clock(self, ns: int) -> None:
+        self.maps[CLOCK_MAP].update(bytes(4), ns.to_bytes(8, "little"))
+
+    def run(self, packet: bytes) -> XdpResult:
+        return self.vm.run_xdp(packet)
+
+    def dump(self) -> dict[str, Any]:
+        return dump_state(self.maps)
+
+
+@contextmanager
+def kernel_side(path: str, obj: ElfObject, scenario: Scenario, raw: bool) -> Iterator[Any]:
+    """The program loaded in the kernel, the process pinned to CPU 0, in the FIB netns."""
+    from ebpf.kernel import KernelObject
+
+    with ExitStack() as stack:
+        if scenario.routes:
+            from ebpf.netns import fib_namespace, inside
+
+            name = stack.enter_context(fib_namespace(scenario.routes))
+            stack.enter_context(inside(name))
+        if raw:
+            from ebpf.kernel_raw import RawKernelObject
+
+            kobj = stack.enter_context(RawKernelObject(obj, state=scenario.state))
+        else:
+            kobj = stack.enter_context(KernelObject(path, state=scenario.state))
+        stack.enter_context(pinned_cpu(0))
+        yield kobj
+
+
+@contextmanager
+def pinned_cpu(cpu: int) -> Iterator[None]:
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, old)
+
+
+# --- comparison ---------------------------------------------------------------------------
+
+@dataclass
+class Mismatch:
+    index: int  # packet index, or -1 for the final map state
+    what: str  # "verdict" | "data" | "map <name>"
+    vm: str
+    kernel: str
+
+
+@dataclass
+class DiffReport:
+    program: str
+    packets: int
+    mismatches: list[Mismatch]
+    vm_verdicts: Counter
+    kernel_verdicts: Counter
+    clock_injected: bool
+    fib_namespace: bool
+    first_packet: bytes | None = None  # the first packet that differed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "program": self.program,
+            "packets": self.packets,
+            "mismatches": len(self.mismatches),
+            "verdicts": {"vm": _named(self.vm_verdicts), "kernel": _named(self.kernel_verdicts)},
+            "clock_injected": self.clock_injected,
+            "fib_namespace": self.fib_namespace,
+            "first_mismatches": [m.__dict__ for m in self.mismatches[:20]],
+            "first_packet": self.first_packet.hex() if self.first_packet else None,
+        }
+
+
+def _named(counter: Counter) -> dict[str, int]:
+    return {VERDICT_NAMES.get(k, str(k)): v for k, v in sorted(counter.items())}
+
+
+def compare_states(vm_state: dict, kernel_state: dict) -> list[Mismatch]:
+    out = []
+    for name, theirs in sorted(kernel_state.get("maps", {}).items()):
+        mine = vm_state.get("maps", {}).get(name)
+        if mine is None:
+            out.append(Mismatch(-1, f"map {name}", "missing", f"{len(theirs)} entries"))
+            continue
+        if _comparable(mine) != _comparable(theirs):
+            a, b = _first_difference(_comparable(mine), _comparable(theirs))
+            out.append(Mismatch(-1, f"map {name}", a, b))
+    return out
+
+
+def _comparable(entries: list[dict]) -> dict[str, Any]:
+    return {e["key"]: {k: v for k, v in e.items() if k != "key"} for e in entries}
+
+
+def _first_difference(a: dict, b: dict) -> tuple[str, str]:
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return f"{key}: {a.get(key)}", f"{key}: {b.get(key)}"
+    return "", ""
+
+
+def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: Scenario,
+                 program: str | None = None, *, progress: Any = None) -> DiffReport:
+    """Run ``packets`` through both sides and compare everything observable."""
+    run_obj, clock = prepare(obj, scenario)
+    prog = run_obj.get_program(program)
+    vm_side = VmSide(run_obj, prog.name, scenario)
+    report = DiffReport(prog.name, len(packets), [], Counter(), Counter(), clock,
+                        bool(scenario.routes))
+    with kernel_side(path, run_obj, scenario, raw=clock) as kobj:
+        vm_side_cpus = kobj.num_possible_cpus
+        if vm_side_cpus != vm_side.vm.env.num_cpus:  # per-CPU layouts must match
+            vm_side = VmSide(run_obj, prog.name, scenario, cpus=vm_side_cpus)
+        for i, packet in enumerate(packets):
+            if clock:
+                ns = scenario.clock_ns(i)
+                vm_side.set_clock(ns)
+                kobj.update(CLOCK_MAP, bytes(4), ns.to_bytes(8, "little"))
+            try:
+                mine = vm_side.run(packet)
+                vm_verdict, vm_data = mine.verdict, bytes(mine.packet_out)
+            except EbpfError as exc:
+                vm_verdict, vm_data = -1, str(exc).encode()
+            theirs = kobj.test_run(packet, prog.name)
+            report.vm_verdicts[vm_verdict] += 1
+            report.kernel_verdicts[theirs.retval] += 1
+            kernel_data = bytes(theirs.meta_out) + bytes(theirs.data_out)
+            if vm_verdict != theirs.retval:
+                report.mismatches.append(Mismatch(i, "verdict", _vname(vm_verdict, vm_data),
+                                                  _vname(theirs.retval, b"")))
+            elif vm_data != kernel_data:
+                report.mismatches.append(Mismatch(i, "data", vm_data.hex(), kernel_data.hex()))
+            if report.mismatches and report.first_packet is None:
+                report.first_packet = packet
+            if progress is not None:
+                progress()
+        kernel_state = kobj.dump_state()
+    vm_state = vm_side.dump()
+    skip = {m.name for m in run_obj.maps if m.type_name in UNREADABLE_MAPS}
+    kernel_state = {"maps": {k: v for k, v in kernel_state["maps"].items() if k not in skip}}
+    report.mismatches += compare_states(vm_state, kernel_state)
+    return report
+
+
+def _vname(verdict: int, detail: bytes) -> str:
+    if verdict == -1:
+        return f"VM error: {detail.decode(errors='replace')}"
+    return VERDICT_NAMES.get(verdict, str(verdict))

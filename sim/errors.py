@@ -1,0 +1,9 @@
+"""The simulation package's errors."""
+
+
+class SimError(Exception):
+    """Root of every error the sim package raises on bad input."""
+
+
+class PcapError(SimError):
+    """A capture file that cannot be read or written."""

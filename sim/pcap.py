@@ -1,0 +1,74 @@
+"""Reading and writing capture files (pcap / pcapng) through scapy."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.errors import PcapError
+
+
+@dataclass(frozen=True)
+class CapturedPacket:
+    data: bytes
+    time_ns: int  # capture timestamp
+
+
+def read_pcap(path: str | os.PathLike[str]) -> list[CapturedPacket]:
+    """Every packet of a pcap or pcapng file; PcapError names the file on any problem."""
+    import scapy.layers.l2  # noqa: F401  (registers the Ethernet link type)
+    from scapy.error import Scapy_Exception
+    from scapy.utils import PcapReader
+
+    path = os.fspath(path)
+    if not Path(path).is_file():
+        raise PcapError(f"{path}: no such file")
+    packets: list[CapturedPacket] = []
+    warnings = _Warnings()
+    logger = logging.getLogger("scapy.runtime")
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [warnings], False  # collect, do not print
+    try:
+        with PcapReader(path) as reader:
+            for pkt in reader:
+                packets.append(CapturedPacket(bytes(pkt), int(float(pkt.time) * 1e9)))
+                if warnings.messages:  # scapy only logs a record cut short by the file end
+                    raise PcapError(f"{path}: packet {len(packets)}: "
+                                    f"{warnings.messages[0].lower()}")
+    except (Scapy_Exception, EOFError, OSError, ValueError, TypeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PcapError(f"{path}: not a readable pcap: {detail}") from exc
+    finally:
+        logger.handlers, logger.propagate = saved
+    return packets
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage().removeprefix("Pcap: "))
+
+
+def write_pcap(path: str | os.PathLike[str], packets: list[bytes]) -> None:
+    """Write Ethernet frames to a pcap, whole or not at all."""
+    import tempfile
+
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        wrpcap(tmp, [Ether(p) for p in packets], linktype=1)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise PcapError(f"{path}: cannot write: {exc.strerror}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

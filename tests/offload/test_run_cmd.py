@@ -1,0 +1,85 @@
+"""`offload run`, `offload kernel` and `offload diff` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ebpf.kernel_load import bpf_permitted
+from sim.packets import random_packets
+from sim.pcap import read_pcap, write_pcap
+from tests.conftest import corpus_object
+from tests.offload.test_cli import offload
+
+PERMITTED, REASON = bpf_permitted()
+needs_kernel = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not permitted: {REASON}")
+
+
+@pytest.fixture
+def pcap(tmp_path):
+    path = tmp_path / "in.pcap"
+    write_pcap(path, random_packets(40, seed=2))
+    return path
+
+
+def test_run_writes_output_pcap(tmp_path, pcap):
+    """run on xdp_tx writes every packet with its MACs swapped."""
+    out = tmp_path / "out.pcap"
+    proc = offload("run", str(corpus_object("xdp_tx")), "--pcap", str(pcap), "--out", str(out),
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["packets"] == 40 and doc["verdicts"] == {"XDP_TX": 40}
+    for before, after in zip(read_pcap(pcap), read_pcap(out), strict=True):
+        assert after.data == before.data[6:12] + before.data[0:6] + before.data[12:]
+
+
+def test_run_trace_in_json(pcap):
+    """run --json carries each packet's trace (path, instructions, map operations)."""
+    doc = json.loads(offload("run", str(corpus_object("parser_counters")), "--pcap", str(pcap),
+                             "--json", check=True).stdout)
+    trace = doc["results"][0]["trace"]
+    assert trace["insns"] > 0 and trace["path"] and trace["map_ops"]
+    assert "proto_stats" in doc["maps"]
+
+
+@needs_kernel
+def test_kernel_reports_timing(pcap):
+    """kernel --repeat reports the kernel's ns per packet and the JIT size."""
+    doc = json.loads(offload("kernel", str(corpus_object("xdp_drop")), "--pcap", str(pcap),
+                             "--repeat", "50", "--json", check=True).stdout)
+    assert doc["verdicts"] == {"XDP_DROP": 40}
+    assert doc["ns_per_packet"] > 0 and doc["jited_bytes"] > 0
+
+
+@needs_kernel
+def test_diff_agrees(pcap):
+    """diff of the VM and the kernel on icmp_echo finds no mismatch and exits 0."""
+    proc = offload("diff", str(corpus_object("icmp_echo")), "--random", "200", "--seed", "1",
+                   "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["packets"], doc["mismatches"]) == (200, 0)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "{obj}", "--pcap", "{bad}"], "not a readable pcap"),
+    (["run", "{obj}", "--pcap", "{pcap}", "--maps", "{badstate}"], "badstate.json"),
+    (["run", "{obj}", "--pcap", "{pcap}", "--program", "nope"], "no program named 'nope'"),
+    (["diff", "{obj}", "--random", "3", "--maps", "{unknown_map}"], "no such map"),
+])
+def test_bad_input_one_line(tmp_path, pcap, args, needle):
+    """Malformed pcap, state file or program name: one line, exit 2."""
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"\x00" * 40)
+    badstate = tmp_path / "badstate.json"
+    badstate.write_text("{not json")
+    unknown_map = tmp_path / "unknown.json"
+    unknown_map.write_text(json.dumps({"maps": {"nope": []}}))
+    values = {"obj": str(corpus_object("firewall")), "bad": str(bad), "pcap": str(pcap),
+              "badstate": str(badstate), "unknown_map": str(unknown_map)}
+    proc = offload(*[a.format(**values) for a in args])
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]

@@ -1,0 +1,39 @@
+"""Capture files: round trip, and malformed input as one PcapError naming the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.errors import PcapError
+from sim.packets import random_packets
+from sim.pcap import read_pcap, write_pcap
+
+
+def test_round_trip(tmp_path):
+    """Packets written to a pcap read back byte for byte."""
+    packets = random_packets(50, seed=3)
+    write_pcap(tmp_path / "t.pcap", packets)
+    assert [p.data for p in read_pcap(tmp_path / "t.pcap")] == packets
+
+
+def test_not_a_pcap(tmp_path):
+    """A file that is not a capture is named in the error."""
+    path = tmp_path / "junk.pcap"
+    path.write_bytes(b"this is not a capture" * 4)
+    with pytest.raises(PcapError, match="junk.pcap: not a readable pcap"):
+        read_pcap(path)
+
+
+def test_truncated_record(tmp_path):
+    """A capture cut inside a packet record is an error, not a short packet."""
+    write_pcap(tmp_path / "t.pcap", random_packets(3, seed=1))
+    data = (tmp_path / "t.pcap").read_bytes()
+    (tmp_path / "cut.pcap").write_bytes(data[:24 + 16 + 10])
+    with pytest.raises(PcapError, match="cut.pcap: packet 1: packet has been truncated"):
+        read_pcap(tmp_path / "cut.pcap")
+
+
+def test_missing(tmp_path):
+    """A missing capture is named."""
+    with pytest.raises(PcapError, match="nope.pcap: no such file"):
+        read_pcap(tmp_path / "nope.pcap")
