@@ -145,3 +145,45 @@ def test_division_by_constant_zero(tmp_path):
     obj = load(path)
     out = Vm(obj, obj.get_program("prog")).run_xdp(bytes(8) + struct.pack("<Q", 5) + bytes(48))
     assert out.packet_out[:8] == bytes(8)
+
+
+TAIL_CALL_LOOP = """#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __type(key, __u32); __type(value, __u64);
+         __uint(max_entries, 1); } hits SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __type(key, __u32); __type(value, __u32);
+         __uint(max_entries, 1); } self_table SEC(".maps");
+SEC("xdp") int loop(struct xdp_md *ctx)
+{
+    __u32 k = 0;
+    __u64 *n = bpf_map_lookup_elem(&hits, &k);
+    if (n)
+        *n += 1;
+    bpf_tail_call(ctx, &self_table, 0);
+    return XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_tail_call_limit_matches_kernel(tmp_path):
+    """A program tail-calling itself runs 1 + MAX_TAIL_CALL_CNT times on both sides."""
+    from ebpf.kernel import KernelObject
+    from ebpf.map_state import dump_state, load_state
+    from tests.conftest import compile_bpf
+
+    path = compile_bpf(tmp_path, TAIL_CALL_LOOP, name="tailloop")
+    state = {"maps": {"self_table": [{"key": "00000000", "prog": "loop"}]}}
+    packet = bytes(64)
+    with KernelObject(path) as kobj:
+        kobj.load_state(state)
+        assert kobj.test_run(packet).retval == 2
+        kernel_hits = kobj.dump_state(["hits"])["maps"]["hits"]
+    obj = load(path)
+    vm = Vm(obj, obj.get_program("loop"))
+    maps = {m.name: m for m in vm.maps}
+    load_state(maps, state)
+    assert vm.run_xdp(packet).verdict == 2
+    vm_hits = dump_state(maps)["maps"]["hits"]
+    assert vm_hits == kernel_hits
+    assert int.from_bytes(bytes.fromhex(vm_hits[0]["value"]), "little") == 34
