@@ -83,3 +83,42 @@ def test_bad_input_one_line(tmp_path, pcap, args, needle):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0]
+
+
+def test_vm_fault_one_line(tmp_path):
+    """A wild packet read on the VM is one line naming the instruction and the C line."""
+    from tests.conftest import compile_bpf
+
+    obj = compile_bpf(tmp_path, """#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("xdp")
+int peek(struct xdp_md *ctx)
+{
+    unsigned char *data = (void *)(long)ctx->data;
+    return data[5000] ? XDP_DROP : XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+""", name="wild")
+    proc = offload("run", str(obj), "--random", "3")
+    assert proc.returncode == 2
+    line, = proc.stderr.strip().splitlines()
+    assert "packet 0" in line and "insn" in line and "wild.c:7" in line, line
+
+
+def test_unknown_helper_one_line(tmp_path):
+    """A helper the VM does not implement is named by id and name."""
+    from tests.conftest import compile_bpf
+
+    obj = compile_bpf(tmp_path, """#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("xdp")
+int f(struct xdp_md *ctx)
+{
+    return bpf_get_current_pid_tgid() ? XDP_DROP : XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+""", name="unk")
+    proc = offload("run", str(obj), "--random", "1")
+    assert proc.returncode == 2
+    line, = proc.stderr.strip().splitlines()
+    assert "get_current_pid_tgid" in line and "14" in line, line
