@@ -1,0 +1,277 @@
+"""Table and register contents, the control plane's write port, and map contents <-> tables.
+
+``PipelineState`` holds what the data plane reads and writes across packets: every table's
+entries (``TableMemory``), every stateful unit's registers, and every random extern's
+generator state. The control plane changes it through the same two operations the RTL's
+write port offers (docs/pipeline.md, "Control plane"): ``write_entry`` / ``delete_entry``
+(one table entry: key, mask, action data, valid) and ``write_register`` (one 64-bit word).
+
+``load_maps`` turns a map state document (``ebpf.map_state``'s JSON: the format the VM and
+the kernel bridge read and write) into table entries and registers, as the configuration's
+map bindings say; ``dump_maps`` reads them back into that format, so the pipeline's map
+contents compare directly with the VM's and the kernel's.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hw.pipeline.config import PERCPU_TYPES, Entry, MapBinding, PipelineConfig, Table
+from hw.pipeline.errors import PipelineError
+
+
+class TableMemory:
+    """One table unit's entries, addressed 0..size-1; lookups as the RTL does them."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.entries: list[Entry | None] = [None] * table.size
+        self._exact: dict[bytes, int] = {}
+        for e in table.entries:
+            self.write(e)
+
+    @property
+    def kind(self) -> str:
+        return self.table.kind
+
+    def write(self, entry: Entry) -> None:
+        """Write (or overwrite) the entry at ``entry.index``."""
+        t = self.table
+        if not 0 <= entry.index < t.size:
+            raise PipelineError(f"table '{t.name}': index {entry.index} is beyond its "
+                                f"{t.size} entries")
+        if t.kind != "direct" and len(entry.key) != t.key_bytes:
+            raise PipelineError(f"table '{t.name}': key of {len(entry.key)} bytes, expected "
+                                f"{t.key_bytes}")
+        if len(entry.data) > t.data_bytes:
+            raise PipelineError(f"table '{t.name}': data of {len(entry.data)} bytes exceeds "
+                                f"{t.data_bytes}")
+        if t.kind == "exact" and self._exact.get(entry.key, entry.index) != entry.index:
+            raise PipelineError(f"table '{t.name}': key {entry.key.hex()} is already at "
+                                f"index {self._exact[entry.key]}")
+        self.delete(entry.index)
+        entry = Entry(index=entry.index, key=entry.key, mask=entry.mask,
+                      prefix_len=entry.prefix_len, data=entry.data.ljust(t.data_bytes, b"\0"))
+        self.entries[entry.index] = entry
+        if t.kind == "exact":
+            self._exact[entry.key] = entry.index
+
+    def delete(self, index: int) -> None:
+        old = self.entries[index]
+        if old is not None and self.table.kind == "exact":
+            self._exact.pop(old.key, None)
+        self.entries[index] = None
+
+    def clear(self) -> None:
+        self.entries = [None] * self.table.size
+        self._exact.clear()
+
+    def iter_entries(self) -> list[Entry]:
+        return [e for e in self.entries if e is not None]
+
+    def lookup(self, key: bytes) -> tuple[int, bytes] | None:
+        """(index, action data) of the matching entry, or None on a miss.
+
+        exact: the entry whose key equals ``key``; ternary / lpm: the valid entry of lowest
+        index with (key & mask) == (entry key & mask); direct: index = ``key`` as a
+        little-endian integer, a hit when below the size (data zero when never written).
+        """
+        t = self.table
+        if t.kind == "direct":
+            index = int.from_bytes(key, "little")
+            if index >= t.size:
+                return None
+            e = self.entries[index]
+            return index, e.data if e is not None else bytes(t.data_bytes)
+        if t.kind == "exact":
+            index = self._exact.get(key)
+            return None if index is None else (index, self.entries[index].data)  # type: ignore
+        k = int.from_bytes(key, "little")
+        for e in self.entries:
+            if e is None:
+                continue
+            m = int.from_bytes(t.get_mask(e), "little")
+            if k & m == int.from_bytes(e.key, "little") & m:
+                return e.index, e.data
+        return None
+
+
+class PipelineState:
+    """Tables, registers and random-generator states of one configuration."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.tables: dict[tuple[int, int], TableMemory] = {}
+        self.registers: dict[tuple[int, int], list[int]] = {}
+        self.rng: dict[tuple[int, int], int] = {}
+        for s, st in enumerate(config.stages):
+            for t in st.tables:
+                self.tables[(s, t.slot)] = TableMemory(t)
+            for u in st.stateful:
+                regs = [0] * u.words
+                for addr, value in u.init:
+                    regs[addr] = value
+                self.registers[(s, u.unit)] = regs
+            for e in st.externs:
+                if e.kind == "random":
+                    self.rng[(s, e.unit)] = e.seed
+
+    def copy(self) -> PipelineState:
+        return copy.deepcopy(self)
+
+    # -- the write port ----------------------------------------------------------------------
+
+    def _table(self, stage: int, slot: int) -> TableMemory:
+        mem = self.tables.get((stage, slot))
+        if mem is None:
+            raise PipelineError(f"no table in stage {stage} slot {slot}")
+        return mem
+
+    def write_entry(self, stage: int, slot: int, entry: Entry) -> None:
+        self._table(stage, slot).write(entry)
+
+    def delete_entry(self, stage: int, slot: int, index: int) -> None:
+        self._table(stage, slot).delete(index)
+
+    def lookup(self, stage: int, slot: int, key: bytes) -> tuple[int, bytes] | None:
+        return self._table(stage, slot).lookup(key)
+
+    def write_register(self, stage: int, unit: int, addr: int, value: int) -> None:
+        regs = self.registers.get((stage, unit))
+        if regs is None or not 0 <= addr < len(regs):
+            raise PipelineError(f"no register {addr} in stage {stage} stateful unit {unit}")
+        regs[addr] = value & 0xFFFFFFFFFFFFFFFF
+
+    def read_register(self, stage: int, unit: int, addr: int) -> int:
+        return self.registers[(stage, unit)][addr]
+
+    # -- map contents ------------------------------------------------------------------------
+
+    def load_maps(self, doc: Mapping[str, Any] | str | os.PathLike[str]) -> None:
+        """Load a map state document into the bound tables and registers (user-space update).
+
+        Every map named must be bound by the configuration. Hash maps fill entries 0, 1, ...
+        in document order; arrays use the key as index (unnamed indices are zero); LPM
+        entries are ordered longest prefix first. Bound registers get the value words at
+        base + index * stride; a map's whole register range is zeroed first.
+        """
+        if not isinstance(doc, Mapping):
+            path = os.fspath(doc)
+            try:
+                doc = json.loads(Path(path).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise PipelineError(f"{path}: cannot read map state: {exc}") from exc
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("maps"), Mapping):
+            raise PipelineError("map state: expected an object with a \"maps\" object")
+        for name, entries in doc["maps"].items():
+            m = self.config.get_map(name)
+            if m is None:
+                raise PipelineError(f"map state: map '{name}' is not bound by the "
+                                    f"configuration")
+            self._load_map(m, self._parse(m, entries))
+
+    def _parse(self, m: MapBinding, entries: Any) -> list[tuple[bytes, bytes]]:
+        if not isinstance(entries, list):
+            raise PipelineError(f"map '{m.name}': expected a list of entries")
+        out = []
+        for i, e in enumerate(entries):
+            field = "values" if m.type in PERCPU_TYPES else "value"
+            try:
+                key = bytes.fromhex(e["key"])
+                raw = e[field][m.cpu] if field == "values" else e[field]
+                value = bytes.fromhex(raw)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise PipelineError(f"map '{m.name}', entry {i}: expected \"key\" and "
+                                    f"\"{field}\" hex ({exc})") from exc
+            if len(key) != m.key_size or len(value) != m.value_size:
+                raise PipelineError(f"map '{m.name}', entry {i}: key/value of {len(key)}/"
+                                    f"{len(value)} bytes, expected {m.key_size}/"
+                                    f"{m.value_size}")
+            out.append((key, value))
+        if len(out) > m.max_entries:
+            raise PipelineError(f"map '{m.name}': {len(out)} entries exceed max_entries "
+                                f"{m.max_entries}")
+        return out
+
+    def _load_map(self, m: MapBinding, items: list[tuple[bytes, bytes]]) -> None:
+        if m.type in ("array", "percpu_array"):
+            placed = []
+            for key, value in items:
+                index = int.from_bytes(key, "little")
+                if index >= m.max_entries:
+                    raise PipelineError(f"map '{m.name}': index {index} is beyond "
+                                        f"max_entries {m.max_entries}")
+                placed.append((index, key, value))
+        elif m.type == "lpm_trie":
+            ordered = sorted(items, key=lambda kv: -int.from_bytes(kv[0][:4], "little"))
+            placed = [(i, k, v) for i, (k, v) in enumerate(ordered)]
+        else:
+            placed = [(i, k, v) for i, (k, v) in enumerate(items)]
+        for stage, slot in m.tables:
+            mem = self._table(stage, slot)
+            mem.clear()
+            for index, key, value in placed:
+                data = value[:mem.table.data_bytes]
+                if m.type == "lpm_trie":
+                    prefix = int.from_bytes(key[:4], "little")
+                    if prefix > 8 * (m.key_size - 4):
+                        raise PipelineError(f"map '{m.name}': prefix length {prefix} exceeds "
+                                            f"{8 * (m.key_size - 4)} bits")
+                    mem.write(Entry(index=index, key=key[4:], prefix_len=prefix, data=data))
+                elif m.type in ("array", "percpu_array"):
+                    mem.write(Entry(index=index, data=data))
+                else:
+                    mem.write(Entry(index=index, key=key, data=data))
+        if m.registers is not None:
+            stage, unit, base, stride = m.registers
+            regs = self.registers[(stage, unit)]
+            for i in range(m.max_entries):
+                for w in range(m.value_words):
+                    regs[base + i * stride + w] = 0
+            for index, _key, value in placed:
+                padded = value.ljust(8 * m.value_words, b"\0")
+                for w in range(m.value_words):
+                    regs[base + index * stride + w] = int.from_bytes(padded[8 * w:8 * w + 8],
+                                                                     "little")
+
+    def get_value(self, m: MapBinding, index: int, entry: Entry | None) -> bytes:
+        """The value of the map entry at table index ``index``: registers first, else data."""
+        if m.registers is not None:
+            stage, unit, base, stride = m.registers
+            regs = self.registers[(stage, unit)]
+            raw = b"".join(regs[base + index * stride + w].to_bytes(8, "little")
+                           for w in range(m.value_words))
+            return raw[:m.value_size]
+        data = entry.data if entry is not None else b""
+        return data[:m.value_size].ljust(m.value_size, b"\0")
+
+    def dump_maps(self) -> dict[str, Any]:
+        """The bound maps' contents in ebpf.map_state's format (keys sorted, arrays whole)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for m in self.config.maps:
+            stage, slot = m.tables[0]
+            mem = self._table(stage, slot)
+            rows: list[tuple[bytes, bytes]] = []
+            if m.type in ("array", "percpu_array"):
+                for i in range(m.max_entries):
+                    rows.append((i.to_bytes(4, "little"), self.get_value(m, i, mem.entries[i])))
+            else:
+                for e in mem.iter_entries():
+                    key = e.key
+                    if m.type == "lpm_trie":
+                        key = (e.prefix_len or 0).to_bytes(4, "little") + e.key
+                    rows.append((key, self.get_value(m, e.index, e)))
+                rows.sort()
+            if m.type in PERCPU_TYPES:
+                zero = bytes(m.value_size).hex()
+                out[m.name] = [{"key": k.hex(), "values": [v.hex() if c == m.cpu else zero
+                                                           for c in range(m.num_cpus)]}
+                               for k, v in rows]
+            else:
+                out[m.name] = [{"key": k.hex(), "value": v.hex()} for k, v in rows]
+        return {"maps": out}

@@ -1,0 +1,1 @@
+"""Tests of the pipe target model (hw/pipeline)."""
