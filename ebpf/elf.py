@@ -447,25 +447,34 @@ class _Loader:
         place(code, start, size, name)
         lines: dict[int, SourceLine] = {}
         map_indices: set[int] = set()
-        i, slot = 0, 0
-        while i < len(insns):
-            insn = insns[i]
-            shndx, orig = origins[i]
-            sec = self.code[shndx]
-            if insn.opcode == LDDW_OPCODE and insn.src in (PseudoSrc.MAP_IDX,
-                                                            PseudoSrc.MAP_IDX_VALUE):
-                map_indices.add(insn.imm)
-            target = self._call_target(sec, orig, insn)
-            if target is not None:
-                tsec, tslot = target
-                fstart, fsize, fname = self._function_at(tsec, tslot)
-                key = (tsec.index, fstart)
-                base = placed[key] if key in placed else place(tsec, fstart, fsize, fname)
-                rel = base + (tslot - fstart) - (slot + 1)
-                src = CallKind.LOCAL if insn.kind is Kind.CALL else PseudoSrc.FUNC
-                insns[i] = Insn(insn.opcode, insn.dst, src, insn.off, rel, insn.next_imm)
-            slot += insn.slots
-            i += 1
+
+        def relocate(first: int, last: int, slot: int) -> None:
+            """Fix up insns[first:last] (starting at ``slot``); like libbpf's
+            bpf_object__reloc_code, a callee is appended and relocated depth-first as soon
+            as it is first called."""
+            for i in range(first, last):
+                insn = insns[i]
+                shndx, orig = origins[i]
+                if insn.opcode == LDDW_OPCODE and insn.src in (PseudoSrc.MAP_IDX,
+                                                                PseudoSrc.MAP_IDX_VALUE):
+                    map_indices.add(insn.imm)
+                target = self._call_target(self.code[shndx], orig, insn)
+                if target is not None:
+                    tsec, tslot = target
+                    fstart, fsize, fname = self._function_at(tsec, tslot)
+                    key = (tsec.index, fstart)
+                    if key in placed:
+                        base = placed[key]
+                    else:
+                        n = len(insns)
+                        base = place(tsec, fstart, fsize, fname)
+                        relocate(n, len(insns), base)
+                    rel = base + (tslot - fstart) - (slot + 1)
+                    src = CallKind.LOCAL if insn.kind is Kind.CALL else PseudoSrc.FUNC
+                    insns[i] = Insn(insn.opcode, insn.dst, src, insn.off, rel, insn.next_imm)
+                slot += insn.slots
+
+        relocate(0, len(insns), 0)
         # Line info, by origin.
         line_tables = self._line_tables()
         slot = 0
@@ -474,10 +483,6 @@ class _Loader:
             if info is not None:
                 lines[slot] = info
             slot += insn.slots
-        if any(m.inner for m in self.maps):
-            for idx in list(map_indices):
-                if self.maps[idx].inner is not None:
-                    map_indices.add(idx)
         return ProgramDef(name, code.name, prog_type, insns, functions, lines,
                           sorted(map_indices), attach, start * 8, size)
 

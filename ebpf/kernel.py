@@ -266,6 +266,12 @@ class KernelObject:
     Raises KernelError when bpf(2) is not usable here (with ``bpf_permitted``'s reason),
     KernelLoadError when the object does not load (a verifier rejection names the program
     and the verifier's last line; ``.log`` holds the whole verifier log).
+
+    Everything but getting the fds goes through fds only, so another loader subclasses this
+    (``ebpf.kernel_raw.RawKernelObject``) by overriding the libbpf-specific hooks:
+    ``_open_and_load`` (fill ``_progs`` with name -> handle, ``_maps`` with name -> _Map,
+    load, return the state still to apply), ``_program_fd``, ``_map_fd``, ``closed`` and
+    ``close``.
     """
 
     def __init__(self, path: str | os.PathLike[str], *,
@@ -379,10 +385,10 @@ class KernelObject:
 
     def __repr__(self) -> str:
         status = "closed" if self.closed else f"{len(self._progs)} programs"
-        return f"KernelObject({self.path!r}, {status})"
+        return f"{type(self).__name__}({self.path!r}, {status})"
 
     def _check_open(self) -> None:
-        if self._obj is None:
+        if self.closed:
             raise KernelError(f"{self.path}: the kernel object is closed")
 
     # -- programs and maps by name ------------------------------------------------------
@@ -410,21 +416,28 @@ class KernelObject:
             if not self._progs:
                 raise KernelError(f"{self.path}: no programs")
             name = next(iter(self._progs))
-        ptr = self._progs.get(name)
-        if ptr is None:
+        if name not in self._progs:
             known = ", ".join(self._progs) or "none"
             raise KernelError(f"{self.path}: no program named '{name}' (have: {known})")
-        return int(self._lib.bpf_program__fd(ptr))
+        return self._program_fd(name)
+
+    def _program_fd(self, name: str) -> int:
+        """Hook: the fd of the loaded program ``name`` (a key of ``_progs``)."""
+        return int(self._lib.bpf_program__fd(self._progs[name]))
 
     def map_fd(self, name: str) -> int:
         """The fd of map ``name``; owned by the object."""
         self._check_open()
-        return int(self._lib.bpf_map__fd(self._map(name).ptr))
+        return self._map_fd(self._map(name))
+
+    def _map_fd(self, m: _Map) -> int:
+        """Hook: the fd of map ``m`` (a value of ``_maps``)."""
+        return int(self._lib.bpf_map__fd(m.ptr))
 
     def _map(self, name: str) -> _Map:
         m = self._maps.get(name)
         if m is None:
-            if self._obj is None:
+            if self.closed:
                 self._check_open()
             known = ", ".join(self._maps) or "none"
             raise KernelError(f"{self.path}: no map named '{name}' (have: {known})")
@@ -701,17 +714,23 @@ class KernelObject:
     def _set_initial_value(self, source: str, m: _Map, entries: list[Any]) -> None:
         """Global data before load: the one entry (key 0) becomes the map's contents."""
         size = m.defn.value_size
-        data = bytes(size)
-        for key, value in entries:
-            if int.from_bytes(key, "little") != 0:
-                raise KernelError(f"{source}: map '{m.name}', key {key.hex()}: a global-data "
-                                  f"map has only key 00000000")
-            data = value
+        data = self._initial_value(source, m, entries)
         buf = ctypes.create_string_buffer(data, max(size, 1))
         err = self._lib.bpf_map__set_initial_value(m.ptr, buf, size)
         if err < 0:
             raise KernelCallError(f"{source}: map '{m.name}': set_initial_value: "
                                   f"{_errno_text(-err)}", -err)
+
+    @staticmethod
+    def _initial_value(source: str, m: _Map, entries: list[Any]) -> bytes:
+        """The contents of global-data map ``m`` that state ``entries`` give (zeros if none)."""
+        data = bytes(m.defn.value_size)
+        for key, value in entries:
+            if int.from_bytes(key, "little") != 0:
+                raise KernelError(f"{source}: map '{m.name}', key {key.hex()}: a global-data "
+                                  f"map has only key 00000000")
+            data = value
+        return data
 
     def _apply(self, source: str, plans: list[tuple[_Map, list[Any]]]) -> None:
         for m, entries in plans:
@@ -719,7 +738,7 @@ class KernelObject:
                 continue
             if m.internal and m.defn.section.startswith(".rodata"):
                 raise KernelError(f"{source}: map '{m.name}' is frozen after load: give its "
-                                  f"state to KernelObject({self.path!r}, state=...)")
+                                  f"state to {type(self).__name__}({self.path!r}, state=...)")
             wanted = dict(entries)
             if m.kind in _ZERO_FILLED:
                 zero: MapValue = bytes(m.defn.value_size)

@@ -3,8 +3,9 @@
 BPF_PROG_TEST_RUN runs an XDP program on the loopback device of the caller's network
 namespace, so `bpf_fib_lookup` consults that namespace's routes and neighbours. To compare
 the VM's route model with the kernel, the kernel side runs inside a namespace built from the
-same ``Route`` list: one dummy device per egress ifindex (a new namespace numbers lo 1, then
-2, 3, ... in creation order) with the route's source MAC, a permanent neighbour entry for the
+same ``Route`` list: one device per egress ifindex (a new namespace numbers lo 1, then
+2, 3, ... in creation order; a port-less bridge, since the kernel may lack the dummy
+driver) with the route's source MAC, a permanent neighbour entry for the
 gateway when the route has a destination MAC, and forwarding enabled. Nothing is attached to
 any device; the namespace is deleted on exit.
 """
@@ -49,7 +50,7 @@ def fib_namespace(routes: Sequence[Route], name: str | None = None) -> Iterator[
     ifindexes = sorted({r.ifindex for r in routes if r.ifindex > 1})
     if ifindexes and ifindexes != list(range(2, 2 + len(ifindexes))):
         raise KernelError(f"routes use ifindexes {ifindexes}: a fresh namespace can only "
-                          "number dummy devices 2, 3, ... in order")
+                          "number devices 2, 3, ... in order")
     subprocess.run(["ip", "netns", "del", name], capture_output=True)
     _ip("netns", "add", name)
     try:
@@ -57,7 +58,7 @@ def fib_namespace(routes: Sequence[Route], name: str | None = None) -> Iterator[
         smac = {r.ifindex: r.smac for r in routes}
         for ifindex in ifindexes:
             dev = f"fib{ifindex}"
-            _ip("link", "add", dev, "type", "dummy", netns=name)
+            _ip("link", "add", dev, "type", "bridge", netns=name)
             _ip("link", "set", dev, "address", _mac(smac[ifindex]), netns=name)
             _ip("link", "set", dev, "up", netns=name)
         for route in routes:
@@ -83,8 +84,10 @@ def _add_route(netns: str, route: Route) -> None:
         raise KernelError(f"route {route.prefix}: the kernel side needs a gateway (a neighbour "
                           "entry cannot be made for every destination)")
     gateway = ipaddress.ip_address(route.gateway)
+    # A locked MTU: the kernel's fib lookup uses a route MTU only when it is locked (or
+    # ip_forward_use_pmtu is set), else the device's; the VM's Route.mtu is the route's.
     _ip(family, "route", "add", str(net), "via", str(gateway), "dev", dev, "onlink", "mtu",
-        str(route.mtu), netns=netns)
+        "lock", str(route.mtu), netns=netns)
     if route.dmac is not None:
         _ip(family, "neigh", "replace", str(gateway), "lladdr", _mac(route.dmac), "dev", dev,
             "nud", "permanent", netns=netns)
