@@ -119,7 +119,13 @@ def uses_clock(prog: ProgramDef, obj: ElfObject) -> bool:
 
 
 def num_cpus() -> int:
-    return os.cpu_count() or 1
+    """The possible CPUs, as libbpf_num_possible_cpus counts them: per-CPU map values."""
+    try:
+        text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+        return sum(int(b) - int(a) + 1 if "-" in part else 1
+                   for part in text.split(",") for a, _, b in [part.partition("-")])
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
 
 
 # --- the two sides ------------------------------------------------------------------------

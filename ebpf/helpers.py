@@ -781,6 +781,11 @@ def fib_lookup(vm: Vm, r1: int, r2: int, r3: int, r4: int, *_: int) -> int:
         dst = ipaddress.IPv4Address(bytes(params[32:36]))
     elif family == AF_INET6:
         dst = ipaddress.IPv6Address(bytes(params[32:48]))
+        src = ipaddress.IPv6Address(bytes(params[16:32]))
+        # bpf_ipv6_fib_lookup: rt6_need_strict() on either address (multicast, link-local,
+        # loopback) -> NOT_FWDED, before anything else is looked at.
+        if any(a.is_multicast or a.is_link_local or a.is_loopback for a in (src, dst)):
+            return BPF_FIB_LKUP_RET_NOT_FWDED
     else:
         return -errno.EAFNOSUPPORT
     if not vm.env.forwarding:
