@@ -74,6 +74,7 @@ from ebpf.kernel_load import (
     libbpf_log_capture,
     set_log_bufs,
 )
+from ebpf.map_state import MapStateError, parse_hex
 from ebpf.program import MapDef
 
 __all__ = [
@@ -248,9 +249,9 @@ def _read_state(doc: Mapping[str, Any] | StatePath) -> tuple[str, Mapping[str, A
     try:
         loaded = json.loads(Path(source).read_text())
     except (OSError, UnicodeDecodeError) as exc:
-        raise KernelError(f"{source}: cannot read: {exc}") from exc
+        raise MapStateError(f"{source}: cannot read: {exc}") from exc
     except json.JSONDecodeError as exc:
-        raise KernelError(f"{source}: not JSON: {exc.msg} at line {exc.lineno} "
+        raise MapStateError(f"{source}: not JSON: {exc.msg} at line {exc.lineno} "
                           f"column {exc.colno}") from exc
     return source, loaded
 
@@ -650,46 +651,46 @@ class KernelObject:
     def _plan(self, source: str, doc: Mapping[str, Any]) -> list[tuple[_Map, list[Any]]]:
         """Check a document against the maps; returns (map, [(key, value), ...]) to write."""
         if not isinstance(doc, Mapping) or not isinstance(doc.get("maps"), Mapping):
-            raise KernelError(f'{source}: expected an object with a "maps" object')
+            raise MapStateError(f'{source}: expected an object with a "maps" object')
         plans = []
         for name, entries in doc["maps"].items():
             m = self._maps.get(name)
             if m is None:
                 known = ", ".join(self._maps) or "none"
-                raise KernelError(f"{source}: map '{name}': no such map (have: {known})")
+                raise MapStateError(f"{source}: map '{name}': no such map (have: {known})")
             plans.append((m, self._parse_entries(source, m, entries)))
         return plans
 
     def _parse_entries(self, source: str, m: _Map, entries: Any) -> list[tuple[bytes, Any]]:
         where = f"{source}: map '{m.name}'"
         if not isinstance(entries, list):
-            raise KernelError(f"{where}: expected a list of entries, "
+            raise MapStateError(f"{where}: expected a list of entries, "
                               f"got {type(entries).__name__}")
         if m.form == "none":
             if entries:
-                raise KernelError(f"{where}: a {m.kind} map takes no entries from a state "
+                raise MapStateError(f"{where}: a {m.kind} map takes no entries from a state "
                                   f"document, got {len(entries)}")
             return []
         if len(entries) > m.defn.max_entries:
-            raise KernelError(f"{where}: {len(entries)} entries exceed max_entries "
+            raise MapStateError(f"{where}: {len(entries)} entries exceed max_entries "
                               f"{m.defn.max_entries}")
         field = _FIELD[m.form]
         parsed: list[tuple[bytes, Any]] = []
         seen: set[bytes] = set()
         for i, entry in enumerate(entries):
             if not isinstance(entry, Mapping) or "key" not in entry:
-                raise KernelError(f'{where}, entry {i}: expected an object with "key"')
+                raise MapStateError(f'{where}, entry {i}: expected an object with "key"')
             at = f"{where}, key {entry['key']}"
-            key = _hex(at, "key", entry["key"], m.defn.key_size)
+            key = parse_hex(at, "key", entry["key"], m.defn.key_size)
             if key in seen:
-                raise KernelError(f"{at}: duplicate key")
+                raise MapStateError(f"{at}: duplicate key")
             seen.add(key)
             extra = set(entry) - {"key", field}
             if extra:
-                raise KernelError(f"{at}: unexpected field '{sorted(extra)[0]}' (a {m.kind} "
+                raise MapStateError(f"{at}: unexpected field '{sorted(extra)[0]}' (a {m.kind} "
                                   f'entry has "key" and "{field}")')
             if field not in entry:
-                raise KernelError(f'{at}: missing "{field}"')
+                raise MapStateError(f'{at}: missing "{field}"')
             parsed.append((key, self._parse_value(at, m, entry[field])))
         return parsed
 
@@ -698,18 +699,19 @@ class KernelObject:
         if m.form == "percpu":
             if not isinstance(raw, list) or len(raw) != self.num_possible_cpus:
                 got = len(raw) if isinstance(raw, list) else type(raw).__name__
-                raise KernelError(f'{at}: "values" must list one value per possible CPU: '
+                raise MapStateError(f'{at}: "values" must list one value per possible CPU: '
                                   f"got {got}, expected {self.num_possible_cpus}")
-            return [_hex(f"{at}, cpu {cpu}", "value", v, size) for cpu, v in enumerate(raw)]
+            return [parse_hex(f"{at}, cpu {cpu}", "value", v, size)
+                    for cpu, v in enumerate(raw)]
         if m.form == "prog":
             if not isinstance(raw, str) or raw not in self._progs:
-                raise KernelError(f"{at}: no program named {raw!r} in this object")
+                raise MapStateError(f"{at}: no program named {raw!r} in this object")
             return raw
         if m.form == "inner":
             if not isinstance(raw, str) or raw not in self._maps:
-                raise KernelError(f"{at}: inner map {raw!r} does not exist")
+                raise MapStateError(f"{at}: inner map {raw!r} does not exist")
             return raw
-        return _hex(at, "value", raw, size)
+        return parse_hex(at, "value", raw, size)
 
     def _set_initial_value(self, source: str, m: _Map, entries: list[Any]) -> None:
         """Global data before load: the one entry (key 0) becomes the map's contents."""
@@ -727,7 +729,7 @@ class KernelObject:
         data = bytes(m.defn.value_size)
         for key, value in entries:
             if int.from_bytes(key, "little") != 0:
-                raise KernelError(f"{source}: map '{m.name}', key {key.hex()}: a global-data "
+                raise MapStateError(f"{source}: map '{m.name}', key {key.hex()}: a global-data "
                                   f"map has only key 00000000")
             data = value
         return data
@@ -737,7 +739,7 @@ class KernelObject:
             if m.form == "none":
                 continue
             if m.internal and m.defn.section.startswith(".rodata"):
-                raise KernelError(f"{source}: map '{m.name}' is frozen after load: give its "
+                raise MapStateError(f"{source}: map '{m.name}' is frozen after load: give its "
                                   f"state to {type(self).__name__}({self.path!r}, state=...)")
             wanted = dict(entries)
             if m.kind in _ZERO_FILLED:
@@ -856,18 +858,6 @@ class KernelObject:
         buf = ctypes.create_string_buffer(max(size, 1))
         info = self._prog_info(name, buf)
         return buf.raw[: min(size, info.xlated_prog_len)]
-
-
-def _hex(at: str, what: str, raw: Any, size: int) -> bytes:
-    if not isinstance(raw, str):
-        raise KernelError(f"{at}: {what} must be a hex string, got {raw!r}")
-    try:
-        data = bytes.fromhex(raw)
-    except ValueError as exc:
-        raise KernelError(f"{at}: {what} {raw!r} is not hex") from exc
-    if len(data) != size:
-        raise KernelError(f"{at}: {what} is {len(data)} bytes, expected {size}")
-    return data
 
 
 def _test_run_hint(err: int, data_in: bytes, ctx_in: bytes) -> str:

@@ -136,7 +136,7 @@ def _parse_entries(source: str, name: str, m: BpfMap, entries: Any,
             raise MapStateError(f"{where}, entry {i}: expected an object with \"key\"")
         raw_key = entry["key"]
         at = f"{where}, key {raw_key}"
-        key = _hex(at, "key", raw_key, m.key_size)
+        key = parse_hex(at, "key", raw_key, m.key_size)
         if key in seen:
             raise MapStateError(f"{at}: duplicate key")
         seen.add(key)
@@ -157,7 +157,7 @@ def _parse_value(at: str, m: BpfMap, raw: Any, maps: Mapping[str, BpfMap],
             got = len(raw) if isinstance(raw, list) else type(raw).__name__
             raise MapStateError(f"{at}: \"values\" must list one value per CPU: got {got}, "
                                 f"expected {m.num_cpus}")
-        return [_hex(f"{at}, cpu {cpu}", "value", v, m.value_size)
+        return [parse_hex(f"{at}, cpu {cpu}", "value", v, m.value_size)
                 for cpu, v in enumerate(raw)]
     if m.value_form == "inner":
         inner = maps.get(raw) if isinstance(raw, str) else None
@@ -172,10 +172,11 @@ def _parse_value(at: str, m: BpfMap, raw: Any, maps: Mapping[str, BpfMap],
         if raw not in programs:
             raise MapStateError(f"{at}: no program named '{raw}'")
         return programs[raw]
-    return _hex(at, "value", raw, m.value_size)
+    return parse_hex(at, "value", raw, m.value_size)
 
 
-def _hex(at: str, what: str, raw: Any, size: int) -> bytes:
+def parse_hex(at: str, what: str, raw: Any, size: int) -> bytes:
+    """A state document's hex field of exactly ``size`` bytes, or MapStateError at ``at``."""
     if not isinstance(raw, str):
         raise MapStateError(f"{at}: {what} must be a hex string, got {raw!r}")
     try:

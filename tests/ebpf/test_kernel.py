@@ -21,6 +21,7 @@ import ebpf.kernel
 from ebpf.errors import KernelError
 from ebpf.kernel import KernelCallError, KernelLoadError, KernelObject, XdpMd
 from ebpf.kernel_load import bpf_permitted, load_object
+from ebpf.map_state import MapStateError
 from tests.conftest import compile_bpf, corpus_object
 
 PERMITTED, REASON = bpf_permitted()
@@ -324,9 +325,9 @@ def test_bad_state_changes_nothing():
     with KernelObject(corpus_object("firewall")) as k:
         k.update("flow_rules", flow_key("1.2.3.4", "5.6.7.8", 1, 2, 6), u32(1))
         before = k.dump_state()
-        with pytest.raises(KernelError, match=r"map 'nope': no such map"):
+        with pytest.raises(MapStateError, match=r"map 'nope': no such map"):
             k.load_state({"maps": {"flow_rules": [], "nope": []}})
-        with pytest.raises(KernelError, match=r"value is 2 bytes, expected 4"):
+        with pytest.raises(MapStateError, match=r"value is 2 bytes, expected 4"):
             k.load_state({"maps": {"flow_rules": [], "blocked_src": [
                 {"key": lpm_key(8, "10.0.0.0").hex(), "value": "0000"}]}})
         assert k.dump_state() == before
@@ -350,7 +351,7 @@ def test_map_in_map_slots_set_by_name(tmp_path):
         k.update("outer", u32(0), "inner_b")
         assert k.lookup("outer", u32(0)) == "inner_b"
         assert k.test_run(udp_packet()).retval == 0
-        with pytest.raises(KernelError, match="inner map 'nope' does not exist"):
+        with pytest.raises(MapStateError, match="inner map 'nope' does not exist"):
             k.load_state({"maps": {"outer": [{"key": u32(1).hex(), "inner": "nope"}]}})
 
 
@@ -377,7 +378,7 @@ def test_rodata_set_before_load_through_state():
         assert k.test_run(udp_packet(dport=23)).retval == XDP_PASS
         bss = bytes.fromhex(k.dump_state(["globals.bss"])["maps"]["globals.bss"][0]["value"])
         assert (field(bss, syms, "pkt_count"), field(bss, syms, "drop_count")) == (2, 1)
-        with pytest.raises(KernelError, match="frozen after load"):
+        with pytest.raises(MapStateError, match="frozen after load"):
             k.load_state(state)
 
 
@@ -454,7 +455,7 @@ def test_no_fd_leaks():
             k.dump_state()
             k.prog_info("xdp_tcp")
             k.xlated_insns("xdp_tcp")
-        with pytest.raises(KernelError):
+        with pytest.raises(MapStateError):
             KernelObject(corpus_object("tail_call"), state={"maps": {"nope": []}})
         load_object(corpus_object("firewall"))
 

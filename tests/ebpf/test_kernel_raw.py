@@ -34,6 +34,7 @@ from ebpf.kernel_raw import (
     RawKernelObject,
     kernel_name,
 )
+from ebpf.map_state import MapStateError
 from ebpf.rewrite import CLOCK_MAP, clock_state, inject_clock
 from tests.conftest import compile_bpf, corpus_object
 
@@ -329,7 +330,7 @@ def test_rodata_is_written_then_frozen():
         with pytest.raises(KernelCallError) as info:
             k.update("globals.rodata", u32(0), bytes(rodata.value_size))
         assert info.value.errno == 1  # EPERM: frozen
-        with pytest.raises(KernelError, match=r"frozen after load: give its state to "
+        with pytest.raises(MapStateError, match=r"frozen after load: give its state to "
                                               r"RawKernelObject\("):
             k.load_state({"maps": {"globals.rodata": []}})
         bss = obj.get_map("globals.bss")
@@ -526,9 +527,9 @@ def test_no_fd_leaks(tmp_path):
             k.dump_state()
         with pytest.raises(KernelLoadError):
             RawKernelObject(broken)
-        with pytest.raises(KernelError):
+        with pytest.raises(MapStateError):
             RawKernelObject(tail, state={"maps": {"nope": []}})
-        with pytest.raises(KernelError):
+        with pytest.raises(MapStateError):
             RawKernelObject(globals_, state={"maps": {"globals.rodata": [
                 {"key": u32(0).hex(), "value": "00"}]}})
 
