@@ -12,13 +12,16 @@ from pathlib import Path
 
 from ebpf.errors import EbpfError
 from hw.errors import HwError
+from offload.check_cmd import register as register_check
+from offload.errors import MapperError
 from offload.run_cmd import register as register_run
 from offload.targets_cmd import register as register_targets
 from sim.errors import SimError
 
 EXIT_BAD_INPUT = 2
 # Every package's root error: what the CLI turns into one line and exit status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (EbpfError, HwError, SimError)
+USER_ERRORS: tuple[type[BaseException], ...] = (EbpfError, HwError, SimError,
+                                                  MapperError)
 
 
 class CliError(Exception):
@@ -149,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Later subsystems add their subcommands here: callables taking the subparsers object.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_run, register_targets]
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_run, register_targets,
+                                                                   register_check]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

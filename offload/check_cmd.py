@@ -1,0 +1,78 @@
+"""`offload check`: can a program run on a target, which part, and why not (one line each).
+
+Wired into the command line through ``offload.cli.EXTRA_COMMANDS`` (``register``). Bad
+input (an unknown target, a missing object or program) raises ``HwError`` / ``EbpfError`` /
+``MapperError``, which the command line prints as one line with exit status 2.
+
+``--json`` prints ``{"program", "target", "verdict", "explanation", "reasons": [{"insn",
+"file", "line", "what", "fix", "kind", "insns", "source", "scope"}], "stats"}``; the table
+shows the same reasons, one row each. docs/mapping.md says how to read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from offload.feasibility import CheckResult, check
+from offload.targets_cmd import add_target_options
+
+VERDICT_STYLE = {"full": "bold green", "partial": "bold yellow", "host-only": "bold red"}
+
+
+def render_check(result: CheckResult, path: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, highlight=False)
+    if not console.is_terminal:
+        console.width = 160
+    style = VERDICT_STYLE.get(result.verdict, "bold")
+    console.print(f"{path} {result.program} on {result.target}: "
+                  f"[{style}]{result.verdict}[/{style}]")
+    console.print(f"  {result.explanation}")
+    stats = result.stats
+    console.print(f"  {stats['nic_insns']} of {stats['reachable_insns']} reachable instructions "
+                  f"stay on the NIC; {stats['infeasible_insns']} infeasible, "
+                  f"{stats['side_effects']} side-effect sites, stack {stats['stack_bytes']} B")
+    for loop in stats.get("loops", []):
+        trips = loop["trips"] if loop["trips"] is not None else "unbounded"
+        console.print(f"  loop in {loop['function']} at slot {loop['header']}: {trips} "
+                      f"iterations x {loop['ops_per_iteration']} ops"
+                      + ("" if loop["unrollable"] else " (does not unroll into the stages)"))
+    if not result.reasons:
+        return
+    table = Table(title=f"Why not ({len(result.reasons)})", show_lines=False)
+    for col, wrap in (("insn", False), ("source", False), ("kind", False), ("what", True),
+                      ("fix", True)):
+        table.add_column(col, no_wrap=not wrap, overflow="fold")
+    for r in result.reasons:
+        slots = str(r.insn) + (f" (+{len(r.insns) - 1})" if len(r.insns) > 1 else "")
+        table.add_row(slots, r.where, r.kind, r.what, r.fix)
+    console.print(table)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    result = check(args.program_file, args.program, args.target,
+                   extra_targets=args.target_file)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render_check(result, args.program_file)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``offload check PROG.o [--target T] [--program NAME] [--json] [--target-file P]``."""
+    p = sub.add_parser("check", help="can a program run on a target: full, partial or "
+                                     "host-only, with the reasons",
+                       description="Check an XDP program against a target profile: every "
+                                   "construct the target cannot do, with its C line and a fix, "
+                                   "and the verdict (docs/mapping.md).")
+    p.add_argument("program_file", metavar="PROG.o")
+    p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_target_options(p, choose=True)
+    p.set_defaults(func=cmd_check)

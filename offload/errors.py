@@ -1,0 +1,13 @@
+"""The offload package's errors: one root, one subclass per concern.
+
+The command line turns a ``MapperError`` into one line and exit status 2, like the ``ebpf``
+and ``hw`` roots (``EbpfError``, ``HwError``).
+"""
+
+
+class MapperError(Exception):
+    """Root of every error the offload compiler (analysis, feasibility, lowering) raises."""
+
+
+class AnalysisError(MapperError):
+    """A program the analysis cannot take apart: the message names the slot and the problem."""

@@ -1,0 +1,684 @@
+"""Can this program run on that target, which part of it, and why not: ``check``.
+
+Every construct the target cannot do becomes a ``Reason``: the slot (``insn``, the first of
+``insns`` when one source line holds several), the C file and line from the line info,
+``what`` the construct is and ``fix``, what would make it fit. Constructs checked against
+the target profile (``hw/targets/*.toml``; a target without an ``[ebpf]`` section, the host
+and the DPU, runs whatever the kernel verifier accepts):
+
+========================== ===================================================================
+kind                       construct
+========================== ===================================================================
+``helper``, ``kfunc``      a helper not in ``ebpf.helpers``; any kfunc call
+``map_type``               a map reference (``lddw``) to a type not in ``ebpf.map_types``
+``map_memory``             pipelines: the maps' entries x (key + value) beyond the stages'
+                           SRAM (exact, direct tables, action data) or TCAM (LPM keys), or a
+                           key wider than ``stages.max_key_bits``; NPUs: an entry beyond
+                           ``ebpf.max_map_entry_bytes``
+``variable_offset``        a packet access at a variable offset without
+                           ``packet.variable_offset_access``
+``window``                 a packet access that may reach past the window (pipelines: the
+                           parse depth) or whose offset has no bound
+``variable_stack``         a stack access at a variable offset without
+                           ``ebpf.variable_stack_access``
+``map_value_store``        a plain store through a map-value pointer without
+                           ``ebpf.map_value_stores``
+``atomic``                 an atomic operation not in ``ebpf.atomics``
+``alu``                    a multiplication wider than ``ebpf.mul_max_bits`` (operand ranges from
+                           the analysis) or a division / modulo the target lacks (``ebpf.div``:
+                           ``constant`` needs a known divisor); a power-of-two constant is a
+                           shift and always fits
+``verdict``                an exit that may return an XDP action not in ``ebpf.verdicts``
+``loop``                   pipelines: a loop without a bound, or whose unrolling (trip bound x
+                           dependent operations per iteration) needs more stages than
+                           ``stages.count`` x passes
+``program_size``, ``stack`` the whole program: more slots than ``ebpf.max_insns``, a deeper
+                           call chain of stack frames than ``ebpf.stack_bytes``
+========================== ===================================================================
+
+The verdict (docs/mapping.md): a packet the NIC cannot finish is punted to the host, which
+runs the whole program from the start. So
+
+- ``full``: no reason at all;
+- ``partial``: some path from the entry to an exit has no infeasible construct (those
+  packets stay on the NIC) **and** no visible side effect (map write, packet write, output,
+  tail call) can run before the first infeasible construct of any path (the host's re-run
+  would repeat it);
+- ``host-only``: otherwise, or when a program-wide reason holds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ebpf.elf import ElfObject, load
+from ebpf.isa import AluOp, AtomicOp, CallKind, Kind, PseudoSrc, Source
+from ebpf.kernel_enums import helper_name
+from ebpf.program import ProgramDef, SourceLine
+from hw.targets import (
+    XDP_VERDICTS,
+    PipelineTarget,
+    Target,
+    list_targets,
+    load_target,
+)
+from offload.analysis.cfg import Loop
+from offload.analysis.dataflow import Analysis, Region, analyze
+from offload.analysis.domain import M32, Scalar
+from offload.analysis.effects import Effect, find_effects
+
+VERDICT_FULL, VERDICT_PARTIAL, VERDICT_HOST = "full", "partial", "host-only"
+UNROLL_LIMIT = 1024
+_ATOMIC_NAMES = {AtomicOp.ADD: "add", AtomicOp.OR: "or", AtomicOp.AND: "and",
+                 AtomicOp.XOR: "xor", AtomicOp.XCHG: "xchg", AtomicOp.CMPXCHG: "cmpxchg"}
+_MAP_ALTERNATIVE = {"percpu_array": "array", "percpu_hash": "hash", "lru_hash": "hash",
+                    "lru_percpu_hash": "hash"}
+_HELPER_FIXES = {
+    "fib_lookup": "keep the routes in an lpm_trie map and read next hop and MACs from its "
+                  "value, as lpm_router does",
+    "redirect_map": "use bpf_redirect(ifindex, 0) with the ifindex from a map value",
+    "redirect": "send it back with XDP_TX, or pass it and let the host forward it",
+    "tail_call": "merge the programs: call the tail-called code as a sub-program",
+    "csum_diff": "update the checksum incrementally with ALU operations (RFC 1624), as "
+                 "icmp_echo does",
+    "ktime_get_ns": "take the time from a map the control plane updates",
+    "trace_printk": "remove the debug output",
+    "map_update_elem": "create the entries from the control plane and update values in "
+                       "place (stores or atomic add through the value pointer)",
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One construct the target cannot do, where it is, and what would make it fit."""
+
+    insn: int
+    file: str | None
+    line: int | None
+    what: str
+    fix: str
+    kind: str
+    insns: tuple[int, ...] = ()
+    source: str = ""
+    scope: str = "site"
+    """``site``: only paths through ``insns`` leave the NIC; ``program``: the whole program."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"insns": list(self.insns)}
+
+    @property
+    def where(self) -> str:
+        return f"{os.path.basename(self.file)}:{self.line}" if self.file else "-"
+
+
+@dataclass
+class CheckResult:
+    program: str
+    target: str
+    verdict: str
+    reasons: list[Reason]
+    explanation: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"program": self.program, "target": self.target, "verdict": self.verdict,
+                "explanation": self.explanation,
+                "reasons": [r.to_dict() for r in self.reasons], "stats": self.stats}
+
+
+def check(obj_or_path: ElfObject | str | os.PathLike[str], program: str | None = None,
+          target: Target | str = "pipe", *, analysis: Analysis | None = None,
+          extra_targets: Iterable[str | os.PathLike[str]] = ()) -> CheckResult:
+    """The feasibility of ``program`` (default: the object's first) on ``target``.
+
+    ``analysis`` reuses an earlier ``analyze`` of the same program (it does not depend on
+    the target). Raises ``ElfError`` / ``TargetError`` / ``AnalysisError`` on bad input.
+    """
+    obj = obj_or_path if isinstance(obj_or_path, ElfObject) else load(obj_or_path)
+    prog = obj.get_program(program)
+    if not isinstance(target, Target):
+        target = load_target(target, extra=extra_targets)
+    an = analysis if analysis is not None else analyze(prog, obj)
+    known = {t.name: t for t in list_targets(extra=extra_targets)} | {target.name: target}
+    checker = _Checker(an, obj, prog, target, list(known.values()))
+    reasons = checker.run()
+    effects = find_effects(an)
+    verdict, why, nic = _verdict(an, reasons, effects)
+    stats = {
+        "insns": prog.num_slots, "reachable_insns": len(an.reachable_slots()),
+        "infeasible_insns": len({s for r in reasons for s in r.insns}),
+        "nic_insns": len(nic), "functions": len(an.cfg.functions),
+        "blocks": sum(len(f.rpo) for f in an.cfg.functions.values()),
+        "stack_bytes": an.max_stack_depth()[0], "side_effects": len(effects),
+        "loops": checker.loops, "maps": checker.maps,
+    }
+    return CheckResult(prog.name, target.name, verdict, reasons, why, stats)
+
+
+class _Checker:
+    def __init__(self, an: Analysis, obj: ElfObject, prog: ProgramDef, target: Target,
+                 known: list[Target]) -> None:
+        self.an, self.obj, self.prog, self.target, self.known = an, obj, prog, target, known
+        self.limits = target.ebpf
+        self.found: dict[tuple, list] = {}
+        self.loops: list[dict[str, Any]] = []
+        self.maps: list[dict[str, Any]] = []
+
+    def add(self, slot: int, kind: str, what: str, fix: str, scope: str = "site") -> None:
+        src = source_line(self.prog, slot)
+        key = (kind, what, src.file if src else None, src.line if src else None)
+        entry = self.found.setdefault(key, [kind, what, fix, scope, src, []])
+        entry[5].append(slot)
+
+    def run(self) -> list[Reason]:
+        if self.limits is not None:
+            self._program()
+            for slot in self.an.reachable_slots():
+                self._insn(slot)
+            self._verdicts()
+            self._maps()
+            if isinstance(self.target, PipelineTarget):
+                self._loops()
+        out = []
+        for kind, what, fix, scope, src, slots in self.found.values():
+            slots = sorted(set(slots))
+            out.append(Reason(slots[0], src.file if src else None, src.line if src else None,
+                              what, fix, kind, tuple(slots), src.text.strip() if src else "",
+                              scope))
+        return sorted(out, key=lambda r: (r.scope != "program", r.insn, r.kind))
+
+    def where(self, has: str) -> str:
+        """The known targets that have something, for a fix: 'host, dpu, hxdp'."""
+        names = [t.name for t in self.known if t.name != self.target.name and (
+            t.ebpf is None or has in t.ebpf.helpers or has in t.ebpf.map_types)]
+        return ", ".join(names) if names else "none of the known targets"
+
+    # -- program-wide --------------------------------------------------------------------
+
+    def _program(self) -> None:
+        lim = self.limits
+        assert lim is not None
+        n = self.prog.num_slots
+        if lim.max_insns is not None and n > lim.max_insns:
+            self.add(0, "program_size", f"program has {n} instructions; {self.target.name} "
+                     f"takes at most {lim.max_insns}",
+                     "split it: keep the fast path here and move the rest behind XDP_PASS",
+                     "program")
+        depth, chain = self.an.max_stack_depth()
+        if depth > lim.stack_bytes:
+            self.add(chain[-1] if chain else 0, "stack",
+                     f"uses {depth} bytes of stack along its deepest call chain; "
+                     f"{self.target.name} has {lim.stack_bytes}",
+                     "keep large structures in a per-packet map value instead of the stack",
+                     "program")
+
+    # -- per instruction -----------------------------------------------------------------
+
+    def _insn(self, slot: int) -> None:
+        insn = self.an.insn_at[slot]
+        kind = insn.kind
+        lim = self.limits
+        assert lim is not None
+        if kind is Kind.CALL and insn.src == CallKind.HELPER:
+            name = helper_name(insn.imm)
+            if not lim.has_helper(name):
+                fix = _HELPER_FIXES.get(name, "")
+                self.add(slot, "helper", f"calls bpf_{name}, which {self.target.name} does "
+                         f"not implement", (fix + "; " if fix else "")
+                         + f"bpf_{name} exists on: {self.where(name)}")
+        elif kind is Kind.CALL and insn.src == CallKind.KFUNC:
+            self.add(slot, "kfunc", f"calls a kernel function (kfunc, BTF id {insn.imm})",
+                     "kfuncs exist only in the kernel: run it on the host")
+        elif kind is Kind.LDDW and insn.src in (PseudoSrc.MAP_IDX, PseudoSrc.MAP_FD,
+                                                 PseudoSrc.MAP_IDX_VALUE, PseudoSrc.MAP_VALUE):
+            self._map_ref(slot, insn.imm)
+        elif kind is Kind.ALU and insn.spec.op in (AluOp.MUL, AluOp.DIV, AluOp.MOD):
+            self._alu(slot)
+        for a in self.an.accesses(slot):
+            self._access(a)
+
+    def _map_ref(self, slot: int, index: int) -> None:
+        lim = self.limits
+        assert lim is not None
+        if not 0 <= index < len(self.obj.maps):
+            return
+        m = self.obj.maps[index]
+        if m.type_name not in lim.map_types:
+            alt = _MAP_ALTERNATIVE.get(m.type_name)
+            if alt in lim.map_types:
+                fix = (f"declare it BPF_MAP_TYPE_{alt.upper()}: the NIC is one processor, "
+                       f"per-CPU copies and LRU eviction go (the control plane sums or ages "
+                       f"entries)")
+            elif m.type_name == "devmap":
+                fix = "redirect with bpf_redirect(ifindex, 0) instead of through a DEVMAP"
+            elif m.type_name == "prog_array":
+                fix = "merge the tail-called programs into this one"
+            else:
+                fix = f"{m.type_name} maps exist on: {self.where(m.type_name)}"
+            self.add(slot, "map_type", f"map '{m.name}' is a {m.type_name}; "
+                     f"{self.target.name} has {', '.join(lim.map_types)}", fix)
+        entry = m.key_size + m.value_size
+        if lim.max_map_entry_bytes is not None and entry > lim.max_map_entry_bytes:
+            self.add(slot, "map_memory", f"map '{m.name}' has {entry}-byte entries (key + "
+                     f"value); {self.target.name} holds at most {lim.max_map_entry_bytes}",
+                     "shrink the key or the value (keep rarely used fields in a second map)")
+
+    def _access(self, a) -> None:
+        lim = self.limits
+        assert lim is not None
+        verb = "write" if a.write else "read"
+        size = f"{a.size} B" if a.size else "bytes"
+        if a.region is Region.PACKET and a.offset is not None:
+            packet = getattr(self.target, "packet", None)
+            off = a.offset
+            if not a.is_constant and packet is not None and not packet.variable_offset_access:
+                vals = off.values(8)
+                count = f", {len(vals)} values" if vals else ""
+                fix = ("specialise the parse per path (the offset takes "
+                       f"{len(vals)} values: {', '.join(map(str, vals))})" if vals else
+                       "read at constant offsets (fixed header layouts)")
+                self.add(a.slot, "variable_offset",
+                         f"packet {verb} of {size} at a variable offset (data + "
+                         f"{off.umin}..{off.umax}{count})",
+                         fix + "; variable offsets work on: " + ", ".join(
+                             t.name for t in self.known if getattr(t, "packet", None) is None
+                             or t.packet.variable_offset_access))
+            if packet is not None:
+                depth = packet.window_bytes
+                if isinstance(self.target, PipelineTarget) and packet.parse_depth_bytes:
+                    depth = min(depth, packet.parse_depth_bytes)
+                end = off.umax + (a.size or 1)
+                if off.umax > M32:
+                    self.add(a.slot, "window", f"packet {verb} at an offset the analysis "
+                             f"cannot bound", f"bound the offset (e.g. `if (off > "
+                             f"{depth - (a.size or 1)}) return XDP_PASS;`) so it stays in the "
+                             f"{depth}-byte window")
+                elif end > depth:
+                    self.add(a.slot, "window", f"packet {verb} up to byte {end}, past the "
+                             f"{depth}-byte window", f"only headers in the first {depth} bytes "
+                             f"can be read; packets that need more are punted")
+        elif a.region is Region.STACK and not a.is_constant and not lim.variable_stack_access:
+            self.add(a.slot, "variable_stack", f"stack {verb} at a variable offset",
+                     "index the stack with constants (unrolled accesses)")
+        if a.region is Region.MAP_VALUE and a.write and not a.atomic and a.helper is None \
+                and not lim.map_value_stores:
+            name = self.an.get_map_name(a.map) or "?"
+            self.add(a.slot, "map_value_store", f"plain store into the value of map '{name}'; "
+                     f"{self.target.name} does not write map values through pointers",
+                     "use __sync_fetch_and_add on the value, or bpf_map_update_elem")
+        if a.atomic:
+            op = self.an.insn_at[a.slot].imm
+            name = _ATOMIC_NAMES.get(op & ~AtomicOp.FETCH if op not in (
+                AtomicOp.XCHG, AtomicOp.CMPXCHG) else op, "?")
+            if name not in lim.atomics:
+                self.add(a.slot, "atomic", f"atomic {name}; {self.target.name} has "
+                         f"{', '.join(lim.atomics) or 'none'}",
+                         "use an atomic add, or keep the value per packet")
+
+    def _alu(self, slot: int) -> None:
+        lim = self.limits
+        assert lim is not None
+        insn = self.an.insn_at[slot]
+        spec = insn.spec
+        st = self.an.state_before(slot)
+        if st is None:
+            return
+        d = st.reg(insn.dst)
+        a = d.num if d.kind is Region.SCALAR else Scalar.UNKNOWN
+        if spec.source is Source.X:
+            s = st.reg(insn.src)
+            b = s.num if s.kind is Region.SCALAR else Scalar.UNKNOWN
+        else:
+            b = Scalar.const(insn.imm if spec.is64 else insn.imm & M32)
+        bits = 64 if spec.is64 else 32
+        text = f"r{insn.dst} {AluOp(spec.op).name.lower()}= " + (
+            f"r{insn.src}" if spec.source is Source.X else str(insn.imm))
+        pow2 = b.is_const and b.value and not b.value & (b.value - 1) and not insn.off
+        if spec.op == AluOp.MUL:
+            if pow2 or (a.is_const and a.value and not a.value & (a.value - 1)):
+                return
+            if lim.mul_max_bits == 0:
+                self.add(slot, "alu", f"{bits}-bit multiplication ({text}); "
+                         f"{self.target.name} has no multiplier",
+                         "multiply by a constant with shifts and adds, or precompute the "
+                         "product in a map")
+            elif spec.is64 and lim.mul_max_bits < 64 and max(a.umax, b.umax) > M32:
+                self.add(slot, "alu", f"64-bit multiplication ({text}) with an operand "
+                         f"beyond u32; {self.target.name} multiplies {lim.mul_max_bits}-bit "
+                         f"operands", "keep both operands below 2^32 (u32 arithmetic)")
+            return
+        kind = "division" if spec.op == AluOp.DIV else "modulo"
+        if pow2 or lim.div == "full":
+            return
+        if lim.div == "none":
+            self.add(slot, "alu", f"{bits}-bit {kind} ({text}); {self.target.name} has no "
+                     f"divider", "use a power-of-two divisor (a shift / mask), or precompute "
+                     "the result in a map indexed by the dividend")
+        elif insn.off:
+            self.add(slot, "alu", f"signed {kind} ({text}); {self.target.name} divides "
+                     f"unsigned values by constants", "use unsigned operands")
+        elif not b.is_const:
+            self.add(slot, "alu", f"{kind} by a non-constant ({text}); {self.target.name} "
+                     f"divides by constants only", "divide by a constant known at load time "
+                     "(a #define or a const volatile global), or a power of two")
+        elif spec.is64 and a.umax > (1 << max(lim.mul_max_bits, 32)) - 1:
+            self.add(slot, "alu", f"{kind} of a dividend beyond u32 ({text}); "
+                     f"{self.target.name} divides u32 values", "keep the dividend below 2^32")
+
+    def _verdicts(self) -> None:
+        """Each definition of r0 that reaches an exit of the entry function with a value the
+        target cannot return (clang merges returns into one ``exit``: the definition, not
+        the exit, is where the path goes wrong)."""
+        lim = self.limits
+        assert lim is not None
+        for slot, reg in _r0_definitions(self.an):
+            num = self._reg_after(slot, reg)
+            for code, name in enumerate(XDP_VERDICTS):
+                if name not in lim.verdicts and num.contains(code):
+                    self.add(slot, "verdict", f"may return XDP_{name.upper()} ({code}); "
+                             f"{self.target.name} supports "
+                             f"{', '.join('XDP_' + v.upper() for v in lim.verdicts)}",
+                             "rewrite the headers and return XDP_TX, or XDP_PASS and let the "
+                             "host forward it")
+
+    def _reg_after(self, slot: int, reg: int) -> Scalar:
+        cfg = self.an.cfg
+        block = cfg.block_of(slot)
+        later = [s for s in block.slots if s > slot]
+        nxt = later[0] if later else block.succs[0] if block.succs else None
+        st = self.an.state_before(nxt, ()) if nxt is not None else None
+        if st is None:
+            return Scalar.UNKNOWN
+        v = st.reg(reg)
+        return v.num if v.kind is Region.SCALAR else Scalar.UNKNOWN
+
+    # -- pipelines: memory and loops -----------------------------------------------------
+
+    def _maps(self) -> None:
+        used = sorted({self.an.insn_at[s].imm for s in self.an.reachable_slots()
+                       if self.an.insn_at[s].kind is Kind.LDDW
+                       and self.an.insn_at[s].src in (PseudoSrc.MAP_IDX, PseudoSrc.MAP_FD,
+                                                      PseudoSrc.MAP_IDX_VALUE,
+                                                      PseudoSrc.MAP_VALUE)})
+        refs = {i: [s for s in self.an.reachable_slots() if self.an.insn_at[s].kind is Kind.LDDW
+                    and self.an.insn_at[s].imm == i] for i in used}
+        t = self.target
+        if not isinstance(t, PipelineTarget):
+            return
+        sram_total = t.stages.sram.total_entries * t.stages.count
+        tcam_total = t.stages.tcam.total_entries * t.stages.count
+        need = []
+        for i in used:
+            if not 0 <= i < len(self.obj.maps):
+                continue
+            m = self.obj.maps[i]
+            key_bits = 8 * (m.key_size - 4 if m.type_name == "lpm_trie" else m.key_size)
+            vbits = 8 * m.value_size
+            sram_w, tcam_w = t.stages.sram.width_bits, t.stages.tcam.width_bits
+            entries = m.max_entries
+            if m.type_name in ("array", "percpu_array") or m.is_global_data:
+                sram, tcam = entries * math.ceil(vbits / sram_w), 0
+            elif m.type_name == "lpm_trie":
+                sram = entries * math.ceil(vbits / sram_w)
+                tcam = entries * math.ceil(key_bits / tcam_w)
+            else:
+                sram, tcam = entries * math.ceil((key_bits + vbits) / sram_w), 0
+            self.maps.append({"name": m.name, "type": m.type_name, "entries": entries,
+                              "key_bytes": m.key_size, "value_bytes": m.value_size,
+                              "sram_words": sram, "tcam_words": tcam})
+            need.append((sram + tcam, i, m, sram, tcam))
+            if key_bits > t.stages.max_key_bits:
+                for s in refs[i]:
+                    self.add(s, "map_memory", f"map '{m.name}' has a {key_bits}-bit key; "
+                             f"{t.name} matches at most {t.stages.max_key_bits} bits",
+                             "shorten the key (hash the wide fields into a narrower one)")
+        sram_left, tcam_left = sram_total, tcam_total
+        for _, i, m, sram, tcam in sorted(need, key=lambda n: n[:2]):
+            for what, words, left, total in (("SRAM", sram, sram_left, sram_total),
+                                             ("TCAM", tcam, tcam_left, tcam_total)):
+                if words > left:
+                    others = "" if left == total else f" ({left} left after the smaller maps)"
+                    for s in refs[i]:
+                        self.add(s, "map_memory", f"map '{m.name}' ({m.max_entries} entries) "
+                                 f"needs {words} {what} words; {t.name} has {total} in all "
+                                 f"{t.stages.count} stages{others}",
+                                 f"lower max_entries to about {m.max_entries * left // words} "
+                                 f"or keep the table on the host")
+            sram_left = max(0, sram_left - sram)
+            tcam_left = max(0, tcam_left - tcam)
+
+    def _loops(self) -> None:
+        t = self.target
+        assert isinstance(t, PipelineTarget)
+        passes = (t.recirculation.max_passes or 1) if t.recirculation.allowed else 1
+        capacity = t.stages.count * passes
+        for loop in self.an.cfg.iter_loops():
+            if not self.an.is_reachable(loop.header):
+                continue
+            trips = self.an.loop_trips(loop, UNROLL_LIMIT)
+            depth = body_depth(self.an, loop)
+            where = f"loop in {loop.func} (slots {loop.first_slot}-{loop.last_slot})"
+            info = {"function": loop.func, "header": loop.header, "trips": trips,
+                    "ops_per_iteration": depth,
+                    "stages": None if trips is None else trips * depth}
+            info["unrollable"] = trips is not None and trips * depth <= capacity
+            self.loops.append(info)
+            runs = "run-to-completion targets (" + ", ".join(
+                x.name for x in self.known if not isinstance(x, PipelineTarget)) + ")"
+            if trips is None:
+                self.add(loop.header, "loop", f"{where} has no bound the analysis can find "
+                         f"(over {UNROLL_LIMIT} iterations, or not counted)",
+                         f"give it a small constant bound and #pragma unroll, or run it on "
+                         f"{runs}")
+            elif not info["unrollable"]:
+                fit = capacity // depth
+                self.add(loop.header, "loop", f"{where} runs up to {trips} times x {depth} "
+                         f"dependent operations = {trips * depth} stages; {t.name} has "
+                         f"{t.stages.count} stages x {passes} passes",
+                         f"at most {fit} iterations unroll into the stages: lower the bound, "
+                         f"or run it on {runs}")
+
+
+def source_line(prog: ProgramDef, slot: int) -> SourceLine | None:
+    """The C line of ``slot``: the nearest line-info entry at or before it in its function
+    that names a real line (clang emits line 0 for code it made up)."""
+    func = prog.function_at(slot)
+    lo = func.start if func is not None else 0
+    for s in range(slot, lo - 1, -1):
+        src = prog.source_line(s)
+        if src is not None and src.line > 0:
+            return src
+    return prog.source_line(slot)
+
+
+def body_depth(an: Analysis, loop: Loop) -> int:
+    """Dependent operations in one iteration: the longest def-use chain through the body
+    (registers and constant stack slots), back edges cut."""
+    fcfg = an.cfg.get_function(loop.func)
+    order = [b for b in fcfg.rpo if b in loop.body]
+    rank = {b: i for i, b in enumerate(order)}
+    outs: dict[int, dict[Any, int]] = {}
+    best = 1
+    for b in order:
+        level: dict[Any, int] = {}
+        for p in fcfg.preds[b]:
+            if p in rank and rank[p] < rank[b]:
+                for k, v in outs.get(p, {}).items():
+                    level[k] = max(level.get(k, 0), v)
+        for slot in fcfg.blocks[b].slots:
+            uses, defs = _uses_defs(an.insn_at[slot])
+            d = 1 + max((level.get(u, 0) for u in uses), default=0)
+            best = max(best, d)
+            for r in defs:
+                level[r] = d
+        outs[b] = level
+    return best
+
+
+def _uses_defs(insn) -> tuple[list[Any], list[Any]]:
+    kind, spec = insn.kind, insn.spec
+    if kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.BSWAP):
+        uses = [] if spec.op == AluOp.MOV and spec.source is Source.K else [insn.dst]
+        if spec.source is Source.X:
+            uses.append(insn.src)
+        return uses, [insn.dst]
+    if kind in (Kind.LDX, Kind.LDXSX):
+        slot = ("fp", insn.off) if insn.src == 10 else None
+        return [insn.src] + ([slot] if slot else []), [insn.dst]
+    if kind in (Kind.ST, Kind.STX, Kind.ATOMIC):
+        uses = [insn.dst] + ([insn.src] if kind is not Kind.ST else [])
+        return uses, [("fp", insn.off)] if insn.dst == 10 else []
+    if kind is Kind.JCOND:
+        return [insn.dst] + ([insn.src] if spec.source is Source.X else []), []
+    if kind is Kind.CALL:
+        return [1, 2, 3, 4, 5], [0]
+    if kind is Kind.LDDW:
+        return [], [insn.dst]
+    return [], []
+
+
+def _r0_definitions(an: Analysis) -> list[tuple[int, int]]:
+    """(slot, register) of every write whose value reaches r0 at an exit of the entry
+    function, following register copies back (clang merges the returns: ``r6 = 2`` on one
+    path, ``r6 = r0`` after a helper on another, then ``w0 = w6; exit``)."""
+    fcfg = an.cfg.get_function(an.cfg.entry)
+    edges = an.feasible_edges(())
+    defs: set[tuple[int, int]] = set()
+    seen: set[tuple[int, int]] = set()
+    work = [(b, len(fcfg.blocks[b].slots) - 1, 0) for b in fcfg.exits
+            if an.is_reachable(fcfg.blocks[b].last)]
+    while work:
+        b, pos, reg = work.pop()
+        block = fcfg.blocks[b]
+        for i in range(pos - 1, -1, -1):
+            slot = block.slots[i]
+            insn = an.insn_at[slot]
+            kind = insn.kind
+            if kind is Kind.CALL and reg <= 5:
+                defs.add((slot, reg))
+                break
+            if insn.dst != reg or kind not in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.BSWAP,
+                                               Kind.LDX, Kind.LDXSX, Kind.LDDW):
+                continue
+            if kind is Kind.ALU and insn.spec.op == AluOp.MOV and insn.spec.source is Source.X \
+                    and not insn.off:
+                reg = insn.src
+                continue
+            defs.add((slot, reg))
+            break
+        else:
+            for p in fcfg.preds[b]:
+                if (p, b) in edges and (p, reg) not in seen:
+                    seen.add((p, reg))
+                    work.append((p, len(fcfg.blocks[p].slots), reg))
+    return sorted(defs)
+
+
+# --- the verdict ---------------------------------------------------------------------------
+
+def _verdict(an: Analysis, reasons: list[Reason], effects: list[Effect]
+             ) -> tuple[str, str, set[int]]:
+    """(verdict, why, slots on paths that stay on the NIC)."""
+    program = [r for r in reasons if r.scope == "program"]
+    bad = {s for r in reasons if r.scope == "site" for s in r.insns}
+    visible = {e.slot: e for e in effects if e.visible}
+    cfg = an.cfg
+    contexts = cfg.contexts()
+    reached = set(an.contexts())
+    start = ((), cfg.get_function(cfg.entry).entry)
+    seen: dict[tuple, int | None] = {(start, False): None}
+    work: list[tuple[tuple, int | None]] = [(start, None)]
+    graph: dict[tuple, set[tuple]] = {}
+    passed: set[tuple] = set()
+    exits: set[tuple] = set()
+    blocked: list[tuple[int, int]] = []
+    while work:
+        node, eff = work.pop()
+        cs, b = node
+        fcfg = cfg.get_function(contexts[cs])
+        block = fcfg.blocks[b]
+        cut = False
+        for slot in block.slots:
+            if slot in bad:
+                if eff is not None:
+                    blocked.append((slot, eff))
+                cut = True
+                break
+            if slot in visible and eff is None:
+                eff = slot
+        if cut:
+            continue
+        passed.add(node)
+        nxt: list[tuple] = []
+        if block.term == "exit":
+            if cs == ():
+                exits.add(node)
+            else:
+                call = cfg.block_of(cs[-1])
+                ret = call.succs[0]
+                if (call.start, ret) in an.feasible_edges(cs[:-1]):
+                    nxt.append((cs[:-1], ret))
+        elif block.term == "call":
+            inner = cs + (block.last,)
+            if inner in reached:
+                nxt.append((inner, cfg.get_function(contexts[inner]).entry))
+        else:
+            if block.term == "tail":
+                exits.add(node)
+            nxt += [(cs, d) for d in block.succs if (b, d) in an.feasible_edges(cs)]
+        for n in nxt:
+            graph.setdefault(node, set()).add(n)
+            key = (n, eff is not None)
+            if key not in seen:
+                seen[key] = eff
+                work.append((n, eff))
+    back: dict[tuple, set[tuple]] = {}
+    for src, dsts in graph.items():
+        for d in dsts:
+            back.setdefault(d, set()).add(src)
+    good, stack = set(exits), list(exits)
+    while stack:
+        for p in back.get(stack.pop(), ()):
+            if p in passed and p not in good:
+                good.add(p)
+                stack.append(p)
+    nic = {s for cs, b in good for s in cfg.get_function(contexts[cs]).blocks[b].slots}
+
+    def at(slot: int) -> str:
+        src = source_line(an.prog, slot)
+        return f"slot {slot}" + (f" ({os.path.basename(src.file)}:{src.line})" if src else "")
+
+    if program:
+        return VERDICT_HOST, "the whole program: " + "; ".join(r.what for r in program), set()
+    if not bad:
+        return VERDICT_FULL, "every construct fits the target", nic
+    if not exits:
+        return (VERDICT_HOST, "every path from the entry meets an infeasible construct "
+                f"(the first at {at(min(bad))})", set())
+    if blocked:
+        x, e = min(blocked, key=lambda p: (p[1], p[0]))
+        return (VERDICT_HOST, f"{visible[e].what} at {at(e)} runs before the infeasible "
+                f"construct at {at(x)} on some path: punting there would repeat it on the "
+                f"host", nic)
+    return (VERDICT_PARTIAL, f"{len(nic)} of {len(an.reachable_slots())} reachable instructions "
+            f"lie on paths that stay on the NIC; packets reaching an infeasible construct "
+            f"(first at {at(min(bad))}) are punted before any side effect", nic)
+
+
+def check_all(path: str | os.PathLike[str], targets: Iterable[str | Target],
+              program: str | None = None) -> dict[str, CheckResult]:
+    """One analysis, every target: {target name: result}."""
+    obj = load(path)
+    an = analyze(obj.get_program(program), obj)
+    out = {}
+    for t in targets:
+        res = check(obj, program, t, analysis=an)
+        out[res.target] = res
+    return out
+
+
+
