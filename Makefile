@@ -39,8 +39,9 @@ test: syspkgs setup corpus
 lint: setup
 	.venv/bin/ruff check .
 
+# The default scenario set: every corpus program on pipe and host, 64 B and IMIX at 100G.
 sim: syspkgs setup corpus
-	$(OFFLOAD) inspect $(CORPUS_OBJ)
+	$(PY) -m sim.default_set
 
 clean:
 	rm -rf build

@@ -17,6 +17,7 @@ from offload.errors import MapperError
 from offload.run_cmd import register as register_run
 from offload.targets_cmd import register as register_targets
 from sim.errors import SimError
+from sim.sim_cmd import register as register_sim
 
 EXIT_BAD_INPUT = 2
 # Every package's root error: what the CLI turns into one line and exit status 2.
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Later subsystems add their subcommands here: callables taking the subparsers object.
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_run, register_targets,
-                                                                   register_check]
+                                                                   register_check, register_sim]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

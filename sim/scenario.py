@@ -1,0 +1,405 @@
+"""Simulation scenarios: what to run (TOML or arguments), and running it end to end.
+
+A scenario file (paths in it are relative to the file)::
+
+    program = "../build/xdp/firewall.o"   # the XDP object
+    program_name = "xdp_firewall"         # optional: which program in it (default: first)
+    maps = "../examples/xdp/scenarios/firewall.json"   # optional map state (docs/state.md)
+    target = "pipe"                       # target name or profile path
+    host = "host"                         # host profile behind a NIC target
+    traffic = "64B@100G,flows=1000,zipf=1.1"
+    packets = 1000000
+    seed = 1
+    engine = "fast"                       # fast | simpy
+    host_cost = "auto"                    # auto | kernel | model
+    host_cores = 4                        # default: the host profile's usable cores
+
+    [queues]                              # packets, waiting + in service; 0 = unbounded
+    link = 0
+    nic = 1024
+    pcie = 1024
+    host_ring = 1024
+
+    [nic]                                 # NIC cost until the mapper supplies it
+    ii_cycles = 1
+    passes = 1
+    stages = 12
+    punt = "helpers"                      # none | all | helpers
+
+Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
+
+1. traffic from the spec (``sim.spec``), checked against the target's line rate;
+2. the trace-driven step: every representative packet runs once on the reference VM (in
+   order, maps persisting, the clock injected when the program reads it) and gives a
+   verdict and a trace;
+3. the host's cost of the program per representative: BPF_PROG_TEST_RUN on this machine
+   (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted and the object loads)
+   or the per-instruction model of ``sim.model`` (``"model"``, or the fallback);
+4. per representative an ``Outcome`` (``sim.model``): NIC service from the target's kind
+   and the ``NicCost``, punt decision, host service = driver overhead (+ program when it
+   runs on the host);
+5. the ``Workload`` and the engine.
+
+Every assumption this rests on is listed in the result's ``assumptions``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sim.errors import SimError
+from sim.model import (
+    HOST_NS_PER_HELPER,
+    HOST_NS_PER_INSN,
+    HOST_NS_PER_MAP_HELPER,
+    HostModel,
+    LinkModel,
+    NicCost,
+    Outcome,
+    PacketClasses,
+    TraceCost,
+    Workload,
+    calibration_note,
+    host_program_ns_model,
+    nic_model,
+    nic_service,
+    pcie_model,
+)
+from sim.spec import parse_traffic
+from sim.traffic import Traffic, generate
+
+ENGINES = ("fast", "simpy")
+HOST_COSTS = ("auto", "kernel", "model")
+KERNEL_REPEAT = 1000
+DEFAULT_TRAFFIC = "64B@10G"
+DEFAULT_PACKETS = 100_000
+# Modelling choices: typical default ring sizes (ethtool -g on mlx5 shows 1024 RX entries).
+DEFAULT_QUEUES = {"link": None, "nic": 1024, "pcie": 1024, "host_ring": 1024}
+
+
+class ScenarioError(SimError):
+    """A scenario file or argument set that cannot be run; names the file and key."""
+
+
+@dataclass
+class Scenario:
+    """Everything one simulation run needs."""
+
+    program: str | None = None
+    program_name: str | None = None
+    maps: str | None = None
+    target: str = "pipe"
+    target_files: tuple[str, ...] = ()
+    host: str = "host"
+    traffic: str = DEFAULT_TRAFFIC
+    packets: int | None = None
+    seed: int = 0
+    engine: str = "fast"
+    host_cost: str = "auto"
+    host_cores: int | None = None
+    queues: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_QUEUES))
+    nic_cost: NicCost = field(default_factory=NicCost)
+    base_dir: str = "."
+    source: str = "<arguments>"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Scenario:
+        file = os.fspath(path)
+        try:
+            doc = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ScenarioError(f"{file}: cannot read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(f"{file}: not UTF-8 text: {exc.reason}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError(f"{file}: TOML syntax error: {exc}") from exc
+        return cls.from_dict(doc, source=file, base_dir=str(Path(file).resolve().parent))
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], *, source: str = "<scenario>",
+                  base_dir: str = ".") -> Scenario:
+        r = _Reader(doc, source)
+        known = ("program", "program_name", "maps", "target", "target_files", "host",
+                 "traffic", "packets", "seed", "engine", "host_cost", "host_cores", "queues",
+                 "nic")
+        r.only(known)
+        sc = cls(base_dir=base_dir, source=source)
+        for key in ("program", "program_name", "maps", "target", "host", "traffic"):
+            if key in doc:
+                setattr(sc, key, r.string(key))
+        if "target_files" in doc:
+            sc.target_files = tuple(r.strings("target_files"))
+        for key in ("packets", "seed", "host_cores"):
+            if key in doc:
+                setattr(sc, key, r.integer(key, minimum=0 if key == "seed" else 1))
+        if "engine" in doc:
+            sc.engine = r.choice("engine", ENGINES)
+        if "host_cost" in doc:
+            sc.host_cost = r.choice("host_cost", HOST_COSTS)
+        if "queues" in doc:
+            q = r.table("queues")
+            q.only(tuple(DEFAULT_QUEUES))
+            for key in DEFAULT_QUEUES:
+                if key in q.doc:
+                    value = q.integer(key, minimum=0)
+                    sc.queues[key] = value or None
+        if "nic" in doc:
+            n = r.table("nic")
+            n.only(("ii_cycles", "passes", "stages", "punt"))
+            kw: dict[str, Any] = {}
+            for key in ("ii_cycles", "passes", "stages"):
+                if key in n.doc:
+                    kw[key] = n.integer(key, minimum=1)
+            if "punt" in n.doc:
+                kw["punt"] = n.choice("punt", ("none", "all", "helpers"))
+            sc.nic_cost = NicCost(**kw, source=f"{source} [nic]")
+        for key in ("program", "maps"):
+            value = getattr(sc, key)
+            if value is not None and not os.path.isabs(value):
+                setattr(sc, key, os.path.join(base_dir, value))
+        sc.target_files = tuple(p if os.path.isabs(p) else os.path.join(base_dir, p)
+                                for p in sc.target_files)
+        return sc
+
+    def with_overrides(self, **changes: Any) -> Scenario:
+        """A copy with the non-None ``changes`` applied (command-line flags over a file)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+class _Reader:
+    def __init__(self, doc: Any, where: str, prefix: str = ""):
+        if not isinstance(doc, dict):
+            raise ScenarioError(f"{where}: {prefix.rstrip('.') or 'scenario'}: expected a table")
+        self.doc, self.where, self.prefix = doc, where, prefix
+
+    def fail(self, key: str, problem: str) -> ScenarioError:
+        return ScenarioError(f"{self.where}: {self.prefix}{key}: {problem}")
+
+    def only(self, keys: tuple[str, ...]) -> None:
+        for key in self.doc:
+            if key not in keys:
+                raise self.fail(key, f"unknown key (expected one of {', '.join(keys)})")
+
+    def string(self, key: str) -> str:
+        value = self.doc[key]
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def strings(self, key: str) -> list[str]:
+        value = self.doc[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, f"expected a list of strings, got {value!r}")
+        return value
+
+    def integer(self, key: str, minimum: int) -> int:
+        value = self.doc[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(key, f"expected an integer >= {minimum}, got {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.doc[key]
+        if value not in choices:
+            raise self.fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def table(self, key: str) -> _Reader:
+        return _Reader(self.doc[key], self.where, f"{self.prefix}{key}.")
+
+
+# --- running ------------------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    """A scenario made concrete: the workload and what it rests on."""
+
+    scenario: Scenario
+    target: Any
+    host_target: Any
+    traffic: Traffic
+    workload: Workload
+    outcomes: list[Outcome]
+    traces: list[TraceCost]
+    program: str
+    assumptions: list[str]
+    host_cost_source: str
+
+
+def _vm_outcomes(sc: Scenario, reps: list[bytes], labels: list[str]
+                 ) -> tuple[str, list[int], list[TraceCost], bool]:
+    """Run every representative once on the VM: (program name, verdicts, costs, clock)."""
+    from ebpf.differential import Scenario as MapScenario
+    from ebpf.differential import VmSide
+    from ebpf.differential import prepare as prepare_obj
+    from ebpf.elf import load
+    from ebpf.errors import EbpfError
+
+    assert sc.program is not None
+    obj = load(sc.program)
+    state = MapScenario.load(sc.maps) if sc.maps else MapScenario()
+    run_obj, clock = prepare_obj(obj, state)
+    side = VmSide(run_obj, sc.program_name, state, seed=sc.seed)
+    verdicts, costs = [], []
+    for i, packet in enumerate(reps):
+        if clock:
+            side.set_clock(state.clock_ns(i))
+        try:
+            res = side.run(packet)
+        except EbpfError as exc:
+            raise type(exc)(f"{sc.program}: representative packet {i} ({labels[i]}): "
+                            f"{exc}") from exc
+        verdicts.append(int(res.verdict))
+        costs.append(TraceCost.from_trace(res.trace))
+    return side.vm.program.name, verdicts, costs, clock
+
+
+def _kernel_costs(sc: Scenario, program: str, reps: list[bytes]) -> list[float]:
+    """Per representative: the kernel's ns per run (BPF_PROG_TEST_RUN, KERNEL_REPEAT runs)."""
+    from ebpf.differential import Scenario as MapScenario
+    from ebpf.differential import kernel_side
+    from ebpf.elf import load
+
+    assert sc.program is not None
+    state = MapScenario.load(sc.maps) if sc.maps else MapScenario()
+    obj = load(sc.program)
+    with kernel_side(sc.program, obj, state, raw=False) as kobj:
+        return [float(kobj.time_ns_per_packet(p, repeat=KERNEL_REPEAT, prog=program))
+                for p in reps]
+
+
+def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
+                       costs: list[TraceCost]) -> tuple[list[float], str]:
+    """The program's ns per packet on a host core, per representative, and where from."""
+    model_note = (f"per-instruction model ({HOST_NS_PER_INSN:g} ns per instruction, "
+                  f"{HOST_NS_PER_MAP_HELPER:g} ns per map helper, {HOST_NS_PER_HELPER:g} ns "
+                  f"per other helper; modelling estimates)")
+    if sc.host_cost != "model":
+        from ebpf.errors import EbpfError
+
+        try:
+            ns = _kernel_costs(sc, program, reps)
+            return ns, (f"measured on this machine with BPF_PROG_TEST_RUN ({KERNEL_REPEAT} "
+                        f"runs per representative packet, kernel JIT)")
+        except EbpfError as exc:
+            if sc.host_cost == "kernel":
+                raise
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return ([host_program_ns_model(c) for c in costs],
+                    f"{model_note}; the kernel could not time it: {reason}")
+    return [host_program_ns_model(c) for c in costs], model_note
+
+
+def prepare(sc: Scenario) -> Prepared:
+    """Traffic, the trace-driven outcomes and the workload for ``sc``."""
+    from hw.targets import load_target
+
+    if sc.program is None:
+        raise ScenarioError(f"{sc.source}: program: no XDP object given")
+    if sc.engine not in ENGINES:
+        raise ScenarioError(f"{sc.source}: engine: expected one of {', '.join(ENGINES)}, "
+                            f"got {sc.engine!r}")
+    target = load_target(sc.target, extra=sc.target_files)
+    on_host = target.location == "host"
+    host_target = target if on_host else load_target(sc.host, extra=sc.target_files)
+    if host_target.location != "host":
+        raise ScenarioError(f"{sc.source}: host: {host_target.name!r} is not a host target "
+                            f"(location = {host_target.location!r})")
+    spec = parse_traffic(sc.traffic, line_rate_gbps=target.line_rate_gbps,
+                         where=f"target '{target.name}'")
+    traffic = generate(spec, sc.packets if sc.packets is not None else (
+        None if spec.pcap else DEFAULT_PACKETS), sc.seed,
+        line_rate_gbps=target.line_rate_gbps, base_dir=sc.base_dir)
+
+    program, verdicts, costs, clock = _vm_outcomes(sc, traffic.reps, traffic.rep_labels)
+    prog_ns, cost_note = host_program_costs(sc, program, traffic.reps, costs)
+    drv = host_target.cpu.driver_overhead_ns
+    notes = [f"traffic: {traffic.description}; {traffic.num_packets} packets, seed {sc.seed}",
+             f"behaviour: {len(traffic.reps)} representative packets, each run once on the "
+             f"reference VM (in order, maps persisting"
+             + (", clock injected" if clock else "") + "); every traffic packet behaves "
+             "like its flow's representative of its size",
+             f"host program cost: {cost_note}",
+             f"host: driver overhead {drv:g} ns per packet (target '{host_target.name}')"]
+    q = sc.queues
+    link = LinkModel(gbps=target.line_rate_gbps, queue=q.get("link"))
+    cores = sc.host_cores or host_target.cores.num_threads
+    host = HostModel(cores=cores, ring=q.get("host_ring"))
+    outcomes = []
+    if on_host:
+        for v, ns in zip(verdicts, prog_ns, strict=True):
+            outcomes.append(Outcome(verdict=v, host_ns=drv + ns))
+        classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=False,
+                                              has_host=True)
+        workload = Workload(arrival_ns=traffic.arrival_ns, size=traffic.size,
+                            flow=traffic.flow, classes=classes, link=link, host=host)
+        notes.append(f"the program runs on {cores} host cores, RSS by flow hash")
+    else:
+        cost = sc.nic_cost
+        nic, nic_notes = nic_model(target, cost, q.get("nic"))
+        notes.extend(nic_notes)
+        cal = calibration_note(target)
+        if cal:
+            notes.append(cal)
+        if target.kind == "pipeline":
+            stages = cost.stages if cost.stages is not None else target.stages.count
+            notes.append(f"pipeline latency: {cost.passes} pass(es) x {stages} stages x "
+                         f"{target.stages.latency_cycles} cycles ({cost.source})")
+        punt = cost.punt if isinstance(cost.punt, str) else "a mapper rule"
+        punt_text = {"none": "no packet is punted", "all": "every packet is punted",
+                     "helpers": "a packet is punted when its path calls a helper the target "
+                                "lacks"}.get(punt, f"punt decided by {punt}")
+        notes.append(f"punt: {punt_text} ({cost.source}); punted packets run the whole "
+                     f"program again on the host")
+        for v, tc, ns in zip(verdicts, costs, prog_ns, strict=True):
+            punted = cost.is_punted(target, tc)
+            nic_ns, delay = nic_service(target, cost, tc, ns)
+            outcomes.append(Outcome(verdict=v, punted=punted, nic_ns=nic_ns,
+                                    nic_delay_ns=delay, host_ns=drv + (ns if punted else 0.0)))
+        classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=True,
+                                              has_host=True)
+        workload = Workload(arrival_ns=traffic.arrival_ns, size=traffic.size,
+                            flow=traffic.flow, classes=classes, link=link, nic=nic,
+                            pcie=pcie_model(target, q.get("pcie")), host=host)
+        notes.append(f"XDP_PASS and punted packets cross PCIe (gen {target.pcie.gen} x"
+                     f"{target.pcie.lanes}, {target.pcie.bandwidth_gbps:g} Gb/s, "
+                     f"{target.pcie.tlp_overhead_bytes} B per TLP of at most "
+                     f"{target.pcie.max_payload_bytes} B) to {cores} host cores, RSS by "
+                     f"flow hash; drop, tx and redirect leave from the NIC")
+    qtext = ", ".join(f"{k} {'unbounded' if v is None else v}" for k, v in q.items())
+    notes.append(f"queues (packets, waiting + in service): {qtext}")
+    return Prepared(scenario=sc, target=target, host_target=host_target, traffic=traffic,
+                    workload=workload, outcomes=outcomes, traces=costs, program=program,
+                    assumptions=notes, host_cost_source=cost_note)
+
+
+def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[str, Any]:
+    """Run the prepared workload on the scenario's engine; the JSON-ready report."""
+    from sim import engine_fast, engine_simpy
+    from sim.metrics import progress_bar, summarize
+
+    sc = prep.scenario
+    n = prep.workload.num_packets
+    engine = engine_fast if sc.engine == "fast" else engine_simpy
+    with progress_bar(n, f"sim ({sc.engine})", min_total=200_000 if sc.engine == "fast"
+                      else 20_000, enabled=progress_enabled) as advance:
+        result = engine.run(prep.workload, progress=advance)
+    metrics = summarize(prep.workload, result, offered_pps=prep.traffic.offered_pps)
+    reps = [{"label": label, "verdict": o.verdict, "punted": o.punted, "nic_ns": o.nic_ns,
+             "nic_delay_ns": o.nic_delay_ns, "host_ns": o.host_ns, "insns": tc.insns}
+            for label, o, tc in zip(prep.traffic.rep_labels, prep.outcomes, prep.traces,
+                                    strict=True)]
+    return {"program": prep.program, "object": sc.program, "target": prep.target.name,
+            "target_kind": prep.target.kind, "host": prep.host_target.name,
+            "traffic": prep.traffic.to_dict(), "engine": sc.engine,
+            "model": prep.workload.describe(), "assumptions": prep.assumptions,
+            "representatives": reps, "metrics": metrics}
+
+
+def run(sc: Scenario, *, progress_enabled: bool | None = None) -> dict[str, Any]:
+    """Prepare and simulate ``sc``."""
+    return simulate(prepare(sc), progress_enabled=progress_enabled)
