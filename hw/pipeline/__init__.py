@@ -21,6 +21,7 @@ from hw.pipeline.config import (
     MapBinding,
     Op,
     PipelineConfig,
+    RegisterSlice,
     Slice,
     Stage,
     Stateful,
@@ -39,8 +40,8 @@ from hw.pipeline.timing import SimResult, StageUse, TimingModel
 __all__ = [
     "FORMAT", "VERSION", "Buffer", "ConfigError", "Entry", "Extern", "Extract", "Gateway",
     "MapBinding", "Op", "PipelineConfig", "PipelineError", "PipelineModel", "PipelineResult",
-    "PipelineState", "Punt", "RegisterWrite", "SimResult", "Slice", "Stage", "StageUse",
-    "Stateful", "Table", "TableMemory", "TargetParams", "TimingModel", "canonical",
-    "dump_config", "load_config", "parse_punt", "read_memory_images", "save_config",
-    "write_memory_images",
+    "PipelineState", "Punt", "RegisterSlice", "RegisterWrite", "SimResult", "Slice", "Stage",
+    "StageUse", "Stateful", "Table", "TableMemory", "TargetParams", "TimingModel",
+    "canonical", "dump_config", "load_config", "parse_punt", "read_memory_images",
+    "save_config", "write_memory_images",
 ]

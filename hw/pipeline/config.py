@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hw.pipeline import ops as O
-from hw.pipeline.errors import ConfigError
+from hw.pipeline.errors import ConfigError, PipelineError
 
 FORMAT = "xdp-offload-pipeline"
 VERSION = 1
@@ -132,7 +132,7 @@ class Op:
     b: int | None = None
     imm: int = 0
     size: int = 8
-    offset: int = 0
+    offset: int = 0  # window ops: signed 16-bit packet offset; ext / ins: byte 0-7
     signed: bool = False
     sel: int = 0
     pred: int = 0
@@ -249,8 +249,41 @@ class Extract:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegisterSlice:
+    """Part of a map's values in one stateful unit's registers (docs/pipeline.md, section 9).
+
+    Value words [word_offset, word_offset + words) of the entries [first_entry, first_entry +
+    entries) live in unit ``unit`` of logical stage ``stage``: word w of entry i (the table
+    address, or the array index) at ``REG[base + i * stride + (w - word_offset)]``, the
+    address a stateful unit with the same base and stride computes from index i.
+    """
+
+    stage: int
+    unit: int
+    base: int = 0
+    stride: int = 1
+    word_offset: int = 0
+    words: int  # the document's default: the value's words from word_offset on
+    first_entry: int = 0
+    entries: int  # the document's default: the entries from first_entry on
+
+    def has(self, index: int, word: int) -> bool:
+        """Whether word ``word`` of entry ``index`` lives in this slice."""
+        return (self.first_entry <= index < self.first_entry + self.entries
+                and self.word_offset <= word < self.word_offset + self.words)
+
+    def get_address(self, index: int, word: int) -> int:
+        """The register address of word ``word`` of entry ``index`` (which must be here)."""
+        return self.base + index * self.stride + word - self.word_offset
+
+
+@dataclass(frozen=True, kw_only=True)
 class MapBinding:
-    """Where a map's contents live: tables (copies) and, when written, stateful registers."""
+    """Where a map's contents live: tables (copies) and, when written, stateful registers.
+
+    ``registers`` splits the values over stateful units by value word (field) and by entry
+    range; the slices of a map cover every (entry, word) exactly once (validate.py).
+    """
 
     name: str
     type: str
@@ -258,13 +291,25 @@ class MapBinding:
     value_size: int
     max_entries: int
     tables: tuple[tuple[int, int], ...] = ()  # (logical stage, table slot)
-    registers: tuple[int, int, int, int] | None = None  # (stage, unit, base, stride)
+    registers: tuple[RegisterSlice, ...] = ()
     cpu: int = 0
     num_cpus: int = 1
 
     @property
     def value_words(self) -> int:
         return -(-self.value_size // 8)
+
+    def get_register(self, index: int, word: int) -> tuple[int, int, int]:
+        """(stage, unit, address) of value word ``word`` of entry ``index``.
+
+        The control plane's view of a register-held value: reading or writing entry
+        ``index`` is one register access per value word, each at the address returned here.
+        """
+        for r in self.registers:
+            if r.has(index, word):
+                return r.stage, r.unit, r.get_address(index, word)
+        raise PipelineError(f"map '{self.name}': word {word} of entry {index} is in no "
+                            f"register slice")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -429,7 +474,8 @@ def _read_op(v: Any, p: str) -> Op:
     b, imm = _operand_b(d, p, required=spec.reads_b)
     return Op(slot=_int(d, "slot", p, hi=63), op=name, width=_int(d, "width", p, 64),
               a=_int(d, "a", p, 0, hi=63), b=b, imm=imm, size=_int(d, "size", p, 8),
-              offset=_int(d, "offset", p, 0, hi=0xFFFF), signed=_bool(d, "signed", p),
+              offset=_int(d, "offset", p, 0, lo=-(1 << 63)),  # ranges per op: validate.py
+              signed=_bool(d, "signed", p),
               sel=_int(d, "sel", p, 0, hi=63), pred=_int(d, "pred", p, 0, hi=63),
               pred_neg=_bool(d, "pred_neg", p))
 
@@ -549,18 +595,30 @@ def _read_map(name: str, v: Any, p: str) -> MapBinding:
         if not isinstance(t, list) or len(t) != 2 or not all(isinstance(x, int) for x in t):
             raise _fail(f"{p}.tables[{i}]", f"expected [stage, slot], got {t!r}")
         tables.append((t[0], t[1]))
-    regs = None
-    if d.get("registers") is not None:
-        rp = f"{p}.registers"
-        r = _obj(d["registers"], rp, ("stage", "unit", "base", "stride"), ("stage", "unit"))
-        regs = (_int(r, "stage", rp), _int(r, "unit", rp), _int(r, "base", rp, 0),
-                _int(r, "stride", rp, 1, lo=1))
+    value_size = _int(d, "value_size", p, lo=1)
+    max_entries = _int(d, "max_entries", p, lo=1)
+    raw = d.get("registers")
+    if raw is None:
+        raw = []
+    elif isinstance(raw, Mapping):  # the one-slice shorthand: every word of every entry
+        raw = [raw]
+    regs = []
+    for i, r in enumerate(_list(raw, f"{p}.registers")):
+        rp = f"{p}.registers[{i}]"
+        r = _obj(r, rp, ("stage", "unit", "base", "stride", "word_offset", "words",
+                         "first_entry", "entries"), ("stage", "unit"))
+        word_offset = _int(r, "word_offset", rp, 0)
+        first_entry = _int(r, "first_entry", rp, 0)
+        regs.append(RegisterSlice(
+            stage=_int(r, "stage", rp), unit=_int(r, "unit", rp), base=_int(r, "base", rp, 0),
+            stride=_int(r, "stride", rp, 1, lo=1), word_offset=word_offset,
+            words=_int(r, "words", rp, max(1, -(-value_size // 8) - word_offset), lo=1),
+            first_entry=first_entry,
+            entries=_int(r, "entries", rp, max(1, max_entries - first_entry), lo=1)))
     return MapBinding(name=name, type=_choice(d, "type", p, MAP_TYPES, what="map type"),
-                      key_size=_int(d, "key_size", p, lo=1), value_size=_int(d, "value_size", p,
-                                                                             lo=1),
-                      max_entries=_int(d, "max_entries", p, lo=1), tables=tuple(tables),
-                      registers=regs, cpu=_int(d, "cpu", p, 0), num_cpus=_int(d, "num_cpus", p,
-                                                                              1, lo=1))
+                      key_size=_int(d, "key_size", p, lo=1), value_size=value_size,
+                      max_entries=max_entries, tables=tuple(tables), registers=tuple(regs),
+                      cpu=_int(d, "cpu", p, 0), num_cpus=_int(d, "num_cpus", p, 1, lo=1))
 
 
 def parse_config(doc: Mapping[str, Any]) -> PipelineConfig:
@@ -693,9 +751,8 @@ def dump_config(config: PipelineConfig) -> dict[str, Any]:
                               "value_size": m.value_size, "max_entries": m.max_entries,
                               "tables": [list(t) for t in m.tables], "cpu": m.cpu,
                               "num_cpus": m.num_cpus}
-        if m.registers is not None:
-            st, unit, base, stride = m.registers
-            md["registers"] = {"stage": st, "unit": unit, "base": base, "stride": stride}
+        if m.registers:
+            md["registers"] = [dataclasses.asdict(r) for r in m.registers]
         maps[m.name] = md
     return {
         "format": FORMAT, "version": VERSION, "program": config.program,

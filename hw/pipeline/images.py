@@ -160,7 +160,7 @@ def encode_op(op: Op) -> int:
     return VLIW.pack({"opcode": O.VLIW_BY_NAME[op.op].code, "w32": int(op.width == 32),
                       "signed": int(op.signed), "pred": op.pred, "pred_neg": int(op.pred_neg),
                       "a": op.a, **_b(op.b, op.imm), "size": O.SIZE_CODES[op.size],
-                      "offset": op.offset, "sel": op.sel})
+                      "offset": op.offset & O.mask(O.WINDOW_OFFSET_BITS), "sel": op.sel})
 
 
 def encode_gateway(g: Gateway) -> int:
@@ -355,11 +355,13 @@ def _b_of(v: dict[str, int]) -> tuple[int | None, int]:
 
 
 def decode_op(slot: int, word: int) -> Op:
+    """The op of a VLIW word; a window op's offset is two's complement (16 bits)."""
     v = VLIW.unpack(word)
     spec = O.VLIW_BY_CODE[v["opcode"]]
     b, imm = _b_of(v)
+    offset = O.signed(v["offset"], O.WINDOW_OFFSET_BITS) if spec.window else v["offset"]
     return Op(slot=slot, op=spec.name, width=32 if v["w32"] else 64, a=v["a"], b=b, imm=imm,
-              size=O.SIZES[v["size"]], offset=v["offset"], signed=bool(v["signed"]),
+              size=O.SIZES[v["size"]], offset=offset, signed=bool(v["signed"]),
               sel=v["sel"], pred=v["pred"], pred_neg=bool(v["pred_neg"]))
 
 

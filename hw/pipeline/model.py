@@ -10,6 +10,10 @@ cocotb testbenches compare the RTL's verdicts, packets and registers with its re
 Positions are in original-packet coordinates: byte p is the p-th byte of the packet as it
 arrived. ``head`` (h) and ``end`` (e) are where data and data_end are now; the window buffer
 holds positions [-window_headroom, window_bytes).
+
+A frame longer than ``frame_end`` (which the kernel would run as a multi-buffer frame, the
+program seeing only its first frame_end bytes) enters the stages already faulted with punt
+reason 3, "frame too long": no stage has a side effect and the deparser punts it unchanged.
 """
 
 from __future__ import annotations
@@ -160,10 +164,13 @@ class PipelineModel:
                 cycle: int = 0) -> PipelineResult:
         """Run one packet; ``cycle`` is its admission cycle (what the timestamp extern reads)."""
         t = self.target
-        if not t.min_packet_bytes <= len(packet) <= t.frame_end:
-            raise PipelineError(f"packet of {len(packet)} bytes is outside "
-                                f"[{t.min_packet_bytes}, {t.frame_end}] (the parser drops it)")
+        if len(packet) < t.min_packet_bytes:
+            raise PipelineError(f"packet of {len(packet)} bytes is shorter than "
+                                f"min_packet_bytes {t.min_packet_bytes} (the parser drops it)")
         pk = _Packet(self.config, bytes(packet), ingress_ifindex, rx_queue)
+        if len(packet) > t.frame_end:  # multi-buffer for the kernel: faulted from parse
+            pk.fault = True
+            pk.punt = O.PUNT_FRAME_TOO_LONG
         writes: list[RegisterWrite] = []
         hits: list[tuple[int, int, int | None]] = []
         for s, st in enumerate(self.config.stages):
@@ -229,7 +236,7 @@ class PipelineModel:
                 value = spec.fn(O.OpInput(a=a, b=b, width=op.width, size=op.size,
                                           offset=op.offset, signed=op.signed,
                                           sel=bool(pt >> op.sel & 1)))
-            elif spec.kind in ("wload", "wstore"):
+            elif spec.window:  # x = offset (signed 16 bits) [+ C[a] unsigned], exact
                 idx = pk.window_index(op.offset + (a if spec.variable else 0), op.size)
                 if idx is None:
                     faults.append(O.PUNT_WINDOW_FAULT)

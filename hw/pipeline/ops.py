@@ -193,11 +193,16 @@ class VliwOp:
     sizes: tuple[int, ...] = ()  # () : the size field must be 8 (unused)
     reads_a: bool = False
     reads_b: bool = False
-    uses_offset: bool = False  # ext/ins: byte offset 0-7; window ops: byte offset 0-65535
+    uses_offset: bool = False  # ext/ins: byte offset 0-7; window ops: signed 16-bit offset
     signed_ok: bool = False
     variable: bool = False  # window address = C[A] + offset
     writes: bool = True  # writes its destination slot
     doc: str = ""
+
+    @property
+    def window(self) -> bool:
+        """A window load or store: ``offset`` is a signed 16-bit packet offset."""
+        return self.kind in ("wload", "wstore")
 
 
 _ALU2 = (32, 64)
@@ -482,7 +487,11 @@ META_PUNT = META_BY_NAME["punt_reason"].index
 # punt reasons 1-15 are the hardware's; the mapper numbers its cuts from 16
 PUNT_WINDOW_FAULT = 1
 PUNT_HEADROOM_FAULT = 2
+PUNT_FRAME_TOO_LONG = 3  # longer than frame_end: faulted at parse, punted unchanged
 PUNT_FIRST_CUT = 16
+PUNT_REASONS = {PUNT_WINDOW_FAULT: "window", PUNT_HEADROOM_FAULT: "headroom",
+                PUNT_FRAME_TOO_LONG: "frame too long"}
+WINDOW_OFFSET_BITS = 16  # the VLIW offset of a window op: two's complement
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 VERDICT_NAMES = ("aborted", "drop", "pass", "tx", "redirect")

@@ -9,7 +9,9 @@ write port offers (docs/pipeline.md, "Control plane"): ``write_entry`` / ``delet
 ``load_maps`` turns a map state document (``ebpf.map_state``'s JSON: the format the VM and
 the kernel bridge read and write) into table entries and registers, as the configuration's
 map bindings say; ``dump_maps`` reads them back into that format, so the pipeline's map
-contents compare directly with the VM's and the kernel's.
+contents compare directly with the VM's and the kernel's. A map's values may be split over
+several stateful units by value word and by entry range (``MapBinding.registers``, a list
+of ``RegisterSlice``): ``set_value`` / ``get_value`` disassemble and assemble them.
 """
 
 from __future__ import annotations
@@ -157,8 +159,9 @@ class PipelineState:
 
         Every map named must be bound by the configuration. Hash maps fill entries 0, 1, ...
         in document order; arrays use the key as index (unnamed indices are zero); LPM
-        entries are ordered longest prefix first. Bound registers get the value words at
-        base + index * stride; a map's whole register range is zeroed first.
+        entries are ordered longest prefix first. Bound registers get each value word at the
+        address of its register slice (base + index * stride + word - word_offset); a map's
+        whole register range is zeroed first.
         """
         if not isinstance(doc, Mapping):
             path = os.fspath(doc)
@@ -227,24 +230,35 @@ class PipelineState:
                     mem.write(Entry(index=index, data=data))
                 else:
                     mem.write(Entry(index=index, key=key, data=data))
-        if m.registers is not None:
-            stage, unit, base, stride = m.registers
-            regs = self.registers[(stage, unit)]
-            for i in range(m.max_entries):
-                for w in range(m.value_words):
-                    regs[base + i * stride + w] = 0
+        if m.registers:
+            for r in m.registers:  # the map's whole register range is zeroed first
+                regs = self.registers[(r.stage, r.unit)]
+                for i in range(r.first_entry, r.first_entry + r.entries):
+                    for w in range(r.word_offset, r.word_offset + r.words):
+                        regs[r.get_address(i, w)] = 0
             for index, _key, value in placed:
-                padded = value.ljust(8 * m.value_words, b"\0")
-                for w in range(m.value_words):
-                    regs[base + index * stride + w] = int.from_bytes(padded[8 * w:8 * w + 8],
-                                                                     "little")
+                self.set_value(m, index, value)
+
+    def set_value(self, m: MapBinding, index: int, value: bytes) -> None:
+        """Write the register-held value of entry ``index``: one register per value word.
+
+        The words are the value's little-endian u64 chunks (the last zero-padded); each goes
+        to the (stage, unit, address) of its register slice, as the control plane's register
+        writes do (docs/pipeline.md, section 9).
+        """
+        padded = value.ljust(8 * m.value_words, b"\0")
+        for w in range(m.value_words):
+            stage, unit, addr = m.get_register(index, w)
+            self.write_register(stage, unit, addr,
+                                int.from_bytes(padded[8 * w:8 * w + 8], "little"))
 
     def get_value(self, m: MapBinding, index: int, entry: Entry | None) -> bytes:
-        """The value of the map entry at table index ``index``: registers first, else data."""
-        if m.registers is not None:
-            stage, unit, base, stride = m.registers
-            regs = self.registers[(stage, unit)]
-            raw = b"".join(regs[base + index * stride + w].to_bytes(8, "little")
+        """The value of the map entry at table index ``index``: registers first, else data.
+
+        A register-held value is assembled word by word from its register slices.
+        """
+        if m.registers:
+            raw = b"".join(self.read_register(*m.get_register(index, w)).to_bytes(8, "little")
                            for w in range(m.value_words))
             return raw[:m.value_size]
         data = entry.data if entry is not None else b""
@@ -254,13 +268,14 @@ class PipelineState:
         """The bound maps' contents in ebpf.map_state's format (keys sorted, arrays whole)."""
         out: dict[str, list[dict[str, Any]]] = {}
         for m in self.config.maps:
-            stage, slot = m.tables[0]
-            mem = self._table(stage, slot)
+            mem = self._table(*m.tables[0]) if m.tables else None
             rows: list[tuple[bytes, bytes]] = []
             if m.type in ("array", "percpu_array"):
                 for i in range(m.max_entries):
-                    rows.append((i.to_bytes(4, "little"), self.get_value(m, i, mem.entries[i])))
+                    entry = mem.entries[i] if mem is not None else None
+                    rows.append((i.to_bytes(4, "little"), self.get_value(m, i, entry)))
             else:
+                assert mem is not None  # validation: hash and LPM maps have a table
                 for e in mem.iter_entries():
                     key = e.key
                     if m.type == "lpm_trie":

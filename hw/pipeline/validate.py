@@ -73,6 +73,7 @@ def validate(config: PipelineConfig) -> None:
     _check_budgets(config)
     for m in config.maps:
         _check_map(config, m)
+    _check_register_sharing(config)
 
 
 def _check_target(t: TargetParams) -> None:
@@ -304,7 +305,9 @@ class _Checker:
             self.pred(f"{q}.sel", op.sel)
         elif op.sel:
             raise _fail(f"{q}.sel", f"only sel uses a select predicate, {op.op} got {op.sel}")
-        if spec.kind in ("wload", "wstore"):
+        if spec.window:
+            half = 1 << (O.WINDOW_OFFSET_BITS - 1)
+            _range(f"{q}.offset", op.offset, -half, half - 1, "window offset ")
             end = t.window_bytes + t.window_headroom
             if op.offset + op.size > end:
                 raise _fail(f"{q}.offset", f"window access [{op.offset}, {op.offset + op.size})"
@@ -314,7 +317,7 @@ class _Checker:
                 raise _fail(f"{q}.op", f"{op.op}: the target has no variable-offset window "
                                        f"access")
         elif spec.uses_offset:
-            if op.offset + op.size > 8:
+            if op.offset < 0 or op.offset + op.size > 8:
                 raise _fail(f"{q}.offset", f"bytes [{op.offset}, {op.offset + op.size}) pass "
                                            f"the container's 8 bytes")
         elif op.offset:
@@ -426,8 +429,9 @@ def _check_map(config: PipelineConfig, m: MapBinding) -> None:
         raise _fail(f"{p}.cpu", f"a {m.type} map is not per-CPU")
     if m.cpu >= m.num_cpus:
         raise _fail(f"{p}.cpu", f"cpu {m.cpu} is not below num_cpus {m.num_cpus}")
-    if not m.tables:
-        raise _fail(f"{p}.tables", "a map needs at least one table")
+    if not m.tables and not (m.registers and m.type in ("array", "percpu_array")):
+        raise _fail(f"{p}.tables", "a map needs at least one table (an array whose values "
+                                   "all live in registers needs none)")
     for i, (s, slot) in enumerate(m.tables):
         q = f"{p}.tables[{i}]"
         tb = config.stages[s].get_table(slot) if 0 <= s < len(config.stages) else None
@@ -448,15 +452,71 @@ def _check_map(config: PipelineConfig, m: MapBinding) -> None:
         if tb.action and tb.data_bytes < m.value_size:
             raise _fail(q, f"action data of {tb.data_bytes} bytes cannot hold the "
                            f"{m.value_size}-byte value")
-    if m.registers is not None:
-        s, unit, base, stride = m.registers
-        u = config.stages[s].get_stateful(unit) if 0 <= s < len(config.stages) else None
+    if not m.tables and m.key_size != 4:
+        raise _fail(f"{p}.key_size", f"{m.key_size}: an array's key is a u32 (4 expected)")
+    for j, r in enumerate(m.registers):
+        q = f"{p}.registers[{j}]"
+        u = config.stages[r.stage].get_stateful(r.unit) if 0 <= r.stage < len(config.stages) \
+            else None
         if u is None:
-            raise _fail(f"{p}.registers", f"no stateful unit {unit} in stage {s}")
-        if stride < m.value_words:
-            raise _fail(f"{p}.registers.stride", f"{stride} words cannot hold the "
-                                                 f"{m.value_size}-byte value")
-        end = base + (m.max_entries - 1) * stride + m.value_words
+            raise _fail(q, f"no stateful unit {r.unit} in stage {r.stage}")
+        if r.word_offset + r.words > m.value_words:
+            raise _fail(f"{q}.words", f"value words [{r.word_offset}, "
+                                      f"{r.word_offset + r.words}) pass the value's "
+                                      f"{m.value_words}")
+        if r.first_entry + r.entries > m.max_entries:
+            raise _fail(f"{q}.entries", f"entries [{r.first_entry}, "
+                                        f"{r.first_entry + r.entries}) pass max_entries "
+                                        f"{m.max_entries}")
+        if r.stride < r.words:
+            raise _fail(f"{q}.stride", f"{r.stride} words cannot hold the slice's {r.words} "
+                                       f"value words")
+        end = r.get_address(r.first_entry + r.entries - 1, r.word_offset + r.words - 1) + 1
         if end > u.words:
-            raise _fail(f"{p}.registers", f"{m.max_entries} values need {end} words, unit "
-                                          f"{unit} of stage {s} has {u.words}")
+            raise _fail(q, f"entries [{r.first_entry}, {r.first_entry + r.entries}) need "
+                           f"{end} words, unit {r.unit} of stage {r.stage} has {u.words}")
+        for k, o in enumerate(m.registers[:j]):
+            if (r.first_entry < o.first_entry + o.entries
+                    and o.first_entry < r.first_entry + r.entries
+                    and r.word_offset < o.word_offset + o.words
+                    and o.word_offset < r.word_offset + r.words):
+                raise _fail(q, f"entries [{r.first_entry}, {r.first_entry + r.entries}) "
+                               f"words [{r.word_offset}, {r.word_offset + r.words}) overlap "
+                               f"registers[{k}]")
+    if m.registers:
+        covered = sum(r.entries * r.words for r in m.registers)
+        if covered != m.max_entries * m.value_words:
+            index, word = _uncovered(m)
+            raise _fail(f"{p}.registers", f"word {word} of entry {index} is in no slice (the "
+                                          f"slices must hold every value word of every "
+                                          f"entry)")
+
+
+def _uncovered(m: MapBinding) -> tuple[int, int]:
+    """The first (entry, word) of ``m`` that no register slice holds (slices do not overlap)."""
+    for word in range(m.value_words):
+        spans = sorted((r.first_entry, r.first_entry + r.entries) for r in m.registers
+                       if r.word_offset <= word < r.word_offset + r.words)
+        index = 0
+        for lo, hi in spans:
+            if lo > index:
+                break
+            index = max(index, hi)
+        if index < m.max_entries:
+            return index, word
+    raise AssertionError("every word is covered")
+
+
+def _check_register_sharing(config: PipelineConfig) -> None:
+    """No register word holds two map words (slices of one unit, of one map or several)."""
+    owner: dict[tuple[int, int, int], str] = {}
+    for m in config.maps:
+        for j, r in enumerate(m.registers):
+            where = f"maps.{m.name}.registers[{j}]"
+            for i in range(r.first_entry, r.first_entry + r.entries):
+                for w in range(r.word_offset, r.word_offset + r.words):
+                    key = (r.stage, r.unit, r.get_address(i, w))
+                    if key in owner:
+                        raise _fail(where, f"register {key[2]} of stage {r.stage} unit "
+                                           f"{r.unit} also holds a word of {owner[key]}")
+                    owner[key] = where

@@ -177,13 +177,97 @@ def map_doc(**binding):
     ({"max_entries": 5}, r"^maps\.m\.tables\[0\]: table size 4 is below max_entries 5$"),
     ({"value_size": 9}, r"action data of 8 bytes cannot hold the 9-byte value$"),
     ({"tables": [[3, 0]]}, r"^maps\.m\.tables\[0\]: no table in stage 3 slot 0$"),
-    ({"registers": {"stage": 0, "unit": 0}}, r"^maps\.m\.registers: no stateful unit 0"),
+    ({"registers": {"stage": 0, "unit": 0}}, r"^maps\.m\.registers\[0\]: no stateful unit 0 "
+                                             r"in stage 0$"),
+    ({"registers": [{"stage": 0, "unit": 0, "colour": 1}]},
+     r"^maps\.m\.registers\[0\]\.colour: unknown key"),
     ({"type": "queue"}, r"^maps\.m\.type: unknown map type 'queue'"),
 ])
 def test_map_binding_errors(binding, message):
     """Map bindings must match their tables and registers."""
     with pytest.raises(ConfigError, match=message):
         load_config(map_doc(**binding))
+
+
+def slice_doc(*slices: dict, value_size: int = 16, max_entries: int = 4, tables=None,
+              words: tuple[int, int] = (16, 16)) -> dict:
+    """An array map (u32 key, ``value_size`` bytes) in registers of stage 0 units 0 and 1."""
+    stage = {"stateful": [{"unit": u, "op": "add", "words": n, "index": {"container": 0},
+                           "imm": 1} for u, n in enumerate(words)]}
+    m = {"type": "array", "key_size": 4, "value_size": value_size,
+         "max_entries": max_entries, "tables": tables or [], "registers": list(slices)}
+    return doc([stage], maps={"m": m})
+
+
+WORD0 = {"stage": 0, "unit": 0, "words": 1}
+WORD1 = {"stage": 0, "unit": 1, "word_offset": 1, "words": 1}
+
+
+def test_register_slices_parse_and_round_trip():
+    """Slices get their defaults; the one-object shorthand is one slice for the whole value."""
+    c = load_config(slice_doc(WORD0, WORD1))
+    m = c.get_map("m")
+    assert [(r.stage, r.unit, r.base, r.stride, r.word_offset, r.words, r.first_entry,
+             r.entries) for r in m.registers] == [(0, 0, 0, 1, 0, 1, 0, 4), (0, 1, 0, 1, 1, 1, 0, 4)]
+    assert load_config(dump_config(c)) == c
+    assert dump_config(c)["maps"]["m"]["registers"][1] == {
+        "stage": 0, "unit": 1, "base": 0, "stride": 1, "word_offset": 1, "words": 1,
+        "first_entry": 0, "entries": 4}
+    whole = load_config(slice_doc({"stage": 0, "unit": 0, "base": 2, "stride": 3}))
+    r, = whole.get_map("m").registers
+    assert (r.word_offset, r.words, r.first_entry, r.entries) == (0, 2, 0, 4)
+    assert whole.get_map("m").get_register(3, 1) == (0, 0, 2 + 3 * 3 + 1)
+
+
+SLICE_ERRORS = [
+    (slice_doc(WORD0), r"^maps\.m\.registers: word 1 of entry 0 is in no slice"),
+    (slice_doc(WORD0, {**WORD1, "entries": 3}), r"^maps\.m\.registers: word 1 of entry 3 is in "
+                                                r"no slice"),
+    (slice_doc(WORD0, {**WORD1, "word_offset": 0}),
+     r"^maps\.m\.registers\[1\]: entries \[0, 4\) words \[0, 1\) overlap registers\[0\]$"),
+    (slice_doc(WORD0, {**WORD1, "words": 2}),
+     r"^maps\.m\.registers\[1\]\.words: value words \[1, 3\) pass the value's 2$"),
+    (slice_doc(WORD0, {**WORD1, "first_entry": 2, "entries": 3}),
+     r"^maps\.m\.registers\[1\]\.entries: entries \[2, 5\) pass max_entries 4$"),
+    (slice_doc({"stage": 0, "unit": 0, "stride": 1}),
+     r"^maps\.m\.registers\[0\]\.stride: 1 words cannot hold the slice's 2 value words$"),
+    (slice_doc(WORD0, {**WORD1, "base": 13}),
+     r"^maps\.m\.registers\[1\]: entries \[0, 4\) need 17 words, unit 1 of stage 0 has 16$"),
+    (slice_doc(WORD0, {**WORD1, "unit": 0, "base": 2}),
+     r"^maps\.m\.registers\[1\]: register 2 of stage 0 unit 0 also holds a word of "
+     r"maps\.m\.registers\[0\]$"),
+    (slice_doc(WORD0, {**WORD1, "stage": 1}), r"^maps\.m\.registers\[1\]: no stateful unit 1 in "
+                                              r"stage 1$"),
+    (slice_doc(value_size=8), r"^maps\.m\.tables: a map needs at least one table"),
+]
+
+
+@pytest.mark.parametrize("d,message", SLICE_ERRORS, ids=[str(i) for i in range(len(SLICE_ERRORS))])
+def test_register_slice_errors(d, message):
+    """Slices must fit their units and cover every value word of every entry exactly once."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(d)
+
+
+def test_table_less_maps():
+    """An array held in registers needs no table; a hash map does."""
+    load_config(slice_doc(WORD0, WORD1))
+    d = slice_doc(WORD0, WORD1)
+    d["maps"]["m"]["type"] = "hash"
+    with pytest.raises(ConfigError, match=r"^maps\.m\.tables: a map needs at least one table"):
+        load_config(d)
+
+
+def test_two_maps_cannot_share_a_register():
+    """Slices of two maps on one unit must use different addresses."""
+    d = slice_doc({"stage": 0, "unit": 0, "words": 2, "stride": 2})
+    d["maps"]["n"] = dict(d["maps"]["m"], registers=[{"stage": 0, "unit": 0, "stride": 2,
+                                                      "base": 8}])
+    load_config(d)
+    d["maps"]["n"]["registers"][0]["base"] = 7
+    with pytest.raises(ConfigError, match=r"^maps\.n\.registers\[0\]: register 7 of stage 0 "
+                                          r"unit 0 also holds a word of maps\.m\.registers\[0\]$"):
+        load_config(d)
 
 
 def test_file_errors(tmp_path):

@@ -1,4 +1,4 @@
-"""Deparser: verdicts, redirect, punt header, head/tail adjustment and its limits."""
+"""Deparser: verdicts, redirect, punt header, frames too long, head/tail adjustment."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from hw.pipeline import ConfigError, parse_punt
+from hw.pipeline import ConfigError, PipelineError, parse_punt
 from tests.hw.pipeline.helpers import frame, model
 
 PKT = bytes(range(256)) * 4
@@ -113,3 +113,35 @@ def test_adjust_ops_predicated_and_one_per_stage():
     with pytest.raises(ConfigError, match="2 adjust ops exceed the limit of 1"):
         model([{"ops": [{"slot": 58, "op": "adjh", "imm": 14},
                         {"slot": 59, "op": "adjt", "imm": 1}]}])
+
+
+def test_frame_too_long_is_punted_unchanged():
+    """A frame beyond frame_end enters faulted: reason 3, no side effect, sent unchanged."""
+    stages = [{"ops": [{"slot": 51, "op": "mov", "imm": 1},
+                       {"slot": 53, "op": "mov", "imm": 16},
+                       {"slot": 58, "op": "wst", "offset": 0, "imm": 0xAB, "size": 1},
+                       {"slot": 59, "op": "adjh", "imm": 14},
+                       {"slot": 4, "op": "mov", "imm": 7}],
+               "stateful": [{"unit": 0, "op": "add", "words": 1, "index": {"container": 5},
+                             "imm": 1}]}]
+    m = model(stages, deparser={"default_verdict": 2, "punt_containers": [4]})
+    jumbo = (PKT * 4)[:3521]
+    r = m.process(jumbo, ingress_ifindex=9)
+    assert r.action == "punt" and (r.punt.reason, r.punt.fault) == (3, True)
+    assert r.packet_out == jumbo and r.verdict == 2 and r.register_writes == ()
+    assert m.state.read_register(0, 0, 0) == 0
+    assert r.containers[4] == 7 and r.get_meta("fault") == 1  # containers still compute
+    assert parse_punt(r.punt.frame) == (3, True, 9, 0, (7,), jumbo)
+    ok = m.process(jumbo[:3520])  # frame_end itself fits
+    assert ok.punt is not None and ok.punt.reason == 16 and not ok.punt.fault
+    assert m.state.read_register(0, 0, 0) == 1
+
+
+def test_frame_too_long_follows_the_target():
+    """The limit is the target's frame_end; frames shorter than 14 bytes are still refused."""
+    m = model([], target={"frame_end": 1000}, deparser={"default_verdict": 1})
+    assert m.process(PKT[:1000]).action == "drop"
+    assert m.process(PKT[:1001]).punt_reason == 3
+    with pytest.raises(PipelineError, match="packet of 13 bytes is shorter than "
+                                            "min_packet_bytes 14"):
+        m.process(PKT[:13])

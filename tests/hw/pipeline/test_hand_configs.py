@@ -2,11 +2,13 @@
 
 Each configuration runs the seeded random packet mix of sim/packets.py; for every packet the
 pipeline's verdict and output bytes must equal the VM's, and the final map contents must be
-the VM's. A packet the pipeline punts (a mapper cut, before any side effect) is finished by
-the host: a second VM, which re-runs the program from the start on the punted packet; the
-combined result is compared. Frames longer than the target's frame_end (3520 bytes) never
-reach the pipeline (docs/pipeline.md, section 3): they are checked to be refused and left
-out of the comparison on both sides.
+the VM's. A packet the pipeline punts (a mapper cut before any side effect, or a frame longer
+than the target's frame_end, 3520 bytes, which the parser punts with reason 3: docs/
+pipeline.md, section 3) is finished by the host: a second VM, which re-runs the program from
+the start on the punted packet; the combined result is compared. The host works on the
+pipeline's contents of the maps whose values live in its registers (read before and written
+back after, as through the control plane), so that the combined map state compares exactly
+with the single-CPU VM's.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from ebpf.elf import load
 from ebpf.map_state import dump_state, load_state
 from ebpf.vm import Vm
 from hw.pipeline import (
-    PipelineError,
     PipelineModel,
     PipelineResult,
     TimingModel,
@@ -37,17 +38,19 @@ from hw.pipeline import (
     read_memory_images,
     write_memory_images,
 )
+from hw.pipeline import ops as O
 from sim.packets import POOL_PORTS, POOL_V4, random_packets
 from tests.conftest import ROOT, corpus_object
 
 CONFIGS = ROOT / "examples" / "pipeline"
 NAMES = ("xdp_drop", "parser_counters", "firewall")
-STAGES = {"xdp_drop": 0, "parser_counters": 9, "firewall": 10}
-# random_packets(2000, seed=1) and the next 100 of the same stream, so that at least 2000
-# packets fit the parser (the mix has ~3.7 % jumbo frames beyond frame_end)
-NUM_PACKETS = 2100
+STAGES = {"xdp_drop": 0, "parser_counters": 10, "firewall": 10}
+NUM_PACKETS = 2000  # random_packets(2000, seed=1), jumbo frames (~3.7 %) included
+FRAME_END = 3520  # the default target's frame_end: longer frames are punted
 XDP_DROP, XDP_PASS, XDP_TX = 1, 2, 3
-PROTO_NONE = 16  # parser_counters.json: "no count() call" in a punt container
+PROTO_MAX = 16  # proto_stats entries; parser_counters.json: index 16 = "no count() call"
+# parser_counters.json: the stages holding the proto_stats units, and their entry ranges
+COUNTER_STAGES = {3: (0, 1), 4: (1, 3), 7: (3, 4), 8: (4, 6), 9: (6, 16)}
 
 
 def config_path(name: str) -> Path:
@@ -56,8 +59,12 @@ def config_path(name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def packets() -> list[bytes]:
-    """The seeded packet mix (the first 2000 are random_packets(2000, seed=1))."""
+    """The seeded packet mix: random_packets(2000, seed=1)."""
     return random_packets(NUM_PACKETS, seed=1)
+
+
+def num_too_long(packets: list[bytes]) -> int:
+    return sum(len(p) > FRAME_END for p in packets)
 
 
 def new_vm(name: str, state: dict[str, Any] | None) -> tuple[Vm, dict[str, Any]]:
@@ -76,42 +83,39 @@ class Comparison:
 
     compared: int = 0
     punted: int = 0
-    refused: int = 0
+    too_long: int = 0  # punted by the parser: longer than frame_end
     verdicts: Counter[int] = field(default_factory=Counter)
     results: list[PipelineResult] = field(default_factory=list)
     vm_state: dict[str, Any] = field(default_factory=dict)
     combined_state: dict[str, Any] = field(default_factory=dict)
 
 
-def compare(name: str, packets: list[bytes], state: dict[str, Any] | None = None, *,
-            min_compared: int = 2000) -> Comparison:
+def compare(name: str, packets: list[bytes], state: dict[str, Any] | None = None
+            ) -> Comparison:
     """Run ``packets`` through the VM and through pipeline + host; assert per-packet equality."""
     config = load_config(config_path(name))
     vm, maps = new_vm(name, state)
     host, host_maps = new_vm(name, state)
     model = PipelineModel(config)
     bound = {m.name for m in config.maps}
-    written = {m.name for m in config.maps if m.registers is not None}
+    written = {m.name for m in config.maps if m.registers}
     if state:
         model.state.load_maps({"maps": {k: v for k, v in state["maps"].items() if k in bound}})
-    host_before = dump_state({k: host_maps[k] for k in written})
     out = Comparison()
     t = config.target
     for i, pkt in enumerate(packets):
-        if not t.min_packet_bytes <= len(pkt) <= t.frame_end:
-            with pytest.raises(PipelineError, match="outside"):
-                model.process(pkt)
-            out.refused += 1
-            continue
         ref = vm.run_xdp(pkt)
         r = model.process(pkt)
         out.results.append(r)
         if r.punted:
             reason, fault, _, _, _, frame = parse_punt(r.punt.frame)
-            # a mapper cut before any side effect: the host re-runs from the start
-            assert reason >= 16 and not fault, f"packet {i}: punt reason {reason}"
+            if len(pkt) > t.frame_end:
+                assert (reason, fault) == (O.PUNT_FRAME_TOO_LONG, True), f"packet {i}"
+                out.too_long += 1
+            else:  # a mapper cut before any side effect: the host re-runs from the start
+                assert reason >= O.PUNT_FIRST_CUT and not fault, f"packet {i}: reason {reason}"
             assert not r.register_writes and frame == pkt, f"packet {i}: side effect"
-            done = host.run_xdp(frame)
+            done = run_on_host(host, host_maps, model, written, frame)
             verdict, packet_out = done.verdict, done.packet_out
             out.punted += 1
         else:
@@ -120,15 +124,25 @@ def compare(name: str, packets: list[bytes], state: dict[str, Any] | None = None
         assert packet_out == ref.packet_out, f"packet {i}: output bytes differ"
         out.verdicts[verdict] += 1
         out.compared += 1
-    # maps whose values the pipeline writes are its own; the host's copies stay untouched
-    assert dump_state({k: host_maps[k] for k in written}) == host_before
-    combined = dump_state(host_maps)["maps"]
+    combined = dump_state({k: m for k, m in host_maps.items() if k not in written})["maps"]
     combined.update(model.state.dump_maps()["maps"])
     out.vm_state = dump_state(maps)
     out.combined_state = {"maps": combined}
     assert out.combined_state == out.vm_state
-    assert out.compared >= min_compared
+    assert out.compared == len(packets)
     return out
+
+
+def run_on_host(host: Vm, host_maps: dict[str, Any], model: PipelineModel, written: set[str],
+                frame: bytes) -> Any:
+    """The host finishes a punted packet on the pipeline's values of the maps it writes."""
+    if written:
+        pipeline = model.state.dump_maps()["maps"]
+        load_state(host_maps, {"maps": {k: pipeline[k] for k in written}})
+    done = host.run_xdp(frame)
+    if written:
+        model.state.load_maps(dump_state({k: host_maps[k] for k in written}))
+    return done
 
 
 # -- map states -------------------------------------------------------------------------------
@@ -202,42 +216,69 @@ def test_config_memory_images_round_trip(name, tmp_path):
 
 
 def test_xdp_drop_matches_vm(packets):
-    """xdp_drop: every packet dropped unchanged, as the VM does, with no stage used."""
+    """xdp_drop: every packet dropped unchanged, as the VM does; only jumbo frames punted."""
     run = compare("xdp_drop", packets)
-    assert run.punted == 0 and set(run.verdicts) == {XDP_DROP}
+    assert run.punted == run.too_long == num_too_long(packets) > 0
+    assert set(run.verdicts) == {XDP_DROP}
 
 
-def test_parser_counters_matches_vm_through_the_host(packets):
-    """parser_counters: every packet is cut to the host before its first count(); same result."""
+def test_parser_counters_matches_vm(packets):
+    """parser_counters: counters updated in the pipeline; no punt but the jumbo frames."""
     run = compare("parser_counters", packets, proto_stats_state())
-    assert run.punted == run.compared and set(run.verdicts) == {XDP_PASS}
+    assert run.punted == run.too_long == num_too_long(packets) > 0
+    assert set(run.verdicts) == {XDP_PASS}
+    moved = sum(1 for r in run.results if r.register_writes)
+    assert moved == len(packets) - run.too_long  # every other packet counts in the pipeline
 
 
-def test_parser_counters_punt_header_names_the_counters(packets):
-    """The punt header carries the proto_stats indices and byte count the VM then bumps."""
-    seen = check_punt_counters(packets)
+def test_parser_counters_uses_ten_units_in_five_stages():
+    """proto_stats is split into 10 register slices: packets and bytes x 5 entry ranges."""
+    config = load_config(config_path("parser_counters"))
+    units = {s: len(st.stateful) for s, st in enumerate(config.stages) if st.stateful}
+    assert units == {s: 2 for s in COUNTER_STAGES}
+    m = config.get_map("proto_stats")
+    assert m is not None and not m.tables and len(m.registers) == 10
+    for i in range(PROTO_MAX):
+        stage = next(s for s, (lo, hi) in COUNTER_STAGES.items() if lo <= i < hi)
+        assert m.get_register(i, 0) == (stage, 0, i)  # packets
+        assert m.get_register(i, 1) == (stage, 1, i)  # bytes
+    assert TimingModel(config).latency_cycles() == 55
+
+
+def test_parser_counters_updates_match_vm_per_packet(packets):
+    """Per packet, the pipeline's register writes are exactly the VM's counter changes."""
+    seen = check_counters(packets)
     assert set(seen) == set(range(13)), "every proto_stats index is exercised"
 
 
-def check_punt_counters(packets: list[bytes]) -> Counter[int]:
-    """Per packet: the punted indices are exactly the VM's counters that moved, by 1 and len."""
-    model = PipelineModel(load_config(config_path("parser_counters")))
+def check_counters(packets: list[bytes]) -> Counter[int]:
+    """Per packet: the (entry, word) registers written, by how much, equal the VM's changes.
+
+    Returns how often each proto_stats index was counted. Jumbo frames are punted (the host
+    counts them): they write no register.
+    """
+    config = load_config(config_path("parser_counters"))
+    m = config.get_map("proto_stats")
+    assert m is not None
+    where = {m.get_register(i, w): (i, w) for i in range(PROTO_MAX) for w in range(2)}
+    model = PipelineModel(config)
     vm, maps = new_vm("parser_counters", None)
     seen: Counter[int] = Counter()
     for i, pkt in enumerate(packets):
-        if len(pkt) > model.target.frame_end:
-            continue
         before = _counters(maps)
         vm.run_xdp(pkt)
         after = _counters(maps)
-        *indices, nbytes = model.process(pkt).punt_metadata
-        called = [x for x in indices if x != PROTO_NONE]
-        assert nbytes == len(pkt) and all(x < 13 for x in called), f"packet {i}: {indices}"
-        assert len(set(called)) == len(called), f"packet {i}: {indices}"
-        expected = {x: (before[x][0] + 1, before[x][1] + nbytes) for x in called}
-        changed = {x: after[x] for x in range(16) if after[x] != before[x]}
-        assert changed == expected, f"packet {i}: indices {indices}"
-        seen.update(called)
+        r = model.process(pkt)
+        if r.punted:
+            assert r.punt_reason == O.PUNT_FRAME_TOO_LONG and not r.register_writes
+            continue
+        deltas = {where[(w.stage, w.unit, w.addr)]: w.new - w.old for w in r.register_writes}
+        assert len(deltas) == len(r.register_writes), f"packet {i}: a word written twice"
+        expected = {(x, k): after[x][k] - before[x][k] for x in range(PROTO_MAX)
+                    for k in range(2) if after[x][k] != before[x][k]}
+        assert deltas == expected, f"packet {i}: writes {deltas} (expected {expected})"
+        assert all(d == (1 if k == 0 else len(pkt)) for (_x, k), d in deltas.items())
+        seen.update(x for x, k in deltas if k == 0)
     return seen
 
 
@@ -254,13 +295,15 @@ def _counters(maps: dict[str, Any]) -> list[tuple[int, int]]:
 def test_firewall_matches_vm_without_rules(packets):
     """firewall, empty maps: IPv4 malformed dropped, the rest passed, counters equal."""
     run = compare("firewall", packets)
-    assert run.punted == 0 and set(run.verdicts) == {XDP_DROP, XDP_PASS}
+    assert run.punted == run.too_long == num_too_long(packets)
+    assert set(run.verdicts) == {XDP_DROP, XDP_PASS}
 
 
 def test_firewall_matches_vm_with_rules(packets):
     """firewall with prefixes and rules that hit: DROP, PASS and TX (MACs swapped) all agree."""
     run = compare("firewall", packets, firewall_state())
-    assert run.punted == 0 and set(run.verdicts) == {XDP_DROP, XDP_PASS, XDP_TX}
+    assert run.punted == run.too_long == num_too_long(packets)
+    assert set(run.verdicts) == {XDP_DROP, XDP_PASS, XDP_TX}
     hits = Counter((stage, slot) for r in run.results for stage, slot, index in r.table_hits
                    if index is not None)
     assert hits[(3, 0)] > 0 and hits[(6, 0)] > 0  # blocked_src, flow_rules
@@ -311,19 +354,23 @@ def test_truncation_at_every_length_matches_vm(name):
     """Frames cut at every length hit each bounds check on both sides of its boundary."""
     frames = truncations()
     state = firewall_state() if name == "firewall" else None
-    run = compare(name, frames, state, min_compared=0)
-    assert run.compared == len(frames)
+    run = compare(name, frames, state)
+    assert run.punted == 0
     if name == "firewall":
         assert set(run.verdicts) == {XDP_DROP, XDP_PASS, XDP_TX}
     else:
-        assert set(check_punt_counters(frames)) == set(range(13))
+        assert set(check_counters(frames)) == set(range(13))
 
 
-def test_oversize_frames_never_reach_the_pipeline(packets):
-    """Frames beyond frame_end are refused by the parser (the VM would run them multi-buffer)."""
-    model = PipelineModel(load_config(config_path("firewall")))
+@pytest.mark.parametrize("name", NAMES)
+def test_jumbo_frames_are_punted_unchanged(name, packets):
+    """Frames beyond frame_end go to the host untouched: reason 3, faulted, no side effect."""
+    model = PipelineModel(load_config(config_path(name)))
     long = [p for p in packets if len(p) > model.target.frame_end]
     assert long
     for pkt in long:
-        with pytest.raises(PipelineError, match=r"outside \[14, 3520\]"):
-            model.process(pkt)
+        r = model.process(pkt)
+        reason, fault, _, _, words, frame = parse_punt(r.punt.frame)
+        assert (reason, fault, frame) == (O.PUNT_FRAME_TOO_LONG, True, pkt)
+        assert r.action == "punt" and r.get_meta("fault") == 1 and not r.register_writes
+        assert len(words) == len(model.config.punt_containers)

@@ -33,7 +33,8 @@ EXTRA_STAGE = {
         {"slot": 3, "name": "flows", "kind": "exact", "size": 2,
          "key": [{"container": 1, "size": 2}, {"container": 2, "offset": 7, "size": 1}],
          "entries": [{"index": 1, "key": "aabbcc"}]}],
-    "ops": [{"slot": 51, "op": "mov", "imm": 2}, {"slot": 0, "op": "nop"}],
+    "ops": [{"slot": 51, "op": "mov", "imm": 2}, {"slot": 0, "op": "nop"},
+            {"slot": 6, "op": "wldv", "a": 1, "offset": -2, "size": 2, "signed": True}],
     "stateful": [{"unit": 0, "op": "add", "words": 8, "index": {"container": 3}, "imm": 1,
                   "init": [[2, 0], [3, 2**64 - 1]]}],
 }
@@ -44,7 +45,9 @@ def config():
         "default_verdict": 2, "punt_containers": [0, 53]},
         containers=[{"index": 0, "name": "r1"}],
         maps={"routes": {"type": "lpm_trie", "key_size": 8, "value_size": 1,
-                         "max_entries": 3, "tables": [[2, 0]]}}))
+                         "max_entries": 3, "tables": [[2, 0]]},
+              "pairs": {"type": "array", "key_size": 4, "value_size": 16, "max_entries": 2,
+                        "registers": [{"stage": 2, "unit": 0, "base": 4, "stride": 2}]}}))
 
 
 def hx(digits: int, value: int) -> str:
@@ -63,7 +66,12 @@ def test_round_trip(tmp_path):
     back = read_memory_images(tmp_path)
     assert back == canonical(c)
     assert back.stages[2].tables[1].entries[0].index == 1  # zero direct entry dropped
-    assert [o.slot for o in back.stages[2].ops] == [51]  # nop dropped
+    assert [o.slot for o in back.stages[2].ops] == [6, 51]  # nop dropped
+    assert back.stages[2].ops[0].offset == -2  # window offsets are two's complement
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"]["maps"]["pairs"]["registers"] == [
+        {"stage": 2, "unit": 0, "base": 4, "stride": 2, "word_offset": 0, "words": 2,
+         "first_entry": 0, "entries": 2}]
 
 
 def test_file_format(tmp_path):
@@ -117,6 +125,9 @@ def test_words_by_hand(tmp_path):
     assert ext[0] == hx(32, 1 | 1 << 3 | 9 << 4 | 1 << 17 | 4 << 18 | 1 << 24 | 14 << 26
                                 | 20 << 48 | 2 << 55 | 2 << 73 | 8 << 79)
     assert ext[2] == hx(32, 1 | 2 << 1 | 10 << 4 | 99 << 96)
+    # wldv: opcode 23, signed, a 1, b_imm, size code 1, offset -2 = 0xfffe
+    assert lines(tmp_path / "st02_vliw.hex")[1 + 6] == hx(32, 23 | 1 << 7 | 1 << 15 | 1 << 27
+                                                           | 1 << 28 | 0xFFFE << 30)
     lpm_mask = lines(tmp_path / "st02_t0_mask.hex")[1:]
     assert lpm_mask[0] == hx(128, 0x00FFFFFF) and lpm_mask[2] == hx(128, 0xFF)
     assert lines(tmp_path / "st02_t1_data.hex")[1:] == [hx(64, v) for v in (0, 7, 0, 0)]
@@ -144,7 +155,8 @@ def test_reader_errors(tmp_path):
 ops_strategy = st.builds(
     lambda name, width, a, b, imm, size, offset, signed, sel, pred, neg, slot: Op(
         slot=slot, op=name, width=width, a=a, b=b, imm=0 if b is not None else imm, size=size,
-        offset=offset, signed=signed, sel=sel, pred=pred, pred_neg=neg),
+        offset=O.signed(offset, 16) if O.VLIW_BY_NAME[name].window else offset,
+        signed=signed, sel=sel, pred=pred, pred_neg=neg),
     st.sampled_from([o.name for o in O.VLIW_OPS]), st.sampled_from([32, 64]),
     st.integers(0, 63), st.none() | st.integers(0, 63), st.integers(0, 2**64 - 1),
     st.sampled_from([1, 2, 4, 8]), st.integers(0, 65535), st.booleans(), st.integers(0, 63),
@@ -153,7 +165,7 @@ ops_strategy = st.builds(
 
 @given(ops_strategy)
 def test_vliw_encoding_round_trip(op):
-    """Every field of a VLIW word survives encode / decode, and the word fits 128 bits."""
+    """Every field of a VLIW word survives encode / decode (window offsets signed), 128 bits."""
     word = encode_op(op)
     assert word >> 128 == 0
     if op.op == "nop":

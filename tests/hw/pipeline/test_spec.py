@@ -1,4 +1,5 @@
-"""docs/pipeline.md agrees with the code: op codes, comparison codes and image bit fields."""
+"""docs/pipeline.md agrees with the code: op codes, comparison codes, image bit fields,
+punt reasons and map register slices."""
 
 from __future__ import annotations
 
@@ -61,6 +62,26 @@ def test_metadata_indices_match_document():
     table = rows("| index | name | access | value |")
     documented = {int(r[0]): r[1] for r in table if re.fullmatch(r"\d+", r[0])}
     assert documented == {m.index: m.name for m in O.METADATA}
+
+
+def test_punt_reasons_match_document():
+    """The punt header's reason field lists the hardware's reasons with the model's codes."""
+    row = next(line for line in DOC.splitlines() if "| punt_reason (u32 LE):" in line)
+    for code, name in O.PUNT_REASONS.items():
+        assert f"{code} {name}" in row
+    assert f">= {O.PUNT_FIRST_CUT} the mapper's cut points" in row
+
+
+def test_register_slice_keys_match_document():
+    """Section 9 names a register slice's keys as config.RegisterSlice declares them."""
+    import dataclasses
+
+    from hw.pipeline.config import RegisterSlice
+
+    keys = re.search(r"A \*\*register slice\*\* `\{([^}]*)\}`", DOC)
+    assert keys is not None
+    assert [k.strip() for k in keys.group(1).split(",")] == \
+        [f.name for f in dataclasses.fields(RegisterSlice)]
 
 
 def json_blocks(section: str) -> list[str]:

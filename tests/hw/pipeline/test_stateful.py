@@ -144,3 +144,62 @@ def test_array_and_lpm_maps():
                                 {"key": "180000000a000100", "value": "0200"}]
     assert dumped["pc"][1] == {"key": "01000000",
                                "values": ["0000000000000000", "2200000000000000"]}
+
+
+def split_counter_doc() -> dict:
+    """'stats' (array of 4 x {packets, bytes}) split over 2 stages x 2 units.
+
+    Stage 0 holds entries [0, 2), stage 1 entries [2, 4); unit 0 the packets word, unit 1
+    the bytes word, at REG[5 + 2 * i] (base 5, stride 2). Container 0 indexes stage 0's
+    units and container 1 stage 1's: one packet can count in both ranges.
+    """
+    def units(index: int) -> list[dict]:
+        return [{"unit": 0, "op": "add", "words": 13, "index": {"container": index},
+                 "base": 5, "stride": 2, "imm": 1},
+                {"unit": 1, "op": "add", "words": 13, "index": {"container": index},
+                 "base": 5, "stride": 2, "b": 48}]
+
+    def slices(stage: int, first: int) -> list[dict]:
+        return [{"stage": stage, "unit": w, "base": 5, "stride": 2, "word_offset": w,
+                 "words": 1, "first_entry": first, "entries": 2} for w in (0, 1)]
+
+    return doc([{"stateful": units(0)}, {"stateful": units(1)}],
+               maps={"stats": {"type": "percpu_array", "key_size": 4, "value_size": 16,
+                               "max_entries": 4, "registers": slices(0, 0) + slices(1, 2)}})
+
+
+def stats(*rows: tuple[int, int]) -> list[dict]:
+    return [{"key": f"{i:02x}000000",
+             "values": [(p.to_bytes(8, "little") + b.to_bytes(8, "little")).hex()]}
+            for i, (p, b) in enumerate(rows)]
+
+
+def test_split_value_load_and_dump():
+    """load_maps disassembles each value into its slices' registers; dump_maps reassembles."""
+    m = PipelineModel(load_config(split_counter_doc()))
+    m.state.load_maps({"maps": {"stats": stats((1, 10), (2, 20), (3, 30), (4, 40))}})
+    assert m.state.registers[(0, 0)][5:9] == [1, 0, 2, 0]
+    assert m.state.registers[(0, 1)][5:9] == [10, 0, 20, 0]
+    assert m.state.registers[(1, 0)][9:13] == [3, 0, 4, 0]
+    assert m.state.registers[(1, 1)][9:13] == [30, 0, 40, 0]
+    assert m.state.dump_maps() == {"maps": {"stats": stats((1, 10), (2, 20), (3, 30),
+                                                           (4, 40))}}
+    binding = m.config.get_map("stats")
+    m.state.set_value(binding, 2, (7).to_bytes(8, "little") + (70).to_bytes(8, "little"))
+    assert (m.state.read_register(1, 0, 9), m.state.read_register(1, 1, 9)) == (7, 70)
+    assert m.state.get_value(binding, 2, None) == bytes.fromhex(stats((0, 0), (0, 0),
+                                                                      (7, 70))[2]["values"][0])
+    with pytest.raises(PipelineError, match="map 'stats': word 2 of entry 0 is in no register"):
+        binding.get_register(0, 2)
+
+
+def test_split_value_several_entries_and_fields_per_packet():
+    """One packet bumps both fields of two entries of one map, in four units."""
+    m = PipelineModel(load_config(split_counter_doc()))
+    r = m.process(frame(1, 3, length=100))  # entries 1 and 3, 100 bytes
+    assert sorted((w.stage, w.unit, w.addr, w.new) for w in r.register_writes) == [
+        (0, 0, 7, 1), (0, 1, 7, 100), (1, 0, 11, 1), (1, 1, 11, 100)]
+    m.process(frame(0, 3, length=64))
+    m.process(frame(9, 2, length=80))  # index 9: beyond stage 0's registers, a no-op
+    assert m.state.dump_maps()["maps"]["stats"] == stats((1, 64), (1, 100), (1, 80),
+                                                         (2, 164))

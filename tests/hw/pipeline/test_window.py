@@ -1,4 +1,4 @@
-"""Window access: constant and variable offsets, stores, out-of-window faults and punts."""
+"""Window access: constant and signed variable offsets, stores, out-of-window faults."""
 
 from __future__ import annotations
 
@@ -26,6 +26,76 @@ def test_variable_offset_load():
     m = model([{"ops": [{"slot": 4, "op": "wldv", "a": 5, "offset": 2, "size": 4}]}],
               extracts=[{"container": 5, "offset": 0, "size": 1}])
     assert m.process(bytes([40]) + PKT[1:]).containers[4] == 0x2D2C2B2A
+
+
+def vmodel(op: str, offset: int, **fields):
+    """One wldv / wstv at C[5] + offset; C[5] = the packet's u64 at offset 0."""
+    spec = {"slot": 4 if op == "wldv" else 58, "op": op, "a": 5, "offset": offset, "size": 4,
+            **fields}
+    return model([{"ops": [spec]}], extracts=[{"container": 5, "offset": 0, "size": 8}])
+
+
+def with_c5(value: int, pkt: bytes = PKT) -> bytes:
+    return value.to_bytes(8, "little") + pkt[8:]
+
+
+def test_negative_variable_offset():
+    """wldv / wstv offsets are signed 16 bits: C[a] + (-2) addresses two bytes earlier."""
+    r = vmodel("wldv", -2).process(with_c5(40))
+    assert r.punt is None and r.containers[4] == 0x29282726
+    r = vmodel("wstv", -32768, imm=0xAABBCCDD).process(with_c5(32768 + 100))
+    assert r.punt is None and r.packet_out[100:104] == bytes([0xDD, 0xCC, 0xBB, 0xAA])
+    assert r.packet_out[:100] == with_c5(32868)[:100] and r.packet_out[104:] == PKT[104:]
+
+
+def test_negative_sum_below_headroom_faults():
+    """C[a] + offset < 0 beyond the headroom (i = H + head + x < 0): window fault, punt 1."""
+    m = vmodel("wldv", -100)
+    r = m.process(with_c5(10))  # x = -90, i = 64 - 90 < 0
+    assert r.punt is not None and (r.punt.reason, r.punt.fault) == (1, True)
+    assert r.containers[4] == 0
+    r = vmodel("wstv", -100, imm=1).process(with_c5(10))
+    assert r.punt is not None and r.punt.reason == 1 and r.packet_out == with_c5(10)
+    edge = m.process(with_c5(36))  # x = -64: the first headroom byte, in window
+    assert edge.punt is None and edge.containers[4] == 0
+
+
+def test_negative_sum_in_headroom_reads_headroom():
+    """A negative x inside the headroom reads what the headroom holds (zero unless written)."""
+    stages = [{"ops": [{"slot": 58, "op": "adjh", "imm": -8}]},
+              {"ops": [{"slot": 58, "op": "wst", "offset": 0, "imm": 0x1122334455667788,
+                        "size": 8}]},
+              {"ops": [{"slot": 58, "op": "adjh", "imm": 8}]},
+              {"ops": [{"slot": 4, "op": "wldv", "a": 5, "offset": -8, "size": 8},
+                       {"slot": 6, "op": "wld", "offset": -12, "size": 4}]}]
+    m = model(stages, extracts=[{"container": 5, "offset": 1, "size": 1}])
+    r = m.process(PKT)  # C[5] = 1: x = -7
+    assert r.punt is None and r.containers[4] == 0x0011223344556677
+    assert r.containers[6] == 0 and r.packet_out == PKT
+
+
+def test_variable_offset_sum_does_not_wrap():
+    """C[a] is unsigned and the sum exact: 2**64 - 4 plus 8 is far out, not offset 4."""
+    r = vmodel("wldv", 8).process(with_c5(2**64 - 4))
+    assert r.punt is not None and r.punt.reason == 1
+
+
+@pytest.mark.parametrize("offset", [-32769, 32768, 65535])
+def test_window_offset_range(offset):
+    """Window op offsets are 16-bit two's complement: -32768..32767."""
+    with pytest.raises(ConfigError, match=rf"stages\[0\]\.ops\[0\]\.offset: window offset "
+                                          rf"{offset} is out of range \[-32768, 32767\]"):
+        load_config(doc([{"ops": [{"slot": 4, "op": "wldv", "a": 0, "offset": offset,
+                                   "size": 1}]}]))
+
+
+def test_byte_offset_ops_stay_unsigned():
+    """ext / ins offsets are bytes 0-7 of a container; a negative one is refused."""
+    with pytest.raises(ConfigError, match=r"\.offset: bytes \[-1, 1\) pass"):
+        load_config(doc([{"ops": [{"slot": 4, "op": "ext", "a": 0, "offset": -1,
+                                   "size": 2}]}]))
+    with pytest.raises(ConfigError, match=r"\.offset: mov has no offset, got -4"):
+        load_config(doc([{"ops": [{"slot": 4, "op": "mov", "imm": 0, "offset": -4}]}]))
 
 
 def test_load_past_short_packet_reads_zero():
