@@ -28,205 +28,50 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from ebpf.errors import ElfError, VmError
 from ebpf.kernel_enums import MAP_TYPE_IDS, map_type_name
+from ebpf.map_base import (  # noqa: F401  (re-exported through ebpf.maps)
+    BPF_ANY,
+    BPF_EXIST,
+    BPF_F_CTXLEN_MASK,
+    BPF_F_CURRENT_CPU,
+    BPF_F_INDEX_MASK,
+    BPF_F_INNER_MAP,
+    BPF_F_LOCK,
+    BPF_F_NO_COMMON_LRU,
+    BPF_F_NO_PREALLOC,
+    BPF_NOEXIST,
+    BPF_RB_FORCE_WAKEUP,
+    BPF_RB_NO_WAKEUP,
+    BPF_RINGBUF_HDR_SZ,
+    CPUMAP_MAX_QSIZE,
+    E2BIG,
+    EAGAIN,
+    EEXIST,
+    EFAULT,
+    EINVAL,
+    ENODEV,
+    ENOENT,
+    ENOSPC,
+    ENOTSUPP,
+    EOPNOTSUPP,
+    EOVERFLOW,
+    PAGE_SIZE,
+    RINGBUF_MAX_RECORD_SZ,
+    BpfMap,
+    OutputRecord,
+    _le32,
+    _next_index,
+    _next_key,
+    _s32,
+    _u32,
+    errno_name,
+)
+from ebpf.map_redirect import CpuMap, DevMap, DevMapHash, XskMap  # noqa: F401
+from ebpf.map_ringbuf import RingBuf, RingbufSample  # noqa: F401
 from ebpf.program import MapDef
-
-# bpf_map_update_elem flags (include/uapi/linux/bpf.h)
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
-BPF_F_LOCK = 4
-
-# map creation flags
-BPF_F_NO_PREALLOC = 1 << 0
-BPF_F_NO_COMMON_LRU = 1 << 1
-BPF_F_INNER_MAP = 1 << 12
-
-# bpf_perf_event_output flags
-BPF_F_INDEX_MASK = 0xFFFFFFFF
-BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK
-BPF_F_CTXLEN_MASK = 0xFFFFF << 32
-
-# bpf_ringbuf_output / submit / discard flags
-BPF_RB_NO_WAKEUP = 1
-BPF_RB_FORCE_WAKEUP = 2
-BPF_RINGBUF_HDR_SZ = 8
-RINGBUF_MAX_RECORD_SZ = 0xFFFFFFFF // 4
-PAGE_SIZE = 4096
-
-CPUMAP_MAX_QSIZE = 16384  # kernel/bpf/cpumap.c sanity limit
-
-# Linux errno values (the host's errno module differs on other systems)
-ENOENT = 2
-E2BIG = 7
-EAGAIN = 11
-EFAULT = 14
-EEXIST = 17
-ENODEV = 19
-EINVAL = 22
-ENOSPC = 28
-EOVERFLOW = 75
-EOPNOTSUPP = 95
-ENOTSUPP = 524  # kernel-internal, returned by bpf(2) for unsupported map operations
-
-ERRNO_NAMES: dict[int, str] = {
-    ENOENT: "ENOENT", E2BIG: "E2BIG", EAGAIN: "EAGAIN", EFAULT: "EFAULT", EEXIST: "EEXIST",
-    ENODEV: "ENODEV", EINVAL: "EINVAL", ENOSPC: "ENOSPC", EOVERFLOW: "EOVERFLOW",
-    EOPNOTSUPP: "EOPNOTSUPP", ENOTSUPP: "ENOTSUPP",
-}
-
-
-def errno_name(ret: int) -> str:
-    """'-EEXIST' for -17, '0' for 0: a helper return code as the kernel headers spell it."""
-    if ret >= 0:
-        return str(ret)
-    return "-" + ERRNO_NAMES.get(-ret, str(-ret))
-
-
-def _u32(data: bytes | bytearray) -> int:
-    return int.from_bytes(data[:4], "little")
-
-
-def _s32(data: bytes | bytearray) -> int:
-    return int.from_bytes(data[:4], "little", signed=True)
-
-
-def _le32(value: int) -> bytes:
-    return (value & 0xFFFFFFFF).to_bytes(4, "little")
-
-
-def _next_index(index: int | None, max_entries: int) -> bytes | None:
-    """Array iteration: every index in order; a missing or out-of-range key restarts at 0."""
-    if index is None or index >= max_entries:
-        return _le32(0)
-    if index == max_entries - 1:
-        return None
-    return _le32(index + 1)
-
-
-def _next_key(keys: Sequence[bytes], key: bytes | None) -> bytes | None:
-    """Hash-table iteration: a missing or unknown key restarts at the first key."""
-    if not keys:
-        return None
-    if key is None or key not in keys:
-        return keys[0]
-    i = keys.index(key)
-    return keys[i + 1] if i + 1 < len(keys) else None
-
-
-@dataclass(frozen=True)
-class OutputRecord:
-    """One record written by bpf_perf_event_output or bpf_ringbuf_output / submit."""
-
-    cpu: int
-    data: bytes
-
-
-class BpfMap:
-    """A map instance. Subclasses model one kernel map type each.
-
-    Keys and values are bytes of exactly ``key_size`` / ``value_size``; anything else is a
-    VM bug and raises ``VmError``. Operations return 0 or a negative Linux errno.
-    """
-
-    type_name: ClassVar[str] = ""
-    value_form: ClassVar[str] = "bytes"  # JSON state: bytes | percpu | inner | prog | none
-    indexed: ClassVar[bool] = False  # keys are u32 indices below max_entries
-
-    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
-        if num_cpus < 1:
-            raise VmError(f"map '{defn.name}': num_cpus must be at least 1, got {num_cpus}")
-        self.defn = defn
-        self.name = defn.name
-        self.key_size = defn.key_size
-        self.value_size = defn.value_size
-        self.max_entries = defn.max_entries
-        self.flags = defn.flags
-        self.num_cpus = num_cpus
-        self._validate()
-
-    # -- definition checks (the kernel's map_alloc_check) -------------------------------
-    def _validate(self) -> None:
-        if self.max_entries <= 0:
-            self._bad_def(f"max_entries {self.max_entries} must be positive")
-
-    def _bad_def(self, what: str) -> NoReturn:
-        raise ElfError(f"map '{self.name}' ({self.type_name}): {what}")
-
-    def _require_sizes(self, key: int | None, values: tuple[int, ...] | None) -> None:
-        if key is not None and self.key_size != key:
-            self._bad_def(f"key_size {self.key_size}, expected {key}")
-        if values is not None and self.value_size not in values:
-            want = " or ".join(str(v) for v in values)
-            self._bad_def(f"value_size {self.value_size}, expected {want}")
-
-    # -- argument checks -----------------------------------------------------------------
-    def _key(self, key: bytes | bytearray | memoryview) -> bytes:
-        key = bytes(key)
-        if len(key) != self.key_size:
-            raise VmError(f"map '{self.name}': key is {len(key)} bytes, "
-                          f"expected key_size {self.key_size}")
-        return key
-
-    def _value(self, value: bytes | bytearray | memoryview) -> bytes:
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise VmError(f"map '{self.name}': value must be bytes, "
-                          f"got {type(value).__name__}")
-        value = bytes(value)
-        if len(value) != self.value_size:
-            raise VmError(f"map '{self.name}': value is {len(value)} bytes, "
-                          f"expected value_size {self.value_size}")
-        return value
-
-    def _check_cpu(self, cpu: int) -> None:
-        if not 0 <= cpu < self.num_cpus:
-            raise VmError(f"map '{self.name}': cpu {cpu} out of range "
-                          f"(num_cpus {self.num_cpus})")
-
-    # -- the operations ------------------------------------------------------------------
-    def lookup(self, key: bytes, cpu: int = 0) -> Any:
-        """The entry's value (a live bytearray, or the object an fd map holds), or None."""
-        raise NotImplementedError
-
-    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
-               cpu: int | None = None) -> int:
-        """bpf_map_update_elem: 0 or a negative errno. ``cpu=None`` means from user space."""
-        raise NotImplementedError
-
-    def delete(self, key: bytes) -> int:
-        """bpf_map_delete_elem: 0 or a negative errno."""
-        raise NotImplementedError
-
-    def get_next_key(self, key: bytes | None) -> bytes | None:
-        """BPF_MAP_GET_NEXT_KEY: the key after ``key`` (the first for None), None at the end."""
-        raise NotImplementedError
-
-    def items(self) -> Iterator[tuple[bytes, Any]]:
-        """Existing entries as (key, value); per-CPU values are lists with one per CPU.
-
-        Does not count as a use for LRU maps.
-        """
-        raise NotImplementedError
-
-    def clear(self) -> None:
-        """Remove every entry (arrays: zero every value in place)."""
-        raise NotImplementedError
-
-    def redirect_target(self, key: int) -> int | None:
-        """For bpf_redirect_map: the target (ifindex / cpu / queue), None when the slot is empty."""
-        raise VmError(f"map '{self.name}' ({self.type_name}) cannot be used with "
-                      f"bpf_redirect_map")
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self.items())
-
-    def __repr__(self) -> str:
-        return (f"<{type(self).__name__} '{self.name}' key_size={self.key_size} "
-                f"value_size={self.value_size} max_entries={self.max_entries}>")
 
 
 # ---------------------------------------------------------------------------------------
@@ -902,356 +747,6 @@ class HashOfMaps(_MapInMap, BpfMap):
         self._entries.clear()
 
 
-# ---------------------------------------------------------------------------------------
-# redirect maps: DEVMAP, DEVMAP_HASH (kernel/bpf/devmap.c), CPUMAP (cpumap.c),
-# XSKMAP (net/xdp/xskmap.c)
-# ---------------------------------------------------------------------------------------
-class _SlotMap(BpfMap):
-    """u32 index -> value slots that may be empty; get_next_key visits every index."""
-
-    indexed = True
-
-    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
-        super().__init__(defn, num_cpus)
-        self._slots: dict[int, bytearray] = {}
-
-    def _index(self, key: bytes) -> int:
-        return _u32(self._key(key))
-
-    def _set(self, index: int, data: bytes) -> None:
-        slot = self._slots.get(index)
-        if slot is None:
-            self._slots[index] = bytearray(data)
-        else:
-            slot[:] = data
-
-    def lookup(self, key: bytes, cpu: int = 0) -> bytearray | None:
-        return self._slots.get(self._index(key))
-
-    def delete(self, key: bytes) -> int:
-        """Empty the slot: -EINVAL beyond max_entries, else 0 (even if already empty)."""
-        index = self._index(key)
-        if index >= self.max_entries:
-            return -EINVAL
-        self._slots.pop(index, None)
-        return 0
-
-    def get_next_key(self, key: bytes | None) -> bytes | None:
-        return _next_index(None if key is None else self._index(key), self.max_entries)
-
-    def items(self) -> Iterator[tuple[bytes, Any]]:
-        return iter([(_le32(i), self._slots[i]) for i in sorted(self._slots)])
-
-    def clear(self) -> None:
-        self._slots.clear()
-
-    def __len__(self) -> int:
-        return len(self._slots)
-
-
-class DevMap(_SlotMap):
-    """BPF_MAP_TYPE_DEVMAP: index -> u32 ifindex, or struct bpf_devmap_val (value_size 8:
-    ifindex, then a program fd).
-
-    Update: flags above BPF_EXIST -> -EINVAL, index beyond -> -E2BIG, BPF_NOEXIST ->
-    -EEXIST; ifindex 0 empties the slot (-EINVAL if it also names a program). Any nonzero
-    ifindex is accepted (the kernel requires an existing netdev) and the value is stored as
-    given (the kernel stores the program's id where the fd was).
-    """
-
-    type_name = "devmap"
-
-    def _validate(self) -> None:
-        super()._validate()
-        self._require_sizes(4, (4, 8))
-
-    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
-               cpu: int | None = None) -> int:
-        index = self._index(key)
-        data = self._value(value)
-        if flags > BPF_EXIST:
-            return -EINVAL
-        if index >= self.max_entries:
-            return -E2BIG
-        if flags == BPF_NOEXIST:
-            return -EEXIST
-        if _u32(data) == 0:
-            if self.value_size == 8 and _s32(data[4:]) > 0:
-                return -EINVAL
-            self._slots.pop(index, None)
-            return 0
-        self._set(index, data)
-        return 0
-
-    def redirect_target(self, key: int) -> int | None:
-        """The ifindex at index ``key`` (truncated to u32, as the helper does), or None."""
-        slot = self._slots.get(key & 0xFFFFFFFF)
-        return _u32(slot) if slot is not None else None
-
-
-class DevMapHash(BpfMap):
-    """BPF_MAP_TYPE_DEVMAP_HASH: any u32 key -> ifindex (or struct bpf_devmap_val).
-
-    Update: flags above BPF_EXIST or ifindex 0 -> -EINVAL; BPF_NOEXIST on an existing key
-    -> -EEXIST; a new key when full -> -E2BIG. The kernel does not check BPF_EXIST here:
-    it inserts. Delete of a missing key -> -ENOENT.
-    """
-
-    type_name = "devmap_hash"
-
-    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
-        super().__init__(defn, num_cpus)
-        self._entries: OrderedDict[bytes, bytearray] = OrderedDict()
-
-    def _validate(self) -> None:
-        super()._validate()
-        self._require_sizes(4, (4, 8))
-
-    def lookup(self, key: bytes, cpu: int = 0) -> bytearray | None:
-        return self._entries.get(self._key(key))
-
-    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
-               cpu: int | None = None) -> int:
-        key = self._key(key)
-        data = self._value(value)
-        if flags > BPF_EXIST or _u32(data) == 0:
-            return -EINVAL
-        entry = self._entries.get(key)
-        if entry is not None and flags & BPF_NOEXIST:
-            return -EEXIST
-        if entry is not None:
-            entry[:] = data
-            return 0
-        if len(self._entries) >= self.max_entries:
-            return -E2BIG
-        self._entries[key] = bytearray(data)
-        return 0
-
-    def delete(self, key: bytes) -> int:
-        return 0 if self._entries.pop(self._key(key), None) is not None else -ENOENT
-
-    def get_next_key(self, key: bytes | None) -> bytes | None:
-        return _next_key(list(self._entries), None if key is None else self._key(key))
-
-    def items(self) -> Iterator[tuple[bytes, Any]]:
-        return iter(list(self._entries.items()))
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def redirect_target(self, key: int) -> int | None:
-        """The ifindex stored under ``key`` (truncated to u32), or None."""
-        entry = self._entries.get(_le32(key))
-        return _u32(entry) if entry is not None else None
-
-
-class CpuMap(_SlotMap):
-    """BPF_MAP_TYPE_CPUMAP: cpu index -> u32 qsize, or struct bpf_cpumap_val (value_size 8:
-    qsize, then a program fd).
-
-    Update: flags above BPF_EXIST -> -EINVAL, index beyond -> -E2BIG, BPF_NOEXIST ->
-    -EEXIST, qsize above 16384 -> -EOVERFLOW, a CPU that does not exist (index >=
-    num_cpus) -> -ENODEV; qsize 0 empties the slot.
-    """
-
-    type_name = "cpumap"
-
-    def _validate(self) -> None:
-        super()._validate()
-        self._require_sizes(4, (4, 8))
-
-    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
-               cpu: int | None = None) -> int:
-        index = self._index(key)
-        data = self._value(value)
-        if flags > BPF_EXIST:
-            return -EINVAL
-        if index >= self.max_entries:
-            return -E2BIG
-        if flags == BPF_NOEXIST:
-            return -EEXIST
-        qsize = _u32(data)
-        if qsize > CPUMAP_MAX_QSIZE:
-            return -EOVERFLOW
-        if index >= self.num_cpus:
-            return -ENODEV
-        if qsize == 0:
-            self._slots.pop(index, None)
-        else:
-            self._set(index, data)
-        return 0
-
-    def redirect_target(self, key: int) -> int | None:
-        """The destination CPU (the key, truncated to u32) when its slot is set, else None."""
-        index = key & 0xFFFFFFFF
-        return index if index in self._slots else None
-
-
-class XskMap(_SlotMap):
-    """BPF_MAP_TYPE_XSKMAP: index -> AF_XDP socket, a u32 placeholder for its fd.
-
-    We read the placeholder as the socket's identity (by convention the queue id it is
-    bound to); ``redirect_target`` returns it. Update: flags above BPF_EXIST -> -EINVAL,
-    index beyond -> -E2BIG; setting the socket already there succeeds whatever the flags;
-    otherwise BPF_NOEXIST on a set slot -> -EEXIST, BPF_EXIST on an empty one -> -ENOENT.
-    """
-
-    type_name = "xskmap"
-
-    def _validate(self) -> None:
-        super()._validate()
-        self._require_sizes(4, (4,))
-
-    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
-               cpu: int | None = None) -> int:
-        index = self._index(key)
-        data = self._value(value)
-        if flags > BPF_EXIST:
-            return -EINVAL
-        if index >= self.max_entries:
-            return -E2BIG
-        old = self._slots.get(index)
-        if old is not None and bytes(old) == data:
-            return 0
-        if old is not None and flags == BPF_NOEXIST:
-            return -EEXIST
-        if old is None and flags == BPF_EXIST:
-            return -ENOENT
-        self._set(index, data)
-        return 0
-
-    def redirect_target(self, key: int) -> int | None:
-        """The socket placeholder at index ``key`` (truncated to u32), or None."""
-        slot = self._slots.get(key & 0xFFFFFFFF)
-        return _u32(slot) if slot is not None else None
-
-
-# ---------------------------------------------------------------------------------------
-# RINGBUF (kernel/bpf/ringbuf.c)
-# ---------------------------------------------------------------------------------------
-@dataclass(eq=False)
-class RingbufSample:
-    """Space reserved by bpf_ringbuf_reserve: the program fills ``data``, then submits or
-    discards it. ``length`` is the space taken in the ring, 8-byte header included."""
-
-    data: bytearray
-    pos: int
-    length: int
-    cpu: int
-    state: str = "busy"  # busy | committed | discarded
-
-
-class RingBuf(BpfMap):
-    """BPF_MAP_TYPE_RINGBUF: max_entries is the capacity in bytes (a power of two, a
-    multiple of the page size); key_size and value_size are 0.
-
-    A record takes round_up(size + 8, 8) bytes. Reservation fails (NULL; bpf_ringbuf_output
-    returns -EAGAIN) when the producer would get max_entries - 1 bytes or more ahead of the
-    consumer or of the oldest record still reserved. Submitted records are appended to
-    ``records`` at submit time; the space only comes back when user space ``consume``s,
-    which reads in ring order and stops at a record still reserved.
-    """
-
-    type_name = "ringbuf"
-    value_form = "none"
-
-    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
-        super().__init__(defn, num_cpus)
-        self.records: list[OutputRecord] = []
-        self._ring: list[RingbufSample] = []  # not yet consumed, in ring order
-        self._producer = 0
-        self._consumer = 0
-
-    def _validate(self) -> None:
-        super()._validate()
-        self._require_sizes(0, (0,))
-        size = self.max_entries
-        if size & (size - 1) or size % PAGE_SIZE:
-            self._bad_def(f"max_entries {size} must be a power of 2 and a multiple of "
-                          f"{PAGE_SIZE}")
-
-    def lookup(self, key: bytes, cpu: int = 0) -> None:
-        return None
-
-    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
-               cpu: int | None = None) -> int:
-        return -ENOTSUPP
-
-    def delete(self, key: bytes) -> int:
-        return -ENOTSUPP
-
-    def get_next_key(self, key: bytes | None) -> bytes | None:
-        return None
-
-    def items(self) -> Iterator[tuple[bytes, Any]]:
-        return iter(())
-
-    def clear(self) -> None:
-        """Empty the ring and forget ``records`` (reserved samples become invalid)."""
-        self.records.clear()
-        self._ring.clear()
-        self._producer = self._consumer = 0
-
-    @property
-    def avail_data(self) -> int:
-        """Bytes between consumer and producer (bpf_ringbuf_query BPF_RB_AVAIL_DATA)."""
-        return self._producer - self._consumer
-
-    def reserve(self, size: int, flags: int = 0, cpu: int = 0) -> RingbufSample | None:
-        """bpf_ringbuf_reserve: a zeroed sample of ``size`` bytes, or None."""
-        self._check_cpu(cpu)
-        if flags or size > RINGBUF_MAX_RECORD_SZ:
-            return None
-        length = (size + BPF_RINGBUF_HDR_SZ + 7) & ~7
-        if length > self.max_entries:
-            return None
-        pending = next((s.pos for s in self._ring if s.state == "busy"), self._producer)
-        new_producer = self._producer + length
-        mask = self.max_entries - 1
-        if new_producer - self._consumer > mask or new_producer - pending > mask:
-            return None
-        sample = RingbufSample(bytearray(size), self._producer, length, cpu)
-        self._ring.append(sample)
-        self._producer = new_producer
-        return sample
-
-    def _commit(self, sample: RingbufSample, state: str) -> None:
-        if sample.state != "busy" or not any(s is sample for s in self._ring):
-            raise VmError(f"map '{self.name}': ring buffer sample at {sample.pos} "
-                          f"is not reserved (already {sample.state})")
-        sample.state = state
-
-    def submit(self, sample: RingbufSample, flags: int = 0) -> None:
-        """bpf_ringbuf_submit: the record becomes visible (wakeup flags have no effect)."""
-        self._commit(sample, "committed")
-        self.records.append(OutputRecord(sample.cpu, bytes(sample.data)))
-
-    def discard(self, sample: RingbufSample, flags: int = 0) -> None:
-        """bpf_ringbuf_discard: the space stays taken until the consumer passes it."""
-        self._commit(sample, "discarded")
-
-    def output(self, data: bytes, flags: int = 0, cpu: int = 0) -> int:
-        """bpf_ringbuf_output: -EINVAL for unknown flags, -EAGAIN when there is no room."""
-        if flags & ~(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP):
-            return -EINVAL
-        sample = self.reserve(len(data), 0, cpu)
-        if sample is None:
-            return -EAGAIN
-        sample.data[:] = data
-        self.submit(sample, flags)
-        return 0
-
-    def consume(self) -> list[bytes]:
-        """Read as user space does: submitted records in ring order, up to the first one
-        still reserved; frees their space (and that of discarded records passed)."""
-        out = []
-        while self._ring and self._ring[0].state != "busy":
-            sample = self._ring.pop(0)
-            self._consumer += sample.length
-            if sample.state == "committed":
-                out.append(bytes(sample.data))
-        return out
-
 
 # ---------------------------------------------------------------------------------------
 # creation
@@ -1339,3 +834,4 @@ def __getattr__(name: str) -> Any:
 
         return getattr(map_state, name)
     raise AttributeError(f"module 'ebpf.maps' has no attribute '{name}'")
+
