@@ -16,6 +16,7 @@ help:
 	@echo "make corpus  - build the XDP corpus into build/xdp/"
 	@echo "make test    - set up, build the corpus, run the test suite"
 	@echo "make sim     - set up, build the corpus, run the default simulation set"
+	@echo "make report  - set up, build the corpus, write the offload report (build/report/index.html)"
 	@echo "make lint    - ruff"
 
 setup: .venv/.installed
@@ -42,6 +43,13 @@ lint: setup
 # The default scenario set: every corpus program on pipe and host, 64 B and IMIX at 100G.
 sim: syspkgs setup corpus
 	$(PY) -m sim.default_set
+
+# The offload feasibility report: every corpus program on every target (build/report/).
+REPORT_DIR ?= build/report
+RTL_RESULTS ?= build/rtl/results
+report: syspkgs setup corpus
+	$(OFFLOAD) report $(CORPUS_OBJ) -o $(REPORT_DIR) --maps-dir examples/xdp/scenarios \
+		$(if $(wildcard $(RTL_RESULTS)/*.json),--rtl-results $(RTL_RESULTS)) $(REPORT_ARGS)
 
 clean:
 	rm -rf build

@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 
 # clang/llvm: BPF target and llvm-objdump; libbpf-dev: bpf_helpers.h and libbpf.so;
 # linux-libc-dev: <asm/types.h>; bpftool: map definitions cross-check; iverilog/yosys: RTL;
-# python3-venv: the virtualenv; chromium: report rendering checks.
+# python3-venv: the virtualenv; chromium: report rendering checks; graphviz: the report's
+# CFG drawings (dot); fonts-dejavu-core: text in Chromium's rendering; iproute2: the FIB
+# namespace of `offload diff`.
 SYSTEM_PACKAGES=(make clang llvm libbpf-dev linux-libc-dev bpftool iverilog yosys
-                 python3 python3-venv python3-dev gcc chromium)
+                 python3 python3-venv python3-dev gcc chromium graphviz fonts-dejavu-core
+                 iproute2)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

@@ -1,0 +1,170 @@
+"""Which blocks stay on the NIC, and the stage map: from the mapper where it maps.
+
+The mapper (``offload.mapper.map_program(obj, target, program, scenario=..., time_limit_s=...)``)
+maps a program onto a pipeline target: feasibility, lowering (whose failures are more
+reasons), partition (the cuts and their legality), scheduling, emission, and equivalence of
+the pipeline model against the VM on a trace. The report asks it for pipeline targets and
+takes from its ``MapReport``, all read defensively so that a partial result still shows:
+
+- ``verdict``, ``explanation``, ``reasons`` (feasibility plus lowering reasons), ``cuts``,
+  ``punted_fraction`` (over the equivalence trace), ``equivalence``, ``stages``,
+  ``passes``; ``to_dict()`` is kept whole (``feasibility[].mapper``);
+- ``schedule``: an ``offload.schedule.Schedule``; its ``to_dict()`` is the stage map
+  (``stages[]`` with ``stage``, ``physical``, ``pass``, ``units``, ``usage``; ``capacity``,
+  ``totals``, ``timing``).
+
+The blocks that stay on the NIC (``derive_blocks``) follow from a verdict and its reasons:
+the mapper's when it answered, else the feasibility check's. A block stays on the NIC when it
+holds no reason slot and some path from the entry reaches it without passing one
+(context-insensitive over bpf-to-bpf calls); a block holding a reason slot is a punt point.
+
+Without the mapper (not importable, no ``map_program``, or it raises ``MapperError``) the
+stage map is "unavailable" with the reason, and the report uses the feasibility check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from offload.analysis import Analysis
+from offload.errors import MapperError
+from offload.feasibility import VERDICT_FULL, VERDICT_HOST, CheckResult
+
+NIC, PUNT, HOST, UNREACHABLE = "nic", "punt", "host", "unreachable"
+BLOCK_CLASSES = (NIC, PUNT, HOST, UNREACHABLE)
+
+
+@dataclass
+class MapperView:
+    """What the report takes from the mapper for one program and target."""
+
+    available: bool
+    reason: str
+    result: Any = None
+    """The mapper's ``MapReport`` (None when unavailable)."""
+    stage_map: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """``MapReport.to_dict()``."""
+
+    @property
+    def verdict(self) -> str | None:
+        return getattr(self.result, "verdict", None) if self.available else None
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def ask_mapper(obj: Any, program: str, target: Any, *, scenario: str | None = None,
+               time_limit_s: float = 10.0) -> MapperView:
+    """The mapper's answer for ``program`` on ``target``, or why there is none."""
+    import importlib
+    import importlib.util
+    import sys
+
+    mapper = sys.modules.get("offload.mapper")
+    if mapper is None:
+        if importlib.util.find_spec("offload.mapper") is None:
+            return MapperView(False, "the mapper (offload.mapper) is not available")
+        try:
+            mapper = importlib.import_module("offload.mapper")
+        except ImportError as exc:
+            return MapperView(False, f"the mapper (offload.mapper) does not import: {exc}")
+    entry = getattr(mapper, "map_program", None)
+    if not callable(entry):
+        return MapperView(False, "offload.mapper has no map_program")
+    try:
+        result = entry(obj, target, program, scenario=scenario, time_limit_s=time_limit_s)
+    except MapperError as exc:
+        return MapperView(False, f"the mapper failed: {_one_line(exc)}")
+    schedule = getattr(result, "schedule", None)
+    stage_map = None
+    if schedule is not None and hasattr(schedule, "to_dict"):
+        stage_map = schedule.to_dict()
+    extra: dict[str, Any] = {}
+    if hasattr(result, "to_dict"):
+        extra = result.to_dict()
+    return MapperView(True, "", result, stage_map, extra)
+
+
+def as_check(view: MapperView, fallback: CheckResult) -> CheckResult:
+    """The mapper's verdict and reasons in the shape of a ``CheckResult``."""
+    r = view.result
+    return CheckResult(fallback.program, fallback.target,
+                       getattr(r, "verdict", fallback.verdict),
+                       list(getattr(r, "reasons", fallback.reasons)),
+                       getattr(r, "explanation", fallback.explanation), fallback.stats)
+
+
+def derive_blocks(an: Analysis, result: CheckResult) -> dict[int, str]:
+    """Block start slot -> ``nic`` / ``punt`` / ``host`` / ``unreachable`` from the reasons.
+
+    ``punt``: a reachable block holding a reason slot (the packet leaves the NIC there);
+    ``nic``: a block with no reason slot that some clean path reaches; ``host``: the rest of
+    the reachable blocks. A host-only verdict puts every reachable block on the host; a full
+    verdict every reachable block on the NIC.
+    """
+    cfg = an.cfg
+    blocks = {b.start: b for b in cfg.iter_blocks()}
+    reachable = {s for s, b in blocks.items() if an.is_reachable(b.start)}
+    if result.verdict == VERDICT_FULL:
+        return {s: NIC if s in reachable else UNREACHABLE for s in blocks}
+    if result.verdict == VERDICT_HOST:
+        bad_all = {s for r in result.reasons for s in r.insns}
+        return {s: (UNREACHABLE if s not in reachable else
+                    PUNT if bad_all & set(blocks[s].slots) else HOST) for s in blocks}
+    bad = {s for r in result.reasons if r.scope == "site" for s in r.insns}
+    succs: dict[int, set[int]] = {s: set(b.succs) for s, b in blocks.items()}
+    returns: dict[str, set[int]] = {}
+    for b in blocks.values():
+        if b.term == "call" and b.callee is not None:
+            callee = cfg.get_function(b.callee)
+            succs[b.start] = {callee.entry}
+            returns.setdefault(b.callee, set()).update(b.succs)
+    for name, sites in returns.items():
+        for e in cfg.get_function(name).exits:
+            succs[e] = succs[e] | sites
+    entry = cfg.get_function(cfg.entry).entry
+    clean: set[int] = set()
+    punt: set[int] = set()
+    work = [entry]
+    seen = {entry}
+    while work:
+        s = work.pop()
+        if s not in reachable:
+            continue
+        if bad & set(blocks[s].slots):
+            punt.add(s)
+            continue
+        clean.add(s)
+        for d in succs.get(s, ()):
+            if d not in seen:
+                seen.add(d)
+                work.append(d)
+    out = {}
+    for s in blocks:
+        out[s] = (UNREACHABLE if s not in reachable else NIC if s in clean else
+                  PUNT if s in punt or bad & set(blocks[s].slots) else HOST)
+    return out
+
+
+def nic_cost(result: CheckResult, view: MapperView | None = None) -> Any:
+    """The simulator's NIC cost for a target: the punt rule from the verdict (``full``:
+    punt nothing; ``host-only``: punt everything; ``partial``: the simulator's own rule,
+    punt a packet whose path calls a helper the target lacks, since a VM trace summary does
+    not say which path a packet took) and, from the mapper's schedule, the stages and
+    passes (one packet per ``passes`` cycles; the simulator adds the bus beats of long
+    packets itself)."""
+    from sim.model import NicCost
+
+    verdict = view.verdict if view is not None and view.available else result.verdict
+    punt = {VERDICT_FULL: "none", VERDICT_HOST: "all"}.get(verdict, "helpers")
+    r = view.result if view is not None and view.available else None
+    stages, passes = getattr(r, "stages", None), getattr(r, "passes", None)
+    if stages is not None and passes:
+        return NicCost(ii_cycles=1, passes=max(1, passes), stages=stages, punt=punt,
+                       source=f"mapper: {stages} stages, {passes} pass(es), {verdict}")
+    origin = "mapper" if r is not None else "feasibility"
+    return NicCost(punt=punt, source=f"{origin}: {verdict} on {result.target}; stages and "
+                   f"passes: simulator defaults")

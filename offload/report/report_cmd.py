@@ -1,0 +1,290 @@
+"""`offload report`: the offload feasibility report of XDP objects, as HTML, JSON and Markdown.
+
+``offload report PROG.o [PROG.o ...] -o DIR [--target T ...] [--maps-dir DIR]
+[--rtl-results DIR] [--packets N] [--sizes 64,128,...] [--latency-traffic SPEC] [--seed S]
+[--jobs N] [--no-sim]``
+
+Every input is checked first (``offload.report.collect.plan``): an unknown target, a broken
+ELF, a bad map state or RTL result, an output folder that cannot be written are one line and
+exit status 2, before any slow work. The report is written into a temporary folder next to
+``DIR`` and renamed into place at the end, so ``DIR`` is either the whole new report or
+untouched. An existing ``DIR`` is replaced only when it is empty or holds a previous report
+(``report.json``). Programs are gathered in ``--jobs`` worker processes (``default_jobs``);
+a rich progress bar on stderr counts the steps when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from offload.report.collect import (
+    Plan,
+    ReportError,
+    ReportOptions,
+    collect_program,
+    finish_document,
+    new_document,
+    plan,
+)
+from offload.report.simulate import DEFAULT_LATENCY_TRAFFIC, DEFAULT_SIZES
+
+REPORT_MARKER = "report.json"
+
+
+# --- the output folder -------------------------------------------------------------------
+
+def prepare_output(out: str | os.PathLike[str]) -> Path:
+    """A fresh temporary folder next to ``out`` (``ReportError`` when that is impossible or
+    ``out`` is something the report must not replace)."""
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise ReportError(f"{target}: exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not (target / REPORT_MARKER).exists():
+        raise ReportError(f"{target}: folder is not empty and holds no previous report "
+                          f"({REPORT_MARKER}); choose another output folder")
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        raise ReportError(f"{target}: parent folder {parent} does not exist")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise ReportError(f"{target}: cannot write in {parent}: "
+                          f"{exc.strerror or exc}") from exc
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
+def commit_output(tmp: Path, out: str | os.PathLike[str]) -> None:
+    """Put the finished report in place of ``out`` (two renames; the old one removed)."""
+    target = Path(out)
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=tmp.parent))
+        os.rename(target, old / "report")
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if old is not None:
+            os.rename(old / "report", target)
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --- gathering, in worker processes ------------------------------------------------------
+
+_QUEUE: Any = None
+
+
+def _init_worker(q: Any) -> None:
+    global _QUEUE  # one per worker process, set once by its initializer
+    _QUEUE = q
+
+
+def _worker(spec: Any, plan_: Plan, permitted: tuple[bool, str]) -> dict[str, Any]:
+    def step(msg: str) -> None:
+        if _QUEUE is not None:
+            _QUEUE.put(msg)
+    return collect_program(spec, plan_, permitted=permitted, step=step)
+
+
+def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None = None
+           ) -> dict[str, Any]:
+    """The whole document: every program of the plan, in ``jobs`` processes (1: here)."""
+    from ebpf.kernel_load import bpf_permitted
+
+    permitted = bpf_permitted()
+    doc = new_document(plan_, permitted)
+    step = progress or (lambda _msg: None)
+    if jobs <= 1 or len(plan_.programs) <= 1:
+        doc["programs"] = [collect_program(s, plan_, permitted=permitted, step=step)
+                           for s in plan_.programs]
+        return finish_document(doc)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    # fork: the workers inherit the imported modules; ProcessPoolExecutor forks all of
+    # them at the first submit, before the progress bar starts its refresh thread.
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    results: dict[str, dict[str, Any]] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(q,)) as pool:
+        futures = {pool.submit(_worker, s, plan_, permitted): s for s in plan_.programs}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.1)
+            _drain(q, step)
+            for f in done:
+                results[futures[f].id] = f.result()
+        _drain(q, step)
+    doc["programs"] = [results[s.id] for s in plan_.programs]
+    return finish_document(doc)
+
+
+def _drain(q: Any, step: Callable[[str], None]) -> None:
+    while True:
+        try:
+            step(q.get_nowait())
+        except queue.Empty:
+            return
+
+
+# --- the command -------------------------------------------------------------------------
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s.strip().removesuffix("B").removesuffix("b"))
+                      for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected frame sizes like 64,128,1518, got "
+                                         f"{text!r}") from None
+    if not sizes or any(s < 60 or s > 9018 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected frame sizes of 60..9018 bytes, got {text!r}")
+    return tuple(sorted(set(sizes)))
+
+
+def default_jobs() -> int:
+    """Two worker processes where there are two CPUs. Not more: most of the gathering time
+    is BPF_PROG_TEST_RUN, which the kernel serialises (each call with repeat > 1 waits
+    ~16 ms; two concurrent callers take 3x as long, measured on the development machine),
+    so only the mapper, VM and simulator work overlaps."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def options_from_args(args: argparse.Namespace) -> ReportOptions:
+    return ReportOptions(
+        targets=tuple(args.target or ()), target_files=tuple(args.target_file or ()),
+        packets=args.packets, sizes=args.sizes, latency_traffic=args.latency_traffic,
+        trace_packets=args.trace_packets, host_packets=args.host_packets,
+        host_repeat=args.host_repeat, seed=args.seed, maps_dir=args.maps_dir,
+        rtl_results=args.rtl_results, simulate=not args.no_sim,
+        mapper_time_limit_s=args.mapper_time_limit)
+
+
+def run_report(objects: list[str], out: str, options: ReportOptions, *, jobs: int = 1,
+               show_progress: bool | None = None) -> dict[str, Any]:
+    """Check the inputs, gather, write DIR atomically; the document."""
+    from offload.report.render import write_report
+
+    plan_ = plan(objects, options)
+    tmp = prepare_output(out)
+    try:
+        with _progress(plan_.num_steps() + len(plan_.programs) + 1, show_progress) as advance:
+            doc = gather(plan_, jobs=jobs, progress=advance)
+            write_report(doc, tmp, step=advance)
+        commit_output(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return doc
+
+
+class _progress:
+    """A rich progress bar on stderr (when it is a terminal, or ``enabled``)."""
+
+    def __init__(self, total: int, enabled: bool | None) -> None:
+        self.total = total
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not self.enabled:
+            return lambda _msg: None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(TextColumn("report"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TimeRemainingColumn(),
+                            TextColumn("[dim]{task.description}"),
+                            console=Console(stderr=True), transient=True)
+        task = self.bar.add_task("", total=self.total)
+        started = False
+
+        def advance(msg: str) -> None:
+            nonlocal started
+            if not started:  # lazily: worker processes fork before the refresh thread runs
+                self.bar.start()
+                started = True
+            self.bar.update(task, advance=1, description=msg[:60])
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise ReportError(f"--jobs: expected at least 1, got {jobs}")
+    doc = run_report(args.objects, args.output, options, jobs=jobs)
+    rows = doc["comparison"]
+    print(f"{args.output}: {len(doc['programs'])} programs x {len(doc['targets'])} targets "
+          f"({len(rows)} rows); open {os.path.join(args.output, 'index.html')}",
+          file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``offload report`` (see the module docstring)."""
+    p = sub.add_parser(
+        "report", help="offload feasibility report (HTML, JSON, Markdown) of XDP objects",
+        description="Everything side by side, per program: feasibility on each target with "
+                    "the source lines, the CFG with what stays on the NIC, stage map, cost "
+                    "models, RTL results, host verifier/JIT/timing, simulation plots. "
+                    "Schema: docs/report-schema.md.")
+    p.add_argument("objects", nargs="+", metavar="PROG.o")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="output folder (written whole or not at all)")
+    p.add_argument("--target", action="append", metavar="NAME|PATH",
+                   help="target (repeatable; default: every known target; the host is "
+                        "always added)")
+    p.add_argument("--target-file", action="append", default=[], metavar="PATH",
+                   help="extra target profile (.toml) or directory of profiles; repeatable")
+    p.add_argument("--maps-dir", metavar="DIR",
+                   help="map states: DIR/<object stem>.json for each object that has one "
+                        "(e.g. examples/xdp/scenarios)")
+    p.add_argument("--rtl-results", metavar="DIR",
+                   help="RTL results: DIR/<program>.json (or <object stem>.json) with "
+                        "packets, mismatches, cycles_per_packet, ii, mpps")
+    p.add_argument("--packets", type=int, default=ReportOptions.packets,
+                   help=f"packets per simulation run (default {ReportOptions.packets})")
+    p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, metavar="LIST",
+                   help="frame sizes of the throughput sweep (default "
+                        f"{','.join(map(str, DEFAULT_SIZES))})")
+    p.add_argument("--latency-traffic", default=DEFAULT_LATENCY_TRAFFIC, metavar="SPEC",
+                   help=f"traffic of the latency CDF run (default {DEFAULT_LATENCY_TRAFFIC})")
+    p.add_argument("--trace-packets", type=int, default=ReportOptions.trace_packets,
+                   help="VM traces per program for the cost models and the punted fraction")
+    p.add_argument("--host-packets", type=int, default=ReportOptions.host_packets,
+                   help="packets timed with BPF_PROG_TEST_RUN per program")
+    p.add_argument("--host-repeat", type=int, default=ReportOptions.host_repeat,
+                   help="BPF_PROG_TEST_RUN repeat per packet")
+    p.add_argument("--mapper-time-limit", type=float, default=ReportOptions.mapper_time_limit_s,
+                   metavar="S", help="CP-SAT time limit per program and pipeline target")
+    p.add_argument("--seed", type=int, default=ReportOptions.seed)
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes (default: 2, or 1 on one CPU; the kernel "
+                        "serialises BPF_PROG_TEST_RUN, so more do not help)")
+    p.add_argument("--no-sim", action="store_true", help="skip the simulation runs")
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,1 @@
+"""Tests of offload.report: evidence gathering, rendering, the command, Chromium rendering."""

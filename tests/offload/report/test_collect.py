@@ -1,0 +1,236 @@
+"""offload.report.collect and .mapping: inputs checked up front, the evidence per program."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+
+from ebpf.elf import load
+from ebpf.errors import ElfError
+from hw.errors import TargetError
+from hw.targets import load_target
+from offload.analysis import analyze
+from offload.errors import MapperError
+from offload.feasibility import check
+from offload.report import ReportError, mapping, plan
+from offload.report.collect import (
+    collect_program,
+    read_rtl_result,
+    resolve_targets,
+)
+from tests.conftest import corpus_object
+from tests.offload.report.conftest import RTL_RESULT, small_options
+
+
+def test_plan_lists_every_program_with_unique_ids():
+    """Each program of each object is one spec; tail_call has three."""
+    p = plan([str(corpus_object("tail_call")), str(corpus_object("xdp_pass"))],
+             small_options())
+    assert [s.program for s in p.programs] == ["xdp_tcp", "xdp_udp", "xdp_dispatch",
+                                               "xdp_pass_prog", "xdp_pass_frags"]
+    assert len({s.id for s in p.programs}) == 5
+    assert all(s.maps and s.maps.endswith(".json") for s in p.programs)
+
+
+def test_plan_rejects_an_unknown_target():
+    """An unknown target name is the profile loader's one-line TargetError."""
+    with pytest.raises(TargetError, match="nosuch"):
+        plan([str(corpus_object("xdp_drop"))], small_options(targets=("nosuch",)))
+
+
+def test_plan_rejects_a_broken_elf(tmp_path):
+    """A file that is not an ELF object is an ElfError naming it."""
+    bad = tmp_path / "bad.o"
+    bad.write_bytes(b"not an object")
+    with pytest.raises(ElfError, match="bad.o: not an ELF file"):
+        plan([str(bad)], small_options())
+
+
+def test_plan_rejects_missing_folders(tmp_path):
+    """A missing map-state or RTL folder is a ReportError naming it."""
+    obj = str(corpus_object("xdp_drop"))
+    with pytest.raises(ReportError, match="map state folder not found"):
+        plan([obj], small_options(maps_dir=str(tmp_path / "nope")))
+    with pytest.raises(ReportError, match="RTL results folder not found"):
+        plan([obj], small_options(rtl_results=str(tmp_path / "nope")))
+
+
+def test_resolve_targets_always_adds_the_host():
+    """Asking for pipe alone still simulates the host for comparison."""
+    targets, _ = resolve_targets(["pipe"])
+    assert [t.name for t in targets] == ["pipe", "host"]
+    every, _ = resolve_targets([])
+    assert [t.name for t in every].count("host") == 1
+
+
+def test_rtl_result_read_and_checked(tmp_path):
+    """A good file gives status ok with the five numbers; a bad value names the key."""
+    good = tmp_path / "p.json"
+    good.write_text(json.dumps(RTL_RESULT))
+    doc = read_rtl_result(good)
+    assert doc["status"] == "ok" and doc["cycles_per_packet"] == 14.5
+    assert doc["extra"] == {"engine": "icarus"}
+    bad = tmp_path / "q.json"
+    bad.write_text(json.dumps({**RTL_RESULT, "mismatches": "none"}))
+    with pytest.raises(ReportError, match="q.json: mismatches: expected a number"):
+        read_rtl_result(bad)
+    bad.write_text("{")
+    with pytest.raises(ReportError, match="not JSON"):
+        read_rtl_result(bad)
+
+
+def test_plan_checks_rtl_files_up_front(tmp_path):
+    """A malformed RTL file for one of the programs fails the plan, before any work."""
+    (tmp_path / "xdp_drop_prog.json").write_text("[]")
+    with pytest.raises(ReportError, match="expected a JSON object"):
+        plan([str(corpus_object("xdp_drop"))], small_options(rtl_results=str(tmp_path)))
+
+
+def _classes(name: str, target: str):
+    obj = load(corpus_object(name))
+    prog = obj.programs[0]
+    an = analyze(prog, obj)
+    res = check(obj, prog.name, target, analysis=an)
+    return an, res, mapping.derive_blocks(an, res)
+
+
+def test_full_verdict_keeps_every_reachable_block_on_the_nic():
+    """xdp_drop on pipe: every block is nic."""
+    _, res, classes = _classes("xdp_drop", "pipe")
+    assert res.verdict == "full"
+    assert set(classes.values()) == {"nic"}
+
+
+def test_partial_verdict_blocks_follow_the_reasons():
+    """bpf2bpf_loop on pipe: punt blocks hold reason slots, nic blocks hold none, the entry
+    stays on the NIC."""
+    an, res, classes = _classes("bpf2bpf_loop", "pipe")
+    assert res.verdict == "partial"
+    bad = {s for r in res.reasons for s in r.insns}
+    blocks = {b.start: b for b in an.cfg.iter_blocks()}
+    assert classes[an.cfg.get_function(an.cfg.entry).entry] == "nic"
+    for start, c in classes.items():
+        held = bad & set(blocks[start].slots)
+        assert bool(held) == (c == "punt"), (start, c)
+    assert "host" in classes.values()
+
+
+def test_host_only_verdict_puts_nothing_on_the_nic():
+    """firewall on nfp (percpu_array counted on every path): no nic block."""
+    _, res, classes = _classes("firewall", "nfp")
+    assert res.verdict == "host-only"
+    assert "nic" not in classes.values()
+
+
+def test_mapper_unavailable_is_reported_with_the_reason(monkeypatch):
+    """A mapper module without map_program, or one that raises: unavailable, with why."""
+    obj, pipe = load(corpus_object("xdp_drop")), load_target("pipe")
+    monkeypatch.setitem(sys.modules, "offload.mapper", types.ModuleType("offload.mapper"))
+    view = mapping.ask_mapper(obj, "xdp_drop_prog", pipe)
+    assert not view.available and "no map_program" in view.reason
+
+    def broken(*_args, **_kw):
+        raise MapperError("lowering exploded\nsecond line")
+
+    fake = types.ModuleType("offload.mapper")
+    fake.map_program = broken
+    monkeypatch.setitem(sys.modules, "offload.mapper", fake)
+    view = mapping.ask_mapper(obj, "xdp_drop_prog", pipe)
+    assert not view.available and view.reason == "the mapper failed: lowering exploded"
+
+
+def test_mapper_result_is_used_when_present(monkeypatch):
+    """A mapper report with a schedule: stage map available, its verdict and reasons used,
+    the simulator gets its stages and passes."""
+    from offload.feasibility import Reason
+    from offload.schedule import Unit, budget_from_target, greedy_schedule
+
+    pipe = load_target("pipe")
+    sched = greedy_schedule([Unit("t0", "table", {"tables": 1}, "flow_rules"),
+                             Unit("g0", "gateway", {"gateways": 1})], [],
+                            budget_from_target(pipe))
+    seen = {}
+
+    class Report:
+        verdict, explanation = "partial", "the lowering cut slot 0"
+        reasons = [Reason(0, None, None, "cannot lower this", "cut it", "lowering", (0,))]
+        schedule, stages, passes = sched, 1, 1
+
+        def to_dict(self):
+            return {"verdict": self.verdict, "explanation": self.explanation,
+                    "reasons": [r.to_dict() for r in self.reasons], "punted_fraction": 0.25,
+                    "packets": 8, "stages": 1, "passes": 1, "config": {"big": "doc"}}
+
+    def map_program(obj, target, program, **kw):
+        seen.update(target=target.name, program=program, **kw)
+        return Report()
+
+    fake = types.ModuleType("offload.mapper")
+    fake.map_program = map_program
+    monkeypatch.setitem(sys.modules, "offload.mapper", fake)
+    p = plan([str(corpus_object("xdp_drop"))], small_options(targets=("pipe",),
+                                                                simulate=False))
+    doc = collect_program(p.programs[0], p, permitted=(False, "test"))
+    assert seen["target"] == "pipe" and seen["program"] == "xdp_drop_prog"
+    assert seen["scenario"].endswith("xdp_drop.json")
+    f = next(f for f in doc["feasibility"] if f["target"] == "pipe")
+    assert f["verdict"] == "full" and f["final_verdict"] == "partial"
+    assert f["final_source"] == "mapper" and f["blocks"]["punt"] == [0]
+    assert f["punted_fraction"] == 0.25 and "mapper" in f["punted_source"]
+    assert [r["kind"] for r in f["lowering_reasons"]] == ["lowering"]
+    assert "config" not in f["mapper"]
+    assert f["stage_map"]["available"] and f["stage_map"]["stages"][0]["usage"]["tables"] == 1
+    cost = next(c for c in doc["costs"] if c["target"] == "pipe")
+    assert cost["source"] == "mapper" and cost["mpps_total"] > 0
+
+
+def test_nic_cost_follows_the_verdict():
+    """full punts nothing, host-only everything; the mapper's stages and passes are used."""
+    res = check(load(corpus_object("firewall")), None, "nfp")
+    assert res.verdict == "host-only" and mapping.nic_cost(res).punt == "all"
+    res = check(load(corpus_object("xdp_drop")), None, "pipe")
+    assert mapping.nic_cost(res).punt == "none"
+    view = mapping.MapperView(True, "", types.SimpleNamespace(verdict="partial", stages=14,
+                                                              passes=2))
+    cost = mapping.nic_cost(res, view)
+    assert (cost.punt, cost.stages, cost.passes) == ("helpers", 14, 2)
+
+
+def test_without_bpf_the_host_section_says_why():
+    """permitted False: verifier not run, no timing, and the reason is kept."""
+    p = plan([str(corpus_object("xdp_drop"))], small_options(targets=("pipe",),
+                                                                simulate=False))
+    doc = collect_program(p.programs[0], p, permitted=(False, "EPERM (test)"))
+    assert doc["host"]["verifier"]["status"] == "not run"
+    assert "EPERM (test)" in doc["host"]["verifier"]["message"]
+    assert "measurement" not in doc["host"]
+    host_cost = next(c for c in doc["costs"] if c["target"] == "host")
+    assert host_cost["status"] == "ok" and host_cost["source"] == "model"
+    assert doc["simulation"] is None
+
+
+def test_small_report_document(small_report):
+    """The session report: every program x target row, the RTL result where given."""
+    _, doc = small_report
+    assert doc["schema"] == "xdp-offload-report/1"
+    assert [t["name"] for t in doc["targets"]] == ["pipe", "nfp", "host"]
+    ids = [p["id"] for p in doc["programs"]]
+    assert len(doc["comparison"]) == len(ids) * 3
+    drop = next(p for p in doc["programs"] if p["program"] == "xdp_drop_prog")
+    assert drop["rtl"]["status"] == "ok" and drop["rtl"]["mismatches"] == 0
+    fw = next(p for p in doc["programs"] if p["program"] == "xdp_firewall")
+    assert fw["rtl"]["status"] == "not run" and "xdp_firewall.json" in fw["rtl"]["reason"]
+    sim = fw["simulation"]
+    assert {(r["target"], r["size"]) for r in sim["sweep"]} == {
+        (t, s) for t in ("pipe", "nfp", "host") for s in (64, 1518)}
+    for r in sim["latency"]:
+        cdf = r["latency_cdf"]
+        assert cdf and cdf[-1][1] == 1.0
+        assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(cdf, cdf[1:], strict=False))
+    nfp = next(f for f in fw["feasibility"] if f["target"] == "nfp")
+    assert nfp["verdict"] == "host-only" and nfp["punted_fraction"] == 1.0
+    nfp_run = next(r for r in sim["sweep"] if r["target"] == "nfp" and r["size"] == 64)
+    assert nfp_run["punted_fraction"] == 1.0  # a host-only program punts everything

@@ -1,0 +1,104 @@
+"""`offload report`: bad input as one line with exit 2 and nothing written; atomic output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from offload import cli
+from offload.errors import MapperError
+from offload.report.report_cmd import register
+from tests.conftest import corpus_object
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Run `offload ...` in-process with the report subcommand registered."""
+    if register not in cli.EXTRA_COMMANDS:
+        monkeypatch.setattr(cli, "EXTRA_COMMANDS", [*cli.EXTRA_COMMANDS, register])
+    if MapperError not in cli.USER_ERRORS:
+        monkeypatch.setattr(cli, "USER_ERRORS", (*cli.USER_ERRORS, MapperError))
+
+    def go(*args: str):
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return go
+
+
+QUICK = ("--no-sim", "--trace-packets", "4", "--host-packets", "1", "--host-repeat", "2",
+         "--target", "pipe")
+
+
+def assert_nothing_written(folder):
+    assert not [p.name for p in folder.iterdir() if p.name != "in"], list(folder.iterdir())
+
+
+def test_unknown_target(run, tmp_path):
+    """An unknown target: one line, exit 2, no output folder, no temporary left."""
+    code, _, err = run("report", str(corpus_object("xdp_drop")), "-o", str(tmp_path / "r"),
+                       "--target", "nosuch")
+    assert code == 2 and err.count("\n") == 1 and "nosuch" in err
+    assert_nothing_written(tmp_path)
+
+
+def test_broken_elf(run, tmp_path):
+    """A broken ELF among good ones: one line naming it, exit 2, nothing written."""
+    (tmp_path / "in").mkdir()
+    bad = tmp_path / "in" / "broken.o"
+    bad.write_bytes(b"\x7fELF" + bytes(60))
+    code, _, err = run("report", str(corpus_object("xdp_drop")), str(bad), "-o",
+                       str(tmp_path / "r"), *QUICK)
+    assert code == 2 and err.count("\n") == 1 and "broken.o" in err
+    assert_nothing_written(tmp_path)
+
+
+def test_unwritable_output(run, tmp_path):
+    """An output folder whose parent is a file, or a non-empty folder that is no report."""
+    (tmp_path / "file").write_text("x")
+    code, _, err = run("report", str(corpus_object("xdp_drop")), "-o",
+                       str(tmp_path / "file" / "r"), *QUICK)
+    assert code == 2 and err.count("\n") == 1
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    code, _, err = run("report", str(corpus_object("xdp_drop")), "-o", str(other), *QUICK)
+    assert code == 2 and "holds no previous report" in err
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_report_replaces_a_previous_report(run, tmp_path):
+    """A second run replaces the first report whole; no temporary folders remain."""
+    out = tmp_path / "r"
+    obj = str(corpus_object("xdp_drop"))
+    assert run("report", obj, "-o", str(out), *QUICK)[0] == 0
+    first = json.loads((out / "report.json").read_text())
+    assert [p["program"] for p in first["programs"]] == ["xdp_drop_prog"]
+    (out / "stale.txt").write_text("from before")
+    code, _, err = run("report", str(corpus_object("xdp_tx")), "-o", str(out), *QUICK)
+    assert code == 0 and "index.html" in err
+    second = json.loads((out / "report.json").read_text())
+    assert [p["program"] for p in second["programs"]] == ["xdp_tx_prog"]
+    assert not (out / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_bad_sizes_is_a_usage_error(run, tmp_path):
+    """--sizes must be frame sizes: argparse's usage error (exit 2)."""
+    with pytest.raises(SystemExit) as exc:
+        run("report", str(corpus_object("xdp_drop")), "-o", str(tmp_path / "r"),
+            "--sizes", "64,abc")
+    assert exc.value.code == 2
+
+
+def test_worker_processes_give_the_same_programs(tmp_path):
+    """--jobs 2 gathers in forked workers: the same programs, in the given order."""
+    from offload.report import ReportOptions, run_report
+
+    objs = [str(corpus_object(n)) for n in ("xdp_tx", "xdp_drop", "xdp_pass")]
+    opts = ReportOptions(targets=("pipe",), simulate=False, trace_packets=4, host_packets=1,
+                         host_repeat=2)
+    doc = run_report(objs, str(tmp_path / "r"), opts, jobs=2, show_progress=False)
+    assert [p["program"] for p in doc["programs"]] == [
+        "xdp_tx_prog", "xdp_drop_prog", "xdp_pass_prog", "xdp_pass_frags"]
