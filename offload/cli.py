@@ -14,6 +14,7 @@ from ebpf.errors import EbpfError
 from hw.errors import HwError
 from offload.check_cmd import register as register_check
 from offload.errors import MapperError
+from offload.map_cmd import register as register_map
 from offload.report.report_cmd import register as register_report
 from offload.run_cmd import register as register_run
 from offload.targets_cmd import register as register_targets
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Later subsystems add their subcommands here: callables taking the subparsers object.
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_run, register_targets,
                                                                    register_check, register_sim,
-                                                                   register_report]
+                                                                   register_report, register_map]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

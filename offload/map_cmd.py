@@ -1,0 +1,123 @@
+"""`offload map`: map a program onto a target, say how well, and write the configuration.
+
+    offload map PROG.o --target T [--program NAME] [-o CONFIG.json] [--images DIR]
+                       [--json] [--time-limit S] [--scenario FILE] [--no-equivalence]
+
+Wired into the command line through ``register(sub)``. Bad input (unknown target, an object
+or program that does not load) raises a ``MapperError``; the command line prints one line
+and exits with status 2. A program that does not fit is not an error: the report says why.
+
+``--json`` prints ``offload.mapper.MapReport.to_dict()``: ``verdict``, ``explanation``,
+``reasons``, ``cuts``, ``stages`` (the schedule used), ``greedy_stages``, ``solver_stages``,
+``recirculations``, ``punted_fraction``, ``equivalence``, ``resources`` (per stage and
+totals against the target), ``cost`` (run-to-completion targets), ``messages``.
+docs/mapping.md ("Reading a mapping report") explains each part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from offload.mapper import DEFAULT_TIME_LIMIT_S, MapReport, map_program, write_config
+from offload.targets_cmd import add_target_options
+
+VERDICT_STYLE = {"full": "bold green", "partial": "bold yellow", "host-only": "bold red"}
+
+
+def render_map(report: MapReport, path: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, highlight=False)
+    if not console.is_terminal:
+        console.width = 160
+    style = VERDICT_STYLE.get(report.verdict, "bold")
+    console.print(f"{escape(path)} {report.program} on {report.target}: "
+                  f"[{style}]{report.verdict}[/{style}]")
+    console.print(f"  {escape(report.explanation)}")
+    if report.stages is not None:
+        console.print(f"  stages: {report.stages} used (greedy {report.greedy_stages}, solver "
+                      f"{report.solver_stages if report.solver_stages is not None else '-'} "
+                      f"({report.solver_status})); {report.physical_stages} physical, "
+                      f"{report.passes} pass(es), {report.recirculations} recirculation(s); "
+                      f"{report.containers} containers, {report.predicates} predicates")
+    if report.punted_fraction is not None:
+        reasons = ", ".join(f"{k}: {v}" for k, v in report.punt_reasons.items())
+        console.print(f"  punted: {report.punted} of {report.packets} trace packets "
+                      f"({100 * report.punted_fraction:.1f} %)" +
+                      (f" by punt reason ({reasons})" if reasons else ""))
+    if report.equivalence is not None:
+        eq = report.equivalence
+        console.print("  equivalence: " + ("[green]holds[/green]" if eq["ok"] else
+                                           f"[red]failed[/red]: {escape(eq['failure'])}") +
+                      f" ({eq['packets']} packets, verdicts {eq['verdicts']})")
+    if report.cost is not None:
+        c = report.cost
+        console.print(f"  cost: {c['ns_per_packet']:.1f} ns/packet, {c['mpps_total']:.2f} Mpps "
+                      f"on {c['units']} unit(s), bound by {c['bound']} ({c['source']})")
+    for m in report.messages:
+        console.print(f"  note: {escape(m)}")
+    if report.schedule is not None and report.stages:
+        from offload.schedule import resource_table
+        console.print(resource_table(report.schedule))
+    if report.reasons:
+        table = Table(title=f"Reasons ({len(report.reasons)})")
+        for col, wrap in (("insn", False), ("source", False), ("kind", False),
+                          ("what", True), ("fix", True)):
+            table.add_column(col, no_wrap=not wrap, overflow="fold")
+        for r in report.reasons:
+            slots = str(r.insn) + (f" (+{len(r.insns) - 1})" if len(r.insns) > 1 else "")
+            table.add_row(slots, r.where, r.kind, escape(r.what), escape(r.fix))
+        console.print(table)
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    report = map_program(args.program_file, args.target, args.program,
+                         time_limit_s=args.time_limit, scenario=args.scenario,
+                         equivalence=not args.no_equivalence,
+                         extra_targets=args.target_file)
+    if args.output:
+        write_config(report, args.output, args.images)
+    if args.json:
+        doc: dict[str, Any] = report.to_dict()
+        if args.output:
+            doc["config_file"] = args.output
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render_map(report, args.program_file)
+        if args.output:
+            print(f"configuration written to {args.output}" +
+                  (f", memory images in {args.images}" if args.images else ""))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``offload map PROG.o --target T [--program NAME] [-o CONFIG.json] [--json]
+    [--time-limit S]`` (and ``--images DIR``, ``--scenario FILE``, ``--no-equivalence``)."""
+    p = sub.add_parser("map", help="map a program onto a target: configuration, stages, "
+                                   "cuts, punted fraction, equivalence",
+                       description="Map an XDP program onto a target (docs/mapping.md): the "
+                                   "pipeline configuration with its schedule and resource "
+                                   "table, the cuts to the host, the share of a packet trace "
+                                   "punted, and the equivalence with the VM.")
+    p.add_argument("program_file", metavar="PROG.o")
+    p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
+    p.add_argument("-o", "--output", metavar="CONFIG.json",
+                   help="write the pipeline configuration document here")
+    p.add_argument("--images", metavar="DIR",
+                   help="with -o: also write the memory images ($readmemh files) to DIR")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="S",
+                   help=f"CP-SAT time limit in seconds (default {DEFAULT_TIME_LIMIT_S:g}); "
+                        f"past it the greedy schedule is used")
+    p.add_argument("--scenario", metavar="FILE",
+                   help="map state for the trace (default: examples/xdp/scenarios/<stem>.json)")
+    p.add_argument("--no-equivalence", action="store_true",
+                   help="skip the equivalence run (the verdict is then unproven)")
+    add_target_options(p, choose=True)
+    p.set_defaults(func=cmd_map)

@@ -1,0 +1,80 @@
+"""`offload map`: the report on screen and as JSON, the configuration file, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hw.pipeline import load_config
+from offload import cli
+from offload.map_cmd import register
+from tests.conftest import corpus_object
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Run the command line with `map` registered (cli.py wires it in for real)."""
+    if register not in cli.EXTRA_COMMANDS:
+        monkeypatch.setattr(cli, "EXTRA_COMMANDS", cli.EXTRA_COMMANDS + [register])
+
+    def go(*argv: str) -> tuple[int, str, str]:
+        status = cli.main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return status, out.out, out.err
+    return go
+
+
+def test_json_report_has_the_documented_keys(run, tmp_path):
+    """--json: stages, greedy_stages, solver_stages, recirculations, verdict,
+    punted_fraction, reasons; -o writes a configuration that validates."""
+    out = tmp_path / "tcp.json"
+    status, stdout, _ = run("map", corpus_object("tail_call"), "--program", "xdp_tcp",
+                            "--target", "pipe", "-o", out, "--json", "--time-limit", "3")
+    assert status == 0
+    doc = json.loads(stdout)
+    for key in ("stages", "greedy_stages", "solver_stages", "recirculations", "verdict",
+                "punted_fraction", "reasons", "equivalence", "resources", "cuts"):
+        assert key in doc
+    assert doc["verdict"] == "full" and doc["equivalence"]["ok"]
+    assert doc["solver_stages"] <= doc["greedy_stages"]
+    assert load_config(out).program == "xdp_tcp"
+
+
+def test_table_report_names_verdict_stages_and_reasons(run):
+    """The human report: verdict line, stages, punted share, equivalence, reasons."""
+    status, stdout, _ = run("map", corpus_object("tail_call"), "--program", "xdp_dispatch")
+    assert status == 0
+    assert "xdp_dispatch on pipe: partial" in stdout
+    assert "stages:" in stdout and "punted:" in stdout and "equivalence: holds" in stdout
+    assert "tail_call" in stdout  # the reason: bpf_tail_call
+
+
+def test_run_to_completion_target_reports_cost(run):
+    """nfp: verdict and cost, no stages."""
+    status, stdout, _ = run("map", corpus_object("xdp_tx"), "--target", "nfp", "--json")
+    doc = json.loads(stdout)
+    assert status == 0 and doc["cost"]["mpps_total"] > 0 and doc["stages"] is None
+
+
+@pytest.mark.parametrize("argv,message", [
+    (("--target", "nope"), "unknown target 'nope'"),
+    (("--program", "nope"), "no program named 'nope'"),
+])
+def test_bad_input_is_one_line_exit_2(run, argv, message):
+    """Unknown target or program: one line on stderr, exit status 2, no traceback."""
+    status, _, err = run("map", corpus_object("tail_call"), *argv)
+    assert status == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_object_is_one_line(run, tmp_path):
+    """An object that does not exist: one line, exit 2."""
+    status, _, err = run("map", tmp_path / "missing.o")
+    assert status == 2 and "cannot read" in err
+
+
+def test_output_without_configuration_is_an_error(run, tmp_path):
+    """-o for a host-only program: nothing to write, said in one line."""
+    status, _, err = run("map", corpus_object("globals"), "-o", tmp_path / "g.json")
+    assert status == 2 and "no configuration to write" in err
