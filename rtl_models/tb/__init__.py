@@ -1,0 +1,1 @@
+"""cocotb testbenches: one folder per DUT, ``<dut>/test_<dut>.py`` (see rtl_models.runner)."""
