@@ -6,13 +6,17 @@ units and dependencies (or the reasons it cannot); ``compile_pipeline`` schedule
 and writes the configuration document. The phases, one module each:
 
 ============== ==========================================================================
+``ir``         symbolic values, virtual containers, ops, predicates; the target's params
 ``dag``        sub-programs inlined per call string, loops unrolled to their trip bound,
                cut slots end their paths (``punt``)
-``translate``  symbolic execution: registers, stack, packet, map values -> ops on virtual
-``memory``     containers; bounds checks -> data_len gateways; constant folding
+``translate``  symbolic execution: registers, branches, calls, helpers -> ops on virtual
+``alu``        containers; ALU folding and byte shuffles; stack, packet and map-value
+``memory``     memory; bounds checks -> data_len gateways
+``state``      the symbolic machine state, its join (lazy phis), byte views
 ``ifconvert``  control dependence -> predicates (gateways), exits -> verdict writes
 ``tables``     map lookups -> tables, written map words -> stateful units, map bindings
 ``units``      dead-code removal, scheduler units, Jose et al. dependencies
+``pressure``   after scheduling: ops as late as useful, late fields reloaded late
 ``containers`` virtual containers and predicates onto the PHV by liveness
 ``emit``       the configuration document
 ============== ==========================================================================
