@@ -28,8 +28,10 @@ def read_pcap(path: str | os.PathLike[str]) -> list[CapturedPacket]:
     packets: list[CapturedPacket] = []
     warnings = _Warnings()
     logger = logging.getLogger("scapy.runtime")
-    saved = logger.handlers[:], logger.propagate
-    logger.handlers, logger.propagate = [warnings], False  # collect, do not print
+    saved = logger.handlers[:], logger.propagate, logger.level, logger.disabled
+    # collect, do not print; whatever level another library left the logger at
+    logger.handlers, logger.propagate, logger.level, logger.disabled = \
+        [warnings], False, logging.WARNING, False
     try:
         with PcapReader(path) as reader:
             for pkt in reader:
@@ -41,7 +43,7 @@ def read_pcap(path: str | os.PathLike[str]) -> list[CapturedPacket]:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PcapError(f"{path}: not a readable pcap: {detail}") from exc
     finally:
-        logger.handlers, logger.propagate = saved
+        logger.handlers, logger.propagate, logger.level, logger.disabled = saved
     return packets
 
 
