@@ -17,6 +17,7 @@ help:
 	@echo "make test    - set up, build the corpus, run the test suite"
 	@echo "make sim     - set up, build the corpus, run the default simulation set"
 	@echo "make report  - set up, build the corpus, write the offload report (build/report/index.html)"
+	@echo "make regression - RTL: cocotb unit testbenches, lint, yosys (tests/rtl)"
 	@echo "make lint    - ruff"
 
 setup: .venv/.installed
@@ -50,6 +51,10 @@ RTL_RESULTS ?= build/rtl/results
 report: syspkgs setup corpus
 	$(OFFLOAD) report $(CORPUS_OBJ) -o $(REPORT_DIR) --maps-dir examples/xdp/scenarios \
 		$(if $(wildcard $(RTL_RESULTS)/*.json),--rtl-results $(RTL_RESULTS)) $(REPORT_ARGS)
+
+# The RTL regression (unit testbenches so far; system tests follow).
+regression: syspkgs setup
+	$(PY) -m pytest tests/rtl -n 2 $(PYTEST_ARGS)
 
 clean:
 	rm -rf build

@@ -58,6 +58,13 @@ class TB:
         """Wait until the signals of this time step are final (read-only phase)."""
         await ReadOnly()
 
+    @staticmethod
+    def value(signal) -> int:
+        """A signal's value as an int, unknown (x / z) bits read as 0: registers that never
+        loaded (an idle unit's result) hold x in simulation."""
+        text = str(signal.value).lower().replace("x", "0").replace("z", "0")
+        return int(text, 2) if text else 0
+
     def check(self, what: str, actual: int, expected: int, **ctx: object) -> None:
         """Log expected against actual, then assert (one line names everything)."""
         where = " ".join(f"{k} {v}" for k, v in ctx.items())

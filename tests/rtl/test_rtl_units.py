@@ -21,7 +21,7 @@ from rtl_models.runner import has_simulator, has_yosys, lint, sources, yosys_sta
 UNITS = ["pipe_alu", "pipe_gateway", "pipe_table", "pipe_stateful", "pipe_winld",
          "pipe_winst", "pipe_adjust", "pipe_extbuf", "pipe_extern_csum", "pipe_extern_hash",
          "pipe_extern_rand", "pipe_extern_ts", "pipe_externs", "pipe_fifo", "pipe_delay",
-         "pipe_parser", "pipe_deparser", "pipe_stage"]
+         "pipe_vliw", "pipe_parser", "pipe_deparser", "pipe_stage"]
 MODULES = sorted(p.stem for p in sources())
 SMALL_STAGE = {"NUM_CONTAINERS": 4, "PREDICATE_BITS": 8, "WINDOW_BYTES": 16,
                "WINDOW_HEADROOM": 8, "GATEWAYS": 1, "TABLES": 1, "STATEFUL_ALUS": 1,
