@@ -2,7 +2,9 @@
 
 Every corpus program (examples/xdp, built into build/xdp) with its scenario state, on the
 `pipe` NIC and on the `host` (kernel JIT), under 64-byte and IMIX traffic at 100 Gb/s line
-rate: one table with offered and achieved Mpps, drops, p99 latency and host cores needed.
+rate: one table with offered and achieved Mpps, drops, p99 latency, host cores needed and,
+for `pipe`, where its NIC cost came from: the program's mapping (``sim.mapping``), each
+program mapped once per target over the whole set.
 """
 
 from __future__ import annotations
@@ -10,61 +12,106 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sim.scenario import Scenario, run
+from sim.scenario import RunCache, Scenario, run
 
 TARGETS = ("pipe", "host")
 TRAFFIC = ("64B@100G", "imix@100G")
 DEFAULT_PACKETS = 50_000
 
 
-def default_set(root: Path, packets: int = DEFAULT_PACKETS, seed: int = 1) -> list[dict[str, Any]]:
-    """One report per (program, target, traffic), in corpus order."""
-    rows = []
-    for src in sorted((root / "examples" / "xdp").glob("*.c")):
-        obj = root / "build" / "xdp" / f"{src.stem}.o"
-        state = root / "examples" / "xdp" / "scenarios" / f"{src.stem}.json"
-        for target in TARGETS:
-            for traffic in TRAFFIC:
-                sc = Scenario(program=str(obj), maps=str(state) if state.exists() else None,
-                              target=target, traffic=traffic, packets=packets, seed=seed)
-                report = run(sc, progress_enabled=False)
-                report["traffic"] = traffic
-                rows.append(report)
-                _progress(len(rows), src.stem, target, traffic)
+def default_set(root: Path, packets: int = DEFAULT_PACKETS, seed: int = 1, *,
+                progress: bool | None = None, cache: RunCache | None = None
+                ) -> list[dict[str, Any]]:
+    """One report per (program, target, traffic), in corpus order. One ``RunCache`` serves
+    the whole set: each program is mapped once per target and each distinct packet timed
+    once in the kernel. ``progress``: a rich progress bar on stderr (default: when stderr is
+    a terminal)."""
+    cache = cache if cache is not None else RunCache()
+    sources = sorted((root / "examples" / "xdp").glob("*.c"))
+    with _progress(len(sources) * len(TARGETS) * len(TRAFFIC), progress) as status:
+        rows = []
+        for src in sources:
+            obj = root / "build" / "xdp" / f"{src.stem}.o"
+            state = root / "examples" / "xdp" / "scenarios" / f"{src.stem}.json"
+            for target in TARGETS:
+                for traffic in TRAFFIC:
+                    where = f"{src.stem} on {target}, {traffic}"
+                    status(where, False)
+                    sc = Scenario(program=str(obj),
+                                  maps=str(state) if state.exists() else None,
+                                  target=target, traffic=traffic, packets=packets, seed=seed)
+                    report = run(sc, progress_enabled=False, cache=cache,
+                                 step=lambda what, where=where: status(f"{where}: {what}",
+                                                                       False))
+                    report["traffic"] = traffic
+                    rows.append(report)
+                    status(where, True)
     return rows
 
 
-def _progress(done: int, name: str, target: str, traffic: str) -> None:
-    if sys.stderr.isatty():
-        print(f"\r{done:3d} runs: {name} on {target}, {traffic}".ljust(70), end="",
-              file=sys.stderr, flush=True)
+@contextmanager
+def _progress(total: int, enabled: bool | None) -> Iterator[Callable[[str, bool], None]]:
+    """``status(text, done)``: describe the current step; ``done`` counts one run."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield lambda text, done: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    bar = Progress(BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("", total=total)
+    with bar:
+        yield lambda text, done: bar.update(task, description=text, advance=int(done))
+
+
+def nic_cost_text(report: dict[str, Any]) -> str:
+    """The NIC cost of a NIC row in a few words: verdict, stages x passes, punted share."""
+    cost = report.get("nic_cost")
+    if not cost:
+        return "-"
+    pct = 100 * cost.get("punted_fraction", 0.0)
+    share = f"{pct:.0f}" if pct in (0, 100) else f"{pct:.3g}"
+    if cost.get("verdict") is None:
+        return f"defaults, {share} % punted"
+    if cost.get("punt") == "all":
+        return f"{cost['verdict']}, all punted"
+    return (f"{cost['verdict']}, {cost['stages']} st, {cost['passes']} pass, "
+            f"{share} % punted")
 
 
 def render(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     table = Table(title="offloaded (pipe) versus host JIT (host), 100 Gb/s line rate")
     for col in ("program", "target", "traffic", "offered Mpps", "achieved Mpps", "drops",
-                "p99 latency", "host cores needed"):
-        table.add_column(col, justify="left" if col in ("program", "target", "traffic")
-                         else "right")
+                "p99 latency", "host cores needed", "NIC cost (mapping)"):
+        table.add_column(col, justify="left" if col in ("program", "target", "traffic",
+                                                         "NIC cost (mapping)") else "right")
     for r in rows:
         m = r["metrics"]
         p99 = m["latency_ns"].get("p99")
         offered = m["offered"]["generated_mpps"] or m["offered"]["mpps"]  # as drawn
         table.add_row(r["program"], r["target"], r["traffic"], f"{offered:.2f}",
                       f"{m['achieved']['mpps']:.2f}", str(m["lost"]["total"]),
-                      "-" if p99 is None else f"{p99:,.0f} ns", str(m["host_cores_needed"]))
+                      "-" if p99 is None else f"{p99:,.0f} ns", str(m["host_cores_needed"]),
+                      nic_cost_text(r))
     console.print(table)
-    console.print("NIC costs for `pipe` use the simulator's default NicCost (II 1, no "
-                  "recirculation) until the mapper supplies per-program stage counts; "
-                  "host costs are measured with BPF_PROG_TEST_RUN where bpf(2) is permitted "
-                  "(see `offload sim` for the assumptions of one run).")
+    console.print("NIC costs for `pipe` come from each program's mapping (offload.mapper): "
+                  "one packet per pass cycle, the configuration's latency, and a packet "
+                  "punted to the host iff the mapped configuration on the pipeline model "
+                  "punts it (st: logical stages); host costs are measured with "
+                  "BPF_PROG_TEST_RUN where bpf(2) is permitted (see `offload sim` for the "
+                  "assumptions of one run).")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rows = default_set(Path(args.root), args.packets, args.seed)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -8,6 +8,8 @@ JSON-ready dict (plain ints, floats, strings, lists, dicts). Definitions:
 - achieved: packets the system finished (left the NIC by verdict, or done on a host core)
   per second over their departure window, ``(P - 1) / (last departure - first departure)``,
   and the same in wire Gb/s (their frames plus preamble, SFD and gap);
+- punted: packets the NIC punted to the host (whether or not a queue behind it lost them),
+  and their share of all packets; ``finished_on.host_punted``: those the host finished;
 - lost: packets a full queue dropped, by station (``link``, ``nic``, ``pcie``, ``host``)
   with the cause; the program's own XDP_DROP is a verdict, not a loss;
 - latency: from arrival at the link to departure (NIC exit, or end of host processing),
@@ -78,6 +80,10 @@ def summarize(workload: Workload, result: SimResult, *,
     by_verdict = np.bincount(classes.verdict, weights=per_rep, minlength=5)
     verdicts = {VERDICT_NAMES.get(v, str(v)): int(c) for v, c in enumerate(by_verdict) if c}
     on_host = int(per_rep[classes.to_host].sum())
+    punted_rep = (classes.punted if classes.punted is not None
+                  else np.zeros(len(classes.verdict), dtype=bool))
+    punted_done = int(per_rep[punted_rep].sum())
+    punted_all = int(np.count_nonzero(punted_rep[classes.rep])) if n else 0
 
     measured_offered = _rate(n, int(arrival_ps[-1] - arrival_ps[0])) if n > 1 else 0.0
     offered = offered_pps if offered_pps is not None else measured_offered
@@ -113,7 +119,9 @@ def summarize(workload: Workload, result: SimResult, *,
                     "generated_mpps": measured_offered / 1e6},
         "achieved": {"mpps": achieved / 1e6, "gbps": achieved * mean_wire * 8 / 1e9},
         "finished": finished,
-        "finished_on": {"nic": finished - on_host, "host": on_host},
+        "finished_on": {"nic": finished - on_host, "host": on_host,
+                        "host_punted": punted_done},
+        "punted": {"packets": punted_all, "fraction": punted_all / n if n else 0.0},
         "verdicts": verdicts,
         "lost": {**lost, "total": int(lost_counts.sum())},
         "loss_causes": {STATION_NAMES[k]: LOSS_CAUSES[k] for k in (LINK, NIC, PCIE, HOST)},

@@ -276,6 +276,8 @@ class PacketClasses:
     nic_ps: np.ndarray
     nic_delay_ps: np.ndarray
     host_ps: np.ndarray
+    punted: np.ndarray | None = None
+    """Per representative: the NIC punts it to the host (None: no NIC decided, all False)."""
 
     @classmethod
     def from_outcomes(cls, outcomes: Sequence[Outcome], rep: np.ndarray, *, has_nic: bool,
@@ -304,7 +306,8 @@ class PacketClasses:
         host_ps = np.maximum(_ns_to_ps([o.host_ns for o in outcomes]), 1)
         nic_ps = np.maximum(_ns_to_ps([o.nic_ns for o in outcomes]), 1)
         return cls(rep=rep, verdict=verdict, to_host=to_host, nic_ps=nic_ps,
-                   nic_delay_ps=_ns_to_ps([o.nic_delay_ns for o in outcomes]), host_ps=host_ps)
+                   nic_delay_ps=_ns_to_ps([o.nic_delay_ns for o in outcomes]), host_ps=host_ps,
+                   punted=punted & has_nic & has_host)
 
 
 # --- the workload: traffic + outcomes + stations -----------------------------------------
@@ -365,7 +368,7 @@ class Workload:
         c = self.classes
         classes = PacketClasses(rep=c.rep[:n], verdict=c.verdict, to_host=c.to_host,
                                 nic_ps=c.nic_ps, nic_delay_ps=c.nic_delay_ps,
-                                host_ps=c.host_ps)
+                                host_ps=c.host_ps, punted=c.punted)
         return Workload(arrival_ns=self.arrival_ns[:n], size=self.size[:n],
                         flow=self.flow[:n], classes=classes, link=self.link, nic=self.nic,
                         pcie=self.pcie, host=self.host)
@@ -454,12 +457,16 @@ MAP_HELPERS = frozenset({"map_lookup_elem", "map_update_elem", "map_delete_elem"
 
 @dataclass(frozen=True)
 class TraceCost:
-    """What the cost models read from one VM run: instructions, map and other helper calls."""
+    """What the cost models read from one VM run: instructions, map and other helper calls,
+    and, when a pipeline mapping decides it, whether the pipeline model punts the packet."""
 
     insns: int
     map_helpers: int
     helpers: int
     helper_names: tuple[str, ...] = ()
+    punted: bool | None = None
+    """The mapped configuration on the pipeline model punts this packet (``NicCost.punt ==
+    "model"``, see ``sim.mapping``); None: no mapping ran on it."""
 
     @classmethod
     def from_trace(cls, trace: Any) -> TraceCost:
@@ -476,43 +483,90 @@ def host_program_ns_model(cost: TraceCost) -> float:
 
 
 PuntRule = Callable[[TraceCost], bool]
+PUNT_RULES = ("none", "all", "helpers", "model")
+DEFAULT_COST_SOURCE = ("simulator defaults: II 1, one pass through all of the target's "
+                       "stages, punt a packet whose path calls a helper the target lacks")
 
 
 @dataclass(frozen=True)
 class NicCost:
-    """How the NIC spends time on a packet: the mapper's answer, explicit until it lands.
+    """How the NIC spends time on a packet and which packets it punts to the host.
 
-    TODO(mapper): ``offload.mapper`` will supply the real stage count, passes and the punt
-    decision per program path; until then these defaults hold and every output says so:
-    a pipeline issues one packet per cycle (``ii_cycles = 1``, the program fits in one
-    pass), its latency is all the target's stages x their latency, and a packet is punted
-    to the host when its path calls a helper the target does not have (``punt =
-    "helpers"``; also ``"none"``, ``"all"`` or a callable on the packet's ``TraceCost``).
+    On a pipeline target (``pipe``, ``rmt``) ``sim.mapping.mapped_cost`` builds it from the
+    program's mapping (``offload.mapper``): ``passes`` and ``stages`` of the schedule, one
+    packet issued every ``ii_cycles x passes`` cycles (the model adds the bus beats of long
+    packets), ``latency_cycles`` from the configuration's timing (``hw.pipeline.timing``,
+    docs/pipeline.md section 8: parser + passes x physical stages x stage cycles +
+    recirculations + deparser), and ``punt = "model"`` with the configuration in
+    ``config``: a packet is punted iff the pipeline model punts it (a mapper cut, a window
+    fault, a frame longer than the window; decided per representative packet and recorded
+    in its ``TraceCost.punted``). A ``host-only`` mapping punts every packet (``"all"``).
+
+    Without a mapping (a scenario's explicit ``[nic]`` table, the run-to-completion NIC
+    targets, a caller's own) the fields are plain parameters: ``punt`` is ``"none"``,
+    ``"all"``, ``"helpers"`` (punt a packet whose path calls a helper the target lacks) or a
+    callable on the packet's ``TraceCost``; a pipeline's latency is then ``passes x stages
+    x stage latency + (passes - 1) x recirculation penalty`` cycles, ``stages`` None
+    meaning all of the target's stages. ``source`` says where the numbers came from, and
+    every output repeats it.
     """
 
     ii_cycles: int = 1
     passes: int = 1
     stages: int | None = None
-    """Pipeline stages the program uses; None: all of the target's stages."""
+    """Pipeline stages the program uses (the mapping: logical stages over all passes);
+    None: all of the target's stages."""
     punt: str | PuntRule = "helpers"
-    source: str = "defaults (no mapper yet)"
+    source: str = DEFAULT_COST_SOURCE
+    latency_cycles: int | None = None
+    """Pipeline latency per packet, cycles, when the mapping's timing gives it."""
+    verdict: str | None = None
+    """The mapping's verdict (full / partial / host-only), when a mapping made this cost."""
+    config: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The mapped pipeline configuration (docs/pipeline.md) that decides ``punt = "model"``."""
 
     def __post_init__(self) -> None:
         if self.ii_cycles < 1 or self.passes < 1:
             raise ModelError(f"NIC cost: ii_cycles and passes must be >= 1, got "
                              f"{self.ii_cycles} and {self.passes}")
-        if isinstance(self.punt, str) and self.punt not in ("none", "all", "helpers"):
-            raise ModelError(f"NIC cost: punt must be 'none', 'all' or 'helpers', got "
+        if isinstance(self.punt, str) and self.punt not in PUNT_RULES:
+            raise ModelError(f"NIC cost: punt must be one of {', '.join(PUNT_RULES)}, got "
                              f"{self.punt!r}")
+        if self.punt == "model" and self.config is None:
+            raise ModelError("NIC cost: punt 'model' needs the mapped pipeline configuration")
+        if self.latency_cycles is not None and self.latency_cycles < 0:
+            raise ModelError(f"NIC cost: latency_cycles must be >= 0, got "
+                             f"{self.latency_cycles}")
 
     def is_punted(self, target: Any, cost: TraceCost) -> bool:
         if callable(self.punt):
             return bool(self.punt(cost))
+        if self.punt == "model":
+            if cost.punted is None:
+                raise ModelError("NIC cost: punt 'model' but the pipeline model did not run "
+                                 "on this packet")
+            return cost.punted
         if self.punt == "all":
             return True
         if self.punt == "helpers" and target.ebpf is not None:
             return any(not target.ebpf.has_helper(n) for n in cost.helper_names)
         return False
+
+    def pipeline_latency_cycles(self, target: Any) -> int:
+        """The pipeline's latency per packet, cycles (see the class docstring)."""
+        if self.latency_cycles is not None:
+            return self.latency_cycles
+        stages = self.stages if self.stages is not None else target.stages.count
+        penalty = target.recirculation.penalty_cycles or 0
+        return (self.passes * stages * target.stages.latency_cycles
+                + (self.passes - 1) * penalty)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready: the numbers and where they came from."""
+        punt = self.punt if isinstance(self.punt, str) else "rule"
+        return {"source": self.source, "verdict": self.verdict, "ii_cycles": self.ii_cycles,
+                "passes": self.passes, "stages": self.stages,
+                "latency_cycles": self.latency_cycles, "punt": punt}
 
 
 def _drop_calibration(target: Any, servers: int, base_cycles: float) -> tuple[float, str]:
@@ -566,10 +620,7 @@ def nic_service(target: Any, cost: NicCost, trace: TraceCost,
     cycle_ns = target.cycle_ns
     kind = target.kind
     if kind == "pipeline":
-        stages = cost.stages if cost.stages is not None else target.stages.count
-        penalty = target.recirculation.penalty_cycles or 0
-        latency = cost.passes * stages * target.stages.latency_cycles + (
-            cost.passes - 1) * penalty
+        latency = cost.pipeline_latency_cycles(target)
         return cost.ii_cycles * cost.passes * cycle_ns, latency * cycle_ns
     if kind == "npu":
         t = target.timing

@@ -20,25 +20,35 @@ A scenario file (paths in it are relative to the file)::
     pcie = 1024
     host_ring = 1024
 
-    [nic]                                 # NIC cost until the mapper supplies it
-    ii_cycles = 1
-    passes = 1
-    stages = 12
+    [nic]                                 # optional: explicit NIC cost instead of the
+    ii_cycles = 1                         # mapping (an empty table: the simulator's
+    passes = 1                            # defaults, II 1, one pass, all stages, punt
+    stages = 12                           # on missing helpers)
     punt = "helpers"                      # none | all | helpers
 
 Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
 
 1. traffic from the spec (``sim.spec``), checked against the target's line rate;
-2. the trace-driven step: every representative packet runs once on the reference VM (in
+2. the NIC cost: on a pipeline target without a ``[nic]`` table, the program's mapping
+   (``sim.mapping.mapped_cost``: stages, passes, latency, the configuration); otherwise
+   the ``[nic]`` values or the simulator's defaults;
+3. the trace-driven step: every representative packet runs once on the reference VM (in
    order, maps persisting, the clock injected when the program reads it) and gives a
-   verdict and a trace;
-3. the host's cost of the program per representative: BPF_PROG_TEST_RUN on this machine
+   verdict and a trace; with a mapping, the configuration runs on the pipeline model
+   beside it and decides whether the packet is punted (``sim.mapping.PipelinePunts``);
+4. the host's cost of the program per representative: BPF_PROG_TEST_RUN on this machine
    (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted and the object loads)
    or the per-instruction model of ``sim.model`` (``"model"``, or the fallback);
-4. per representative an ``Outcome`` (``sim.model``): NIC service from the target's kind
+5. per representative an ``Outcome`` (``sim.model``): NIC service from the target's kind
    and the ``NicCost``, punt decision, host service = driver overhead (+ program when it
    runs on the host);
-5. the ``Workload`` and the engine.
+6. the ``Workload`` and the engine.
+
+Mappings and kernel timings repeat across runs: a ``RunCache`` passed to ``prepare`` /
+``run`` keeps them (``make sim`` shares one over the whole set). Kernel timings are kept
+per (object path, mtime and size; program; map state file, mtime and size; packet bytes),
+so a packet is timed once however often it appears; without a cache, a fresh one per run
+still times each distinct packet once.
 
 Every assumption this rests on is listed in the result's ``assumptions``.
 """
@@ -47,11 +57,13 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sim.errors import SimError
+from sim.mapping import MappingCache, PipelinePunts, mapped_cost, object_key
 from sim.model import (
     HOST_NS_PER_HELPER,
     HOST_NS_PER_INSN,
@@ -102,7 +114,8 @@ class Scenario:
     host_cost: str = "auto"
     host_cores: int | None = None
     queues: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_QUEUES))
-    nic_cost: NicCost = field(default_factory=NicCost)
+    nic_cost: NicCost | None = None
+    """None: the mapping's on a pipeline target, the simulator's defaults on other NICs."""
     base_dir: str = "."
     source: str = "<arguments>"
 
@@ -215,6 +228,21 @@ class _Reader:
 # --- running ------------------------------------------------------------------------------
 
 @dataclass
+class RunCache:
+    """What repeats across runs in one process: mappings and kernel timings (ns per run)."""
+
+    mappings: MappingCache = field(default_factory=MappingCache)
+    host_ns: dict[tuple[Any, ...], float] = field(default_factory=dict)
+    kernel_errors: dict[tuple[Any, ...], Exception] = field(default_factory=dict)
+    """Programs the kernel refused to load, by the host_ns key without the packet."""
+    timed: int = 0
+    """Packets actually timed with BPF_PROG_TEST_RUN (misses)."""
+
+
+Step = Callable[[str], None]
+
+
+@dataclass
 class Prepared:
     """A scenario made concrete: the workload and what it rests on."""
 
@@ -228,52 +256,89 @@ class Prepared:
     program: str
     assumptions: list[str]
     host_cost_source: str
+    nic_cost: NicCost | None = None
+    """The NIC cost the run used (None on the host target); its ``source`` says where from."""
 
 
-def _vm_outcomes(sc: Scenario, reps: list[bytes], labels: list[str]
+def _vm_outcomes(sc: Scenario, reps: list[bytes], labels: list[str],
+                 cost: NicCost | None = None
                  ) -> tuple[str, list[int], list[TraceCost], bool]:
-    """Run every representative once on the VM: (program name, verdicts, costs, clock)."""
+    """Run every representative once on the VM: (program name, verdicts, costs, clock).
+    With a mapped ``cost`` (punt "model") the pipeline model decides each one's punt."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.differential import VmSide
     from ebpf.differential import prepare as prepare_obj
     from ebpf.elf import load
     from ebpf.errors import EbpfError
+    from hw.errors import HwError
 
     assert sc.program is not None
     obj = load(sc.program)
     state = MapScenario.load(sc.maps) if sc.maps else MapScenario()
     run_obj, clock = prepare_obj(obj, state)
     side = VmSide(run_obj, sc.program_name, state, seed=sc.seed)
+    pipe = None
+    if cost is not None and cost.punt == "model":
+        assert cost.config is not None
+        pipe = PipelinePunts(cost.config, side.maps)
     verdicts, costs = [], []
     for i, packet in enumerate(reps):
         if clock:
             side.set_clock(state.clock_ns(i))
         try:
+            punted = pipe.process(packet) if pipe is not None else None
             res = side.run(packet)
-        except EbpfError as exc:
+            if punted:
+                assert pipe is not None
+                pipe.after_host()
+        except (EbpfError, HwError) as exc:
             raise type(exc)(f"{sc.program}: representative packet {i} ({labels[i]}): "
                             f"{exc}") from exc
         verdicts.append(int(res.verdict))
-        costs.append(TraceCost.from_trace(res.trace))
+        costs.append(replace(TraceCost.from_trace(res.trace), punted=punted))
     return side.vm.program.name, verdicts, costs, clock
 
 
-def _kernel_costs(sc: Scenario, program: str, reps: list[bytes]) -> list[float]:
-    """Per representative: the kernel's ns per run (BPF_PROG_TEST_RUN, KERNEL_REPEAT runs)."""
+def _state_key(maps: str | None) -> tuple[Any, ...] | None:
+    return object_key(maps) if maps else None
+
+
+def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
+                  cache: RunCache) -> list[float]:
+    """Per representative: the kernel's ns per run (BPF_PROG_TEST_RUN, KERNEL_REPEAT runs),
+    each distinct packet timed once per ``cache``, in order of first appearance."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.differential import kernel_side
     from ebpf.elf import load
+    from ebpf.errors import EbpfError
 
     assert sc.program is not None
-    state = MapScenario.load(sc.maps) if sc.maps else MapScenario()
-    obj = load(sc.program)
-    with kernel_side(sc.program, obj, state, raw=False) as kobj:
-        return [float(kobj.time_ns_per_packet(p, repeat=KERNEL_REPEAT, prog=program))
-                for p in reps]
+    base = (*object_key(sc.program), program, _state_key(sc.maps))
+    todo = list(dict.fromkeys(p for p in reps if (base, p) not in cache.host_ns))
+    if todo:
+        if base in cache.kernel_errors:
+            raise cache.kernel_errors[base]
+        state = MapScenario.load(sc.maps) if sc.maps else MapScenario()
+        obj = load(sc.program)
+        timed = 0
+        try:
+            with kernel_side(sc.program, obj, state, raw=False) as kobj:
+                for p in todo:
+                    cache.host_ns[(base, p)] = float(kobj.time_ns_per_packet(
+                        p, repeat=KERNEL_REPEAT, prog=program))
+                    timed += 1
+        except EbpfError as exc:
+            if not timed:  # the program does not load here: do not try again
+                cache.kernel_errors[base] = exc
+            raise
+        finally:
+            cache.timed += timed
+    return [cache.host_ns[(base, p)] for p in reps]
 
 
 def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
-                       costs: list[TraceCost]) -> tuple[list[float], str]:
+                       costs: list[TraceCost], cache: RunCache | None = None
+                       ) -> tuple[list[float], str]:
     """The program's ns per packet on a host core, per representative, and where from."""
     model_note = (f"per-instruction model ({HOST_NS_PER_INSN:g} ns per instruction, "
                   f"{HOST_NS_PER_MAP_HELPER:g} ns per map helper, {HOST_NS_PER_HELPER:g} ns "
@@ -282,9 +347,9 @@ def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
         from ebpf.errors import EbpfError
 
         try:
-            ns = _kernel_costs(sc, program, reps)
+            ns = _kernel_costs(sc, program, reps, cache if cache is not None else RunCache())
             return ns, (f"measured on this machine with BPF_PROG_TEST_RUN ({KERNEL_REPEAT} "
-                        f"runs per representative packet, kernel JIT)")
+                        f"runs per distinct representative packet, kernel JIT)")
         except EbpfError as exc:
             if sc.host_cost == "kernel":
                 raise
@@ -294,8 +359,54 @@ def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
     return [host_program_ns_model(c) for c in costs], model_note
 
 
-def prepare(sc: Scenario) -> Prepared:
-    """Traffic, the trace-driven outcomes and the workload for ``sc``."""
+def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None) -> NicCost:
+    """The scenario's NIC cost: explicit, the mapping's (pipelines), or the defaults."""
+    if sc.nic_cost is not None:
+        return sc.nic_cost
+    if target.kind != "pipeline":
+        return NicCost(source="simulator rule for run-to-completion NICs: punt a packet "
+                              "whose path calls a helper the target lacks")
+    assert sc.program is not None
+    if step:
+        step(f"mapping onto {target.name}")
+    return mapped_cost(sc.program, sc.program_name, target, cache.mappings)
+
+
+def _percent(fraction: float) -> str:
+    pct = 100 * fraction
+    return f"{pct:.0f}" if pct in (0, 100) else f"{pct:.3g}"
+
+
+def _pipeline_notes(target: Any, cost: NicCost) -> list[str]:
+    latency = cost.pipeline_latency_cycles(target)
+    if cost.latency_cycles is not None:
+        how = (f"parser + {cost.passes} pass(es) x {target.stages.count} physical stages x "
+               f"{target.stages.latency_cycles} cycles + recirculations + deparser, "
+               f"hw.pipeline.timing")
+    else:
+        stages = cost.stages if cost.stages is not None else target.stages.count
+        how = (f"{cost.passes} pass(es) x {stages} stages x {target.stages.latency_cycles} "
+               f"cycles + recirculation penalties")
+    return [f"pipeline latency: {latency} cycles = {latency * target.cycle_ns:g} ns ({how})"]
+
+
+def _punt_note(cost: NicCost) -> str:
+    if callable(cost.punt):
+        text = "punt decided by a caller's rule on the packet's trace"
+    else:
+        text = {"none": "no packet is punted", "all": "every packet is punted",
+                "helpers": "a packet is punted when its path calls a helper the target lacks",
+                "model": "a packet is punted iff the mapped configuration on the pipeline "
+                         "model (hw.pipeline, maps loaded from the scenario) punts it: a "
+                         "mapper cut, a window fault or a frame longer than the window"
+                }[cost.punt]
+    return f"punt: {text}; punted packets run the whole program again on the host"
+
+
+def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = None
+            ) -> Prepared:
+    """Traffic, the trace-driven outcomes and the workload for ``sc``. ``cache`` keeps
+    mappings and kernel timings for later runs; ``step(text)`` hears of long steps."""
     from hw.targets import load_target
 
     if sc.program is None:
@@ -303,6 +414,7 @@ def prepare(sc: Scenario) -> Prepared:
     if sc.engine not in ENGINES:
         raise ScenarioError(f"{sc.source}: engine: expected one of {', '.join(ENGINES)}, "
                             f"got {sc.engine!r}")
+    cache = cache if cache is not None else RunCache()
     target = load_target(sc.target, extra=sc.target_files)
     on_host = target.location == "host"
     host_target = target if on_host else load_target(sc.host, extra=sc.target_files)
@@ -315,8 +427,14 @@ def prepare(sc: Scenario) -> Prepared:
         None if spec.pcap else DEFAULT_PACKETS), sc.seed,
         line_rate_gbps=target.line_rate_gbps, base_dir=sc.base_dir)
 
-    program, verdicts, costs, clock = _vm_outcomes(sc, traffic.reps, traffic.rep_labels)
-    prog_ns, cost_note = host_program_costs(sc, program, traffic.reps, costs)
+    cost = None if on_host else _nic_cost(sc, target, cache, step)
+    if step:
+        step(f"VM on {len(traffic.reps)} representative packets")
+    program, verdicts, costs, clock = _vm_outcomes(sc, traffic.reps, traffic.rep_labels,
+                                                   cost)
+    if step and sc.host_cost != "model":
+        step("host cost (BPF_PROG_TEST_RUN)")
+    prog_ns, cost_note = host_program_costs(sc, program, traffic.reps, costs, cache)
     drv = host_target.cpu.driver_overhead_ns
     notes = [f"traffic: {traffic.description}; {traffic.num_packets} packets, seed {sc.seed}",
              f"behaviour: {len(traffic.reps)} representative packets, each run once on the "
@@ -339,22 +457,7 @@ def prepare(sc: Scenario) -> Prepared:
                             flow=traffic.flow, classes=classes, link=link, host=host)
         notes.append(f"the program runs on {cores} host cores, RSS by flow hash")
     else:
-        cost = sc.nic_cost
-        nic, nic_notes = nic_model(target, cost, q.get("nic"))
-        notes.extend(nic_notes)
-        cal = calibration_note(target)
-        if cal:
-            notes.append(cal)
-        if target.kind == "pipeline":
-            stages = cost.stages if cost.stages is not None else target.stages.count
-            notes.append(f"pipeline latency: {cost.passes} pass(es) x {stages} stages x "
-                         f"{target.stages.latency_cycles} cycles ({cost.source})")
-        punt = cost.punt if isinstance(cost.punt, str) else "a mapper rule"
-        punt_text = {"none": "no packet is punted", "all": "every packet is punted",
-                     "helpers": "a packet is punted when its path calls a helper the target "
-                                "lacks"}.get(punt, f"punt decided by {punt}")
-        notes.append(f"punt: {punt_text} ({cost.source}); punted packets run the whole "
-                     f"program again on the host")
+        assert cost is not None
         for v, tc, ns in zip(verdicts, costs, prog_ns, strict=True):
             punted = cost.is_punted(target, tc)
             nic_ns, delay = nic_service(target, cost, tc, ns)
@@ -362,6 +465,19 @@ def prepare(sc: Scenario) -> Prepared:
                                     nic_delay_ns=delay, host_ns=drv + (ns if punted else 0.0)))
         classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=True,
                                               has_host=True)
+        if cost.verdict is not None:  # a mapping: say how much of this traffic it punts
+            assert classes.punted is not None
+            share = float(classes.punted[traffic.rep].mean()) if len(traffic.rep) else 0.0
+            cost = replace(cost, source=f"{cost.source} ({_percent(share)} % punted on this "
+                                        f"traffic)")
+        nic, nic_notes = nic_model(target, cost, q.get("nic"))
+        notes.extend(nic_notes)
+        cal = calibration_note(target)
+        if cal:
+            notes.append(cal)
+        if target.kind == "pipeline":
+            notes.extend(_pipeline_notes(target, cost))
+        notes.append(_punt_note(cost))
         workload = Workload(arrival_ns=traffic.arrival_ns, size=traffic.size,
                             flow=traffic.flow, classes=classes, link=link, nic=nic,
                             pcie=pcie_model(target, q.get("pcie")), host=host)
@@ -374,7 +490,7 @@ def prepare(sc: Scenario) -> Prepared:
     notes.append(f"queues (packets, waiting + in service): {qtext}")
     return Prepared(scenario=sc, target=target, host_target=host_target, traffic=traffic,
                     workload=workload, outcomes=outcomes, traces=costs, program=program,
-                    assumptions=notes, host_cost_source=cost_note)
+                    assumptions=notes, host_cost_source=cost_note, nic_cost=cost)
 
 
 def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[str, Any]:
@@ -393,13 +509,19 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
              "nic_delay_ns": o.nic_delay_ns, "host_ns": o.host_ns, "insns": tc.insns}
             for label, o, tc in zip(prep.traffic.rep_labels, prep.outcomes, prep.traces,
                                     strict=True)]
+    nic_cost = None
+    if prep.nic_cost is not None:
+        nic_cost = prep.nic_cost.describe() | {"punted_fraction": metrics["punted"]["fraction"]}
+        if prep.target.kind == "pipeline":
+            nic_cost["latency_cycles"] = prep.nic_cost.pipeline_latency_cycles(prep.target)
     return {"program": prep.program, "object": sc.program, "target": prep.target.name,
             "target_kind": prep.target.kind, "host": prep.host_target.name,
             "traffic": prep.traffic.to_dict(), "engine": sc.engine,
-            "model": prep.workload.describe(), "assumptions": prep.assumptions,
-            "representatives": reps, "metrics": metrics}
+            "model": prep.workload.describe(), "nic_cost": nic_cost,
+            "assumptions": prep.assumptions, "representatives": reps, "metrics": metrics}
 
 
-def run(sc: Scenario, *, progress_enabled: bool | None = None) -> dict[str, Any]:
+def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache | None = None,
+        step: Step | None = None) -> dict[str, Any]:
     """Prepare and simulate ``sc``."""
-    return simulate(prepare(sc), progress_enabled=progress_enabled)
+    return simulate(prepare(sc, cache=cache, step=step), progress_enabled=progress_enabled)

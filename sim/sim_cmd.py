@@ -140,6 +140,9 @@ def render(report: dict[str, Any]) -> None:
     console.print("utilisation: " + ", ".join(parts).replace("host_mean", "host (mean)")
                   + (f"; achieved {m['achieved']['gbps']:.4g} Gb/s of "
                      f"{m['offered']['gbps']:.4g} Gb/s offered"))
+    cost = report.get("nic_cost")
+    if cost:
+        console.print(f"NIC cost: {cost['source']}", soft_wrap=True)
     console.print("assumptions:")
     for note in report["assumptions"]:
         console.print(f"  - {note}", soft_wrap=True)

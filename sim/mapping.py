@@ -1,0 +1,145 @@
+"""The NIC cost of a pipeline target from the program's mapping (``offload.mapper``).
+
+``mapped_cost`` maps the program onto the pipeline target once (``map_program`` without the
+equivalence run: the punts come from the pipeline model on the simulated packets instead)
+and turns the ``MapReport`` into a ``sim.model.NicCost``:
+
+- ``passes``: the schedule's passes (at least 1: a program of no stages still crosses the
+  pipeline once); the NIC issues one packet every ``passes`` cycles, or every bus beat
+  count of a long packet, whichever is more (the model adds the bus bound);
+- ``latency_cycles``: the configuration's latency without queueing, from
+  ``hw.pipeline.timing.TimingModel`` (docs/pipeline.md section 8): ``parser_cycles +
+  passes x physical stages x stage_cycles + (passes - 1) x recirc_cycles +
+  deparser_cycles``; a packet crosses every physical stage of each pass, however few of
+  them the program uses;
+- punt: ``full`` and ``partial`` mappings carry the configuration (``punt = "model"``) and
+  ``PipelinePunts`` decides per packet; ``host-only`` punts every packet (the pipeline only
+  parses and hands it over: one pass of latency).
+
+``PipelinePunts`` runs the configuration on ``hw.pipeline.PipelineModel`` beside the
+simulator's reference VM, packet by packet in the VM's order. Its tables and registers
+start from the VM's maps after the scenario's state is loaded (``dump_state`` of the bound
+maps, as ``offload.equivalence`` prepares its model); a packet is punted iff the model
+punts it (a mapper cut, a window fault, a frame longer than the window). A punted packet
+runs on the host, which may write maps the pipeline holds: afterwards the bound maps are
+loaded from the reference VM, the logical state the NIC and the host share (the state
+``offload.equivalence`` checks is the same).
+
+Mappings are cached in a ``MappingCache`` per (object path and mtime, program, target), so
+a set of runs maps each program once per target.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.errors import SimError
+from sim.model import NicCost
+
+
+class MappingError(SimError):
+    """The mapper could not be run on the program (bad object, unknown program)."""
+
+
+@dataclass
+class MappingCache:
+    """NIC costs by (object path, mtime and size, program, target name, the target
+    profile's path, mtime and size)."""
+
+    costs: dict[tuple[Any, ...], NicCost] = field(default_factory=dict)
+    mapped: int = 0
+    """How many times the mapper actually ran (misses)."""
+
+
+def object_key(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """(real path, mtime in ns, size) of a file: changes when the file is rebuilt."""
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return real, -1, -1
+    return real, st.st_mtime_ns, st.st_size
+
+
+def _passes_text(passes: int) -> str:
+    return f"{passes} pass" + ("es" if passes != 1 else "")
+
+
+def cost_from_report(report: Any, target: Any) -> NicCost:
+    """The ``NicCost`` of a pipeline ``MapReport`` (see the module docstring)."""
+    from hw.pipeline import load_config
+    from hw.pipeline.timing import TimingModel
+
+    if report.config is None:
+        from offload.lower.ir import target_params
+
+        latency = TimingModel(target_params(target), passes=1).latency_cycles()
+        why = report.explanation.splitlines()[0] if report.explanation else "no configuration"
+        return NicCost(ii_cycles=1, passes=1, stages=None, punt="all", latency_cycles=latency,
+                       verdict=report.verdict,
+                       source=f"mapper: {report.verdict} on {target.name} ({why}); every "
+                              f"packet is punted")
+    config = load_config(report.config)
+    timing = TimingModel(config)
+    passes = timing.passes
+    stages = report.stages if report.stages is not None else len(config.stages)
+    return NicCost(ii_cycles=1, passes=passes, stages=stages, punt="model",
+                   latency_cycles=timing.latency_cycles(), verdict=report.verdict,
+                   config=report.config,
+                   source=f"mapper: {stages} stages, {_passes_text(passes)}, "
+                          f"{report.verdict}")
+
+
+def mapped_cost(obj_path: str, program: str | None, target: Any,
+                cache: MappingCache | None = None) -> NicCost:
+    """The mapping's NIC cost of ``program`` (None: the object's first) on a pipeline
+    ``target`` (a loaded ``hw.targets`` profile), from ``cache`` when it has it."""
+    from offload.errors import MapperError
+    from offload.mapper import map_program
+
+    key = (*object_key(obj_path), program, target.name, *object_key(target.source))
+    if cache is not None and key in cache.costs:
+        return cache.costs[key]
+    try:
+        report = map_program(obj_path, target, program, equivalence=False)
+    except MapperError as exc:
+        raise MappingError(f"{obj_path}: mapping onto {target.name}: {exc}") from exc
+    cost = cost_from_report(report, target)
+    if cache is not None:
+        cache.costs[key] = cost
+        cache.mapped += 1
+    return cost
+
+
+class PipelinePunts:
+    """The mapped configuration on the pipeline model beside the reference VM.
+
+    Call ``process`` before the VM runs a packet and, when it says punted, ``after_host``
+    after the VM ran it (see the module docstring).
+    """
+
+    def __init__(self, config: dict[str, Any], vm_maps: dict[str, Any]):
+        from ebpf.map_state import dump_state
+        from hw.pipeline import PipelineModel, load_config
+
+        self.config = load_config(config)
+        self.model = PipelineModel(self.config)
+        self.bound = sorted(m.name for m in self.config.maps)
+        self.vm_maps = vm_maps
+        self._dump = dump_state
+        self.punts = 0
+        if self.bound:
+            self.model.state.load_maps(self._dump({n: vm_maps[n] for n in self.bound}))
+
+    def process(self, packet: bytes) -> bool:
+        """Whether the pipeline punts ``packet`` (its bytes as XDP sees them, no FCS)."""
+        result = self.model.process(packet)
+        self.punts += result.punted
+        return result.punted
+
+    def after_host(self) -> None:
+        """The host ran a punted packet: the pipeline's maps take the shared state."""
+        if self.bound:
+            self.model.state.load_maps(self._dump({n: self.vm_maps[n] for n in self.bound}))

@@ -1,0 +1,122 @@
+"""Preparing a run: where the NIC cost comes from, and kernel timings measured once."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import pytest
+
+import ebpf.differential
+from ebpf.errors import KernelError
+from ebpf.kernel_load import bpf_permitted
+from sim.model import HOST_NS_PER_INSN, HOST_NS_PER_MAP_HELPER, TraceCost
+from sim.scenario import KERNEL_REPEAT, RunCache, Scenario, host_program_costs, prepare
+from tests.conftest import ROOT, corpus_object
+
+PERMITTED, REASON = bpf_permitted()
+needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not usable: {REASON}")
+SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
+
+
+class _FakeKernel:
+    """Stands in for ebpf.differential.kernel_side: counts loads and timed packets."""
+
+    def __init__(self, fail: bool = False):
+        self.loads = 0
+        self.timed: list[bytes] = []
+        self.fail = fail
+
+    @contextmanager
+    def side(self, path, obj, scenario, raw):
+        self.loads += 1
+        if self.fail:
+            raise KernelError("BPF_PROG_LOAD: Operation not permitted")
+        yield self
+
+    def time_ns_per_packet(self, packet: bytes, repeat: int, prog: str) -> int:
+        assert repeat == KERNEL_REPEAT
+        self.timed.append(packet)
+        return 1000 + 10 * len(self.timed) + len(packet)
+
+
+def test_kernel_timings_cached(monkeypatch, tmp_path):
+    """Each distinct packet is timed once per cache, in order; a rebuilt object or another
+    map state is timed again."""
+    fake = _FakeKernel()
+    monkeypatch.setattr(ebpf.differential, "kernel_side", fake.side)
+    obj = tmp_path / "xdp_pass.o"
+    obj.write_bytes(corpus_object("xdp_pass").read_bytes())
+    sc = Scenario(program=str(obj), host_cost="kernel")
+    a, b = b"\x01" * 60, b"\x02" * 70
+    cache = RunCache()
+    ns, source = host_program_costs(sc, "xdp_pass_prog", [a, b, a], [], cache)
+    assert ns == [1070.0, 1090.0, 1070.0] and fake.timed == [a, b]
+    assert "BPF_PROG_TEST_RUN" in source
+    assert host_program_costs(sc, "xdp_pass_prog", [b, a], [], cache)[0] == [1090.0, 1070.0]
+    assert fake.loads == 1 and cache.timed == 2
+    state = tmp_path / "state.json"
+    state.write_text('{"maps": {}}')
+    host_program_costs(Scenario(program=str(obj), maps=str(state), host_cost="kernel"),
+                       "xdp_pass_prog", [a], [], cache)
+    st = obj.stat()
+    os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    host_program_costs(sc, "xdp_pass_prog", [a], [], cache)
+    assert fake.timed == [a, b, a, a] and fake.loads == 3
+
+
+def test_kernel_refusal_remembered(monkeypatch):
+    """A program the kernel refuses falls back to the model once, without asking again."""
+    fake = _FakeKernel(fail=True)
+    monkeypatch.setattr(ebpf.differential, "kernel_side", fake.side)
+    sc = Scenario(program=str(corpus_object("xdp_pass")), host_cost="auto")
+    cache = RunCache()
+    trace = [TraceCost(insns=10, map_helpers=1, helpers=0)]
+    for _ in range(2):
+        ns, source = host_program_costs(sc, "xdp_pass_prog", [b"\x00" * 60], trace, cache)
+        assert ns == [pytest.approx(10 * HOST_NS_PER_INSN + HOST_NS_PER_MAP_HELPER)]
+        assert "the kernel could not time it: BPF_PROG_LOAD: Operation not permitted" in source
+    assert fake.loads == 1
+    with pytest.raises(KernelError, match="Operation not permitted"):
+        host_program_costs(Scenario(program=sc.program, host_cost="kernel"), "xdp_pass_prog",
+                           [b"\x00" * 60], [], cache)
+
+
+@needs_bpf
+def test_shared_cache_times_each_packet_once():
+    """With one cache, the pipe and host runs of the same traffic share the kernel timings."""
+    cache = RunCache()
+    base = dict(program=str(corpus_object("firewall")), maps=str(SCENARIOS / "firewall.json"),
+                traffic="imix@10G,flows=64", packets=2000, seed=3)
+    pipe = prepare(Scenario(target="pipe", **base), cache=cache)
+    host = prepare(Scenario(target="host", **base), cache=cache)
+    reps = pipe.traffic.reps
+    assert host.traffic.reps == reps
+    assert cache.timed == len(set(reps))
+    drv = host.host_target.cpu.driver_overhead_ns
+    by_packet = {key[-1]: ns for key, ns in cache.host_ns.items()}
+    assert [o.host_ns for o in host.outcomes] == [drv + by_packet[r] for r in reps]
+    assert cache.mappings.mapped == 1
+
+
+def test_nic_table_replaces_the_mapping(tmp_path):
+    """A scenario's [nic] table is the NIC cost: no mapping, the helper rule, its source."""
+    (tmp_path / "s.toml").write_text(
+        f'program = "{corpus_object("lpm_router")}"\nmaps = "{SCENARIOS / "lpm_router.json"}"'
+        f'\ntraffic = "64B@10G"\npackets = 500\nhost_cost = "model"\n[nic]\n')
+    cache = RunCache()
+    prep = prepare(Scenario.load(tmp_path / "s.toml"), cache=cache)
+    assert cache.mappings.mapped == 0
+    assert prep.nic_cost is not None and prep.nic_cost.punt == "helpers"
+    assert prep.nic_cost.source == f"{tmp_path / 's.toml'} [nic]"
+    assert all(t.punted is None for t in prep.traces)
+    assert any(f"({tmp_path / 's.toml'} [nic])" in a for a in prep.assumptions)
+
+
+def test_run_to_completion_nic_keeps_the_helper_rule():
+    """NPU-style targets are not mapped: the simulator's helper rule, named as such."""
+    cache = RunCache()
+    prep = prepare(Scenario(program=str(corpus_object("xdp_drop")), target="nfp",
+                            traffic="64B@10G", packets=500, host_cost="model"), cache=cache)
+    assert cache.mappings.mapped == 0 and prep.nic_cost is not None
+    assert prep.nic_cost.source.startswith("simulator rule for run-to-completion NICs")
