@@ -16,15 +16,17 @@ from offload.check_cmd import register as register_check
 from offload.errors import MapperError
 from offload.map_cmd import register as register_map
 from offload.report.report_cmd import register as register_report
+from offload.rtl_cmd import register as register_rtl
 from offload.run_cmd import register as register_run
 from offload.targets_cmd import register as register_targets
+from rtl_models.errors import CosimError
 from sim.errors import SimError
 from sim.sim_cmd import register as register_sim
 
 EXIT_BAD_INPUT = 2
 # Every package's root error: what the CLI turns into one line and exit status 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (EbpfError, HwError, SimError,
-                                                  MapperError)
+                                                  MapperError, CosimError)
 
 
 class CliError(Exception):
@@ -157,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Later subsystems add their subcommands here: callables taking the subparsers object.
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_run, register_targets,
                                                                    register_check, register_sim,
-                                                                   register_report, register_map]
+                                                                   register_report, register_map,
+                                                                   register_rtl]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

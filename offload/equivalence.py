@@ -102,6 +102,20 @@ def _vm(obj: ElfObject, program: str, scenario: Scenario, cpus: int) -> tuple[Vm
     return vm, maps
 
 
+def initial_pipeline_state(obj: ElfObject, program: str, config: PipelineConfig | dict,
+                           scenario: Scenario) -> PipelineModel:
+    """A pipeline model of ``config`` whose tables and registers hold the maps' initial
+    contents (the scenario's state plus the object's global data), as the control plane
+    loads them before traffic: what ``check_equivalence`` starts from."""
+    config = load_config(config)
+    _, maps = _vm(obj, program, scenario, scenario_cpus(scenario))
+    model = PipelineModel(config)
+    bound = {m.name for m in config.maps}
+    if bound:
+        model.state.load_maps(dump_state({n: maps[n] for n in bound}))
+    return model
+
+
 def _percpu_merge(pipe_rows: list[dict], host_rows: list[dict]) -> list[dict]:
     """Per-CPU rows: CPU 0 from the pipeline, the other CPUs from the host."""
     host = {r["key"]: r["values"] for r in host_rows}

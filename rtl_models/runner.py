@@ -21,15 +21,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rtl_models.errors import RtlTestError
 from rtl_models.tbkit.images import sv_literal
+
+__all__ = ["RtlTestError", "build_root", "has_simulator", "has_yosys", "lint", "run_testbench",
+           "sources", "yosys_stats"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RTL_DIR = Path(__file__).resolve().parent / "rtl"
 SYNTH_SCRIPT = Path(__file__).resolve().parent / "synth.ys"
-
-
-class RtlTestError(Exception):
-    """A cocotb testbench, a lint run or a synthesis failed."""
 
 
 def build_root() -> Path:
@@ -52,8 +52,11 @@ def _key(parameters: Mapping[str, Any]) -> str:
 def run_testbench(dut: str, *, parameters: Mapping[str, Any] | None = None,
                   env: Mapping[str, str] | None = None,
                   testcase: str | Sequence[str] | None = None,
-                  waves: bool | None = None, build_dir: Path | None = None) -> Path:
-    """Build ``dut`` with ``parameters`` and run its cocotb tests; the results XML path."""
+                  waves: bool | None = None, build_dir: Path | None = None,
+                  module: str | None = None, log_file: Path | None = None) -> Path:
+    """Build ``dut`` with ``parameters`` and run its cocotb tests (the module
+    ``rtl_models.tb.<dut>.test_<dut>``, or ``module``); the results XML path.
+    ``log_file``: the build's and the simulation's output go there instead of stdout."""
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
@@ -62,11 +65,14 @@ def run_testbench(dut: str, *, parameters: Mapping[str, Any] | None = None,
     bdir = build_dir or build_root() / f"{dut}-{_key(params)}{'-waves' if waves else ''}"
     runner = get_runner("icarus")
     runner.build(sources=sources(), includes=[RTL_DIR], hdl_toplevel=dut, parameters=params,
-                 build_dir=bdir, timescale=("1ns", "1ps"), waves=waves)
-    xml = runner.test(test_module=f"rtl_models.tb.{dut}.test_{dut}", hdl_toplevel=dut,
+                 build_dir=bdir, timescale=("1ns", "1ps"), waves=waves,
+                 log_file=log_file.with_suffix(".build.log") if log_file else None)
+    module = module or f"rtl_models.tb.{dut}.test_{dut}"
+    xml = runner.test(test_module=module, hdl_toplevel=dut,
                       build_dir=bdir, test_dir=bdir, extra_env=dict(env or {}),
                       testcase=testcase, waves=waves, timescale=("1ns", "1ps"),
-                      results_xml=str(bdir / f"{dut}.results.xml"))
+                      results_xml=str(bdir / f"{module.rsplit('.', 1)[-1]}.results.xml"),
+                      log_file=log_file)
     n, failed = get_results(xml)
     if failed or not n:
         raise RtlTestError(f"{dut}: {failed} of {n} cocotb tests failed (results: {xml})")

@@ -17,6 +17,7 @@ of ``RegisterSlice``): ``set_value`` / ``get_value`` disassemble and assemble th
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -125,6 +126,21 @@ class PipelineState:
 
     def copy(self) -> PipelineState:
         return copy.deepcopy(self)
+
+    def to_config(self) -> PipelineConfig:
+        """The configuration with this state as its initial contents: every table's entries
+        and every stateful unit's non-zero registers (``init``), so that its memory images
+        (``hw.pipeline.write_memory_images``) hold exactly these contents. Random generator
+        states are not part of the images (an extern restarts from its seed)."""
+        stages = []
+        for s, st in enumerate(self.config.stages):
+            tables = tuple(dataclasses.replace(t, entries=tuple(
+                self.tables[(s, t.slot)].iter_entries())) for t in st.tables)
+            units = tuple(dataclasses.replace(u, init=tuple(
+                (a, v) for a, v in enumerate(self.registers[(s, u.unit)]) if v))
+                for u in st.stateful)
+            stages.append(dataclasses.replace(st, tables=tables, stateful=units))
+        return dataclasses.replace(self.config, stages=tuple(stages))
 
     # -- the write port ----------------------------------------------------------------------
 

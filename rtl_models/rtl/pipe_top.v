@@ -279,4 +279,9 @@ module pipe_top #(
         .m_axis_punt_tlast(m_axis_punt_tlast), .pkt_done(pkt_done),
         .img_valid(img_valid), .img_mem(img_mem), .img_addr(img_addr), .img_data(img_data)
     );
+    // DEBUGTMP
+    always @(posedge clk) if (!rst && cycle_reg < 1400)
+        $display("DBG c=%0d in=%0d st=%b done=%b tv=%b tr=%b pv=%b rc=%b cv0=%b cvL=%b fin=%b pass=%0d mv=%b mr=%b pay_v=%b pay_r=%b",
+            cycle_reg, inflight_reg, pkt_start, pkt_done, s_axis_tvalid, s_axis_tready, p_valid, rc_valid,
+            chain_valid[0], chain_valid[NUM_STAGES], final_pass, last_pass, m_axis_tvalid, m_axis_tready, pay_out_valid, pay_out_ready);
 endmodule

@@ -19,10 +19,9 @@ import os
 from pathlib import Path
 
 import cocotb
-from cocotb.triggers import FallingEdge, RisingEdge, Timer
+from cocotb.triggers import RisingEdge
 
-from hw.pipeline import PipelineModel, TimingModel
-from rtl_models.tbkit import TB, BeatMonitor, frame, make_sink, make_source, read_config
+from rtl_models.tbkit.top import TopTB, measure_batch
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "tests" / "hw" / "pipeline" / "ipv4_drop.json"
 
@@ -60,113 +59,6 @@ def scapy_packets(rng, n: int) -> list[bytes]:
                 rng.randrange(0, 100)))
         out.append(bytes(p))
     return out
-
-
-# One model for the whole simulation: table entries and registers persist in the RTL from
-# one cocotb test to the next (a reset clears neither), so they must in the model too.
-_MODELS: dict[str, PipelineModel] = {}
-
-
-class TopTB(TB):
-    def __init__(self, dut, *, idle: float = 0.0, backpressure: float = 0.0) -> None:
-        super().__init__(dut)
-        images = os.environ["PIPE_IMAGES"]
-        self.config = read_config(images)
-        if images not in _MODELS:
-            _MODELS[images] = PipelineModel(self.config)
-        self.model = _MODELS[images]
-        self.timing = TimingModel(self.config)
-        for sig in ("cfg_valid", "cfg_kind", "cfg_stage", "cfg_unit", "cfg_addr",
-                    "cfg_entry_valid", "cfg_key", "cfg_mask", "cfg_data", "img_valid",
-                    "img_stage", "img_mem", "img_addr", "img_data"):
-            getattr(dut, sig).value = 0
-        self.source = make_source(dut, "s_axis", self.clk, self.rst, rng=self.rng, idle=idle)
-        self.sink = make_sink(dut, "m_axis", self.clk, self.rst, rng=self.rng,
-                              backpressure=backpressure)
-        self.punt_sink = make_sink(dut, "m_axis_punt", self.clk, self.rst, rng=self.rng,
-                                   backpressure=backpressure)
-        self.in_mon = BeatMonitor(dut, "s_axis", self.clk, stamp=dut.cycle_reg).start()
-        self.out_mon = BeatMonitor(dut, "m_axis", self.clk).start()
-        self.punt_mon = BeatMonitor(dut, "m_axis_punt", self.clk).start()
-
-    @staticmethod
-    def tuser(length: int, ingress: int, queue: int) -> int:
-        return length | (ingress << 16) | (queue << 48)
-
-    async def reset(self, cycles: int = 4) -> None:
-        """Reset the DUT; random externs restart from their seeds, in the model too."""
-        await super().reset(cycles)
-        for s, st in enumerate(self.config.stages):
-            for e in st.externs:
-                if e.kind == "random":
-                    self.model.state.rng[(s, e.unit)] = e.seed
-
-    async def traffic(self, packets: list[tuple[bytes, int, int]]) -> list:
-        """Send, then compare every output with the model's result (in order).
-
-        The model needs each packet's admission cycle (the timestamp extern reads it): it is
-        TimingModel's admission for the first-beat cycles observed on s_axis (stamped with
-        the DUT's cycle counter), so that idle cycles and back-pressure are accounted for.
-        """
-        t = self.config.target
-        n0 = len(self.in_mon.first)
-        for data, ingress, queue in packets:
-            self.source.send_nowait(frame(data, self.tuser(len(data), ingress, queue)))
-        await self.source.wait()
-        await self.cycles(2)
-        stamps = self.in_mon.stamps[n0:]
-        kept = [p for p in packets if len(p[0]) >= t.min_packet_bytes]
-        kept_stamps = [st for st, p in zip(stamps, packets, strict=True)
-                       if len(p[0]) >= t.min_packet_bytes]
-        sim = self.timing.simulate([len(p[0]) for p in kept], arrivals=kept_stamps)
-        results = [self.model.process(data, ingress_ifindex=ing, rx_queue=q, cycle=adm)
-                   for (data, ing, q), adm in zip(kept, sim.admit, strict=True)]
-        await self.receive(results)
-        return results
-
-    async def receive(self, results) -> None:
-        """Every result from its stream, in order, compared with the model's."""
-        for i, r in enumerate(results):
-            if r.punted:
-                f = await self.punt_sink.recv()
-                got = bytes(f.tdata)
-                if got != r.punt.frame:
-                    self.log.error("punt frame %s (expected %s) pkt %d", got.hex(),
-                                   r.punt.frame.hex(), i)
-                assert got == r.punt.frame, f"punt frame differs, packet {i}"
-                continue
-            f = await self.sink.recv()
-            got = bytes(f.tdata)
-            user = f.tuser if isinstance(f.tuser, int) else f.tuser[0]
-            verdict, redirect = user & 0xFFFFFFFF, user >> 32
-            self.check("verdict", verdict, r.verdict, pkt=i)
-            if r.redirect is not None:
-                self.check("redirect", redirect, r.redirect, pkt=i)
-            if got != r.packet_out:
-                self.log.error("packet %s (expected %s) pkt %d", got.hex(), r.packet_out.hex(), i)
-            assert got == r.packet_out, f"packet_out differs, packet {i}"
-
-    async def cfg_write(self, *, kind: int, stage: int, unit: int, addr: int,
-                        entry_valid: int = 1, key: int = 0, mask: int = 0, data: int = 0
-                        ) -> None:
-        """One control-plane transaction (valid / ready handshake)."""
-        d = self.dut
-        await FallingEdge(self.clk)
-        d.cfg_valid.value = 1
-        d.cfg_kind.value = kind
-        d.cfg_stage.value = stage
-        d.cfg_unit.value = unit
-        d.cfg_addr.value = addr
-        d.cfg_entry_valid.value = entry_valid
-        d.cfg_key.value = key
-        d.cfg_mask.value = mask
-        d.cfg_data.value = data
-        while True:
-            await RisingEdge(self.clk)
-            if str(d.cfg_ready.value) == "1":
-                break
-        await FallingEdge(self.clk)
-        d.cfg_valid.value = 0
 
 
 def _packets(tb: TopTB, n: int) -> list[tuple[bytes, int, int]]:
@@ -254,33 +146,6 @@ async def test_control_plane(dut):
     tb.log.info("%d control-plane writes between 3 bursts", writes)
 
 
-async def _timed_batch(tb: TopTB, frames: list[bytes]) -> tuple[float, float]:
-    """Send a batch back to back into an always-ready sink; compare cycles with the model."""
-    n0_in, n0_out = len(tb.in_mon.first), len(tb.out_mon.first) + len(tb.punt_mon.first)
-    results = await tb.traffic([(p, 1, 0) for p in frames])
-    await Timer(40, unit="ns")
-    ins = tb.in_mon.first[n0_in:]
-    outs = sorted(tb.out_mon.first + tb.punt_mon.first)[n0_out:]
-    out_lens = [len(r.punt.frame) if r.punted else len(r.packet_out) for r in results]
-    sim = tb.timing.simulate([len(p) for p in frames], out_lengths=out_lens)
-    beats = tb.timing.beats
-    exp_out = [e - beats(x) for e, x in zip(sim.out_end, out_lens, strict=True)]
-    for i, (s, o) in enumerate(zip(ins, outs, strict=True)):
-        tb.check("input start (cycles after the first)", s - ins[0],
-                 sim.start[i] - sim.start[0], pkt=i)
-        tb.check("first output beat (cycles after the first input beat)", o - ins[0],
-                 exp_out[i] - sim.start[0], pkt=i, length=len(frames[i]))
-    n = len(ins)
-    lat = [o - s for s, o in zip(ins, outs, strict=True)]
-    in_span = ins[-1] + beats(len(frames[-1])) - ins[0]
-    out_busy = sum(beats(x) for x in out_lens)
-    rtl_ii = max(in_span, out_busy, n * tb.config.num_passes) / n
-    tb.log.info("%d packets: cycles per packet (latency) %d..%d, model %d; sustained II %.3f "
-                "cycles, model %.3f", n, min(lat), max(lat), tb.timing.latency_cycles(),
-                rtl_ii, sim.sustained_ii)
-    return rtl_ii, sim.sustained_ii
-
-
 @cocotb.test()
 async def test_timing(dut):
     """Latency and II cycle-exact against TimingModel: 64-byte stream, then mixed sizes."""
@@ -288,13 +153,17 @@ async def test_timing(dut):
     await tb.reset()
     await RisingEdge(tb.clk)
     small = [p[:64].ljust(64, b"\0") for p in scapy_packets(tb.rng, 64)]
-    ii, model_ii = await _timed_batch(tb, small)
-    tb.check("sustained II x 1000 (64-byte packets)", round(1000 * ii), round(1000 * model_ii))
+    timing = await measure_batch(tb, small)
+    assert not timing.differences, timing.differences[0]
+    tb.check("sustained II x 1000 (64-byte packets)", round(1000 * timing.ii),
+             round(1000 * timing.model_ii))
     # max(passes, beats) unless outputs grow (adjust_tail, punt headers) and the output
     # bus becomes the bottleneck
-    assert model_ii >= tb.timing.initiation_interval(64), model_ii
-    ii, model_ii = await _timed_batch(tb, scapy_packets(tb.rng, 40))
-    tb.check("sustained II x 1000 (mixed sizes)", round(1000 * ii), round(1000 * model_ii))
+    assert timing.model_ii >= tb.timing.initiation_interval(64), timing.model_ii
+    timing = await measure_batch(tb, scapy_packets(tb.rng, 40))
+    assert not timing.differences, timing.differences[0]
+    tb.check("sustained II x 1000 (mixed sizes)", round(1000 * timing.ii),
+             round(1000 * timing.model_ii))
 
 
 def run(workdir: Path, config: Path | str | dict = EXAMPLE, packets: int = 120,
