@@ -17,7 +17,8 @@ help:
 	@echo "make test    - set up, build the corpus, run the test suite"
 	@echo "make sim     - set up, build the corpus, run the default simulation set"
 	@echo "make report  - set up, build the corpus, write the offload report (build/report/index.html)"
-	@echo "make regression - RTL: cocotb unit testbenches, lint, yosys (tests/rtl)"
+	@echo "make regression - RTL: cocotb unit and system testbenches, lint, yosys, then every"
+	@echo "                  corpus program co-simulated (summary table, JUnit XML in build/rtl)"
 	@echo "make lint    - ruff"
 
 setup: .venv/.installed
@@ -48,13 +49,25 @@ sim: syspkgs setup corpus
 # The offload feasibility report: every corpus program on every target (build/report/).
 REPORT_DIR ?= build/report
 RTL_RESULTS ?= build/rtl/results
-report: syspkgs setup corpus
+report: syspkgs setup corpus rtl-results
 	$(OFFLOAD) report $(CORPUS_OBJ) -o $(REPORT_DIR) --maps-dir examples/xdp/scenarios \
 		$(if $(wildcard $(RTL_RESULTS)/*.json),--rtl-results $(RTL_RESULTS)) $(REPORT_ARGS)
 
-# The RTL regression (unit testbenches so far; system tests follow).
-regression: syspkgs setup
-	$(PY) -m pytest tests/rtl -n 2 $(PYTEST_ARGS)
+# RTL co-simulation results for the report: every program that maps, reusing results newer
+# than their object and the RTL sources. A program that differs is flagged in the report.
+RTL_PACKETS ?= 200
+.PHONY: rtl-results
+rtl-results: syspkgs setup corpus
+	-$(PY) -m rtl_models.regression --reuse --packets $(RTL_PACKETS) --results $(RTL_RESULTS)
+
+# The RTL regression: unit and system testbenches, lint and yosys (tests/rtl, JUnit XML),
+# then every corpus program through pipe_top (summary table, results, JUnit XML).
+# WAVES=1 dumps FST waveforms into the build folders.
+regression: syspkgs setup corpus
+	@mkdir -p build/rtl
+	$(PY) -m pytest tests/rtl -n 2 --junitxml=build/rtl/junit-tb.xml $(PYTEST_ARGS)
+	$(PY) -m rtl_models.regression --packets $(RTL_PACKETS) --results $(RTL_RESULTS) \
+		--junit build/rtl/junit-system.xml --summary build/rtl/summary.md
 
 clean:
 	rm -rf build

@@ -68,11 +68,15 @@ def run_testbench(dut: str, *, parameters: Mapping[str, Any] | None = None,
                  build_dir=bdir, timescale=("1ns", "1ps"), waves=waves,
                  log_file=log_file.with_suffix(".build.log") if log_file else None)
     module = module or f"rtl_models.tb.{dut}.test_{dut}"
-    xml = runner.test(test_module=module, hdl_toplevel=dut,
-                      build_dir=bdir, test_dir=bdir, extra_env=dict(env or {}),
-                      testcase=testcase, waves=waves, timescale=("1ns", "1ps"),
-                      results_xml=str(bdir / f"{module.rsplit('.', 1)[-1]}.results.xml"),
-                      log_file=log_file)
+    xml = bdir / f"{module.rsplit('.', 1)[-1]}.results.xml"
+    try:
+        runner.test(test_module=module, hdl_toplevel=dut, build_dir=bdir, test_dir=bdir,
+                    extra_env=dict(env or {}), testcase=testcase, waves=waves,
+                    timescale=("1ns", "1ps"), results_xml=str(xml), log_file=log_file)
+    except SystemExit as exc:  # the runner exits on a failed test when under pytest
+        if not xml.exists():
+            raise RtlTestError(f"{dut}: the simulator failed (exit status {exc.code}; "
+                               f"build: {bdir})") from None
     n, failed = get_results(xml)
     if failed or not n:
         raise RtlTestError(f"{dut}: {failed} of {n} cocotb tests failed (results: {xml})")

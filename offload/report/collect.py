@@ -39,6 +39,14 @@ from offload.report.source import display_path, line_anchor, main_file, source_f
 
 SCHEMA = "xdp-offload-report/1"
 RTL_KEYS = ("packets", "mismatches", "cycles_per_packet", "ii", "mpps")
+"""The keys every RTL result file must have: numbers >= 0."""
+RTL_NUMBERS = ("output_mismatches", "state_mismatches", "timing_mismatches", "punted",
+               "model_cycles_per_packet", "model_ii", "line_rate_mpps", "vm_packets", "seed",
+               "stages", "passes", "clock_mhz", "simulated_cycles", "wall_s")
+"""Optional numbers of ``rtl_models.cosim.CosimResult.to_dict()`` (null when absent)."""
+RTL_STRINGS = ("program", "object", "target", "verdict", "vm_equivalence", "workdir")
+LINE_RATE_MPPS = 100e3 / ((64 + 20) * 8)
+"""100 Gb/s of 64-byte frames (+ 8 B preamble and 12 B gap), Mpps: the RTL's yardstick."""
 
 Step = Callable[[str], None]
 
@@ -130,8 +138,33 @@ def resolve_targets(names: Sequence[str], target_files: Sequence[str] = ()
     return targets, tuple(files)
 
 
-def read_rtl_result(path: Path) -> dict[str, Any]:
-    """One RTL result file (``packets, mismatches, cycles_per_packet, ii, mpps``)."""
+def _rtl_number(path: Path, key: str, value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not math.isfinite(value)) or value < 0:
+        raise ReportError(f"{path}: {key}: expected a number >= 0, got {value!r}")
+    return value
+
+
+def rtl_label(rtl: dict[str, Any]) -> tuple[str, float | None]:
+    """The index's RTL cell and its sort key: ``pass · 55 cyc · II 1`` (key: the cycles per
+    packet), ``FAIL 3`` (key: minus the problems, so failures sort first), ``not run``
+    (no key: last)."""
+    if rtl.get("status") != "ok":
+        return "not run", None
+    if not rtl["passed"]:
+        problems = rtl["mismatches"] + (rtl.get("timing_mismatches") or 0)
+        if problems:
+            return f"FAIL {problems:g}", -float(problems)
+        vm = rtl.get("vm_equivalence")
+        return ("FAIL (VM)" if vm not in (None, "ok") else "FAIL"), -0.5
+    return (f"pass · {rtl['cycles_per_packet']:g} cyc · II {rtl['ii']:g}",
+            float(rtl["cycles_per_packet"]))
+
+
+def read_rtl_result(path: Path, program: str | None = None) -> dict[str, Any]:
+    """One RTL result file (``rtl_models.cosim.CosimResult.to_dict()``, or any object with
+    the five ``RTL_KEYS``); ``ReportError`` naming the file and key on bad input, and when
+    the file names another ``program``."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -140,25 +173,73 @@ def read_rtl_result(path: Path) -> dict[str, Any]:
         raise ReportError(f"{path}: not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise ReportError(f"{path}: expected a JSON object with {', '.join(RTL_KEYS)}")
+    out: dict[str, Any] = {"status": "ok", "source": str(path)}
     for key in RTL_KEYS:
+        out[key] = _rtl_number(path, key, doc.get(key))
+    for key in RTL_NUMBERS:
         value = doc.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-                isinstance(value, float) and not math.isfinite(value)) or value < 0:
-            raise ReportError(f"{path}: {key}: expected a number >= 0, got {value!r}")
-    return {"status": "ok", "source": str(path), **{k: doc[k] for k in RTL_KEYS},
-            "extra": {k: v for k, v in doc.items() if k not in RTL_KEYS}}
+        out[key] = None if value is None else _rtl_number(path, key, value)
+    for key in RTL_STRINGS:
+        value = doc.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ReportError(f"{path}: {key}: expected a string, got {value!r}")
+        out[key] = value
+    if program is not None and out["program"] not in (None, program):
+        raise ReportError(f"{path}: program: expected {program!r}, got {out['program']!r}")
+    diffs = doc.get("differences", [])
+    if not isinstance(diffs, list) or not all(isinstance(d, str) for d in diffs):
+        raise ReportError(f"{path}: differences: expected a list of strings, got {diffs!r}")
+    out["differences"] = diffs
+    ok = doc.get("ok")
+    if ok is not None and not isinstance(ok, bool):
+        raise ReportError(f"{path}: ok: expected true or false, got {ok!r}")
+    if ok is None:  # a file without the co-simulation's verdict: no mismatch is a pass
+        ok = out["mismatches"] == 0 and out["packets"] > 0 and not out["timing_mismatches"]
+    out["passed"] = ok
+    line = out["line_rate_mpps"] or LINE_RATE_MPPS
+    out["line_rate_mpps"] = line
+    out["line_rate_share"] = out["mpps"] / line
+    out["label"], out["sort"] = rtl_label(out)
+    known = {*RTL_KEYS, *RTL_NUMBERS, *RTL_STRINGS, "differences", "ok"}
+    out["extra"] = {k: v for k, v in doc.items() if k not in known}
+    return out
 
 
 def _rtl_for(options: ReportOptions, program: str, stem: str) -> dict[str, Any]:
+    """The program's RTL result: ``DIR/<stem>.<program>.json`` (what ``offload rtl
+    --results`` writes), else ``DIR/<program>.json``, else ``DIR/<stem>.json`` when it is
+    for this program (or names none)."""
     if options.rtl_results is None:
         return {"status": "not run", "reason": "no RTL results given (offload report "
                                                "--rtl-results DIR)"}
     base = Path(options.rtl_results)
-    for name in (program, stem):
+    for name in (f"{stem}.{program}", program):
         f = base / f"{name}.json"
         if f.is_file():
-            return read_rtl_result(f)
-    return {"status": "not run", "reason": f"no {program}.json in {options.rtl_results}"}
+            return read_rtl_result(f, program)
+    f = base / f"{stem}.json"
+    if f.is_file():
+        res = read_rtl_result(f)
+        if res["program"] in (None, program):
+            return res
+    return {"status": "not run",
+            "reason": f"no {stem}.{program}.json (nor {program}.json) in "
+                      f"{options.rtl_results}"}
+
+
+def _rtl_not_run_why(rtl: dict[str, Any], path: str, results: str | None,
+                     feasibility: list[dict[str, Any]]) -> dict[str, Any]:
+    """A missing RTL result with what to do: a host-only program has nothing to co-simulate
+    (the pipelines' final verdicts), another can be run with ``offload rtl``."""
+    if rtl.get("status") == "ok":
+        return rtl
+    pipes = [f for f in feasibility if f.get("kind") == "pipeline"]
+    if pipes and all(f.get("final_verdict") == "host-only" for f in pipes):
+        names = ", ".join(f["target"] for f in pipes)
+        hint = f"host-only on {names}: nothing to put on the NIC, so nothing to co-simulate"
+    else:
+        hint = f"`offload rtl {display_path(path)} --results {results or 'DIR'}` makes one"
+    return {**rtl, "reason": f"{rtl['reason']}; {hint}"}
 
 
 def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
@@ -357,7 +438,7 @@ def _feasibility(obj: Any, prog: Any, targets: Sequence[Any], traces: Sequence[A
                                  view.available else "the mapper made no schedule: "
                                  + (view.extra.get("explanation") or final.verdict)})
         if t.location != "host":
-            doc["nic_cost"] = mapping.nic_cost(res, view)
+            doc["nic_cost"] = mapping.nic_cost(res, t, view)
         out.append(doc)
     return out, {"cfg": _cfg_doc(an, prog, main)}
 
@@ -469,6 +550,8 @@ def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, st
     except MapperError as exc:
         doc["feasibility"], doc["cfg"] = [], None
         doc["feasibility_error"] = _one_line(exc)
+    doc["rtl"] = _rtl_not_run_why(spec.rtl, spec.path, options.rtl_results,
+                                  doc["feasibility"])
     step(f"{prog.name}: host")
     doc["host"], measurement = _host(spec, options, permitted)
     step(f"{prog.name}: cost models")
@@ -483,6 +566,8 @@ def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, st
             target_files=plan_.target_files, nic_costs=nic_costs, step=step)
         doc["simulation"]["nic_cost_source"] = {
             name: cost.source for name, cost in nic_costs.items()}
+        doc["simulation"]["nic_cost"] = {
+            name: cost.describe() for name, cost in nic_costs.items()}
     else:
         doc["simulation"] = None
     return doc

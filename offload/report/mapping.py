@@ -20,6 +20,11 @@ holds no reason slot and some path from the entry reaches it without passing one
 
 Without the mapper (not importable, no ``map_program``, or it raises ``MapperError``) the
 stage map is "unavailable" with the reason, and the report uses the feasibility check.
+
+The simulator's NIC cost (``nic_cost``) of a mapped pipeline is the simulator's own mapped
+cost built from this same ``MapReport`` (``sim.mapping.cost_from_report``), so the report's
+simulation punts what the mapped configuration punts and takes its latency from the
+configuration's timing; the program is mapped once per target for the whole report.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hw.errors import HwError
 from offload.analysis import Analysis
 from offload.errors import MapperError
 from offload.feasibility import VERDICT_FULL, VERDICT_HOST, CheckResult
@@ -149,22 +155,43 @@ def derive_blocks(an: Analysis, result: CheckResult) -> dict[int, str]:
     return out
 
 
-def nic_cost(result: CheckResult, view: MapperView | None = None) -> Any:
-    """The simulator's NIC cost for a target: the punt rule from the verdict (``full``:
-    punt nothing; ``host-only``: punt everything; ``partial``: the simulator's own rule,
-    punt a packet whose path calls a helper the target lacks, since a VM trace summary does
-    not say which path a packet took) and, from the mapper's schedule, the stages and
-    passes (one packet per ``passes`` cycles; the simulator adds the bus beats of long
-    packets itself)."""
+def nic_cost(result: CheckResult, target: Any, view: MapperView | None = None) -> Any:
+    """The simulator's NIC cost of ``target`` (a loaded profile) for the program.
+
+    A pipeline the mapper mapped: the simulator's own mapped cost from the ``MapReport``
+    already at hand (``sim.mapping.cost_from_report``): the configuration's passes, the
+    latency of ``hw.pipeline.timing.TimingModel`` (parser + passes x physical stages +
+    recirculations + deparser), and ``punt = "model"``, so that the simulator punts exactly
+    the packets the mapped configuration punts on the pipeline model (``host-only``: every
+    packet, one pass of latency). Without a mapping (the mapper unavailable, a report
+    without a configuration, other NICs) the punt rule follows the verdict (``full``: punt
+    nothing; ``host-only``: punt everything; ``partial``: the simulator's rule, punt a packet
+    whose path calls a helper the target lacks) and stages and passes are the mapper's when
+    it gave them, else the simulator's defaults. ``source`` says which.
+    """
     from sim.model import NicCost
 
-    verdict = view.verdict if view is not None and view.available else result.verdict
-    punt = {VERDICT_FULL: "none", VERDICT_HOST: "all"}.get(verdict, "helpers")
     r = view.result if view is not None and view.available else None
+    verdict = getattr(r, "verdict", None) or result.verdict
+    why = ""
+    if target.kind == "pipeline" and r is not None and hasattr(r, "config"):
+        from sim.mapping import cost_from_report
+
+        try:
+            return cost_from_report(r, target)
+        except HwError as exc:
+            why = f"; the mapped configuration does not load: {_one_line(exc)}"
+    elif target.kind == "pipeline":
+        why = (f"; {view.reason}" if view is not None and not view.available
+               else "; the mapper gave no configuration")
+    punt = {VERDICT_FULL: "none", VERDICT_HOST: "all"}.get(verdict, "helpers")
+    rule = {"none": "punt nothing", "all": "punt every packet",
+            "helpers": "punt a packet whose path calls a helper the target lacks"}[punt]
+    origin = "mapper" if r is not None else "feasibility check"
     stages, passes = getattr(r, "stages", None), getattr(r, "passes", None)
     if stages is not None and passes:
         return NicCost(ii_cycles=1, passes=max(1, passes), stages=stages, punt=punt,
-                       source=f"mapper: {stages} stages, {passes} pass(es), {verdict}")
-    origin = "mapper" if r is not None else "feasibility"
-    return NicCost(punt=punt, source=f"{origin}: {verdict} on {result.target}; stages and "
-                   f"passes: simulator defaults")
+                       source=f"{origin}: {verdict} on {target.name}, {stages} stages, "
+                              f"{passes} pass(es); {rule}{why}")
+    return NicCost(punt=punt, source=f"{origin}: {verdict} on {target.name}; {rule}; "
+                   f"stages and passes: simulator defaults{why}")

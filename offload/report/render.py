@@ -222,5 +222,18 @@ def _matrix(doc: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"p": p, "cells": [by.get((p["id"], t["name"])) for t in doc["targets"]],
                     "verifier": (host.get("verifier") or {}).get("status", "-"),
                     "jited": info.get("jited_prog_len"), "host_ns": meas.get("ns_per_packet"),
-                    "rtl": (p.get("rtl") or {}).get("status", "not run")})
+                    "rtl": _rtl_cell(p.get("rtl") or {})})
     return out
+
+
+def _rtl_cell(rtl: dict[str, Any]) -> dict[str, Any]:
+    """The index's RTL cell: label (``pass · 55 cyc · II 1``, ``FAIL 3``, ``not run``), sort
+    key, CSS class, tooltip."""
+    if rtl.get("status") != "ok":
+        return {"label": "not run", "sort": None, "cls": "status-na",
+                "title": rtl.get("reason", "")}
+    passed = rtl.get("passed", True)
+    title = (f"{fmt_num(rtl['packets'])} packets, {fmt_num(rtl['mismatches'])} mismatches, "
+             f"{fmt_num(rtl['mpps'])} Mpps; {rtl['source']}")
+    return {"label": rtl.get("label", "pass" if passed else "FAIL"), "sort": rtl.get("sort"),
+            "cls": "status-ok" if passed else "status-bad", "title": title}

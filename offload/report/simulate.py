@@ -8,6 +8,12 @@ does; the latency CDF re-runs the prepared workload on the fast engine for its d
 times (``sim.engine_fast.run``: deterministic, the same answer) since the report dict keeps
 only quantiles. The punted fraction is the share of generated packets whose representative
 the NIC punted (``Prepared.outcomes[rep].punted``).
+
+The NIC cost of each target comes from the caller (``nic_costs``: the report's mapped cost
+of pipelines, ``offload.report.mapping.nic_cost``) and every run records it (``nic_cost``:
+its numbers and ``source``). One ``sim.scenario.RunCache`` serves all runs of a program, so a
+representative packet is timed with BPF_PROG_TEST_RUN once, whatever the target and size
+(``kernel_timed_packets`` counts the packets actually timed).
 """
 
 from __future__ import annotations
@@ -55,14 +61,15 @@ def latency_cdf(arrival_ns: np.ndarray, depart_ps: np.ndarray, points: int = CDF
     return [[round(float(lat[i]), 3), round(float((i + 1) / n), 6)] for i in idx]
 
 
-def run_one(scenario: Any, *, cdf: bool = False) -> dict[str, Any]:
-    """One simulation run: the metrics the report keeps, the punted fraction, the model's
-    assumptions, and (``cdf``) the latency CDF. Errors become ``{"error": one line}``."""
+def run_one(scenario: Any, *, cdf: bool = False, cache: Any = None) -> dict[str, Any]:
+    """One simulation run: the metrics the report keeps, the punted fraction, the NIC cost
+    it used, the model's assumptions, and (``cdf``) the latency CDF; ``cache`` is a
+    ``sim.scenario.RunCache`` shared with other runs. Errors become ``{"error": one line}``."""
     from sim import engine_fast
     from sim.scenario import prepare, simulate
 
     try:
-        prep = prepare(scenario)
+        prep = prepare(scenario, cache=cache)
         report = simulate(prep, progress_enabled=False)
     except (SimError, EbpfError, HwError) as exc:
         return {"error": _one_line(exc)}
@@ -72,6 +79,8 @@ def run_one(scenario: Any, *, cdf: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "metrics": metrics,
         "punted_fraction": float(punted[rep].mean()) if len(rep) else 0.0,
+        "punted_representatives": int(punted.sum()),
+        "nic_cost": report.get("nic_cost"),
         "line_rate_gbps": float(prep.target.line_rate_gbps),
         "host_cost_source": prep.host_cost_source,
         "assumptions": report["assumptions"],
@@ -88,12 +97,16 @@ def simulate_program(path: str, program: str, maps: str | None, targets: Sequenc
                      latency_traffic: str = DEFAULT_LATENCY_TRAFFIC,
                      target_files: Sequence[str] = (),
                      nic_costs: dict[str, Any] | None = None,
+                     cache: Any = None,
                      step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every run for one program: ``{"sweep": [...], "latency": [...]}``, one entry per
-    (target, size) and per target. ``nic_costs`` maps a target name to the mapper's
-    ``NicCost`` (default: the simulator's own, and the output says so)."""
-    from sim.scenario import Scenario
+    (target, size) and per target. ``nic_costs`` maps a target name to its ``NicCost``
+    (default: the simulator's own, the mapping on a pipeline; each run's ``nic_cost`` says
+    which). ``cache``: a ``sim.scenario.RunCache`` for every run (default: a new one)."""
+    from sim.scenario import RunCache, Scenario
 
+    cache = cache if cache is not None else RunCache()
+    timed_before = cache.timed
     sweep, latency = [], []
     for t in targets:
         base: dict[str, Any] = {"program": path, "program_name": program, "maps": maps,
@@ -106,14 +119,15 @@ def simulate_program(path: str, program: str, maps: str | None, targets: Sequenc
             traffic = size_traffic(size)
             if step:
                 step(f"{program}: sim {t.name} {traffic}")
-            res = run_one(Scenario(traffic=traffic, **base))
+            res = run_one(Scenario(traffic=traffic, **base), cache=cache)
             sweep.append({"target": t.name, "size": size, "traffic": traffic, **res})
         if step:
             step(f"{program}: sim {t.name} {latency_traffic}")
-        res = run_one(Scenario(traffic=latency_traffic, **base), cdf=True)
+        res = run_one(Scenario(traffic=latency_traffic, **base), cdf=True, cache=cache)
         latency.append({"target": t.name, "traffic": latency_traffic, **res})
     return {"packets": packets, "seed": seed, "sizes": list(sizes),
-            "latency_traffic": latency_traffic, "sweep": sweep, "latency": latency}
+            "latency_traffic": latency_traffic, "sweep": sweep, "latency": latency,
+            "kernel_timed_packets": cache.timed - timed_before}
 
 
 def count_runs(num_targets: int, sizes: Sequence[int]) -> int:

@@ -19,6 +19,7 @@ module pipe_parser #(
     parameter PARSER_CYCLES = 5,     // first beat in to PHV out, >= window beats + 1
     parameter MIN_PACKET_BYTES = 14, // shorter packets are dropped
     parameter FRAME_END = 3520,      // longer frames are punted (reason 3)
+    parameter PUNT_CONTAINERS = 8,   // deparser.hex holds 1 + PUNT_CONTAINERS words
     parameter WINDOW_FIFO_DEPTH = 0, // windows waiting for admission; 0: enough for
                                      // PARSER_CYCLES (one pass: II = 1 never backs up)
     parameter IMAGE_DIR = "."        // directory of parser.hex and deparser.hex
@@ -186,7 +187,7 @@ module pipe_parser #(
     end
 
 `ifndef SYNTHESIS
-    reg [31:0] dep_words [0:0];
+    reg [31:0] dep_words [0:PUNT_CONTAINERS];  // the whole file: default verdict first
     integer k;
     initial begin
         if (BUS_BITS % 8 != 0 || BUS_BITS < 8 || WINDOW_BYTES < 14 ||
@@ -201,7 +202,7 @@ module pipe_parser #(
         if (file_exists(image_file("parser.hex")))
             $readmemh(image_file("parser.hex"), parser_mem);
         if (file_exists(image_file("deparser.hex"))) begin
-            $readmemh(image_file("deparser.hex"), dep_words, 0, 0);
+            $readmemh(image_file("deparser.hex"), dep_words, 0, PUNT_CONTAINERS);
             default_verdict_reg = dep_words[0];
         end
     end

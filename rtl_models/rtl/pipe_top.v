@@ -146,7 +146,7 @@ module pipe_top #(
         .NUM_CONTAINERS(NUM_CONTAINERS), .PREDICATE_BITS(PREDICATE_BITS),
         .WINDOW_BYTES(WINDOW_BYTES), .WINDOW_HEADROOM(WINDOW_HEADROOM), .BUS_BITS(BUS_BITS),
         .PARSER_CYCLES(PARSER_CYCLES), .MIN_PACKET_BYTES(MIN_PACKET_BYTES),
-        .FRAME_END(FRAME_END),
+        .FRAME_END(FRAME_END), .PUNT_CONTAINERS(PUNT_CONTAINERS),
         // several passes admit slower than packets arrive: windows queue here, as many as
         // packets may be in flight, so that only the credits stop the input
         .WINDOW_FIFO_DEPTH(NUM_PASSES > 1 ? OUT_DEPTH : 0), .IMAGE_DIR(IMAGE_DIR)
@@ -279,9 +279,4 @@ module pipe_top #(
         .m_axis_punt_tlast(m_axis_punt_tlast), .pkt_done(pkt_done),
         .img_valid(img_valid), .img_mem(img_mem), .img_addr(img_addr), .img_data(img_data)
     );
-    // DEBUGTMP
-    always @(posedge clk) if (!rst && cycle_reg < 1400)
-        $display("DBG c=%0d in=%0d st=%b done=%b tv=%b tr=%b pv=%b rc=%b cv0=%b cvL=%b fin=%b pass=%0d mv=%b mr=%b pay_v=%b pay_r=%b",
-            cycle_reg, inflight_reg, pkt_start, pkt_done, s_axis_tvalid, s_axis_tready, p_valid, rc_valid,
-            chain_valid[0], chain_valid[NUM_STAGES], final_pass, last_pass, m_axis_tvalid, m_axis_tready, pay_out_valid, pay_out_ready);
 endmodule

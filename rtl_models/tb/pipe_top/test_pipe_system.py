@@ -59,9 +59,9 @@ async def test_system(dut):
                        f"{_budget_ns(tb, packets, 20)} ns for {len(packets)} packets)")
     traffic_mismatches = len(tb.mismatches)
     # phase 2 on always-ready sinks
-    tb.sink.clear_pause_generator()
-    tb.punt_sink.clear_pause_generator()
-    tb.source.clear_pause_generator()
+    for bus in (tb.sink, tb.punt_sink, tb.source):
+        bus.clear_pause_generator()
+        bus.pause = False  # the generator may have stopped in a paused cycle
     await tb.cycles(4)
     n_timed = int(os.environ.get("COSIM_TIMED", "64"))
     frames = [p[:64].ljust(64, b"\0") for p in packets[:n_timed]]

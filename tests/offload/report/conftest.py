@@ -38,3 +38,42 @@ def small_report(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     objects = [str(corpus_object(n)) for n in SMALL_OBJECTS]
     doc = run_report(objects, str(out), small_options(rtl), jobs=1, show_progress=False)
     return out, doc
+
+
+@pytest.fixture(scope="session")
+def cosim_results(tmp_path_factory) -> Path:
+    """A folder with one real RTL result: ``offload rtl``'s co-simulation of xdp_tx (20
+    packets, about 10 s), written as ``offload rtl --results`` writes it."""
+    from rtl_models.runner import has_simulator
+
+    if not has_simulator():
+        pytest.skip("iverilog and vvp not installed (Debian package iverilog): no RTL "
+                    "co-simulation")
+    from rtl_models.cosim import cosim, write_result
+
+    base = tmp_path_factory.mktemp("cosim")
+    result = cosim(str(corpus_object("xdp_tx")), packets=20, quiet=True,
+                   workdir=base / "work")
+    write_result(result, base / "results")
+    return base / "results"
+
+
+@pytest.fixture(scope="session")
+def rtl_report(cosim_results, tmp_path_factory) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """(report folder, document, the failing result) of xdp_tx (its real RTL result),
+    xdp_drop (the same result marked failed: 3 output mismatches) and globals (host-only on
+    pipe: no result), without simulation."""
+    base = tmp_path_factory.mktemp("rtl-report")
+    rtl = base / "rtl"
+    rtl.mkdir()
+    real = json.loads(next(cosim_results.glob("*.json")).read_text())
+    (rtl / "xdp_tx.xdp_tx_prog.json").write_text(json.dumps(real))
+    failed = {**real, "program": "xdp_drop_prog", "object": str(corpus_object("xdp_drop")),
+              "ok": False, "mismatches": 3, "output_mismatches": 3,
+              "differences": ["packet 4: output byte 12 is 0x08 (expected 0x86)"]}
+    (rtl / "xdp_drop.xdp_drop_prog.json").write_text(json.dumps(failed))
+    objects = [str(corpus_object(n)) for n in ("xdp_tx", "xdp_drop", "globals")]
+    out = base / "out"
+    doc = run_report(objects, str(out), small_options(rtl, targets=("pipe",), simulate=False),
+                     jobs=1, show_progress=False)
+    return out, doc, failed

@@ -21,7 +21,7 @@ from offload.report.collect import (
     read_rtl_result,
     resolve_targets,
 )
-from tests.conftest import corpus_object
+from tests.conftest import ROOT, corpus_object
 from tests.offload.report.conftest import RTL_RESULT, small_options
 
 
@@ -67,12 +67,16 @@ def test_resolve_targets_always_adds_the_host():
 
 
 def test_rtl_result_read_and_checked(tmp_path):
-    """A good file gives status ok with the five numbers; a bad value names the key."""
+    """A file with the five numbers alone (no verdict): ok, passed when nothing mismatched,
+    the cosim fields null, other keys under extra; a bad value names the file and key."""
     good = tmp_path / "p.json"
     good.write_text(json.dumps(RTL_RESULT))
     doc = read_rtl_result(good)
-    assert doc["status"] == "ok" and doc["cycles_per_packet"] == 14.5
+    assert doc["status"] == "ok" and doc["cycles_per_packet"] == 14.5 and doc["passed"]
     assert doc["extra"] == {"engine": "icarus"}
+    assert doc["output_mismatches"] is None and doc["vm_equivalence"] is None
+    assert doc["label"] == "pass · 14.5 cyc · II 1" and doc["sort"] == 14.5
+    assert doc["line_rate_share"] == pytest.approx(250.0 / 148.8095, rel=1e-5)
     bad = tmp_path / "q.json"
     bad.write_text(json.dumps({**RTL_RESULT, "mismatches": "none"}))
     with pytest.raises(ReportError, match="q.json: mismatches: expected a number"):
@@ -82,11 +86,82 @@ def test_rtl_result_read_and_checked(tmp_path):
         read_rtl_result(bad)
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"ii": -1}, r"ii: expected a number >= 0, got -1"),
+    ({"cycles_per_packet": None}, r"cycles_per_packet: expected a number >= 0, got None"),
+    ({"timing_mismatches": -2}, r"timing_mismatches: expected a number >= 0, got -2"),
+    ({"ok": "yes"}, r"ok: expected true or false, got 'yes'"),
+    ({"differences": "many"}, r"differences: expected a list of strings"),
+    ({"program": "other_prog"}, r"program: expected 'xdp_tx_prog', got 'other_prog'"),
+])
+def test_rtl_result_rejects_bad_values(tmp_path, change, message):
+    """Each bad value is one ReportError naming the file and the key."""
+    f = tmp_path / "xdp_tx.xdp_tx_prog.json"
+    f.write_text(json.dumps({**RTL_RESULT, "program": "xdp_tx_prog", **change}))
+    with pytest.raises(ReportError, match=f"xdp_tx.xdp_tx_prog.json: {message}"):
+        read_rtl_result(f, "xdp_tx_prog")
+
+
+def test_rtl_result_of_a_failed_cosimulation(tmp_path):
+    """ok false: not passed, labelled FAIL with its mismatches and sorted before passes; a
+    failure without counted mismatches (the VM disagrees) is FAIL (VM)."""
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps({**RTL_RESULT, "ok": False, "mismatches": 2,
+                             "timing_mismatches": 1}))
+    doc = read_rtl_result(f)
+    assert not doc["passed"] and doc["label"] == "FAIL 3" and doc["sort"] == -3
+    f.write_text(json.dumps({**RTL_RESULT, "ok": False, "vm_equivalence": "packet 3: verdict"
+                             " 1 (expected 2)"}))
+    assert read_rtl_result(f)["label"] == "FAIL (VM)"
+
+
+def test_rtl_files_are_found_by_object_stem_and_program(tmp_path):
+    """<stem>.<program>.json first (offload rtl --results), then <program>.json, then
+    <stem>.json unless it is another program's."""
+    obj = str(corpus_object("xdp_pass"))
+    (tmp_path / "xdp_pass.xdp_pass_prog.json").write_text(json.dumps({**RTL_RESULT, "ii": 2}))
+    (tmp_path / "xdp_pass_prog.json").write_text(json.dumps({**RTL_RESULT, "ii": 3}))
+    (tmp_path / "xdp_pass.json").write_text(json.dumps({**RTL_RESULT, "ii": 4,
+                                                        "program": "xdp_pass_prog"}))
+    specs = {s.program: s for s in plan([obj], small_options(rtl_results=str(tmp_path))
+                                        ).programs}
+    assert specs["xdp_pass_prog"].rtl["ii"] == 2
+    frags = specs["xdp_pass_frags"].rtl
+    assert frags["status"] == "not run"
+    assert "no xdp_pass.xdp_pass_frags.json (nor xdp_pass_frags.json)" in frags["reason"]
+    (tmp_path / "xdp_pass.xdp_pass_prog.json").unlink()
+    assert plan([obj], small_options(rtl_results=str(tmp_path))).programs[0].rtl["ii"] == 3
+    (tmp_path / "xdp_pass_prog.json").unlink()
+    assert plan([obj], small_options(rtl_results=str(tmp_path))).programs[0].rtl["ii"] == 4
+
+
 def test_plan_checks_rtl_files_up_front(tmp_path):
     """A malformed RTL file for one of the programs fails the plan, before any work."""
     (tmp_path / "xdp_drop_prog.json").write_text("[]")
     with pytest.raises(ReportError, match="expected a JSON object"):
         plan([str(corpus_object("xdp_drop"))], small_options(rtl_results=str(tmp_path)))
+
+
+def test_real_rtl_result_in_the_document(rtl_report, cosim_results):
+    """offload rtl's result file is read whole; a failed one is not passed; a host-only
+    program has none and the reason says why."""
+    _, doc, failed = rtl_report
+    real = json.loads(next(cosim_results.glob("*.json")).read_text())
+    by = {p["program"]: p["rtl"] for p in doc["programs"]}
+    tx = by["xdp_tx_prog"]
+    assert tx["status"] == "ok" and tx["passed"] is True and real["ok"] is True
+    for key in ("packets", "mismatches", "output_mismatches", "state_mismatches",
+                "timing_mismatches", "cycles_per_packet", "model_cycles_per_packet", "ii",
+                "model_ii", "mpps", "punted", "seed", "vm_equivalence", "differences"):
+        assert tx[key] == real[key], key
+    assert tx["source"].endswith("xdp_tx.xdp_tx_prog.json") and tx["extra"] == {}
+    assert tx["line_rate_share"] == pytest.approx(real["mpps"] / real["line_rate_mpps"])
+    drop = by["xdp_drop_prog"]
+    assert drop["passed"] is False and drop["label"] == "FAIL 3"
+    assert drop["differences"] == failed["differences"]
+    glob = by["xdp_globals"]
+    assert glob["status"] == "not run"
+    assert "host-only on pipe: nothing to put on the NIC" in glob["reason"]
 
 
 def _classes(name: str, target: str):
@@ -187,16 +262,47 @@ def test_mapper_result_is_used_when_present(monkeypatch):
     assert cost["source"] == "mapper" and cost["mpps_total"] > 0
 
 
-def test_nic_cost_follows_the_verdict():
-    """full punts nothing, host-only everything; the mapper's stages and passes are used."""
-    res = check(load(corpus_object("firewall")), None, "nfp")
-    assert res.verdict == "host-only" and mapping.nic_cost(res).punt == "all"
-    res = check(load(corpus_object("xdp_drop")), None, "pipe")
-    assert mapping.nic_cost(res).punt == "none"
-    view = mapping.MapperView(True, "", types.SimpleNamespace(verdict="partial", stages=14,
-                                                              passes=2))
-    cost = mapping.nic_cost(res, view)
+def test_nic_cost_follows_the_verdict_without_a_mapping():
+    """Other NICs and unmapped pipelines: full punts nothing, host-only everything, partial
+    the helpers rule; the source says where the cost came from."""
+    nfp, pipe = load_target("nfp"), load_target("pipe")
+    res = check(load(corpus_object("firewall")), None, nfp)
+    cost = mapping.nic_cost(res, nfp)
+    assert res.verdict == "host-only" and cost.punt == "all"
+    assert cost.source.startswith("feasibility check: host-only on nfp")
+    res = check(load(corpus_object("xdp_drop")), None, pipe)
+    view = mapping.MapperView(False, "the mapper failed: boom")
+    cost = mapping.nic_cost(res, pipe, view)
+    assert cost.punt == "none" and "the mapper failed: boom" in cost.source
+    assert cost.latency_cycles is None
+    old = mapping.MapperView(True, "", types.SimpleNamespace(verdict="partial", stages=14,
+                                                             passes=2))
+    cost = mapping.nic_cost(res, pipe, old)
     assert (cost.punt, cost.stages, cost.passes) == ("helpers", 14, 2)
+    assert "the mapper gave no configuration" in cost.source
+
+
+def test_nic_cost_of_a_mapped_pipeline_is_the_simulators():
+    """firewall on pipe (two passes): the simulator's mapped cost from the report's own
+    MapReport, latency from TimingModel (physical stages per pass, not logical stages x
+    passes), punts decided by the pipeline model."""
+    from hw.pipeline import load_config
+    from hw.pipeline.timing import TimingModel
+    from sim.mapping import cost_from_report
+
+    pipe = load_target("pipe")
+    obj = load(corpus_object("firewall"))
+    view = mapping.ask_mapper(obj, "xdp_firewall", pipe,
+                              scenario=str(ROOT / "examples/xdp/scenarios/firewall.json"))
+    assert view.available and view.result.passes == 2
+    cost = mapping.nic_cost(check(obj, None, pipe), pipe, view)
+    assert cost == cost_from_report(view.result, pipe)
+    assert cost.punt == "model" and cost.config is view.result.config
+    timing = TimingModel(load_config(view.result.config))
+    assert cost.pipeline_latency_cycles(pipe) == timing.latency_cycles()
+    logical = cost.passes * cost.stages * pipe.stages.latency_cycles
+    assert timing.latency_cycles() < logical  # the old rule counted every logical stage
+    assert cost.source.startswith(f"mapper: {cost.stages} stages, 2 passes, full")
 
 
 def test_without_bpf_the_host_section_says_why():

@@ -58,7 +58,8 @@ def test_sections_show_rtl_host_and_stage_map(small_report):
     pages = {p["program"]: (out / "programs" / f"{p['id']}.html").read_text()
              for p in doc["programs"]}
     assert "cycles per packet" in pages["xdp_drop_prog"] and "14.5" in pages["xdp_drop_prog"]
-    assert "Not run: no xdp_firewall.json in" in pages["xdp_firewall"]
+    assert "Not run: no firewall.xdp_firewall.json (nor xdp_firewall.json) in" in \
+        pages["xdp_firewall"]
     assert "Unavailable:" in pages["xdp_firewall"] or "logical stages" in pages["xdp_firewall"]
     assert "verifier" in pages["xdp_firewall"]
     for page in pages.values():
@@ -74,3 +75,45 @@ def test_index_and_summary_list_every_program(small_report):
     summary = (out / "summary.md").read_text()
     for p in doc["programs"]:
         assert f"| {p['program']} |" in summary
+
+
+def _cell(html: str, table: str, program: str, column: int) -> str:
+    """The ``column``-th cell of ``program``'s row in the table ``table``."""
+    body = html.split(f'id="{table}"', 1)[1].split("</tbody>", 1)[0]
+    row = next(r for r in body.split("<tr>") if f">{program}</a>" in r)
+    return re.findall(r"<td[^>]*>.*?</td>", row, re.S)[column]
+
+
+def test_real_rtl_result_on_the_pages(rtl_report):
+    """The program page shows pass/FAIL, the mismatches split, cycles and II against the
+    model's, Mpps against the line rate, punts, the VM equivalence, differences and seed; the
+    index's RTL cell is a sortable label, FAIL flagged; the summary says the same."""
+    out, doc, failed = rtl_report
+    by = {p["program"]: p for p in doc["programs"]}
+    tx = by["xdp_tx_prog"]["rtl"]
+    page = (out / "programs" / f"{by['xdp_tx_prog']['id']}.html").read_text()
+    rtl = page.split('<h2 id="rtl">', 1)[1].split("<h2 ", 1)[0]
+    assert '<p id="rtl-result" class="status-ok">pass: xdp_tx_prog on the pipe RTL' in rtl
+    assert f"outputs {tx['output_mismatches']}, state words {tx['state_mismatches']}" in rtl
+    assert f"{tx['cycles_per_packet']:g} <span class=\"muted\">(model " in rtl
+    assert "of the 148.8 Mpps line rate" in rtl and "168.0 %" in rtl
+    assert f"(trace seed {tx['seed']})" in rtl and "equivalent" in rtl
+    assert f"{tx['punted']} of {tx['packets']}" in rtl
+    bad_page = (out / "programs" / f"{by['xdp_drop_prog']['id']}.html").read_text()
+    bad = bad_page.split('<h2 id="rtl">', 1)[1].split("<h2 ", 1)[0]
+    assert '<p id="rtl-result" class="status-bad">FAIL' in bad
+    assert 'class="num status-bad">3: outputs 3, state words 0' in bad
+    assert failed["differences"][0] in bad
+    glob_page = (out / "programs" / f"{by['xdp_globals']['id']}.html").read_text()
+    assert "nothing to co-simulate" in glob_page
+    index = (out / "index.html").read_text()
+    cell = _cell(index, "matrix-table", "xdp_tx_prog", -1)
+    assert 'class="status-ok"' in cell and f'data-sort="{tx["cycles_per_packet"]!r}"' in cell
+    assert f"pass · {tx['cycles_per_packet']:g} cyc · II {tx['ii']:g}" in cell
+    cell = _cell(index, "matrix-table", "xdp_drop_prog", -1)
+    assert 'class="status-bad"' in cell and 'data-sort="-3.0"' in cell and "FAIL 3" in cell
+    cell = _cell(index, "matrix-table", "xdp_globals", -1)
+    assert 'data-sort=""' in cell and "not run" in cell
+    summary = (out / "summary.md").read_text()
+    assert "| **FAIL 3** |" in summary and "| not run |" in summary
+    assert f"| pass · {tx['cycles_per_packet']:g} cyc · II {tx['ii']:g} |" in summary

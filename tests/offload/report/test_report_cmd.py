@@ -102,3 +102,23 @@ def test_worker_processes_give_the_same_programs(tmp_path):
     doc = run_report(objs, str(tmp_path / "r"), opts, jobs=2, show_progress=False)
     assert [p["program"] for p in doc["programs"]] == [
         "xdp_tx_prog", "xdp_drop_prog", "xdp_pass_prog", "xdp_pass_frags"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "not JSON"),
+    (json.dumps({"packets": 20, "mismatches": 0, "cycles_per_packet": 55.0, "ii": 1}),
+     "mpps: expected a number >= 0, got None"),
+    (json.dumps({"packets": 20, "mismatches": -1, "cycles_per_packet": 55.0, "ii": 1,
+                 "mpps": 250.0}), "mismatches: expected a number >= 0, got -1"),
+])
+def test_bad_rtl_result(run, tmp_path, content, message):
+    """A bad RTL result file (not JSON, a key missing, a negative number): one line naming
+    the file and what is wrong, exit 2, nothing written."""
+    (tmp_path / "in").mkdir()
+    bad = tmp_path / "in" / "xdp_tx.xdp_tx_prog.json"
+    bad.write_text(content)
+    code, _, err = run("report", str(corpus_object("xdp_tx")), "-o", str(tmp_path / "r"),
+                       "--rtl-results", str(tmp_path / "in"), *QUICK)
+    assert code == 2 and err.count("\n") == 1, err
+    assert str(bad) in err and message in err
+    assert_nothing_written(tmp_path)

@@ -1,0 +1,92 @@
+"""offload.report.simulate: the report's runs use the mapped NIC cost and one shared cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ebpf.elf import load
+from hw.pipeline import load_config
+from hw.pipeline.timing import TimingModel
+from hw.targets import load_target
+from offload.equivalence import initial_pipeline_state, load_scenario
+from offload.mapper import map_program
+from offload.report import plan
+from offload.report.collect import collect_program
+from sim.packets import random_packets
+from sim.pcap import write_pcap
+from sim.spec import parse_traffic
+from sim.traffic import generate
+from tests.conftest import ROOT, corpus_object
+from tests.offload.report.conftest import small_options
+
+KATRAN_STATE = str(ROOT / "examples" / "xdp" / "scenarios" / "katran_lb.json")
+TRACE = 400
+SEED = 1
+
+
+@pytest.fixture(scope="module")
+def katran(tmp_path_factory):
+    """(document, latency traffic spec) of katran_lb on pipe, latency run on a capture of
+    the scenario's own trace (random_packets(400, seed=1): some packets hit a VIP)."""
+    pcap = tmp_path_factory.mktemp("katran") / "trace.pcap"
+    write_pcap(pcap, random_packets(TRACE, seed=SEED))
+    spec = f"pcap:{pcap}@100%"
+    p = plan([str(corpus_object("katran_lb"))],
+             small_options(targets=("pipe",), sizes=(64,), packets=TRACE, seed=SEED,
+                           latency_traffic=spec))
+    doc = collect_program(p.programs[0], p, permitted=(False, "not needed here"))
+    return doc, spec
+
+
+def test_partial_program_punts_what_the_pipeline_model_punts(katran):
+    """katran_lb is partial on pipe: the report's run punts exactly the representatives a
+    separate PipelineModel of a fresh mapping punts, weighted like the traffic."""
+    doc, spec = katran
+    pipe = load_target("pipe")
+    f = next(f for f in doc["feasibility"] if f["target"] == "pipe")
+    assert f["final_verdict"] == "partial"
+    run = next(r for r in doc["simulation"]["latency"] if r["target"] == "pipe")
+    assert "error" not in run, run.get("error")
+    assert run["nic_cost"]["punt"] == "model"
+    obj = load(corpus_object("katran_lb"))
+    report = map_program(obj, pipe, "xdp_katran_lb", scenario=KATRAN_STATE)
+    model = initial_pipeline_state(obj, "xdp_katran_lb", report.config,
+                                   load_scenario(KATRAN_STATE))
+    traffic = generate(parse_traffic(spec, line_rate_gbps=pipe.line_rate_gbps), TRACE, SEED,
+                       line_rate_gbps=pipe.line_rate_gbps)
+    punted = np.array([model.process(p).punted for p in traffic.reps], dtype=bool)
+    assert run["representatives"] == len(traffic.reps)
+    assert 0 < punted.sum() < len(punted)
+    assert run["punted_representatives"] == int(punted.sum())
+    assert run["punted_fraction"] == pytest.approx(float(punted[traffic.rep].mean()))
+    assert run["metrics"]["finished_on"]["host"] >= int(punted[traffic.rep].sum())
+
+
+def test_pipe_latency_is_the_mapped_configurations(katran):
+    """Every pipe run's latency is TimingModel's for the mapped configuration, and the
+    source of the cost says it is the mapping's."""
+    doc, _ = katran
+    pipe = load_target("pipe")
+    report = map_program(load(corpus_object("katran_lb")), pipe, "xdp_katran_lb",
+                         scenario=KATRAN_STATE)
+    latency = TimingModel(load_config(report.config)).latency_cycles()
+    sim = doc["simulation"]
+    assert sim["nic_cost"]["pipe"]["latency_cycles"] == latency
+    assert sim["nic_cost_source"]["pipe"].startswith("mapper: ")
+    runs = [r for r in sim["sweep"] + sim["latency"] if r["target"] == "pipe"]
+    assert len(runs) == 2
+    for r in runs:
+        assert r["nic_cost"]["latency_cycles"] == latency
+        assert r["nic_cost"]["source"].startswith("mapper: ")
+        assert f"pipeline latency: {latency} cycles" in " ".join(r["assumptions"])
+
+
+def test_one_cache_times_each_packet_once(katran):
+    """The kernel times a representative once for all targets and runs of a program: no
+    more packets than the distinct representatives of the runs."""
+    doc, _ = katran
+    sim = doc["simulation"]
+    distinct = max(r["representatives"] for r in sim["sweep"]) + max(
+        r["representatives"] for r in sim["latency"])
+    assert sim["kernel_timed_packets"] <= distinct
