@@ -195,7 +195,7 @@ def simulate(job: CosimJob, *, waves: bool | None = None, quiet: bool = False) -
                            "COSIM_IDLE": str(job.idle),
                            "COSIM_BACKPRESSURE": str(job.backpressure),
                            "COSIM_TIMED": str(job.timed)},
-                      log_file=work / "sim.log" if quiet else None)
+                      log_file=work / "sim.log" if quiet else None, rebuild=True)
     except RtlTestError as exc:
         failure = str(exc)
     if not result_file.exists():

@@ -53,10 +53,14 @@ def run_testbench(dut: str, *, parameters: Mapping[str, Any] | None = None,
                   env: Mapping[str, str] | None = None,
                   testcase: str | Sequence[str] | None = None,
                   waves: bool | None = None, build_dir: Path | None = None,
-                  module: str | None = None, log_file: Path | None = None) -> Path:
+                  module: str | None = None, log_file: Path | None = None,
+                  rebuild: bool = False) -> Path:
     """Build ``dut`` with ``parameters`` and run its cocotb tests (the module
     ``rtl_models.tb.<dut>.test_<dut>``, or ``module``); the results XML path.
-    ``log_file``: the build's and the simulation's output go there instead of stdout."""
+    ``log_file``: the build's and the simulation's output go there instead of stdout.
+    ``rebuild``: compile even when the build directory's simulator is newer than the
+    sources (its parameters may differ: a build directory is keyed by them only when
+    ``build_dir`` is not given)."""
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
@@ -65,7 +69,7 @@ def run_testbench(dut: str, *, parameters: Mapping[str, Any] | None = None,
     bdir = build_dir or build_root() / f"{dut}-{_key(params)}{'-waves' if waves else ''}"
     runner = get_runner("icarus")
     runner.build(sources=sources(), includes=[RTL_DIR], hdl_toplevel=dut, parameters=params,
-                 build_dir=bdir, timescale=("1ns", "1ps"), waves=waves,
+                 build_dir=bdir, timescale=("1ns", "1ps"), waves=waves, always=rebuild,
                  log_file=log_file.with_suffix(".build.log") if log_file else None)
     module = module or f"rtl_models.tb.{dut}.test_{dut}"
     xml = bdir / f"{module.rsplit('.', 1)[-1]}.results.xml"

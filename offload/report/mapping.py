@@ -188,6 +188,9 @@ def nic_cost(result: CheckResult, target: Any, view: MapperView | None = None) -
     rule = {"none": "punt nothing", "all": "punt every packet",
             "helpers": "punt a packet whose path calls a helper the target lacks"}[punt]
     origin = "mapper" if r is not None else "feasibility check"
+    if target.kind != "pipeline":
+        return NicCost(punt=punt, source=f"{origin}: {verdict} on {target.name}; {rule}; "
+                       f"service time: the simulator's {target.kind} model")
     stages, passes = getattr(r, "stages", None), getattr(r, "passes", None)
     if stages is not None and passes:
         return NicCost(ii_cycles=1, passes=max(1, passes), stages=stages, punt=punt,

@@ -265,8 +265,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="map states: DIR/<object stem>.json for each object that has one "
                         "(e.g. examples/xdp/scenarios)")
     p.add_argument("--rtl-results", metavar="DIR",
-                   help="RTL results: DIR/<program>.json (or <object stem>.json) with "
-                        "packets, mismatches, cycles_per_packet, ii, mpps")
+                   help="RTL co-simulation results: DIR/<object stem>.<program>.json as "
+                        "`offload rtl PROG.o --results DIR` writes them (else "
+                        "DIR/<program>.json or DIR/<object stem>.json); at least packets, "
+                        "mismatches, cycles_per_packet, ii, mpps")
     p.add_argument("--packets", type=int, default=ReportOptions.packets,
                    help=f"packets per simulation run (default {ReportOptions.packets})")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, metavar="LIST",

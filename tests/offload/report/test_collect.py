@@ -154,7 +154,8 @@ def test_real_rtl_result_in_the_document(rtl_report, cosim_results):
                 "timing_mismatches", "cycles_per_packet", "model_cycles_per_packet", "ii",
                 "model_ii", "mpps", "punted", "seed", "vm_equivalence", "differences"):
         assert tx[key] == real[key], key
-    assert tx["source"].endswith("xdp_tx.xdp_tx_prog.json") and tx["extra"] == {}
+    assert tx["source"].endswith("xdp_tx.xdp_tx_prog.json")
+    assert tx["extra"] == {"waves": real["waves"]}
     assert tx["line_rate_share"] == pytest.approx(real["mpps"] / real["line_rate_mpps"])
     drop = by["xdp_drop_prog"]
     assert drop["passed"] is False and drop["label"] == "FAIL 3"
