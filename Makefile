@@ -9,6 +9,8 @@ BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -I/usr/include/$(MULTIAR
 CORPUS_SRC := $(wildcard examples/xdp/*.c)
 CORPUS_OBJ := $(patsubst examples/xdp/%.c,build/xdp/%.o,$(CORPUS_SRC))
 PYTEST_ARGS ?=
+# pytest workers (pytest-xdist): the machine has 2 cores; the RTL simulations dominate
+TEST_JOBS ?= 2
 
 .PHONY: help setup corpus test lint sim regression report clean
 help:
@@ -37,7 +39,7 @@ build/xdp/%.o: examples/xdp/%.c $(wildcard examples/xdp/*.h)
 
 test: syspkgs setup corpus
 	.venv/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .
@@ -65,7 +67,7 @@ rtl-results: syspkgs setup corpus
 # WAVES=1 dumps FST waveforms into the build folders.
 regression: syspkgs setup corpus
 	@mkdir -p build/rtl
-	$(PY) -m pytest tests/rtl -n 2 --junitxml=build/rtl/junit-tb.xml $(PYTEST_ARGS)
+	$(PY) -m pytest tests/rtl -n $(TEST_JOBS) --junitxml=build/rtl/junit-tb.xml $(PYTEST_ARGS)
 	$(PY) -m rtl_models.regression --packets $(RTL_PACKETS) --results $(RTL_RESULTS) \
 		--junit build/rtl/junit-system.xml --summary build/rtl/summary.md
 

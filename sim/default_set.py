@@ -3,8 +3,9 @@
 Every corpus program (examples/xdp, built into build/xdp) with its scenario state, on the
 `pipe` NIC and on the `host` (kernel JIT), under 64-byte and IMIX traffic at 100 Gb/s line
 rate: one table with offered and achieved Mpps, drops, p99 latency, host cores needed and,
-for `pipe`, where its NIC cost came from: the program's mapping (``sim.mapping``), each
-program mapped once per target over the whole set.
+for `pipe`, where its NIC cost came from: the program's mapping (``sim.mapping``, the
+mapper passed as ``offload.sim_cost.mapped_nic_cost``: a command-line layer, not simulator
+core), each program mapped once per target over the whole set.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from offload.sim_cost import mapped_nic_cost
 from sim.scenario import RunCache, Scenario, run
 
 TARGETS = ("pipe", "host")
@@ -47,7 +49,8 @@ def default_set(root: Path, packets: int = DEFAULT_PACKETS, seed: int = 1, *,
                                   target=target, traffic=traffic, packets=packets, seed=seed)
                     report = run(sc, progress_enabled=False, cache=cache,
                                  step=lambda what, where=where: status(f"{where}: {what}",
-                                                                       False))
+                                                                       False),
+                                 nic_cost_for=mapped_nic_cost)
                     report["traffic"] = traffic
                     rows.append(report)
                     status(where, True)

@@ -1,8 +1,12 @@
-"""The NIC cost of a pipeline target from the program's mapping (``offload.mapper``).
+"""The NIC cost of a pipeline target from the program's mapping.
 
-``mapped_cost`` maps the program onto the pipeline target once (``map_program`` without the
+The simulator does not map programs itself (``sim`` does not depend on ``offload``): the
+caller supplies the mapping as a hook, ``nic_cost_for(obj_path, program, target) ->
+NicCost`` (``NicCostFor``), passed to ``sim.scenario.prepare`` / ``run``. The command line
+(``offload sim``, ``make sim``, ``offload report``) passes ``offload.sim_cost.mapped_nic_cost``,
+which maps the program onto the pipeline target once (``map_program`` without the
 equivalence run: the punts come from the pipeline model on the simulated packets instead)
-and turns the ``MapReport`` into a ``sim.model.NicCost``:
+and turns the ``MapReport`` into a ``sim.model.NicCost`` with ``cost_from_report``:
 
 - ``passes``: the schedule's passes (at least 1: a program of no stages still crosses the
   pipeline once); the NIC issues one packet every ``passes`` cycles, or every bus beat
@@ -25,22 +29,31 @@ runs on the host, which may write maps the pipeline holds: afterwards the bound 
 loaded from the reference VM, the logical state the NIC and the host share (the state
 ``offload.equivalence`` checks is the same).
 
-Mappings are cached in a ``MappingCache`` per (object path and mtime, program, target), so
-a set of runs maps each program once per target.
+Without a hook, a pipeline target gets the simulator's defaults and its ``source`` says that
+no mapping was supplied (``no_mapping_cost``).
+
+Costs are cached in a ``MappingCache`` per (object path and mtime, program, target;
+``cached_cost``), so a set of runs maps each program once per target.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sim.errors import SimError
-from sim.model import NicCost
+from sim.model import DEFAULT_COST_SOURCE, NicCost
+
+NicCostFor = Callable[[str, str | None, Any], NicCost]
+"""``nic_cost_for(obj_path, program, target)``: the NIC cost of ``program`` (None: the
+object's first) in the XDP object at ``obj_path`` on a pipeline ``target`` (a loaded
+``hw.targets`` profile), from its mapping; raises ``MappingError`` when it cannot map."""
 
 
 class MappingError(SimError):
-    """The mapper could not be run on the program (bad object, unknown program)."""
+    """The mapping could not be made for the program (bad object, unknown program)."""
 
 
 @dataclass
@@ -73,7 +86,7 @@ def cost_from_report(report: Any, target: Any) -> NicCost:
     from hw.pipeline.timing import TimingModel
 
     if report.config is None:
-        from offload.lower.ir import target_params
+        from hw.pipeline.profile import target_params
 
         latency = TimingModel(target_params(target), passes=1).latency_cycles()
         why = report.explanation.splitlines()[0] if report.explanation else "no configuration"
@@ -92,25 +105,26 @@ def cost_from_report(report: Any, target: Any) -> NicCost:
                           f"{report.verdict}")
 
 
-def mapped_cost(obj_path: str, program: str | None, target: Any,
+def cached_cost(nic_cost_for: NicCostFor, obj_path: str, program: str | None, target: Any,
                 cache: MappingCache | None = None) -> NicCost:
-    """The mapping's NIC cost of ``program`` (None: the object's first) on a pipeline
-    ``target`` (a loaded ``hw.targets`` profile), from ``cache`` when it has it."""
-    from offload.errors import MapperError
-    from offload.mapper import map_program
-
+    """``nic_cost_for(obj_path, program, target)``, from ``cache`` when it has it (keyed by
+    the object's and the target profile's path, mtime and size, the program and the target's
+    name)."""
     key = (*object_key(obj_path), program, target.name, *object_key(target.source))
     if cache is not None and key in cache.costs:
         return cache.costs[key]
-    try:
-        report = map_program(obj_path, target, program, equivalence=False)
-    except MapperError as exc:
-        raise MappingError(f"{obj_path}: mapping onto {target.name}: {exc}") from exc
-    cost = cost_from_report(report, target)
+    cost = nic_cost_for(obj_path, program, target)
     if cache is not None:
         cache.costs[key] = cost
         cache.mapped += 1
     return cost
+
+
+def no_mapping_cost(target: Any) -> NicCost:
+    """The NIC cost of a pipeline ``target`` when the caller supplied no mapping hook: the
+    simulator's defaults, saying so."""
+    return NicCost(source=f"no mapping supplied for {target.name} (no nic_cost_for hook); "
+                          f"{DEFAULT_COST_SOURCE}")
 
 
 class PipelinePunts:

@@ -492,15 +492,17 @@ DEFAULT_COST_SOURCE = ("simulator defaults: II 1, one pass through all of the ta
 class NicCost:
     """How the NIC spends time on a packet and which packets it punts to the host.
 
-    On a pipeline target (``pipe``, ``rmt``) ``sim.mapping.mapped_cost`` builds it from the
-    program's mapping (``offload.mapper``): ``passes`` and ``stages`` of the schedule, one
-    packet issued every ``ii_cycles x passes`` cycles (the model adds the bus beats of long
-    packets), ``latency_cycles`` from the configuration's timing (``hw.pipeline.timing``,
-    docs/pipeline.md section 8: parser + passes x physical stages x stage cycles +
-    recirculations + deparser), and ``punt = "model"`` with the configuration in
-    ``config``: a packet is punted iff the pipeline model punts it (a mapper cut, a window
-    fault, a frame longer than the window; decided per representative packet and recorded
-    in its ``TraceCost.punted``). A ``host-only`` mapping punts every packet (``"all"``).
+    On a pipeline target (``pipe``, ``rmt``) the caller's mapping hook (``sim.mapping``; the
+    command line passes ``offload.sim_cost.mapped_nic_cost``) builds it from the program's
+    mapping: ``passes`` and ``stages`` of the schedule, one packet issued every ``ii_cycles
+    x passes`` cycles (the model adds the bus beats of long packets), ``latency_cycles``
+    from the configuration's timing (``hw.pipeline.timing``, docs/pipeline.md section 8:
+    parser + passes x physical stages x stage cycles + recirculations + deparser), and
+    ``punt = "model"`` with the configuration in ``config``: a packet is punted iff the
+    pipeline model punts it (a mapper cut, a window fault, a frame longer than the window;
+    decided per representative packet and recorded in its ``TraceCost.punted``). A
+    ``host-only`` mapping punts every packet (``"all"``). Without the hook a pipeline gets
+    the simulator's defaults, whose ``source`` says that no mapping was supplied.
 
     Without a mapping (a scenario's explicit ``[nic]`` table, the run-to-completion NIC
     targets, a caller's own) the fields are plain parameters: ``punt`` is ``"none"``,

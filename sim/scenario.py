@@ -30,8 +30,10 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
 
 1. traffic from the spec (``sim.spec``), checked against the target's line rate;
 2. the NIC cost: on a pipeline target without a ``[nic]`` table, the program's mapping
-   (``sim.mapping.mapped_cost``: stages, passes, latency, the configuration); otherwise
-   the ``[nic]`` values or the simulator's defaults;
+   from the caller's ``nic_cost_for`` hook (``sim.mapping.NicCostFor``; the command line
+   passes ``offload.sim_cost.mapped_nic_cost``: stages, passes, latency, the
+   configuration), or without a hook the simulator's defaults, whose source says that no
+   mapping was supplied; otherwise the ``[nic]`` values or the simulator's defaults;
 3. the trace-driven step: every representative packet runs once on the reference VM (in
    order, maps persisting, the clock injected when the program reads it) and gives a
    verdict and a trace; with a mapping, the configuration runs on the pipeline model
@@ -63,7 +65,14 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import SimError
-from sim.mapping import MappingCache, PipelinePunts, mapped_cost, object_key
+from sim.mapping import (
+    MappingCache,
+    NicCostFor,
+    PipelinePunts,
+    cached_cost,
+    no_mapping_cost,
+    object_key,
+)
 from sim.model import (
     HOST_NS_PER_HELPER,
     HOST_NS_PER_INSN,
@@ -359,17 +368,21 @@ def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
     return [host_program_ns_model(c) for c in costs], model_note
 
 
-def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None) -> NicCost:
-    """The scenario's NIC cost: explicit, the mapping's (pipelines), or the defaults."""
+def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
+              nic_cost_for: NicCostFor | None = None) -> NicCost:
+    """The scenario's NIC cost: explicit, the mapping's (pipelines, from ``nic_cost_for``),
+    or the defaults (saying so on a pipeline without a hook)."""
     if sc.nic_cost is not None:
         return sc.nic_cost
     if target.kind != "pipeline":
         return NicCost(source="simulator rule for run-to-completion NICs: punt a packet "
                               "whose path calls a helper the target lacks")
+    if nic_cost_for is None:
+        return no_mapping_cost(target)
     assert sc.program is not None
     if step:
         step(f"mapping onto {target.name}")
-    return mapped_cost(sc.program, sc.program_name, target, cache.mappings)
+    return cached_cost(nic_cost_for, sc.program, sc.program_name, target, cache.mappings)
 
 
 def _percent(fraction: float) -> str:
@@ -403,10 +416,12 @@ def _punt_note(cost: NicCost) -> str:
     return f"punt: {text}; punted packets run the whole program again on the host"
 
 
-def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = None
-            ) -> Prepared:
+def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = None,
+            nic_cost_for: NicCostFor | None = None) -> Prepared:
     """Traffic, the trace-driven outcomes and the workload for ``sc``. ``cache`` keeps
-    mappings and kernel timings for later runs; ``step(text)`` hears of long steps."""
+    mappings and kernel timings for later runs; ``step(text)`` hears of long steps;
+    ``nic_cost_for`` maps the program onto a pipeline target (``sim.mapping.NicCostFor``;
+    None: the simulator's defaults, saying that no mapping was supplied)."""
     from hw.targets import load_target
 
     if sc.program is None:
@@ -427,7 +442,7 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
         None if spec.pcap else DEFAULT_PACKETS), sc.seed,
         line_rate_gbps=target.line_rate_gbps, base_dir=sc.base_dir)
 
-    cost = None if on_host else _nic_cost(sc, target, cache, step)
+    cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
     if step:
         step(f"VM on {len(traffic.reps)} representative packets")
     program, verdicts, costs, clock = _vm_outcomes(sc, traffic.reps, traffic.rep_labels,
@@ -522,6 +537,7 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
 
 
 def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache | None = None,
-        step: Step | None = None) -> dict[str, Any]:
-    """Prepare and simulate ``sc``."""
-    return simulate(prepare(sc, cache=cache, step=step), progress_enabled=progress_enabled)
+        step: Step | None = None, nic_cost_for: NicCostFor | None = None) -> dict[str, Any]:
+    """Prepare and simulate ``sc`` (see ``prepare`` for ``nic_cost_for``)."""
+    return simulate(prepare(sc, cache=cache, step=step, nic_cost_for=nic_cost_for),
+                    progress_enabled=progress_enabled)

@@ -4,7 +4,9 @@
                 [--engine fast|simpy] [--scenario FILE.toml] [...]
 
 Wired into the command line by ``offload.cli.EXTRA_COMMANDS`` (``register``). A scenario
-file (``sim.scenario``) gives defaults; flags given on the command line win. Errors are
+file (``sim.scenario``) gives defaults; flags given on the command line win. A command-line
+layer, not simulator core: it passes the mapper (``offload.sim_cost.mapped_nic_cost``) as
+the NIC cost of pipeline targets. Errors are
 ``SimError`` / ``EbpfError`` / ``HwError`` lines (exit status 2 through ``offload.cli``).
 """
 
@@ -16,6 +18,7 @@ import os
 import sys
 from typing import Any
 
+from offload.sim_cost import mapped_nic_cost
 from sim.scenario import DEFAULT_QUEUES, ENGINES, HOST_COSTS, Scenario, ScenarioError, run
 
 
@@ -94,7 +97,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    report = run(scenario_from_args(args))
+    report = run(scenario_from_args(args), nic_cost_for=mapped_nic_cost)
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -34,6 +34,7 @@ from hw.pipeline.config import (
 from hw.pipeline.errors import ConfigError, PipelineError
 from hw.pipeline.images import canonical, read_memory_images, write_memory_images
 from hw.pipeline.model import PipelineModel, PipelineResult, Punt, RegisterWrite, parse_punt
+from hw.pipeline.profile import target_params
 from hw.pipeline.state import PipelineState, TableMemory
 from hw.pipeline.timing import SimResult, StageUse, TimingModel
 
@@ -43,5 +44,5 @@ __all__ = [
     "PipelineState", "Punt", "RegisterSlice", "RegisterWrite", "SimResult", "Slice", "Stage",
     "StageUse", "Stateful", "Table", "TableMemory", "TargetParams", "TimingModel",
     "canonical", "dump_config", "load_config", "parse_punt", "read_memory_images",
-    "save_config", "write_memory_images",
+    "save_config", "target_params", "write_memory_images",
 ]

@@ -31,6 +31,7 @@ from typing import Any
 from ebpf.elf import ElfObject
 from ebpf.program import ProgramDef
 from hw.pipeline.config import TargetParams
+from hw.pipeline.profile import target_params
 from hw.targets import PipelineTarget
 from offload.analysis.dataflow import Analysis
 from offload.lower.containers import Allocation, AllocationError, allocate
@@ -45,7 +46,6 @@ from offload.lower.ir import (
     Pred,
     Value,
     lower_params,
-    target_params,
 )
 from offload.lower.memory import Unsupported
 from offload.lower.pressure import alap, rematerialize
@@ -63,7 +63,7 @@ from offload.schedule import (
 )
 
 __all__ = ["Compiled", "Lowered", "LowerError", "LowerReason", "compile_pipeline",
-           "lower_params", "lower_program", "target_params"]
+           "lower_params", "lower_program"]
 
 MAX_REPAIRS = 12
 

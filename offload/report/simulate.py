@@ -65,11 +65,12 @@ def run_one(scenario: Any, *, cdf: bool = False, cache: Any = None) -> dict[str,
     """One simulation run: the metrics the report keeps, the punted fraction, the NIC cost
     it used, the model's assumptions, and (``cdf``) the latency CDF; ``cache`` is a
     ``sim.scenario.RunCache`` shared with other runs. Errors become ``{"error": one line}``."""
+    from offload.sim_cost import mapped_nic_cost
     from sim import engine_fast
     from sim.scenario import prepare, simulate
 
     try:
-        prep = prepare(scenario, cache=cache)
+        prep = prepare(scenario, cache=cache, nic_cost_for=mapped_nic_cost)
         report = simulate(prep, progress_enabled=False)
     except (SimError, EbpfError, HwError) as exc:
         return {"error": _one_line(exc)}

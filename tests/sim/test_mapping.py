@@ -1,4 +1,5 @@
-"""The pipe NIC's cost from the program's mapping: punts per packet, rate, latency."""
+"""The pipe NIC's cost from the program's mapping (the mapper passed as the simulator's
+``nic_cost_for`` hook, as the command line does): punts per packet, rate, latency."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from hw.pipeline import PipelineModel, load_config
 from hw.targets import load_target
 from offload.equivalence import _vm, check_equivalence, load_scenario, scenario_cpus
 from offload.mapper import map_program
+from offload.sim_cost import mapped_cost, mapped_nic_cost
 from sim import engine_fast, engine_simpy
-from sim.mapping import MappingCache, mapped_cost
+from sim.mapping import MappingCache
 from sim.model import NicCost, TraceCost
 from sim.scenario import Scenario, prepare, run
 from sim.spec import parse_traffic
@@ -56,7 +58,7 @@ def test_punted_share_is_the_pipeline_models(name):
     """Packets reaching the host by a punt = the pipeline model's punts on the same packets
     (not the old rule: punt when the path calls a helper the target lacks)."""
     sc = _scenario(name, MIXED, 6000, queues=dict(UNBOUNDED))
-    doc = run(sc, progress_enabled=False)
+    doc = run(sc, progress_enabled=False, nic_cost_for=mapped_nic_cost)
     traffic = generate(parse_traffic(MIXED, line_rate_gbps=100), 6000, 1, line_rate_gbps=100)
     punts, traces = _model_punts(name, traffic.reps)
     expected = int(np.asarray(punts)[traffic.rep].sum())
@@ -75,7 +77,7 @@ def test_punts_agree_with_the_equivalence_check():
     """The punts the simulator counts on its representatives are the equivalence check's
     (which runs punted packets on a host VM and shares the maps back)."""
     sc = _scenario("katran_lb", MIXED, 2000)
-    prep = prepare(sc)
+    prep = prepare(sc, nic_cost_for=mapped_nic_cost)
     obj = load(corpus_object("katran_lb"))
     report = map_program(obj, "pipe", equivalence=False)
     eq = check_equivalence(obj, report.program, report.config,
@@ -87,7 +89,7 @@ def test_punts_agree_with_the_equivalence_check():
 def test_host_only_punts_everything():
     """A host-only mapping sends every packet to the host and says so."""
     doc = run(_scenario("globals", "64B@10G", 2000, queues=dict(UNBOUNDED)),
-              progress_enabled=False)
+              progress_enabled=False, nic_cost_for=mapped_nic_cost)
     assert doc["nic_cost"]["verdict"] == "host-only" and doc["nic_cost"]["punt"] == "all"
     assert doc["nic_cost"]["source"].startswith("mapper: host-only on pipe (")
     assert doc["metrics"]["punted"]["packets"] == 2000
@@ -110,7 +112,8 @@ def test_full_program_saturated_rate(name, traffic, size):
     beats = -(-(size - 4) * 8 // target.packet.bus_bits)
     nic_pps = target.clock_mhz * 1e6 / max(passes, beats)
     expected = min(_line_pps(size), nic_pps)
-    doc = run(_scenario(name, traffic, 40_000), progress_enabled=False)
+    doc = run(_scenario(name, traffic, 40_000), progress_enabled=False,
+              nic_cost_for=mapped_nic_cost)
     m = doc["metrics"]
     assert doc["nic_cost"]["verdict"] == "full" and m["punted"]["packets"] == 0
     assert set(m["verdicts"]) == {"XDP_TX"}  # every packet leaves from the NIC
@@ -133,7 +136,7 @@ def test_full_program_latency(name, traffic):
                + (passes - 1) * target.recirculation.penalty_cycles + t["deparser_cycles"])
     if report.resources["timing"] is not None:  # the mapper's own figure agrees
         assert report.resources["timing"]["latency_cycles"] == latency
-    prep = prepare(_scenario(name, traffic, 500))
+    prep = prepare(_scenario(name, traffic, 500), nic_cost_for=mapped_nic_cost)
     res = engine_fast.run(prep.workload)
     cycle_ps = 1e6 / target.clock_mhz
     expect_ps = (64 + 20) * 8 * 10 + passes * cycle_ps + latency * cycle_ps  # link at 100G
@@ -149,7 +152,7 @@ def test_engines_agree_on_mapped_cost(name, traffic):
     """Both engines, the mapping's cost (passes, latency, punts), small queues: identical."""
     sc = _scenario(name, traffic, 6000,
                    queues={"link": None, "nic": 16, "pcie": 8, "host_ring": 8}, host_cores=1)
-    prep = prepare(sc)
+    prep = prepare(sc, nic_cost_for=mapped_nic_cost)
     cost = prep.nic_cost
     assert cost is not None and cost.punt == "model"
     cycle_ps = 1e6 / prep.target.clock_mhz
@@ -187,7 +190,8 @@ def test_full_program_punts_frames_beyond_the_window():
     report = map_program(corpus_object("xdp_tx"), "pipe", equivalence=False)
     frame_end = report.config["target"]["frame_end"]
     traffic = "mix(64:1,1518:1,9000:1)@10G,flows=64"
-    doc = run(_scenario("xdp_tx", traffic, 3000), progress_enabled=False)
+    doc = run(_scenario("xdp_tx", traffic, 3000), progress_enabled=False,
+              nic_cost_for=mapped_nic_cost)
     sizes = generate(parse_traffic(traffic, line_rate_gbps=100), 3000, 1,
                      line_rate_gbps=100).size
     expected = int(np.count_nonzero(sizes - 4 > frame_end))

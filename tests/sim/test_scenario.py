@@ -10,6 +10,7 @@ import pytest
 import ebpf.differential
 from ebpf.errors import KernelError
 from ebpf.kernel_load import bpf_permitted
+from offload.sim_cost import mapped_nic_cost
 from sim.model import HOST_NS_PER_INSN, HOST_NS_PER_MAP_HELPER, TraceCost
 from sim.scenario import KERNEL_REPEAT, RunCache, Scenario, host_program_costs, prepare
 from tests.conftest import ROOT, corpus_object
@@ -88,7 +89,7 @@ def test_shared_cache_times_each_packet_once():
     cache = RunCache()
     base = dict(program=str(corpus_object("firewall")), maps=str(SCENARIOS / "firewall.json"),
                 traffic="imix@10G,flows=64", packets=2000, seed=3)
-    pipe = prepare(Scenario(target="pipe", **base), cache=cache)
+    pipe = prepare(Scenario(target="pipe", **base), cache=cache, nic_cost_for=mapped_nic_cost)
     host = prepare(Scenario(target="host", **base), cache=cache)
     reps = pipe.traffic.reps
     assert host.traffic.reps == reps
