@@ -157,7 +157,7 @@ def rtl_label(rtl: dict[str, Any]) -> tuple[str, float | None]:
             return f"FAIL {problems:g}", -float(problems)
         vm = rtl.get("vm_equivalence")
         return ("FAIL (VM)" if vm not in (None, "ok") else "FAIL"), -0.5
-    return (f"pass · {rtl['cycles_per_packet']:g} cyc · II {rtl['ii']:g}",
+    return (f"pass · {rtl['cycles_per_packet']:.4g} cyc · II {rtl['ii']:.3g}",
             float(rtl["cycles_per_packet"]))
 
 
