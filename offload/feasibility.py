@@ -147,7 +147,7 @@ def check(obj_or_path: ElfObject | str | os.PathLike[str], program: str | None =
     checker = _Checker(an, obj, prog, target, list(known.values()))
     reasons = checker.run()
     effects = find_effects(an)
-    verdict, why, nic = _verdict(an, reasons, effects)
+    verdict, why, nic = decide_verdict(an, reasons, effects)
     stats = {
         "insns": prog.num_slots, "reachable_insns": len(an.reachable_slots()),
         "infeasible_insns": len({s for r in reasons for s in r.insns}),
@@ -580,8 +580,8 @@ def _r0_definitions(an: Analysis) -> list[tuple[int, int]]:
 
 # --- the verdict ---------------------------------------------------------------------------
 
-def _verdict(an: Analysis, reasons: list[Reason], effects: list[Effect]
-             ) -> tuple[str, str, set[int]]:
+def decide_verdict(an: Analysis, reasons: list[Reason], effects: list[Effect]
+                   ) -> tuple[str, str, set[int]]:
     """(verdict, why, slots on paths that stay on the NIC)."""
     program = [r for r in reasons if r.scope == "program"]
     bad = {s for r in reasons if r.scope == "site" for s in r.insns}

@@ -7,7 +7,7 @@ the host (punt reason 16 and up, docs/pipeline.md section 7), which runs the **w
 program from the start** on the packet as it arrived. So a cut is legal only before the
 first visible side effect on every path through it (map writes, packet writes, output,
 tail calls): the packet must not be processed twice with visible effect. The legality test
-is the feasibility check's own (``offload.feasibility._verdict``), run again with the
+is the feasibility check's own (``offload.feasibility.decide_verdict``), run again with the
 lowering's reasons added, so the verdict rules of docs/mapping.md section 3 hold for the
 combined set:
 
@@ -34,7 +34,7 @@ from offload.feasibility import (
     VERDICT_HOST,
     VERDICT_PARTIAL,
     Reason,
-    _verdict,
+    decide_verdict,
     source_line,
 )
 from offload.lower.ir import LowerReason
@@ -85,7 +85,7 @@ def lowering_reason(prog: ProgramDef, r: LowerReason) -> Reason:
 def partition(an: Analysis, reasons: Sequence[Reason]) -> Partition:
     """The verdict and the cuts for ``reasons`` (the check's and the lowering's)."""
     effects = find_effects(an)
-    verdict, why, nic = _verdict(an, list(reasons), effects)
+    verdict, why, nic = decide_verdict(an, list(reasons), effects)
     cuts: dict[int, Cut] = {}
     if verdict != VERDICT_HOST:
         for r in reasons:
