@@ -8,11 +8,11 @@
 // NUM_STAGES * STAGE_CYCLES cycles, each recirculation RECIRC_CYCLES more; the first output
 // beat can leave DEPARSER_CYCLES after the last pass. One PHV enters per clock: II = 1 for a
 // configuration that fits (NUM_PASSES = 1) and packets of at most one bus beat. Buffers
-// are finite: s_axis_tready drops while OUT_FIFO_DEPTH packets are in flight or the
-// payload FIFO is full, which TimingModel (unbounded queues) does not model; it happens
-// only when recirculation or the output bus is slower than the input for a long burst.
-// The deparser spends a cycle per payload beat it skips or drains (a head moved past a
-// beat, a cut tail), also not in TimingModel.
+// are finite: s_axis_tready drops while OUT_FIFO_DEPTH packets are in flight, the
+// payload FIFO is full or the parser's window FIFO is (TimingModel's BufferDepths, section
+// 8.1); it happens when recirculation or the output bus is slower than the input for a
+// long burst. The deparser spends a cycle per payload beat it skips or drains (a head
+// moved past a beat, a cut tail), which TimingModel does not count.
 //
 // Streams (first byte in lane 0):
 //   s_axis       packets in; tuser at the first beat = {rx_queue, ingress_ifindex, pkt_len}

@@ -207,8 +207,12 @@ async def measure_batch(tb: TopTB, frames: list[bytes], *, ingress: int = 1,
     ins = tb.in_mon.first[n0_in:]
     outs = sorted(tb.out_mon.first + tb.punt_mon.first)[n0_out:]
     out_lens = [len(r.punt.frame) if r.punted else len(r.packet_out) for r in results]
-    sim = tb.timing.simulate([len(p) for p in frames], out_lengths=out_lens)
-    beats = tb.timing.beats
+    # the DUT's buffer depths (its localparams OUT_DEPTH and PAY_DEPTH, which parameters
+    # such as OUT_FIFO_DEPTH may have set): the input stalls when they fill
+    timing = TimingModel(tb.config, out_fifo_depth=int(tb.dut.OUT_DEPTH.value),
+                         payload_fifo_depth=int(tb.dut.PAY_DEPTH.value))
+    sim = timing.simulate([len(p) for p in frames], out_lengths=out_lens)
+    beats = timing.beats
     exp_out = [e - beats(x) for e, x in zip(sim.out_end, out_lens, strict=True)]
     out = BatchTiming()
     for i, (s, o) in enumerate(zip(ins, outs, strict=True)):

@@ -65,6 +65,17 @@ def test_top_random_two_passes(tmp_path: Path) -> None:
     run_random(tmp_path)
 
 
+@needs_sim
+@pytest.mark.parametrize(("passes", "out_depth", "pay_depth"), [(2, 8, 8), (1, 4, 8)],
+                         ids=["two-passes", "one-pass"])
+def test_top_buffers(tmp_path: Path, passes: int, out_depth: int, pay_depth: int) -> None:
+    """Saturated batches that fill the packets-in-flight credits and the payload FIFO
+    (s_axis_tready falls): every input start and first output beat is TimingModel's."""
+    from rtl_models.tb.pipe_top.test_pipe_top import run_buffers
+
+    run_buffers(tmp_path, passes, out_depth, pay_depth)
+
+
 @needs_iverilog
 @pytest.mark.parametrize("top", MODULES)
 def test_lint_clean(top: str) -> None:

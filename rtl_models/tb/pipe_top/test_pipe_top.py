@@ -10,7 +10,11 @@ AXI-Stream with tuser = {rx_queue, ingress_ifindex, pkt_len}:
   model, in order;
 - test_timing: a saturated source and sink; the first output beat of every packet must
   come exactly when TimingModel.simulate says (latency), and the sustained initiation
-  interval must be the model's; then the same for a mix of lengths (the bus bound).
+  interval must be the model's; then the same for a mix of lengths (the bus bound);
+- test_buffers (with OUT_FIFO_DEPTH or PAYLOAD_FIFO_DEPTH set, see run_buffers): saturated
+  batches that fill the finite buffers (packets in flight, payload FIFO) so that
+  s_axis_tready falls; every packet's input start and first output beat must still be
+  TimingModel's.
 """
 
 from __future__ import annotations
@@ -166,6 +170,40 @@ async def test_timing(dut):
              round(1000 * timing.model_ii))
 
 
+@cocotb.test()
+async def test_buffers(dut):
+    """Batches that fill the credits and the payload FIFO: input starts (tready) and output
+    beats cycle-exact against TimingModel with the DUT's buffer depths."""
+    from hw.pipeline import TimingModel
+
+    tb = TopTB(dut)
+    if not (int(dut.OUT_FIFO_DEPTH.value) or int(dut.PAYLOAD_FIFO_DEPTH.value)):
+        tb.log.info("automatic buffer depths: run_buffers sets small ones")
+        return
+    await tb.reset()
+    await RisingEdge(tb.clk)
+    depth, pay = int(dut.OUT_DEPTH.value), int(dut.PAY_DEPTH.value)
+    model = TimingModel(tb.config, out_fifo_depth=depth, payload_fifo_depth=pay)
+    mixed = scapy_packets(tb.rng, 40)
+    batches = {
+        # more packets than credits: with several passes admission is slower than the input
+        "64-byte": [p[:64].ljust(64, b"\0") for p in scapy_packets(tb.rng, 2 * depth + 24)],
+        # more payload beats per packet than the payload FIFO holds
+        "1400-byte": [p[:1400].ljust(1400, b"\1") for p in scapy_packets(tb.rng, 12)],
+        "mixed": mixed,
+    }
+    stalled = 0
+    for name, frames in batches.items():
+        timing = await measure_batch(tb, frames)
+        assert not timing.differences, f"{name}: {timing.differences[0]}"
+        sim = model.simulate([len(p) for p in frames])
+        wait = sim.in_end[-1] - sim.start[0] - sum(model.beats(len(p)) for p in frames)
+        tb.log.info("%s: %d packets, the input waited %d cycles for the buffers (%d packets "
+                    "in flight, %d payload beats)", name, len(frames), wait, depth, pay)
+        stalled += wait > 0
+    assert stalled, "no batch filled the buffers"
+
+
 def run(workdir: Path, config: Path | str | dict = EXAMPLE, packets: int = 120,
         testcase: str | None = None, parameters: dict | None = None) -> None:
     """Write the configuration's images and run this module on pipe_top; ``parameters``
@@ -190,3 +228,16 @@ def run_random(workdir: Path, seed: int = 4, packets: int = 80) -> None:
     doc = balanced_config(random.Random(seed), scapy_packets(random.Random(seed), 60),
                           stages=3, target={"num_stages": 2})
     run(workdir, doc, packets)
+
+
+def run_buffers(workdir: Path, passes: int = 2, out_fifo_depth: int = 8,
+                payload_fifo_depth: int = 8) -> None:
+    """test_buffers on the worked example's program stretched to ``passes`` passes of two
+    physical stages, with small buffers so that short batches fill them."""
+    import json
+
+    doc = json.loads(EXAMPLE.read_text())
+    doc["stages"] += [{}] * (2 * passes - 1 - len(doc["stages"]))
+    doc["target"] = {**doc["target"], "num_stages": 2}
+    run(workdir, doc, testcase="test_buffers",
+        parameters={"OUT_FIFO_DEPTH": out_fifo_depth, "PAYLOAD_FIFO_DEPTH": payload_fifo_depth})
