@@ -10,14 +10,12 @@ files (DIR/<object stem>.<program>.json) for the summary table and the report.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 from ebpf.elf import load
-from offload.cli import main
 from rtl_models.cosim import cosim, prepare, simulate, write_result
 from tests.conftest import CORPUS_NAMES, corpus_object
 from tests.rtl.test_rtl_units import needs_sim
@@ -102,41 +100,3 @@ def test_bad_default_verdict_is_caught(tmp_path: Path) -> None:
     r = simulate(job, quiet=True)
     assert r.output_mismatches == 16 and not r.ok
     assert r.differences[0] == "packet 0: verdict 2 (expected 1)"
-
-
-@needs_sim
-def test_offload_rtl_json(tmp_path: Path, capsys) -> None:
-    """`offload rtl --json` prints the row's keys and writes the result file."""
-    rc = main(["rtl", str(corpus_object("xdp_tx")), "--packets", "16", "--seed", "3",
-               "--json", "--workdir", str(tmp_path / "w"), "--results", str(tmp_path / "r")])
-    doc = json.loads(capsys.readouterr().out)
-    assert rc == 0 and doc["ok"]
-    for key in ("packets", "mismatches", "cycles_per_packet", "ii", "mpps"):
-        assert isinstance(doc[key], int | float), key
-    assert doc["mismatches"] == 0 and doc["seed"] == 3 and doc["packets"] == 32
-    saved = json.loads((tmp_path / "r" / "xdp_tx.xdp_tx_prog.json").read_text())
-    assert saved == doc
-
-
-@pytest.mark.parametrize(("args", "message"), [
-    (["globals"], "does not map onto pipe"),
-    (["xdp_drop", "--target", "nfp"], "the RTL implements the pipeline targets only"),
-    (["xdp_drop", "--target", "nosuch"], "nosuch"),
-    (["xdp_drop", "--program", "nosuch"], "no program named 'nosuch'"),
-    (["xdp_drop", "--packets", "0"], "--packets must be at least 1"),
-])
-def test_offload_rtl_bad_input(args: list[str], message: str, tmp_path: Path, capsys) -> None:
-    """Bad input: one line naming the problem, exit status 2, no work directory left."""
-    work = tmp_path / "w"
-    rc = main(["rtl", str(corpus_object(args[0])), *args[1:], "--workdir", str(work)])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
-    assert not work.exists()
-
-
-def test_offload_rtl_broken_object(tmp_path: Path, capsys) -> None:
-    bad = tmp_path / "broken.o"
-    bad.write_bytes(b"\x7fELF" + bytes(60))
-    assert main(["rtl", str(bad)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert str(bad) in err and len(err.splitlines()) == 1
