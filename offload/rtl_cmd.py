@@ -37,10 +37,12 @@ def render(result: CosimResult) -> None:
     table.add_row(*row(result))
     console.print(table)
     console.print(f"  outputs: {result.output_mismatches} differ, registers and table words: "
-                  f"{result.state_mismatches} differ, {result.punted} punted; cycles "
+                  f"{result.state_mismatches} differ, {result.punted} punted, "
+                  f"{result.table_hits} hit a table entry; cycles "
                   f"per packet {result.cycles_per_packet:.1f} (model "
                   f"{result.model_cycles_per_packet:.1f}), II {result.ii:.3f} (model "
-                  f"{result.model_ii:.3f}), {result.timing_mismatches} timing differences")
+                  f"{result.model_ii:.3f}), {result.timing_mismatches} timing differences",
+                  soft_wrap=True)
     console.print(f"  VM (kernel semantics), {result.vm_packets} packets: "
                   + ("[green]equivalent[/green]" if result.vm_equivalence == "ok"
                      else f"[red]{escape(result.vm_equivalence)}[/red]"))

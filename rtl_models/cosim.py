@@ -56,6 +56,7 @@ class CosimResult:
     seed: int
     packets: int = 0
     punted: int = 0
+    table_hits: int = 0  # trace packets that hit a table entry (the scenario is exercised)
     mismatches: int = 0
     output_mismatches: int = 0
     state_mismatches: int = 0
@@ -210,6 +211,7 @@ def simulate(job: CosimJob, *, waves: bool | None = None, quiet: bool = False) -
         program=job.program, object=job.path, target=job.target.name,
         verdict=job.report.verdict, stages=job.report.stages or 0, passes=cfg.num_passes,
         clock_mhz=t.clock_mhz, seed=job.seed, packets=rtl["packets"], punted=rtl["punted"],
+        table_hits=rtl["table_hits"],
         mismatches=rtl["mismatches"], output_mismatches=rtl["output_mismatches"],
         state_mismatches=rtl["state_mismatches"], timing_mismatches=rtl["timing_mismatches"],
         cycles_per_packet=sum(lat) / len(lat) if lat else 0.0,

@@ -77,10 +77,12 @@ async def test_system(dut):
     for text in state:
         tb.log.error("%s", text)
     punted = sum(r.punted for r in results)
+    # packets of the trace that hit a table entry: the scenario's state is exercised
+    hits = sum(any(index is not None for _, _, index in r.table_hits) for r in results)
     doc = {
         "packets": len(results) + len(frames),
         "traffic_packets": len(results), "timed_packets": len(frames),
-        "refused": len(packets) - len(results), "punted": punted,
+        "refused": len(packets) - len(results), "punted": punted, "table_hits": hits,
         "mismatches": len(tb.mismatches) + len(state) + len(stalled),
         "stalled": stalled,
         "output_mismatches": len(tb.mismatches),
