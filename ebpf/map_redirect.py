@@ -6,42 +6,23 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from ebpf.map_base import (  # noqa: F401  (re-exported through ebpf.maps)
+from ebpf.map_base import (
     BPF_ANY,
     BPF_EXIST,
-    BPF_F_CTXLEN_MASK,
-    BPF_F_CURRENT_CPU,
-    BPF_F_INDEX_MASK,
-    BPF_F_INNER_MAP,
-    BPF_F_LOCK,
-    BPF_F_NO_COMMON_LRU,
-    BPF_F_NO_PREALLOC,
     BPF_NOEXIST,
-    BPF_RB_FORCE_WAKEUP,
-    BPF_RB_NO_WAKEUP,
-    BPF_RINGBUF_HDR_SZ,
     CPUMAP_MAX_QSIZE,
     E2BIG,
-    EAGAIN,
     EEXIST,
-    EFAULT,
     EINVAL,
     ENODEV,
     ENOENT,
-    ENOSPC,
-    ENOTSUPP,
-    EOPNOTSUPP,
     EOVERFLOW,
-    PAGE_SIZE,
-    RINGBUF_MAX_RECORD_SZ,
     BpfMap,
-    OutputRecord,
     _le32,
     _next_index,
     _next_key,
     _s32,
     _u32,
-    errno_name,
 )
 from ebpf.program import MapDef
 

@@ -177,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse", action="store_true",
                    help="keep results newer than their object and the RTL sources")
     args = p.parse_args(argv)
+    if args.packets < 1 or args.jobs < 1:
+        print(f"rtl_models.regression: --packets and --jobs must be at least 1, got "
+              f"{args.packets} and {args.jobs}", file=sys.stderr)
+        return 2
     objects = [Path(o) for o in args.objects] or sorted((ROOT / "build" / "xdp").glob("*.o"))
     if not objects:
         print("rtl_models.regression: no objects (run make corpus)", file=sys.stderr)

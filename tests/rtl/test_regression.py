@@ -55,3 +55,11 @@ def test_regression_bad_object(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(bad) in err
     assert not (tmp_path / "r").exists()
+
+
+def test_regression_bad_options(tmp_path: Path, capsys) -> None:
+    """--packets 0 is bad input (one line, exit 2), not a program the mapper refused."""
+    assert main(_args(tmp_path, "--packets", "0")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--packets" in err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "junit.xml").exists()
