@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # pytest workers (pytest-xdist): the machine has 2 cores; the RTL simulations dominate
 TEST_JOBS ?= 2
 
-.PHONY: help setup corpus test lint sim regression report clean
+.PHONY: help setup corpus test fuzz lint sim regression report clean
 help:
 	@echo "make setup   - system packages (apt-get) and .venv, idempotent"
 	@echo "make corpus  - build the XDP corpus into build/xdp/"
@@ -21,6 +21,8 @@ help:
 	@echo "make report  - set up, build the corpus, write the offload report (build/report/index.html)"
 	@echo "make regression - RTL: cocotb unit and system testbenches, lint, yosys, then every"
 	@echo "                  corpus program co-simulated (summary table, JUnit XML in build/rtl)"
+	@echo "make fuzz    - the property and mutation tests with fresh random examples and ten"
+	@echo "               times the budget (hypothesis profile 'explore'); make test is derandomized"
 	@echo "make lint    - ruff"
 
 setup: .venv/.installed
@@ -37,9 +39,16 @@ build/xdp/%.o: examples/xdp/%.c $(wildcard examples/xdp/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# Hypothesis runs the derandomized "ci" profile (tests/conftest.py): same commit, same result.
 test: syspkgs setup corpus
 	.venv/bin/ruff check .
-	$(PY) -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
+
+# Long searches: every hypothesis test with fresh random examples and 10x the budget. A
+# failure prints the example and its reproduction blob; make it an @example or a test.
+fuzz: syspkgs setup corpus
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -n $(TEST_JOBS) \
+		$$(grep -rl "from hypothesis" tests --include='test_*.py') $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .

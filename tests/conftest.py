@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+# Hypothesis profiles. "ci" (the default, what `make test` runs): derandomized, so the same
+# commit gives the same examples and the same result on every run; no example database (a
+# clean clone has none anyway); no wall-clock deadline or timing health checks (tests never
+# assert on time); a failing example is printed with its reproduction blob. "explore"
+# (`make fuzz`): fresh random examples, ten times the budget, the database kept, for long
+# searches; whatever it finds becomes an explicit @example or regression test.
+_TIMING_CHECKS = [HealthCheck.too_slow]
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True,
+    max_examples=100, suppress_health_check=_TIMING_CHECKS)
+settings.register_profile(
+    "explore", derandomize=False, deadline=None, print_blob=True, max_examples=1000,
+    suppress_health_check=_TIMING_CHECKS,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS_SRC = sorted((ROOT / "examples" / "xdp").glob("*.c"))

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from ebpf.asm import assemble, assemble_insns, disassemble, format_insn, mnemonic
 from ebpf.errors import AsmError, IsaError
 from ebpf.isa import OPCODES, Insn, decode, encode, validate
+from tests.budget import examples
 from tests.ebpf.strategies import insn_streams, raw_insns, valid_insns
 
 # Expected bytes are worked out by hand from RFC 9669: opcode, (src << 4 | dst), off (le16),
@@ -252,7 +253,7 @@ def test_roundtrip_streams(stream: list[Insn]) -> None:
 
 
 @pytest.mark.parametrize("opcode", sorted(OPCODES), ids=lambda op: f"0x{op:02x}")
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(data=st.data())
 def test_roundtrip_every_opcode(opcode: int, data: st.DataObject) -> None:
     """Every opcode in OPCODES prints to text that assembles back to the same instruction."""
@@ -261,7 +262,7 @@ def test_roundtrip_every_opcode(opcode: int, data: st.DataObject) -> None:
     assert assemble_insns(format_insn(insn)) == [insn]
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(raw_insns())
 def test_anything_validate_accepts_prints(insn: Insn) -> None:
     """Any field combination validate accepts has a spelling that assembles back to it."""

@@ -30,6 +30,7 @@ from ebpf.maps import LruHashMap
 from ebpf.program import ElfObject
 from ebpf.xdp import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpResult
 from sim.packets import POOL_MACS, random_packets
+from tests.budget import examples
 from tests.conftest import CORPUS_NAMES, ROOT, corpus_object
 from tests.ebpf.packet_strategies import packets
 
@@ -180,7 +181,7 @@ def test_corpus_program_matches_kernel(name, program):
 @needs_bpf
 @pytest.mark.parametrize("name", ["parser_counters", "firewall", "icmp_echo", "nat",
                                   "katran_lb"])
-@settings(max_examples=50, deadline=None, database=None,
+@settings(max_examples=examples(50), deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(packets(), min_size=1, max_size=20))

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ebpf.disasm import format_insn
 from ebpf.isa import AtomicOp, Insn, InsnClass, Kind, Size, encode
 from ebpf.listing import normalise, objdump
+from tests.budget import examples
 from tests.ebpf.strategies import valid_insns
 
 pytestmark = pytest.mark.skipif(shutil.which("llvm-objdump") is None or
@@ -60,7 +61,7 @@ def assemble_raw(tmp_path: Path, code: bytes) -> Path:
     return obj
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(valid_insns(), min_size=80, max_size=160))
 def test_generated_streams_equal_llvm_objdump(tmp_path, insns):
     """Every instruction LLVM 14 knows prints exactly as llvm-objdump prints it."""

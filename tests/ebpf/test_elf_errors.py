@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ebpf.elf import load, load_bytes
 from ebpf.errors import BtfError, EbpfError, ElfError
+from tests.budget import examples
 from tests.conftest import CORPUS_NAMES, compile_bpf, corpus_object
 
 
@@ -136,7 +137,7 @@ def test_btf_string_offset_out_of_range(firewall):
         load_bytes(data, "fw.o")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(CORPUS_NAMES),
        edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.binary(min_size=1,
                                                                             max_size=8)),

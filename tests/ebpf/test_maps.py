@@ -44,6 +44,7 @@ from ebpf.maps import (
     errno_name,
 )
 from ebpf.program import MapDef
+from tests.budget import examples
 
 
 def mdef(type_name: str, key_size: int = 4, value_size: int = 4, max_entries: int = 4,
@@ -532,7 +533,7 @@ def test_lpm_get_next_key_postorder():
     assert m.get_next_key(lpm_key(20, "192.168.0.0")) == order[0]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 16), st.integers(0, 0xFFFF)), max_size=20),
        st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=10))
 def test_lpm_matches_brute_force(prefixes, addrs):
@@ -1040,7 +1041,7 @@ ops = st.lists(st.one_of(
 ), max_size=60)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(ops)
 def test_hash_matches_dict_model(seq):
     """HASH agrees with a dict model of the kernel rules under random update/delete/lookup."""

@@ -32,6 +32,7 @@ from offload.schedule import (
     solve_schedule,
     stage_timing,
 )
+from tests.budget import examples
 
 PIPE = budget_from_target(load_target("pipe"))
 SMALL = StageBudget(name="small", capacity={"tables": 2, "sram_blocks": 4, "gateways": 2},
@@ -237,7 +238,7 @@ def dags(draw, max_units: int, physical: int, max_passes: int):
     return units, deps, budget
 
 
-@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(30), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(dags(max_units=14, physical=16, max_passes=1))
 def test_solver_never_worse_than_greedy(problem):
@@ -251,7 +252,7 @@ def test_solver_never_worse_than_greedy(problem):
         check_valid(s, units, deps, budget)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(40), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(dags(max_units=6, physical=3, max_passes=3))
 def test_solver_matches_brute_force_on_tiny_graphs(problem):

@@ -29,6 +29,7 @@ from sim.model import (
 )
 from sim.spec import parse_traffic
 from sim.traffic import generate
+from tests.budget import examples
 from tests.conftest import corpus_object
 
 
@@ -87,7 +88,7 @@ def workloads(draw) -> Workload:
                     nic=nic, pcie=pcie, host=host)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(workloads(), st.integers(1, 200))
 def test_engines_agree(workload, batch):
     """Any workload, any batch size: same losses at the same places, same departures."""

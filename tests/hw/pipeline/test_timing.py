@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hw.pipeline import TargetParams, TimingModel, load_config
 from hw.pipeline.timing import BufferDepths
+from tests.budget import examples
 from tests.hw.pipeline.helpers import doc
 
 
@@ -163,7 +164,7 @@ def test_two_passes_saturated_fill_the_credits():
     assert sim.sustained_ii == free.sustained_ii == 2.0
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.integers(1, 3), st.sampled_from([2, 4, 8, 16]), st.sampled_from([2, 4, 8, 32]),
        st.lists(st.tuples(st.integers(14, 1600), st.integers(14, 1600), st.integers(0, 6)),
                 min_size=1, max_size=60))
