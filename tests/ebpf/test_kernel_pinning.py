@@ -181,3 +181,18 @@ def test_load_failure_names_libbpf_cause(tmp_path):
         KernelObject(obj)
     assert "failed to load object" not in str(exc.value)
     assert "failed to load object" in exc.value.log, "the whole libbpf log is kept"
+
+
+@needs_bpf
+def test_cli_load_failure_one_line_and_debug_log(tmp_path):
+    """offload kernel: libbpf's cause in one line, exit 2; --debug adds libbpf's whole log."""
+    obj = compile_bpf(tmp_path, REFUSED_MAP_SOURCE, name="keyless")
+    cmd = [sys.executable, "-m", "offload", "kernel", str(obj), "--random", "2"]
+    plain = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert plain.returncode == 2
+    assert plain.stderr.strip().splitlines() == [
+        f"offload: error: {obj}: load failed: map 'keyless': failed to create: "
+        "Invalid argument(-22)"]
+    debug = subprocess.run([*cmd[:3], "--debug", *cmd[3:]], capture_output=True, text=True,
+                           cwd=ROOT)
+    assert "libbpf: failed to load object" in debug.stderr
