@@ -113,8 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with -o: also write the memory images ($readmemh files) to DIR")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="S",
-                   help=f"CP-SAT time limit in seconds (default {DEFAULT_TIME_LIMIT_S:g}); "
-                        f"past it the greedy schedule is used")
+                   help=f"CP-SAT time limit in deterministic seconds, the same on any "
+                        f"machine (default {DEFAULT_TIME_LIMIT_S:g}); past it the best "
+                        f"schedule found is used")
     p.add_argument("--scenario", metavar="FILE",
                    help="map state for the trace (default: examples/xdp/scenarios/<stem>.json)")
     p.add_argument("--no-equivalence", action="store_true",

@@ -620,10 +620,10 @@ def solve_schedule(units: Sequence[Unit], deps: Iterable[Dependency], budget: St
     The greedy schedule is the solver's hint and upper bound (``hint=None``: no hint, the
     bound stays). When the greedy schedule already meets the lower bound (dependency path,
     total demand over a stage's room) it is optimal and the solver is not run. When OR-Tools
-    is missing or finds no solution within ``time_limit_s`` (wall clock), the greedy schedule
-    is returned with status ``greedy-fallback`` and a message saying so. With ``workers=1``
-    and no time limit reached, the assignment is reproducible run to run; otherwise only the
-    stage count of an ``optimal`` result is.
+    is missing or finds no solution within ``time_limit_s``, the greedy schedule
+    is returned with status ``greedy-fallback`` and a message saying so. The limit is in the
+    solver's deterministic time (about seconds), so the assignment is reproducible run to run
+    whatever the machine's load (``schedule_cp.solve``).
     """
     p = Problem(units, deps, budget)
     limit = _check_limit(p, max_stages)
@@ -653,10 +653,12 @@ def solve_schedule(units: Sequence[Unit], deps: Iterable[Dependency], budget: St
     if res.stage is not None:
         s = max(res.stage) + 1
         status = STATUS_OPTIMAL if res.optimal else STATUS_FEASIBLE
-        msg = (f"CP-SAT {status}: {s} stages (greedy {g}, lower bound {res.bound}) in "
-               f"{res.wall_s:.3g} s")
+        # No wall-clock figure here: the same input gives the same message (solve_time_s
+        # has the time).
+        msg = f"CP-SAT {status}: {s} stages (greedy {g}, lower bound {res.bound})"
         if not res.optimal:
             msg += f"; time limit {time_limit_s:g} s reached, not proven optimal"
+        msg += res.message.partition(";")[1] + res.message.partition(";")[2]
         return _build(p, stage=res.stage, status=status, message=msg, greedy=g, solver=s,
                       time_s=res.wall_s, **common)
     if res.infeasible:

@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 import ebpf.xdp
 from ebpf.differential import DiffReport, Scenario, VmSide, differential, num_cpus, prepare
 from ebpf.elf import load
-from ebpf.kernel_load import bpf_permitted
 from ebpf.maps import LruHashMap
 from ebpf.program import ElfObject
 from ebpf.xdp import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpResult
@@ -34,8 +33,7 @@ from tests.budget import examples
 from tests.conftest import CORPUS_NAMES, ROOT, corpus_object
 from tests.ebpf.packet_strategies import packets
 
-PERMITTED, REASON = bpf_permitted()
-needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not permitted: {REASON}")
+needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 
 SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
 PACKETS = random_packets(2000, seed=1)

@@ -20,12 +20,11 @@ from scapy.layers.l2 import Ether
 import ebpf.kernel
 from ebpf.errors import KernelError
 from ebpf.kernel import KernelCallError, KernelLoadError, KernelObject, XdpMd
-from ebpf.kernel_load import bpf_permitted, load_object
+from ebpf.kernel_load import load_object
 from ebpf.map_state import MapStateError
 from tests.conftest import compile_bpf, corpus_object
 
-PERMITTED, REASON = bpf_permitted()
-needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not usable: {REASON}")
+needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX = 0, 1, 2, 3
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"

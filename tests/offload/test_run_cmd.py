@@ -6,14 +6,12 @@ import json
 
 import pytest
 
-from ebpf.kernel_load import bpf_permitted
 from sim.packets import random_packets
 from sim.pcap import read_pcap, write_pcap
 from tests.conftest import corpus_object
 from tests.offload.test_cli import offload
 
-PERMITTED, REASON = bpf_permitted()
-needs_kernel = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not permitted: {REASON}")
+needs_kernel = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 
 
 @pytest.fixture

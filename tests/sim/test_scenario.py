@@ -9,14 +9,12 @@ import pytest
 
 import ebpf.differential
 from ebpf.errors import KernelError
-from ebpf.kernel_load import bpf_permitted
 from offload.sim_cost import mapped_nic_cost
 from sim.model import HOST_NS_PER_INSN, HOST_NS_PER_MAP_HELPER, TraceCost
 from sim.scenario import KERNEL_REPEAT, RunCache, Scenario, host_program_costs, prepare
 from tests.conftest import ROOT, corpus_object
 
-PERMITTED, REASON = bpf_permitted()
-needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not usable: {REASON}")
+needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
 
 
