@@ -9,18 +9,33 @@ the names must be there in their escaped form, and JSON must hold the real names
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
+from offload import cli
 from tests.conftest import corpus_object
-from tests.offload.test_cli import offload
 
 # tag -> the map name (6 bytes, as 'routes'); the program becomes 'xdp_' + name + '____'.
 NAMES = {"esc": "r\x1b[31m", "markup": "[red]x", "newline": "ro\nte\x07"}
 SHOWN = {"esc": "r\\x1b[31m", "markup": "[red]x", "newline": "ro\\nte\\x07"}
 RAW_CONTROLS = ("\x1b", "\x07", "\r", "\x00")
+
+
+def offload(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """``offload ARGS`` in this process (as tests/offload/test_cli.py's helper, without an
+    interpreter start per command): exit status, stdout and stderr as the terminal gets them."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = cli.main(list(args))
+    res = subprocess.CompletedProcess(["offload", *args], code, out.getvalue(), err.getvalue())
+    if check:
+        res.check_returncode()
+    return res
 
 
 def renamed(data: bytes, name: str) -> bytes:
