@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ebpf.display import printable
 from ebpf.errors import EbpfError
 from ebpf.kernel import KernelLoadError
 from hw.errors import HwError
@@ -85,7 +86,7 @@ def cmd_disasm(args: argparse.Namespace) -> int:
 
             obj = load_bytes(data, path)
             for prog in obj.programs:
-                sys.stdout.write(f"# {prog.name} ({prog.section})\n")
+                sys.stdout.write(f"# {printable(prog.name)} ({printable(prog.section)})\n")
                 sys.stdout.write(disassemble(prog.insns))
             return 0
         sys.stdout.write(objdump(path))
@@ -177,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(exc, KernelLoadError) and exc.log:
                 print(exc.log, file=sys.stderr, end="" if exc.log.endswith("\n") else "\n")
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # Names in the message are escaped (package errors do it themselves: PrintableError).
+        message = printable(exc) or type(exc).__name__
         print(f"offload: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -507,8 +507,9 @@ def resource_table(schedule: Schedule) -> Any:
     TCAM are shared by the passes of a physical stage: with recirculation their cells also
     show, in parentheses, the physical stage's sum over the passes.
     """
-    from rich.markup import escape
     from rich.table import Table
+
+    from ebpf.display import markup
 
     b = schedule.budget
     usage = schedule.stage_usage()
@@ -517,7 +518,7 @@ def resource_table(schedule: Schedule) -> Any:
     title = (f"{schedule.target}: {schedule.num_stages} logical stages, "
              f"{schedule.passes} pass{'es' if schedule.passes != 1 else ''} "
              f"({schedule.status})")
-    table = Table(title=escape(title), caption=escape(schedule.message) or None)
+    table = Table(title=markup(title), caption=markup(schedule.message) or None)
     for head in ("stage", "phys", "pass"):
         table.add_column(head, justify="right")
     for r in cols:
@@ -534,7 +535,7 @@ def resource_table(schedule: Schedule) -> Any:
             over = row[r] > b.get_capacity(r) or (r in shared and shared[r][s % S]
                                                   > b.get_capacity(r))
             cells.append(f"[red]{cell}[/red]" if over else cell)
-        cells.append(escape(", ".join(u.label or u.id for u in schedule.iter_stage_units(s))))
+        cells.append(markup(", ".join(u.label or u.id for u in schedule.iter_stage_units(s))))
         table.add_row(*cells)
     totals = schedule.totals()
     table.add_section()

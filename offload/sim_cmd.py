@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Any
 
+from ebpf.display import markup
 from offload.sim_cost import mapped_nic_cost
 from sim.scenario import DEFAULT_QUEUES, ENGINES, HOST_COSTS, Scenario, ScenarioError, run
 
@@ -115,7 +116,8 @@ def render(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    console = Console(highlight=False, emoji=False,
+                      width=None if sys.stdout.isatty() else 120)
     m = report["metrics"]
     table = Table(title=f"offload sim ({report['engine']} engine, {m['packets']} packets)")
     for col in ("program", "target", "offered Mpps", "achieved Mpps", "drops",
@@ -125,15 +127,15 @@ def render(report: dict[str, Any]) -> None:
     share = f" ({100 * lost / m['packets']:.2f} %)" if m["packets"] else ""
     p99 = m["latency_ns"].get("p99")
     offered = m["offered"]["generated_mpps"] or m["offered"]["mpps"]  # the traffic as drawn
-    table.add_row(report["program"], report["target"], _fmt(offered),
+    table.add_row(markup(report["program"]), markup(report["target"]), _fmt(offered),
                   _fmt(m["achieved"]["mpps"]), f"{lost}{share}",
                   "-" if p99 is None else f"{p99:,.0f} ns",
                   f"{m['host_cores_needed']} ({m['host_load_erlangs']:.2f} Erlang)")
     console.print(table)
     places = ", ".join(f"{k} {v} ({m['loss_causes'][k]})" for k, v in m["lost"].items()
                        if k != "total" and v)
-    console.print(f"drops by place: {places or 'none'}; program verdicts: "
-                  + ", ".join(f"{k} {v}" for k, v in m["verdicts"].items()))
+    console.print(markup(f"drops by place: {places or 'none'}; program verdicts: "
+                         + ", ".join(f"{k} {v}" for k, v in m["verdicts"].items())))
     lat = m["latency_ns"]
     if lat:
         console.print(f"latency: p50 {lat['p50']:,.0f} ns, p99 {lat['p99']:,.0f} ns, "
@@ -145,7 +147,7 @@ def render(report: dict[str, Any]) -> None:
                      f"{m['offered']['gbps']:.4g} Gb/s offered"))
     cost = report.get("nic_cost")
     if cost:
-        console.print(f"NIC cost: {cost['source']}", soft_wrap=True)
+        console.print(f"NIC cost: {markup(cost['source'])}", soft_wrap=True)
     console.print("assumptions:")
     for note in report["assumptions"]:
-        console.print(f"  - {note}", soft_wrap=True)
+        console.print(f"  - {markup(note)}", soft_wrap=True)

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ LINE_RATE_MPPS = 100e3 / ((64 + 20) * 8)
 """100 Gb/s of 64-byte frames (+ 8 B preamble and 12 B gap), Mpps: the RTL's yardstick."""
 
 Step = Callable[[str], None]
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class ReportError(MapperError):
@@ -278,10 +281,13 @@ def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
                 MapScenario.load(candidate)  # MapStateError on a bad file, now
                 maps = str(candidate)
         for prog in obj.programs:
-            pid = f"{stem}.{prog.name}"
+            # The id names the page and plot files: names from the object may hold '/' or
+            # control characters, so anything but [A-Za-z0-9_.-] becomes '-'.
+            base = _ID_UNSAFE.sub("-", f"{stem}.{prog.name}")
+            pid = base
             n = 2
             while pid in ids:
-                pid, n = f"{stem}.{prog.name}.{n}", n + 1
+                pid, n = f"{base}.{n}", n + 1
             ids.add(pid)
             specs.append(ProgramSpec(str(path), prog.name, pid, maps,
                                      _rtl_for(options, prog.name, stem)))

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import markup, printable
 from offload.report.collect import (
     Plan,
     ReportError,
@@ -215,7 +216,7 @@ class _progress:
         self.bar = Progress(TextColumn("report"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(),
                             TextColumn("[dim]{task.description}"),
-                            console=Console(stderr=True), transient=True)
+                            console=Console(stderr=True, emoji=False), transient=True)
         task = self.bar.add_task("", total=self.total)
         started = False
 
@@ -224,7 +225,7 @@ class _progress:
             if not started:  # lazily: worker processes fork before the refresh thread runs
                 self.bar.start()
                 started = True
-            self.bar.update(task, advance=1, description=msg[:60])
+            self.bar.update(task, advance=1, description=markup(printable(msg)[:60]))
         return advance
 
     def __exit__(self, *exc: object) -> None:
@@ -239,8 +240,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ReportError(f"--jobs: expected at least 1, got {jobs}")
     doc = run_report(args.objects, args.output, options, jobs=jobs)
     rows = doc["comparison"]
-    print(f"{args.output}: {len(doc['programs'])} programs x {len(doc['targets'])} targets "
-          f"({len(rows)} rows); open {os.path.join(args.output, 'index.html')}",
+    print(f"{printable(args.output)}: {len(doc['programs'])} programs x "
+          f"{len(doc['targets'])} targets ({len(rows)} rows); "
+          f"open {printable(os.path.join(args.output, 'index.html'))}",
           file=sys.stderr)
     return 0
 

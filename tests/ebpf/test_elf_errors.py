@@ -137,6 +137,18 @@ def test_btf_string_offset_out_of_range(firewall):
         load_bytes(data, "fw.o")
 
 
+def test_newline_in_btf_name_keeps_error_one_line():
+    """A newline written into a BTF name (found by the mutation test below: lpm_router's field
+    'value' as 'va\\nue') is shown escaped: the error stays one line and names it intact."""
+    data = corpus_object("lpm_router").read_bytes()
+    assert data.count(b"\0value\0") >= 1
+    mutant = data.replace(b"\0value\0", b"\0va\nue\0")
+    with pytest.raises(ElfError) as info:
+        load_bytes(mutant, "mutant.o")
+    assert str(info.value) == ("mutant.o: map 'routes': unknown map definition field "
+                               "'va\\nue'")
+
+
 @settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(CORPUS_NAMES),
        edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.binary(min_size=1,

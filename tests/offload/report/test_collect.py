@@ -202,7 +202,8 @@ def test_host_only_verdict_puts_nothing_on_the_nic():
 
 
 def test_mapper_unavailable_is_reported_with_the_reason(monkeypatch):
-    """A mapper module without map_program, or one that raises: unavailable, with why."""
+    """A mapper module without map_program, or one that raises: unavailable, with why (the
+    error's message on one line: a newline in it is shown escaped, ebpf.display)."""
     obj, pipe = load(corpus_object("xdp_drop")), load_target("pipe")
     monkeypatch.setitem(sys.modules, "offload.mapper", types.ModuleType("offload.mapper"))
     view = mapping.ask_mapper(obj, "xdp_drop_prog", pipe)
@@ -215,7 +216,8 @@ def test_mapper_unavailable_is_reported_with_the_reason(monkeypatch):
     fake.map_program = broken
     monkeypatch.setitem(sys.modules, "offload.mapper", fake)
     view = mapping.ask_mapper(obj, "xdp_drop_prog", pipe)
-    assert not view.available and view.reason == "the mapper failed: lowering exploded"
+    assert not view.available and view.reason == ("the mapper failed: lowering exploded"
+                                                  "\\nsecond line")
 
 
 def test_mapper_result_is_used_when_present(monkeypatch):
