@@ -30,6 +30,7 @@ from ebpf.isa import (
     to_s32,
 )
 from ebpf.kernel_enums import MAP_TYPE_IDS, MAP_TYPE_NAMES
+from ebpf.map_base import check_map_sizes
 from ebpf.program import ElfObject, Function, MapDef, ProgramDef, SourceLine
 from ebpf.sections import program_type
 
@@ -157,6 +158,10 @@ class _Loader:
     def _add_map(self, mdef: MapDef, shndx: int | None = None, offset: int = 0) -> int:
         if mdef.type not in range(len(MAP_TYPE_NAMES)) or mdef.type == 0:
             raise ElfError(f"map '{mdef.name}': unknown map type {mdef.type}")
+        check_map_sizes(mdef.name, mdef.key_size, mdef.value_size, mdef.max_entries)
+        if mdef.inner is not None:
+            check_map_sizes(mdef.inner.name, mdef.inner.key_size, mdef.inner.value_size,
+                            mdef.inner.max_entries)
         self.maps.append(mdef)
         if shndx is not None:
             self.map_symbols[(shndx, offset)] = len(self.maps) - 1
@@ -313,6 +318,9 @@ class _Loader:
                 continue
             if not sec["sh_flags"] & SHF_ALLOC or sec["sh_size"] == 0:
                 continue
+            # one array value holds the section: the kernel's value_size limit, checked
+            # before the zeros of a .bss are allocated
+            check_map_sizes(name, 4, sec["sh_size"], 1)
             initial = None if sec["sh_type"] == "SHT_NOBITS" else self._sec_data(sec)
             mdef = MapDef(_internal_map_name(self.obj_name, name), MAP_TYPE_IDS["array"], 4,
                           sec["sh_size"], 1, _global_data_flags(name), name,
