@@ -139,6 +139,8 @@ class Scenario:
             raise ScenarioError(f"{file}: not UTF-8 text: {exc.reason}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{file}: TOML syntax error: {exc}") from exc
+        except RecursionError as exc:
+            raise ScenarioError(f"{file}: not TOML we read: nested too deeply") from exc
         return cls.from_dict(doc, source=file, base_dir=str(Path(file).resolve().parent))
 
     @classmethod
