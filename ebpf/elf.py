@@ -70,6 +70,25 @@ def load(path: str | os.PathLike[str]) -> ElfObject:
     return load_bytes(data, path)
 
 
+def _check_section_headers(elf: ELFFile, data: bytes) -> None:
+    """Every section header inside the file and every section's bytes too, before
+    pyelftools seeks to them (a 2^63 offset is an OverflowError inside the library)."""
+    shoff, entsize = elf["e_shoff"], elf["e_shentsize"]
+    count = elf.num_sections()
+    if count and (entsize < 64 or shoff + count * entsize > len(data)):
+        raise ElfError(f"section headers ({count} of {entsize} bytes at 0x{shoff:x}) lie "
+                       f"outside the file ({len(data)} bytes)")
+    for n in range(count):
+        off = shoff + n * entsize
+        hdr = elf.structs.Elf_Shdr.parse(data[off:off + entsize])
+        if hdr["sh_type"] != "SHT_NOBITS" and hdr["sh_offset"] + hdr["sh_size"] > len(data):
+            raise ElfError(f"section {n}: {hdr['sh_size']} bytes at 0x{hdr['sh_offset']:x} "
+                           f"lie outside the file ({len(data)} bytes)")
+    names = elf.get_shstrndx()
+    if count and names >= count:
+        raise ElfError(f"section name table index {names} is not a section (of {count})")
+
+
 def load_bytes(data: bytes, path: str = "<bytes>") -> ElfObject:
     if data[:4] != b"\x7fELF":
         raise ElfError(f"{path}: not an ELF file")
@@ -81,8 +100,8 @@ def load_bytes(data: bytes, path: str = "<bytes>") -> ElfObject:
         raise type(exc)(f"{path}: {exc}") from exc
     except IsaError as exc:
         raise ElfError(f"{path}: {exc}") from exc
-    except (PyElfError, struct.error, ValueError, KeyError, IndexError, UnicodeDecodeError,
-            AttributeError, TypeError, AssertionError, OverflowError) as exc:
+    except (PyElfError, struct.error) as exc:  # what pyelftools and struct raise; the rest
+        # of a bad file is checked by our code with its own ElfError naming the structure
         raise ElfError(f"{path}: malformed ELF: {exc}") from exc
 
 
@@ -91,6 +110,7 @@ class _Loader:
         self.path = path
         self.elf = ELFFile(io.BytesIO(data))
         self.obj_name = _object_name(path)
+        _check_section_headers(self.elf, data)
 
     def run(self) -> ElfObject:
         elf = self.elf
@@ -406,7 +426,8 @@ class _Loader:
                         to_s32(insn.imm + value))
         if shndx in self.code:
             return insn  # function address (callback), resolved at link time
-        sec_name = self.sections[shndx].name if isinstance(shndx, int) else shndx
+        sec_name = self.sections[shndx].name if isinstance(shndx, int) and \
+            shndx < len(self.sections) else shndx
         raise ElfError(f"{where}: relocation against '{sym.name}' in section '{sec_name}' "
                        "that is neither a map nor code")
 
