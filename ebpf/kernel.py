@@ -256,6 +256,8 @@ def _read_state(doc: Mapping[str, Any] | StatePath) -> tuple[str, Mapping[str, A
     except json.JSONDecodeError as exc:
         raise MapStateError(f"{source}: not JSON: {exc.msg} at line {exc.lineno} "
                           f"column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise MapStateError(f"{source}: not JSON we read: nested too deeply") from exc
     return source, loaded
 
 

@@ -113,6 +113,8 @@ def _read(source: str) -> Any:
     except json.JSONDecodeError as exc:
         raise MapStateError(f"{source}: not JSON: {exc.msg} at line {exc.lineno} "
                             f"column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise MapStateError(f"{source}: not JSON we read: nested too deeply") from exc
 
 
 def _parse_entries(source: str, name: str, m: BpfMap, entries: Any,

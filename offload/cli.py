@@ -15,6 +15,7 @@ from ebpf.errors import EbpfError
 from ebpf.kernel import KernelLoadError
 from hw.errors import HwError
 from offload.check_cmd import register as register_check
+from offload.cli_args import OneLineParser
 from offload.errors import MapperError
 from offload.map_cmd import register as register_map
 from offload.report.report_cmd import register as register_report
@@ -129,7 +130,7 @@ def cmd_asm(args: argparse.Namespace) -> int:
 # --- parser -------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="offload",
         description="XDP offload simulator: inspect, execute, map and simulate XDP programs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -168,7 +169,10 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_r
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         return args.func(args)
     except BrokenPipeError:

@@ -22,6 +22,8 @@ import sys
 from typing import Any
 
 from ebpf.display import markup, printable
+from offload import cli_args
+from offload.errors import MapperError
 from offload.mapper import DEFAULT_TIME_LIMIT_S, MapReport, map_program, write_config
 from offload.targets_cmd import add_target_options
 
@@ -76,6 +78,9 @@ def render_map(report: MapReport, path: str) -> None:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
+    if args.images and not args.output:
+        raise MapperError("--images DIR writes the images of the configuration: it needs "
+                          "-o CONFIG.json")
     report = map_program(args.program_file, args.target, args.program,
                          time_limit_s=args.time_limit, scenario=args.scenario,
                          equivalence=not args.no_equivalence,
@@ -112,7 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", metavar="DIR",
                    help="with -o: also write the memory images ($readmemh files) to DIR")
     p.add_argument("--json", action="store_true", help="machine-readable report")
-    p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="S",
+    p.add_argument("--time-limit", type=cli_args.time_limit, default=DEFAULT_TIME_LIMIT_S,
+                   metavar="S",
                    help=f"CP-SAT time limit in deterministic seconds, the same on any "
                         f"machine (default {DEFAULT_TIME_LIMIT_S:g}); past it the best "
                         f"schedule found is used")

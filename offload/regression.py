@@ -15,7 +15,6 @@ JUnit XML has one test case per co-simulated program. Exit status 1 when any dif
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -25,6 +24,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from offload import cli_args
+from offload.cli_args import OneLineParser
 from offload.cosim import DEFAULT_SEED, ROW_HEADER, row
 from rtl_models.errors import CosimError, RtlError
 from rtl_models.runner import ROOT, build_root, sources
@@ -161,26 +162,26 @@ def junit(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m offload.regression",
+    p = OneLineParser(prog="python -m offload.regression",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("objects", nargs="*", metavar="OBJ.o",
                    help="BPF objects (default: build/xdp/*.o)")
     p.add_argument("--program", action="append", metavar="NAME",
                    help="only these programs (repeatable)")
     p.add_argument("--target", default="pipe")
-    p.add_argument("--packets", type=int, default=DEFAULT_PACKETS, metavar="N")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), metavar="J")
+    p.add_argument("--packets", type=cli_args.vm_packets, default=DEFAULT_PACKETS, metavar="N")
+    p.add_argument("--seed", type=cli_args.seed, default=DEFAULT_SEED, metavar="S")
+    p.add_argument("--jobs", type=cli_args.jobs, default=min(2, os.cpu_count() or 1),
+                   metavar="J")
     p.add_argument("--results", default=str(build_root() / "results"), metavar="DIR")
     p.add_argument("--junit", default=str(build_root() / "junit-system.xml"), metavar="FILE")
     p.add_argument("--summary", default=str(build_root() / "summary.md"), metavar="FILE")
     p.add_argument("--reuse", action="store_true",
                    help="keep results newer than their object and the RTL sources")
-    args = p.parse_args(argv)
-    if args.packets < 1 or args.jobs < 1:
-        print(f"offload.regression: --packets and --jobs must be at least 1, got "
-              f"{args.packets} and {args.jobs}", file=sys.stderr)
-        return 2
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else 2
     objects = [Path(o) for o in args.objects] or sorted((ROOT / "build" / "xdp").glob("*.o"))
     if not objects:
         print("offload.regression: no objects (run make corpus)", file=sys.stderr)

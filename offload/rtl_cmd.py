@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 
+from offload import cli_args
 from offload.cosim import DEFAULT_PACKETS, DEFAULT_SEED, ROW_HEADER, CosimResult, row
 
 
@@ -88,9 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("program_file", metavar="PROG.o")
     p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
     p.add_argument("--target", default="pipe", help="a pipeline target (default: pipe)")
-    p.add_argument("--packets", type=int, default=DEFAULT_PACKETS, metavar="N",
+    p.add_argument("--packets", type=cli_args.vm_packets, default=DEFAULT_PACKETS, metavar="N",
                    help=f"trace packets (random_packets(N, seed); default {DEFAULT_PACKETS})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
+    p.add_argument("--seed", type=cli_args.seed, default=DEFAULT_SEED, metavar="S",
                    help=f"seed of the trace, idle cycles and back-pressure (default "
                         f"{DEFAULT_SEED})")
     p.add_argument("--scenario", metavar="FILE",

@@ -16,6 +16,7 @@ from ebpf.differential import Scenario, VmSide, differential, kernel_side, prepa
 from ebpf.elf import load
 from ebpf.errors import EbpfError
 from ebpf.xdp import VERDICT_NAMES
+from offload import cli_args
 
 PROGRESS_MIN = 500  # packets: show a progress bar on stderr from this many on
 
@@ -190,25 +191,19 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if report.mismatches else 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def _common(p: argparse.ArgumentParser, *, random_ok: bool) -> None:
     p.add_argument("program_file", metavar="PROG.o")
     p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
     if random_ok:
         src = p.add_mutually_exclusive_group(required=True)
         src.add_argument("--pcap", metavar="IN", help="packets from a pcap file")
-        src.add_argument("--random", type=_positive, metavar="N",
+        src.add_argument("--random", type=cli_args.vm_packets, metavar="N",
                          help="N seeded random packets")
     else:
         p.add_argument("--pcap", metavar="IN", required=True, help="packets from a pcap file")
         p.set_defaults(random=None)
-    p.add_argument("--seed", type=int, default=1, help="seed for --random and the VM (1)")
+    p.add_argument("--seed", type=cli_args.seed, default=1,
+                   help="seed for --random and the VM (1)")
     p.add_argument("--maps", metavar="STATE.json",
                    help="map state to start from (also routes and clock: docs/state.md)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -222,7 +217,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("kernel", help="run an XDP program in the kernel (BPF_PROG_TEST_RUN)")
     _common(p, random_ok=True)
-    p.add_argument("--repeat", type=_positive, default=1, metavar="N",
+    p.add_argument("--repeat", type=cli_args.test_run_repeat, default=1, metavar="N",
                    help="test_run repetitions per packet, for timing (1)")
     p.set_defaults(func=cmd_kernel)
 

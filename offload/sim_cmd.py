@@ -19,8 +19,17 @@ import sys
 from typing import Any
 
 from ebpf.display import markup
+from offload import cli_args
 from offload.sim_cost import mapped_nic_cost
-from sim.scenario import DEFAULT_QUEUES, ENGINES, HOST_COSTS, Scenario, ScenarioError, run
+from sim.scenario import (
+    DEFAULT_QUEUES,
+    ENGINES,
+    HOST_COSTS,
+    MAX_QUEUE,
+    Scenario,
+    ScenarioError,
+    run,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,9 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="traffic spec, e.g. 64B@100G, imix@40G,poisson, "
                         "512B@20Mpps,flows=1000,zipf=1.1, pcap:trace.pcap@10G "
                         "(default: 64B@10G)")
-    p.add_argument("--packets", type=int, metavar="N", help="packets to simulate "
+    p.add_argument("--packets", type=cli_args.sim_packets, metavar="N", help="packets to simulate "
                    "(default: 100000; a capture: its length)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed of everything random "
+    p.add_argument("--seed", type=cli_args.seed, metavar="S", help="seed of everything random "
                    "(default: 0)")
     p.add_argument("--engine", choices=ENGINES, help="fast (numpy, default) or simpy "
                    "(reference, ~1e5 packets/s)")
@@ -51,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--maps", metavar="STATE.json", help="map state (docs/state.md)")
     p.add_argument("--host", metavar="NAME", help="host profile behind a NIC target "
                    "(default: host)")
-    p.add_argument("--host-cores", type=int, metavar="N",
+    p.add_argument("--host-cores", type=cli_args.host_cores, metavar="N",
                    help="host cores running XDP (default: the host profile's)")
     p.add_argument("--host-cost", choices=HOST_COSTS,
                    help="program cost on the host: kernel (BPF_PROG_TEST_RUN here), model "
@@ -67,9 +76,12 @@ def _queues(text: str, base: dict[str, int | None]) -> dict[str, int | None]:
     out = dict(base)
     for item in text.split(","):
         key, sep, value = item.strip().partition("=")
-        if key not in DEFAULT_QUEUES or not sep or not value.strip().isdigit():
+        value = value.strip()
+        if key not in DEFAULT_QUEUES or not sep or not (value.isascii() and value.isdigit()) \
+                or int(value) > MAX_QUEUE:
             raise ScenarioError(f"--queues: expected K=N with K one of "
-                                f"{', '.join(DEFAULT_QUEUES)}, got {item.strip()!r}")
+                                f"{', '.join(DEFAULT_QUEUES)} and N in 0..{MAX_QUEUE}, "
+                                f"got {item.strip()!r}")
         out[key] = int(value) or None
     return out
 

@@ -98,6 +98,14 @@ HOST_COSTS = ("auto", "kernel", "model")
 KERNEL_REPEAT = 1000
 DEFAULT_TRAFFIC = "64B@10G"
 DEFAULT_PACKETS = 100_000
+# Ranges checked where a scenario's values enter (file or command line). Modelling choice:
+# 10^7 packets per run (the fast engine keeps a few numpy columns per packet, ~1 GB);
+# seeds are u32 so that a printed seed can be typed back; host cores as many as a host has.
+MAX_PACKETS = 10_000_000
+MAX_SEED = 0xFFFFFFFF
+MAX_HOST_CORES = 4096
+MAX_QUEUE = 1 << 24
+MAX_NIC_CYCLES = 1 << 20  # ii_cycles, passes, stages of a [nic] table
 # Modelling choices: typical default ring sizes (ethtool -g on mlx5 shows 1024 RX entries).
 DEFAULT_QUEUES = {"link": None, "nic": 1024, "pcie": 1024, "host_ring": 1024}
 
@@ -139,6 +147,8 @@ class Scenario:
             raise ScenarioError(f"{file}: not UTF-8 text: {exc.reason}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{file}: TOML syntax error: {exc}") from exc
+        except RecursionError as exc:
+            raise ScenarioError(f"{file}: not TOML we read: nested too deeply") from exc
         return cls.from_dict(doc, source=file, base_dir=str(Path(file).resolve().parent))
 
     @classmethod
@@ -155,9 +165,11 @@ class Scenario:
                 setattr(sc, key, r.string(key))
         if "target_files" in doc:
             sc.target_files = tuple(r.strings("target_files"))
-        for key in ("packets", "seed", "host_cores"):
+        limits = {"packets": (1, MAX_PACKETS), "seed": (0, MAX_SEED),
+                  "host_cores": (1, MAX_HOST_CORES)}
+        for key, (lo, hi) in limits.items():
             if key in doc:
-                setattr(sc, key, r.integer(key, minimum=0 if key == "seed" else 1))
+                setattr(sc, key, r.integer(key, minimum=lo, maximum=hi))
         if "engine" in doc:
             sc.engine = r.choice("engine", ENGINES)
         if "host_cost" in doc:
@@ -167,7 +179,7 @@ class Scenario:
             q.only(tuple(DEFAULT_QUEUES))
             for key in DEFAULT_QUEUES:
                 if key in q.doc:
-                    value = q.integer(key, minimum=0)
+                    value = q.integer(key, minimum=0, maximum=MAX_QUEUE)
                     sc.queues[key] = value or None
         if "nic" in doc:
             n = r.table("nic")
@@ -175,7 +187,7 @@ class Scenario:
             kw: dict[str, Any] = {}
             for key in ("ii_cycles", "passes", "stages"):
                 if key in n.doc:
-                    kw[key] = n.integer(key, minimum=1)
+                    kw[key] = n.integer(key, minimum=1, maximum=MAX_NIC_CYCLES)
             if "punt" in n.doc:
                 kw["punt"] = n.choice("punt", ("none", "all", "helpers"))
             sc.nic_cost = NicCost(**kw, source=f"{source} [nic]")
@@ -218,10 +230,11 @@ class _Reader:
             raise self.fail(key, f"expected a list of strings, got {value!r}")
         return value
 
-    def integer(self, key: str, minimum: int) -> int:
+    def integer(self, key: str, minimum: int, maximum: int) -> int:
         value = self.doc[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"expected an integer >= {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not minimum <= value <= maximum:
+            raise self.fail(key, f"expected an integer in {minimum}..{maximum}, got {value!r}")
         return value
 
     def choice(self, key: str, choices: tuple[str, ...]) -> str:

@@ -670,6 +670,8 @@ def load_config(src: PipelineConfig | Mapping[str, Any] | str | os.PathLike[str]
             raise ConfigError(f"{where}: cannot read: {exc}") from exc
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{where}: not JSON: {exc.msg} at line {exc.lineno}") from exc
+        except RecursionError as exc:
+            raise ConfigError(f"{where}: not JSON we read: nested too deeply") from exc
     try:
         config = parse_config(src)
         validate(config)

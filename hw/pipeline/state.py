@@ -183,8 +183,9 @@ class PipelineState:
             path = os.fspath(doc)
             try:
                 doc = json.loads(Path(path).read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise PipelineError(f"{path}: cannot read map state: {exc}") from exc
+            except (OSError, json.JSONDecodeError, RecursionError) as exc:
+                raise PipelineError(f"{path}: cannot read map state: "
+                                    f"{exc if str(exc) else 'nested too deeply'}") from exc
         if not isinstance(doc, Mapping) or not isinstance(doc.get("maps"), Mapping):
             raise PipelineError("map state: expected an object with a \"maps\" object")
         for name, entries in doc["maps"].items():

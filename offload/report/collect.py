@@ -174,6 +174,8 @@ def read_rtl_result(path: Path, program: str | None = None) -> dict[str, Any]:
         raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportError(f"{path}: not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ReportError(f"{path}: not JSON we read: nested too deeply") from exc
     if not isinstance(doc, dict):
         raise ReportError(f"{path}: expected a JSON object with {', '.join(RTL_KEYS)}")
     out: dict[str, Any] = {"status": "ok", "source": str(path)}

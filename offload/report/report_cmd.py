@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ebpf.display import markup, printable
+from offload import cli_args
 from offload.report.collect import (
     Plan,
     ReportError,
@@ -236,8 +237,6 @@ class _progress:
 def cmd_report(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     jobs = args.jobs if args.jobs is not None else default_jobs()
-    if jobs < 1:
-        raise ReportError(f"--jobs: expected at least 1, got {jobs}")
     doc = run_report(args.objects, args.output, options, jobs=jobs)
     rows = doc["comparison"]
     print(f"{printable(args.output)}: {len(doc['programs'])} programs x "
@@ -271,23 +270,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "`offload rtl PROG.o --results DIR` writes them (else "
                         "DIR/<program>.json or DIR/<object stem>.json); at least packets, "
                         "mismatches, cycles_per_packet, ii, mpps")
-    p.add_argument("--packets", type=int, default=ReportOptions.packets,
+    p.add_argument("--packets", type=cli_args.sim_packets, default=ReportOptions.packets,
                    help=f"packets per simulation run (default {ReportOptions.packets})")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, metavar="LIST",
                    help="frame sizes of the throughput sweep (default "
                         f"{','.join(map(str, DEFAULT_SIZES))})")
     p.add_argument("--latency-traffic", default=DEFAULT_LATENCY_TRAFFIC, metavar="SPEC",
-                   help=f"traffic of the latency CDF run (default {DEFAULT_LATENCY_TRAFFIC})")
-    p.add_argument("--trace-packets", type=int, default=ReportOptions.trace_packets,
+                   help="traffic of the latency CDF run (default "
+                        f"{DEFAULT_LATENCY_TRAFFIC.replace('%', '%%')})")
+    p.add_argument("--trace-packets", type=cli_args.vm_packets,
+                   default=ReportOptions.trace_packets,
                    help="VM traces per program for the cost models and the punted fraction")
-    p.add_argument("--host-packets", type=int, default=ReportOptions.host_packets,
+    p.add_argument("--host-packets", type=cli_args.vm_packets,
+                   default=ReportOptions.host_packets,
                    help="packets timed with BPF_PROG_TEST_RUN per program")
-    p.add_argument("--host-repeat", type=int, default=ReportOptions.host_repeat,
+    p.add_argument("--host-repeat", type=cli_args.test_run_repeat,
+                   default=ReportOptions.host_repeat,
                    help="BPF_PROG_TEST_RUN repeat per packet")
-    p.add_argument("--mapper-time-limit", type=float, default=ReportOptions.mapper_time_limit_s,
+    p.add_argument("--mapper-time-limit", type=cli_args.time_limit,
+                   default=ReportOptions.mapper_time_limit_s,
                    metavar="S", help="CP-SAT time limit per program and pipeline target")
-    p.add_argument("--seed", type=int, default=ReportOptions.seed)
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--seed", type=cli_args.seed, default=ReportOptions.seed)
+    p.add_argument("--jobs", type=cli_args.jobs, default=None,
                    help="worker processes (default: 2, or 1 on one CPU; the kernel "
                         "serialises BPF_PROG_TEST_RUN, so more do not help)")
     p.add_argument("--no-sim", action="store_true", help="skip the simulation runs")

@@ -47,7 +47,9 @@ def test_offload_rtl_json(tmp_path: Path, capsys) -> None:
     (["xdp_drop", "--target", "nfp"], "the RTL implements the pipeline targets only"),
     (["xdp_drop", "--target", "nosuch"], "nosuch"),
     (["xdp_drop", "--program", "nosuch"], "no program named 'nosuch'"),
-    (["xdp_drop", "--packets", "0"], "--packets must be at least 1"),
+    (["xdp_drop", "--packets", "0"], "--packets: expected an integer in 1..1000000, got 0"),
+    (["xdp_drop", "--packets", str(10**12)], "--packets: expected an integer in 1..1000000"),
+    (["xdp_drop", "--seed", "-1"], "--seed: expected an integer in 0..4294967295, got -1"),
 ])
 def test_offload_rtl_bad_input(args: list[str], message: str, tmp_path: Path, capsys) -> None:
     """Bad input: one line naming the problem, exit status 2, no work directory left."""
