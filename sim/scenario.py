@@ -64,6 +64,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sim.errors import SimError
 from sim.mapping import (
     MappingCache,
@@ -94,6 +96,7 @@ from sim.spec import parse_traffic
 from sim.traffic import Traffic, generate
 
 ENGINES = ("fast", "simpy")
+EXECUTORS = ("auto", "kernel", "vm")  # ebpf.executor.EXECUTORS (sim does not import it early)
 HOST_COSTS = ("auto", "kernel", "model")
 KERNEL_REPEAT = 1000
 DEFAULT_TRAFFIC = "64B@10G"
@@ -120,6 +123,7 @@ class Scenario:
     packets: int | None = None
     seed: int = 0
     engine: str = "fast"
+    executor: str = "auto"
     host_cost: str = "auto"
     host_cores: int | None = None
     queues: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_QUEUES))
@@ -146,8 +150,8 @@ class Scenario:
                   base_dir: str = ".") -> Scenario:
         r = _Reader(doc, source)
         known = ("program", "program_name", "maps", "target", "target_files", "host",
-                 "traffic", "packets", "seed", "engine", "host_cost", "host_cores", "queues",
-                 "nic")
+                 "traffic", "packets", "seed", "engine", "executor", "host_cost", "host_cores",
+                 "queues", "nic")
         r.only(known)
         sc = cls(base_dir=base_dir, source=source)
         for key in ("program", "program_name", "maps", "target", "host", "traffic"):
@@ -162,6 +166,8 @@ class Scenario:
             sc.engine = r.choice("engine", ENGINES)
         if "host_cost" in doc:
             sc.host_cost = r.choice("host_cost", HOST_COSTS)
+        if "executor" in doc:
+            sc.executor = r.choice("executor", EXECUTORS)
         if "queues" in doc:
             q = r.table("queues")
             q.only(tuple(DEFAULT_QUEUES))
@@ -265,47 +271,105 @@ class Prepared:
     program: str
     assumptions: list[str]
     host_cost_source: str
+    behaviour: Behaviour | None = None
     nic_cost: NicCost | None = None
     """The NIC cost the run used (None on the host target); its ``source`` says where from."""
 
 
-def _vm_outcomes(sc: Scenario, reps: list[bytes], labels: list[str],
-                 cost: NicCost | None = None
-                 ) -> tuple[str, list[int], list[TraceCost], bool]:
-    """Run every representative once on the VM: (program name, verdicts, costs, clock).
-    With a mapped ``cost`` (punt "model") the pipeline model decides each one's punt."""
+@dataclass
+class Behaviour:
+    """Every traffic packet run through the program, grouped into classes for the costs.
+
+    ``klass[i]`` is packet i's class; per class: the verdict, the cost the models read
+    (``TraceCost``: the path of the class's packets on the VM; from the kernel executor,
+    which gives no path, only the verdict), one packet of the class (its first) and a label.
+    """
+
+    program: str
+    executor: str
+    clock: bool
+    klass: np.ndarray
+    verdicts: list[int]
+    costs: list[TraceCost]
+    packets: list[bytes]
+    labels: list[str]
+    counts: list[int]
+
+
+def executor_for(sc: Scenario, on_host: bool) -> str:
+    """The executor the run uses: the cost models read per-packet paths (NIC targets and
+    the host cost model), which only the VM gives; otherwise ``auto`` lets the kernel run."""
+    needs_paths = not on_host or sc.host_cost == "model"
+    if sc.executor == "auto":
+        return "vm" if needs_paths else "auto"
+    if sc.executor == "kernel" and needs_paths:
+        why = "the NIC cost model" if not on_host else "host_cost = \"model\""
+        raise ScenarioError(f"{sc.source}: executor: the kernel executor gives no "
+                            f"per-packet path, which {why} reads: use the vm executor")
+    return sc.executor
+
+
+def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None = None,
+                  step: Step | None = None) -> Behaviour:
+    """Run every packet of ``traffic`` on the ``kind`` executor (``ebpf.executor``): in
+    arrival order, maps persisting, the clock reading the packet's arrival time. With a
+    mapped ``cost`` (punt "model") the pipeline model decides each packet's punt."""
     from ebpf.differential import Scenario as MapScenario
-    from ebpf.differential import VmSide
-    from ebpf.differential import prepare as prepare_obj
     from ebpf.elf import load
     from ebpf.errors import EbpfError
+    from ebpf.executor import open_executor
     from hw.errors import HwError
 
     assert sc.program is not None
     obj = load(sc.program)
     state = MapScenario.load(sc.maps) if sc.maps else MapScenario()
-    run_obj, clock = prepare_obj(obj, state)
-    side = VmSide(run_obj, sc.program_name, state, seed=sc.seed)
-    pipe = None
-    if cost is not None and cost.punt == "model":
-        assert cost.config is not None
-        pipe = PipelinePunts(cost.config, side.maps)
-    verdicts, costs = [], []
-    for i, packet in enumerate(reps):
-        if clock:
-            side.set_clock(state.clock_ns(i))
-        try:
-            punted = pipe.process(packet) if pipe is not None else None
-            res = side.run(packet)
-            if punted:
-                assert pipe is not None
-                pipe.after_host()
-        except (EbpfError, HwError) as exc:
-            raise type(exc)(f"{sc.program}: representative packet {i} ({labels[i]}): "
-                            f"{exc}") from exc
-        verdicts.append(int(res.verdict))
-        costs.append(replace(TraceCost.from_trace(res.trace), punted=punted))
-    return side.vm.program.name, verdicts, costs, clock
+    n = traffic.num_packets
+    klass = np.empty(n, dtype=np.int32)
+    keys: dict[Any, int] = {}
+    verdicts: list[int] = []
+    costs: list[TraceCost] = []
+    firsts: list[bytes] = []
+    labels: list[str] = []
+    counts: list[int] = []
+    reps, rep = traffic.reps, traffic.rep.tolist()
+    arrival = traffic.arrival_ns.tolist()
+    with open_executor(kind, sc.program, obj, sc.program_name, state, seed=sc.seed) as ex:
+        pipe = None
+        if cost is not None and cost.punt == "model":
+            assert cost.config is not None
+            pipe = PipelinePunts(cost.config, ex.maps)
+        if step:
+            step(f"{ex.name} executor on all {n} packets")
+        for i in range(n):
+            packet = reps[rep[i]]
+            try:
+                punted = pipe.process(packet) if pipe is not None else None
+                res = ex.run(packet, arrival[i])
+                if punted:
+                    assert pipe is not None
+                    pipe.after_host()
+            except (EbpfError, HwError) as exc:
+                raise type(exc)(f"{sc.program}: packet {i} ({traffic.rep_labels[rep[i]]}): "
+                                f"{exc}") from exc
+            if res.trace is not None:
+                tc = replace(TraceCost.from_trace(res.trace), punted=punted)
+                key: Any = (res.verdict, tc)
+            else:
+                tc = TraceCost(insns=0, map_helpers=0, helpers=0, punted=punted)
+                key = (res.verdict, len(packet), punted)
+            k = keys.get(key)
+            if k is None:
+                k = keys[key] = len(verdicts)
+                verdicts.append(int(res.verdict))
+                costs.append(tc)
+                firsts.append(packet)
+                labels.append(f"{res.verdict_name} like packet {i} "
+                              f"({traffic.rep_labels[rep[i]]})")
+                counts.append(0)
+            counts[k] += 1
+            klass[i] = k
+        return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts,
+                         labels, counts)
 
 
 def _state_key(maps: str | None) -> tuple[Any, ...] | None:
@@ -443,19 +507,19 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
         line_rate_gbps=target.line_rate_gbps, base_dir=sc.base_dir)
 
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
-    if step:
-        step(f"VM on {len(traffic.reps)} representative packets")
-    program, verdicts, costs, clock = _vm_outcomes(sc, traffic.reps, traffic.rep_labels,
-                                                   cost)
+    beh = run_behaviour(sc, traffic, executor_for(sc, on_host), cost, step)
+    program, verdicts, costs = beh.program, beh.verdicts, beh.costs
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")
-    prog_ns, cost_note = host_program_costs(sc, program, traffic.reps, costs, cache)
+    prog_ns, cost_note = host_program_costs(sc, program, beh.packets, costs, cache)
     drv = host_target.cpu.driver_overhead_ns
     notes = [f"traffic: {traffic.description}; {traffic.num_packets} packets, seed {sc.seed}",
-             f"behaviour: {len(traffic.reps)} representative packets, each run once on the "
-             f"reference VM (in order, maps persisting"
-             + (", clock injected" if clock else "") + "); every traffic packet behaves "
-             "like its flow's representative of its size",
+             f"behaviour: every packet runs the program on the {beh.executor} executor (in "
+             f"arrival order, maps persisting"
+             + (", the clock reading the packet's arrival time" if beh.clock else "")
+             + f"); {len(verdicts)} classes of packets with the same verdict and "
+             + ("path cost" if beh.executor == "vm" else "length")
+             + " share one cost",
              f"host program cost: {cost_note}",
              f"host: driver overhead {drv:g} ns per packet (target '{host_target.name}')"]
     q = sc.queues
@@ -466,7 +530,7 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
     if on_host:
         for v, ns in zip(verdicts, prog_ns, strict=True):
             outcomes.append(Outcome(verdict=v, host_ns=drv + ns))
-        classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=False,
+        classes = PacketClasses.from_outcomes(outcomes, beh.klass, has_nic=False,
                                               has_host=True)
         workload = Workload(arrival_ns=traffic.arrival_ns, size=traffic.size,
                             flow=traffic.flow, classes=classes, link=link, host=host)
@@ -478,11 +542,11 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
             nic_ns, delay = nic_service(target, cost, tc, ns)
             outcomes.append(Outcome(verdict=v, punted=punted, nic_ns=nic_ns,
                                     nic_delay_ns=delay, host_ns=drv + (ns if punted else 0.0)))
-        classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=True,
+        classes = PacketClasses.from_outcomes(outcomes, beh.klass, has_nic=True,
                                               has_host=True)
         if cost.verdict is not None:  # a mapping: say how much of this traffic it punts
             assert classes.punted is not None
-            share = float(classes.punted[traffic.rep].mean()) if len(traffic.rep) else 0.0
+            share = float(classes.punted[beh.klass].mean()) if len(beh.klass) else 0.0
             cost = replace(cost, source=f"{cost.source} ({_percent(share)} % punted on this "
                                         f"traffic)")
         nic, nic_notes = nic_model(target, cost, q.get("nic"))
@@ -505,6 +569,7 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
     notes.append(f"queues (packets, waiting + in service): {qtext}")
     return Prepared(scenario=sc, target=target, host_target=host_target, traffic=traffic,
                     workload=workload, outcomes=outcomes, traces=costs, program=program,
+                    behaviour=beh,
                     assumptions=notes, host_cost_source=cost_note, nic_cost=cost)
 
 
@@ -520,10 +585,13 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
                       else 20_000, enabled=progress_enabled) as advance:
         result = engine.run(prep.workload, progress=advance)
     metrics = summarize(prep.workload, result, offered_pps=prep.traffic.offered_pps)
-    reps = [{"label": label, "verdict": o.verdict, "punted": o.punted, "nic_ns": o.nic_ns,
-             "nic_delay_ns": o.nic_delay_ns, "host_ns": o.host_ns, "insns": tc.insns}
-            for label, o, tc in zip(prep.traffic.rep_labels, prep.outcomes, prep.traces,
-                                    strict=True)]
+    beh = prep.behaviour
+    assert beh is not None
+    classes = [{"label": label, "packets": count, "verdict": o.verdict, "punted": o.punted,
+                "nic_ns": o.nic_ns, "nic_delay_ns": o.nic_delay_ns, "host_ns": o.host_ns,
+                "insns": tc.insns}
+               for label, count, o, tc in zip(beh.labels, beh.counts, prep.outcomes,
+                                              prep.traces, strict=True)]
     nic_cost = None
     if prep.nic_cost is not None:
         nic_cost = prep.nic_cost.describe() | {"punted_fraction": metrics["punted"]["fraction"]}
@@ -533,7 +601,8 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
             "target_kind": prep.target.kind, "host": prep.host_target.name,
             "traffic": prep.traffic.to_dict(), "engine": sc.engine,
             "model": prep.workload.describe(), "nic_cost": nic_cost,
-            "assumptions": prep.assumptions, "representatives": reps, "metrics": metrics}
+            "executor": beh.executor, "assumptions": prep.assumptions, "classes": classes,
+            "metrics": metrics}
 
 
 def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache | None = None,

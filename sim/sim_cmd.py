@@ -19,7 +19,15 @@ import sys
 from typing import Any
 
 from offload.sim_cost import mapped_nic_cost
-from sim.scenario import DEFAULT_QUEUES, ENGINES, HOST_COSTS, Scenario, ScenarioError, run
+from sim.scenario import (
+    DEFAULT_QUEUES,
+    ENGINES,
+    EXECUTORS,
+    HOST_COSTS,
+    Scenario,
+    ScenarioError,
+    run,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host-cost", choices=HOST_COSTS,
                    help="program cost on the host: kernel (BPF_PROG_TEST_RUN here), model "
                         "(per instruction), auto (kernel when permitted; default)")
+    p.add_argument("--executor", choices=EXECUTORS,
+                   help="what runs every packet: vm (reference VM), kernel (BPF_PROG_TEST_RUN "
+                        "per packet), auto (kernel when no per-packet path is needed and "
+                        "bpf(2) permits; default)")
     p.add_argument("--queues", metavar="K=N,...",
                    help="queue sizes in packets (0: unbounded): "
                         + ", ".join(f"{k}" for k in DEFAULT_QUEUES))
@@ -83,7 +95,8 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     sc = sc.with_overrides(program=args.program_file, program_name=args.program,
                            maps=args.maps, target=args.target, host=args.host,
                            traffic=args.traffic, packets=args.packets, seed=args.seed,
-                           engine=args.engine, host_cost=args.host_cost,
+                           engine=args.engine, executor=args.executor,
+                           host_cost=args.host_cost,
                            host_cores=args.host_cores)
     if args.traffic is not None:  # a capture named on the command line is relative to here
         sc.base_dir = os.getcwd()
