@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ebpf.errors import EbpfError
+from ebpf.kernel import KernelLoadError
 from hw.errors import HwError
 from offload.check_cmd import register as register_check
 from offload.errors import MapperError
@@ -172,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (*USER_ERRORS, CliError, OSError) as exc:
         if args.debug:
+            if isinstance(exc, KernelLoadError) and exc.log:
+                print(exc.log, file=sys.stderr, end="" if exc.log.endswith("\n") else "\n")
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"offload: error: {message}", file=sys.stderr)
