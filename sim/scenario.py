@@ -96,6 +96,7 @@ from sim.spec import parse_traffic
 from sim.traffic import Traffic, generate
 
 ENGINES = ("fast", "simpy")
+BEHAVIOURS = ("exact", "sampled")
 EXECUTORS = ("auto", "kernel", "vm")  # ebpf.executor.EXECUTORS (sim does not import it early)
 HOST_COSTS = ("auto", "kernel", "model")
 KERNEL_REPEAT = 1000
@@ -124,6 +125,9 @@ class Scenario:
     seed: int = 0
     engine: str = "fast"
     executor: str = "auto"
+    behaviour: str = "exact"
+    """exact: every packet runs the program; sampled: each distinct packet once (an
+    approximation for stateful programs, marked as such in every output)."""
     host_cost: str = "auto"
     host_cores: int | None = None
     queues: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_QUEUES))
@@ -150,7 +154,8 @@ class Scenario:
                   base_dir: str = ".") -> Scenario:
         r = _Reader(doc, source)
         known = ("program", "program_name", "maps", "target", "target_files", "host",
-                 "traffic", "packets", "seed", "engine", "executor", "host_cost", "host_cores",
+                 "traffic", "packets", "seed", "engine", "executor", "behaviour", "host_cost",
+                 "host_cores",
                  "queues", "nic")
         r.only(known)
         sc = cls(base_dir=base_dir, source=source)
@@ -168,6 +173,8 @@ class Scenario:
             sc.host_cost = r.choice("host_cost", HOST_COSTS)
         if "executor" in doc:
             sc.executor = r.choice("executor", EXECUTORS)
+        if "behaviour" in doc:
+            sc.behaviour = r.choice("behaviour", BEHAVIOURS)
         if "queues" in doc:
             q = r.table("queues")
             q.only(tuple(DEFAULT_QUEUES))
@@ -313,7 +320,9 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
                   step: Step | None = None) -> Behaviour:
     """Run every packet of ``traffic`` on the ``kind`` executor (``ebpf.executor``): in
     arrival order, maps persisting, the clock reading the packet's arrival time. With a
-    mapped ``cost`` (punt "model") the pipeline model decides each packet's punt."""
+    mapped ``cost`` (punt "model") the pipeline model decides each packet's punt.
+    ``sc.behaviour == "sampled"``: only the first packet of each distinct template runs, and
+    the later ones take its class (an approximation for a stateful program)."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.elf import load
     from ebpf.errors import EbpfError
@@ -340,7 +349,14 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
             pipe = PipelinePunts(cost.config, ex.maps)
         if step:
             step(f"{ex.name} executor on all {n} packets")
+        sampled = sc.behaviour == "sampled"
+        template_class: dict[int, int] = {}
         for i in range(n):
+            if sampled and rep[i] in template_class:
+                k = template_class[rep[i]]
+                counts[k] += 1
+                klass[i] = k
+                continue
             packet = reps[rep[i]]
             try:
                 punted = pipe.process(packet) if pipe is not None else None
@@ -368,6 +384,7 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
                 counts.append(0)
             counts[k] += 1
             klass[i] = k
+            template_class[rep[i]] = k
         return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts,
                          labels, counts)
 
@@ -513,12 +530,17 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
         step("host cost (BPF_PROG_TEST_RUN)")
     prog_ns, cost_note = host_program_costs(sc, program, beh.packets, costs, cache)
     drv = host_target.cpu.driver_overhead_ns
+    if sc.behaviour == "sampled":
+        how = (f"APPROXIMATION (behaviour = sampled): only the first packet of each of the "
+               f"{len(traffic.reps)} distinct packets runs the program on the {beh.executor} "
+               f"executor; later packets repeat its verdict, whatever the program's state")
+    else:
+        how = (f"every packet runs the program on the {beh.executor} executor (in arrival "
+               f"order, maps persisting"
+               + (", the clock reading the packet's arrival time" if beh.clock else "") + ")")
     notes = [f"traffic: {traffic.description}; {traffic.num_packets} packets, seed {sc.seed}",
-             f"behaviour: every packet runs the program on the {beh.executor} executor (in "
-             f"arrival order, maps persisting"
-             + (", the clock reading the packet's arrival time" if beh.clock else "")
-             + f"); {len(verdicts)} classes of packets with the same verdict and "
-             + ("path cost" if beh.executor == "vm" else "length")
+             f"behaviour: {how}; {len(verdicts)} classes of packets with the same verdict "
+             f"and " + ("path cost" if beh.executor == "vm" else "length")
              + " share one cost",
              f"host program cost: {cost_note}",
              f"host: driver overhead {drv:g} ns per packet (target '{host_target.name}')"]
@@ -601,7 +623,7 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
             "target_kind": prep.target.kind, "host": prep.host_target.name,
             "traffic": prep.traffic.to_dict(), "engine": sc.engine,
             "model": prep.workload.describe(), "nic_cost": nic_cost,
-            "executor": beh.executor, "assumptions": prep.assumptions, "classes": classes,
+            "executor": beh.executor, "behaviour": sc.behaviour, "assumptions": prep.assumptions, "classes": classes,
             "metrics": metrics}
 
 

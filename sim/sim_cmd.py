@@ -20,6 +20,7 @@ from typing import Any
 
 from offload.sim_cost import mapped_nic_cost
 from sim.scenario import (
+    BEHAVIOURS,
     DEFAULT_QUEUES,
     ENGINES,
     EXECUTORS,
@@ -67,6 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what runs every packet: vm (reference VM), kernel (BPF_PROG_TEST_RUN "
                         "per packet), auto (kernel when no per-packet path is needed and "
                         "bpf(2) permits; default)")
+    p.add_argument("--behaviour", choices=BEHAVIOURS,
+                   help="exact: every packet runs the program (default); sampled: each "
+                        "distinct packet once, later ones repeat its verdict (an "
+                        "approximation, marked in the output)")
     p.add_argument("--queues", metavar="K=N,...",
                    help="queue sizes in packets (0: unbounded): "
                         + ", ".join(f"{k}" for k in DEFAULT_QUEUES))
@@ -96,6 +101,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
                            maps=args.maps, target=args.target, host=args.host,
                            traffic=args.traffic, packets=args.packets, seed=args.seed,
                            engine=args.engine, executor=args.executor,
+                           behaviour=args.behaviour,
                            host_cost=args.host_cost,
                            host_cores=args.host_cores)
     if args.traffic is not None:  # a capture named on the command line is relative to here
@@ -130,7 +136,9 @@ def render(report: dict[str, Any]) -> None:
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     m = report["metrics"]
-    table = Table(title=f"offload sim ({report['engine']} engine, {m['packets']} packets)")
+    approx = ", APPROXIMATE behaviour: sampled" if report.get("behaviour") == "sampled" else ""
+    table = Table(title=f"offload sim ({report['engine']} engine, {m['packets']} packets"
+                        f"{approx})")
     for col in ("program", "target", "offered Mpps", "achieved Mpps", "drops",
                 "p99 latency", "host cores needed"):
         table.add_column(col, justify="left" if col in ("program", "target") else "right")

@@ -177,3 +177,19 @@ def test_kernel_executor_refused_where_paths_are_needed():
         executor_for(Scenario(executor="kernel"), on_host=False)
     assert executor_for(Scenario(), on_host=False) == "vm"
     assert executor_for(Scenario(), on_host=True) == "auto"
+
+
+def test_sampled_behaviour_is_marked_and_differs_on_state():
+    """behaviour = sampled runs each distinct packet once: on the rate limiter it passes
+    every packet (each flow's first passed), and the output says it is an approximation."""
+    from sim.scenario import run
+
+    base = dict(program=str(corpus_object("rate_limiter")), target="host",
+                traffic="64B@10G,flows=10", packets=5000, host_cost="model")
+    sampled = run(Scenario(behaviour="sampled", **base), progress_enabled=False)
+    exact = run(Scenario(**base), progress_enabled=False)
+    assert sampled["metrics"]["verdicts"] == {"XDP_PASS": 5000}
+    assert exact["metrics"]["verdicts"]["XDP_DROP"] > 0
+    assert sampled["behaviour"] == "sampled"
+    assert any(a.startswith("behaviour: APPROXIMATION") for a in sampled["assumptions"])
+    assert not any("APPROXIMATION" in a for a in exact["assumptions"])
