@@ -11,6 +11,8 @@ A scenario file (paths in it are relative to the file)::
     packets = 1000000
     seed = 1
     engine = "fast"                       # fast | simpy
+    executor = "auto"                     # auto | vm | kernel (ebpf.executor)
+    behaviour = "exact"                   # exact | sampled (an approximation)
     host_cost = "auto"                    # auto | kernel | model
     host_cores = 4                        # default: the host profile's usable cores
 
@@ -34,14 +36,19 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
    passes ``offload.sim_cost.mapped_nic_cost``: stages, passes, latency, the
    configuration), or without a hook the simulator's defaults, whose source says that no
    mapping was supplied; otherwise the ``[nic]`` values or the simulator's defaults;
-3. the trace-driven step: every representative packet runs once on the reference VM (in
-   order, maps persisting, the clock injected when the program reads it) and gives a
-   verdict and a trace; with a mapping, the configuration runs on the pipeline model
-   beside it and decides whether the packet is punted (``sim.mapping.PipelinePunts``);
-4. the host's cost of the program per representative: BPF_PROG_TEST_RUN on this machine
-   (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted and the object loads)
-   or the per-instruction model of ``sim.model`` (``"model"``, or the fallback);
-5. per representative an ``Outcome`` (``sim.model``): NIC service from the target's kind
+3. the behaviour (``run_behaviour``): every packet runs on an executor (``ebpf.executor``:
+   the VM where the cost models read per-packet paths, else the kernel when permitted) in
+   arrival order, maps persisting, the clock reading its arrival time, and gives a verdict
+   (and on the VM a trace); with a mapping, the configuration runs on the pipeline model
+   beside it and decides whether the packet is punted (``sim.mapping.PipelinePunts``).
+   Packets with the same verdict and path cost (the kernel: verdict and length) form a
+   class. ``behaviour = "sampled"`` runs only each distinct packet's first occurrence (an
+   approximation, said so in the assumptions);
+4. the host's cost of the program per class: BPF_PROG_TEST_RUN on this machine of the
+   class's first packet (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted
+   and the object loads) or the per-instruction model of ``sim.model`` (``"model"``, or the
+   fallback);
+5. per class an ``Outcome`` (``sim.model``): NIC service from the target's kind
    and the ``NicCost``, punt decision, host service = driver overhead (+ program when it
    runs on the host);
 6. the ``Workload`` and the engine.
@@ -49,8 +56,8 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
 Mappings and kernel timings repeat across runs: a ``RunCache`` passed to ``prepare`` /
 ``run`` keeps them (``make sim`` shares one over the whole set). Kernel timings are kept
 per (object path, mtime and size; program; map state file, mtime and size; packet bytes),
-so a packet is timed once however often it appears; without a cache, a fresh one per run
-still times each distinct packet once.
+so a class's packet is timed once however often it appears; without a cache, a fresh one
+per run still times each distinct packet once.
 
 Every assumption this rests on is listed in the result's ``assumptions``.
 """
@@ -439,7 +446,7 @@ def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
         try:
             ns = _kernel_costs(sc, program, reps, cache if cache is not None else RunCache())
             return ns, (f"measured on this machine with BPF_PROG_TEST_RUN ({KERNEL_REPEAT} "
-                        f"runs per distinct representative packet, kernel JIT)")
+                        f"runs of one packet per class, kernel JIT)")
         except EbpfError as exc:
             if sc.host_cost == "kernel":
                 raise

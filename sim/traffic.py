@@ -1,11 +1,11 @@
-"""Traffic for the timing model: arrival times, frame sizes, flows, representative packets.
+"""Traffic for the timing model: arrival times, frame sizes, flows, packet bytes.
 
 A ``Traffic`` is columns of numpy arrays, one entry per packet: ``arrival_ns`` (int64, ns,
 nondecreasing, the instant the frame would start on the wire at the sender), ``size``
 (Ethernet frame bytes including the 4-byte FCS, the RFC 2544 convention, so "64B" is the
-minimum frame), ``flow`` (flow id) and ``rep`` (index into ``reps``, a small set of real
-packet bytes that the program is executed on before the timing run: what a packet does
-comes from its representative, how long it occupies wires from its own size).
+minimum frame), ``flow`` (flow id) and ``rep`` (index into ``reps``, the distinct packet
+bytes: packet i is exactly ``reps[rep[i]]``; synthetic traffic has one per flow and size,
+built in bulk by ``flow_frames``, a capture one per distinct packet up to ``max_reps``).
 
 Sources:
 
@@ -15,7 +15,8 @@ Sources:
   each frame is followed by a gap proportional to its own wire time, so IMIX at 100 % never
   queues; a packet rate gives equal gaps), Poisson (exponential gaps), optionally gated by
   deterministic on/off periods (the rate applies while on); flows with Zipf popularity
-  (flow 0 the most popular); a protocol mix decides which kind of packet each flow carries.
+  (flow 0 the most popular), each with its own 5-tuple; a protocol mix decides which kind
+  of packet each flow carries.
 - pcap replay: timestamps from the capture (relative to its first packet), optionally
   re-scaled so that the mean rate is a given rate; the capture repeats to reach ``packets``.
 
@@ -172,7 +173,7 @@ class TrafficSpec:
 
 @dataclass
 class Traffic:
-    """Columns per packet plus the representative packets they index."""
+    """Columns per packet plus the distinct packet bytes they index."""
 
     arrival_ns: np.ndarray
     size: np.ndarray
@@ -198,7 +199,7 @@ class Traffic:
     def to_dict(self) -> dict[str, Any]:
         return {"description": self.description, "packets": self.num_packets,
                 "offered_mpps": self.offered_pps / 1e6, "offered_gbps": self.offered_gbps,
-                "representatives": len(self.reps), **self.info}
+                "distinct_packets": len(self.reps), **self.info}
 
 
 def _rngs(seed: int) -> list[np.random.Generator]:
@@ -381,7 +382,7 @@ def from_pcap(path: str | os.PathLike[str], *, rate: Rate | None = None,
               onoff_ns: tuple[float, float] | None = None,
               max_reps: int = MAX_PCAP_REPS) -> Traffic:
     """Replay a capture: its timestamps (re-scaled to ``rate`` when given), its sizes (+4 B
-    FCS) and flows (5-tuple); distinct packets become representatives, at most
+    FCS) and flows (5-tuple); distinct packets are kept once each, at most
     ``max_reps`` (later new packets take the representative of their flow)."""
     from sim.pcap import read_pcap
 
