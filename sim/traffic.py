@@ -5,7 +5,7 @@ nondecreasing, the instant the frame would start on the wire at the sender), ``s
 (Ethernet frame bytes including the 4-byte FCS, the RFC 2544 convention, so "64B" is the
 minimum frame), ``flow`` (flow id) and ``rep`` (index into ``reps``, the distinct packet
 bytes: packet i is exactly ``reps[rep[i]]``; synthetic traffic has one per flow and size,
-built in bulk by ``flow_frames``, a capture one per distinct packet up to ``max_reps``).
+built in bulk by ``flow_frames``, a capture one per distinct packet).
 
 Sources:
 
@@ -45,7 +45,6 @@ IMIX = ((64, 7), (594, 4), (1518, 1))
 PROTOCOLS = ("udp", "tcp", "icmp", "udp6", "tcp6", "icmp6", "arp", "random")
 DEFAULT_FLOWS = 1024
 MAX_SIZES = 16
-MAX_PCAP_REPS = 4096
 # Sub-stream numbers for the seed (np.random.SeedSequence spawn keys).
 _SIZES, _GAPS, _FLOWS, _KINDS, _REPS = range(5)
 
@@ -380,10 +379,11 @@ def flow_key(data: bytes) -> bytes:
 def from_pcap(path: str | os.PathLike[str], *, rate: Rate | None = None,
               packets: int | None = None, line_rate_gbps: float | None = None,
               onoff_ns: tuple[float, float] | None = None,
-              max_reps: int = MAX_PCAP_REPS) -> Traffic:
+              max_reps: int | None = None) -> Traffic:
     """Replay a capture: its timestamps (re-scaled to ``rate`` when given), its sizes (+4 B
-    FCS) and flows (5-tuple); distinct packets are kept once each, at most
-    ``max_reps`` (later new packets take the representative of their flow)."""
+    FCS) and flows (5-tuple); distinct packets are kept once each (``max_reps``: at most
+    that many, later new packets then repeat their flow's first packet: an approximation,
+    for tests only)."""
     from sim.pcap import read_pcap
 
     captured = read_pcap(path)
@@ -407,7 +407,7 @@ def from_pcap(path: str | os.PathLike[str], *, rate: Rate | None = None,
         f = flow_ids.setdefault(flow_key(p.data), len(flow_ids))
         r = rep_ids.get(p.data)
         if r is None:
-            if len(reps) < max_reps:
+            if max_reps is None or len(reps) < max_reps:
                 r = rep_ids[p.data] = len(reps)
                 reps.append(p.data)
             else:
