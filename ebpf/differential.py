@@ -279,41 +279,39 @@ def _first_difference(a: dict, b: dict) -> tuple[str, str]:
 
 def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: Scenario,
                  program: str | None = None, *, progress: Any = None) -> DiffReport:
-    """Run ``packets`` through both sides and compare everything observable."""
+    """Run ``packets`` through both sides (``ebpf.executor``'s vm and kernel backends)
+    and compare everything observable."""
+    from ebpf.executor import KernelExecutor, VmExecutor
+
     run_obj, clock = prepare(obj, scenario)
     prog = run_obj.get_program(program)
-    vm_side = VmSide(run_obj, prog.name, scenario)
     report = DiffReport(prog.name, len(packets), [], Counter(), Counter(), clock,
                         bool(scenario.routes))
-    with kernel_side(path, run_obj, scenario, raw=clock) as kobj:
-        vm_side_cpus = kobj.num_possible_cpus
-        if vm_side_cpus != vm_side.vm.env.num_cpus:  # per-CPU layouts must match
-            vm_side = VmSide(run_obj, prog.name, scenario, cpus=vm_side_cpus)
+    with KernelExecutor(path, run_obj, prog.name, scenario, clock=clock) as kernel:
+        # per-CPU layouts must match the kernel's
+        vm = VmExecutor(run_obj, prog.name, scenario, clock=clock, cpus=kernel.num_cpus)
         for i, packet in enumerate(packets):
-            if clock:
-                ns = scenario.clock_ns(i)
-                vm_side.set_clock(ns)
-                kobj.update(CLOCK_MAP, bytes(4), ns.to_bytes(8, "little"))
+            t = scenario.clock_ns(i) - scenario.clock_start_ns
             try:
-                mine = vm_side.run(packet)
-                vm_verdict, vm_data = mine.verdict, bytes(mine.packet_out)
+                mine = vm.run(packet, t)
+                vm_verdict, vm_data = mine.verdict, mine.packet_out
             except EbpfError as exc:
                 vm_verdict, vm_data = -1, str(exc).encode()
-            theirs = kobj.test_run(packet, prog.name)
+            theirs = kernel.run(packet, t)
             report.vm_verdicts[vm_verdict] += 1
-            report.kernel_verdicts[theirs.retval] += 1
-            kernel_data = bytes(theirs.meta_out) + bytes(theirs.data_out)
-            if vm_verdict != theirs.retval:
+            report.kernel_verdicts[theirs.verdict] += 1
+            kernel_data = theirs.packet_out
+            if vm_verdict != theirs.verdict:
                 report.mismatches.append(Mismatch(i, "verdict", _vname(vm_verdict, vm_data),
-                                                  _vname(theirs.retval, b"")))
+                                                  _vname(theirs.verdict, b"")))
             elif vm_data != kernel_data:
                 report.mismatches.append(Mismatch(i, "data", vm_data.hex(), kernel_data.hex()))
             if report.mismatches and report.first_packet is None:
                 report.first_packet = packet
             if progress is not None:
                 progress()
-        kernel_state = kobj.dump_state()
-    vm_state = vm_side.dump()
+        kernel_state = kernel.dump_maps()
+    vm_state = vm.dump_maps()
     skip = {m.name for m in run_obj.maps if m.type_name in UNREADABLE_MAPS}
     kernel_state = {"maps": {k: v for k, v in kernel_state["maps"].items() if k not in skip}}
     report.mismatches += compare_states(vm_state, kernel_state)

@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from ebpf.differential import Scenario, VmSide, differential, kernel_side, prepare
+from ebpf.differential import Scenario, differential, kernel_side, prepare
 from ebpf.elf import load
 from ebpf.errors import EbpfError
+from ebpf.executor import EXECUTORS, open_executor
 from ebpf.xdp import VERDICT_NAMES
 from offload import cli_args
 
@@ -51,50 +52,59 @@ def _verdicts(counter: Counter) -> dict[str, int]:
     return {VERDICT_NAMES.get(k, str(k)): v for k, v in sorted(counter.items())}
 
 
+def _times(scenario: Scenario, n: int) -> list[int]:
+    """Packet i's clock offset from the scenario's start (docs/state.md "clock")."""
+    return [i * scenario.clock_step_ns for i in range(n)]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     obj = load(args.program_file)
     scenario = _scenario(args)
     packets = _packets(args)
-    run_obj, clock = prepare(obj, scenario)
-    side = VmSide(run_obj, args.program, scenario, seed=args.seed)
     results, outputs, verdicts = [], [], Counter()
-    progress = _progress(len(packets), "vm")
+    progress = _progress(len(packets), args.executor)
     task = progress.add_task("run", total=len(packets)) if progress else None
-    if progress:
-        progress.start()
-    try:
-        for i, packet in enumerate(packets):
-            if clock:
-                side.set_clock(scenario.clock_ns(i))
-            try:
-                res = side.run(packet)
-            except EbpfError as exc:
-                raise type(exc)(f"{args.program_file}: packet {i}: {exc}") from exc
-            verdicts[res.verdict] += 1
-            outputs.append(res.packet)
-            entry: dict[str, Any] = {"index": i, "verdict": res.verdict_name,
-                                     "len_in": len(packet), "len_out": len(res.packet)}
-            if args.json:
-                entry["trace"] = res.trace.to_dict()
-            results.append(entry)
-            if progress:
-                progress.advance(task)
-    finally:
+    with open_executor(args.executor, args.program_file, obj, args.program, scenario,
+                       seed=args.seed) as ex:
         if progress:
-            progress.stop()
+            progress.start()
+        try:
+            times = _times(scenario, len(packets))
+            for i, packet in enumerate(packets):
+                try:
+                    res = ex.run(packet, times[i])
+                except EbpfError as exc:
+                    raise type(exc)(f"{args.program_file}: packet {i}: {exc}") from exc
+                verdicts[res.verdict] += 1
+                outputs.append(res.packet)
+                entry: dict[str, Any] = {"index": i, "verdict": res.verdict_name,
+                                         "len_in": len(packet), "len_out": len(res.packet)}
+                if args.json and res.trace is not None:
+                    entry["trace"] = res.trace.to_dict()
+                if args.json and res.kernel_ns is not None:
+                    entry["ns"] = res.kernel_ns
+                results.append(entry)
+                if progress:
+                    progress.advance(task)
+        finally:
+            if progress:
+                progress.stop()
+        maps = ex.dump_maps()["maps"]
+        program, clock, executor = ex.program, ex.clock, ex.name
     if args.out:
         from sim.pcap import write_pcap
 
         write_pcap(args.out, outputs)
-    doc = {"program": side.vm.trace.program or args.program, "packets": len(packets),
+    doc = {"program": program, "executor": executor, "packets": len(packets),
            "verdicts": _verdicts(verdicts), "clock_injected": clock, "results": results,
-           "maps": side.dump()["maps"]}
+           "maps": maps}
     if args.json:
         json.dump(doc, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
     console = _console()
-    console.print(f"{args.program_file}: {len(packets)} packets on the VM")
+    where = {"vm": "the VM", "kernel": "the kernel (BPF_PROG_TEST_RUN)"}[executor]
+    console.print(f"{args.program_file}: {len(packets)} packets on {where}")
     table = Table()
     for col in ("verdict", "packets"):
         table.add_column(col)
@@ -212,6 +222,9 @@ def _common(p: argparse.ArgumentParser, *, random_ok: bool) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an XDP program on the reference VM")
     _common(p, random_ok=True)
+    p.add_argument("--executor", choices=EXECUTORS, default="vm",
+                   help="what runs the packets: vm (reference VM, default), kernel "
+                        "(BPF_PROG_TEST_RUN per packet), auto (kernel when it loads)")
     p.add_argument("--out", metavar="OUT.pcap", help="write the output packets")
     p.set_defaults(func=cmd_run)
 

@@ -22,8 +22,10 @@ from ebpf.display import markup
 from offload import cli_args
 from offload.sim_cost import mapped_nic_cost
 from sim.scenario import (
+    BEHAVIOURS,
     DEFAULT_QUEUES,
     ENGINES,
+    EXECUTORS,
     HOST_COSTS,
     MAX_QUEUE,
     Scenario,
@@ -65,6 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host-cost", choices=HOST_COSTS,
                    help="program cost on the host: kernel (BPF_PROG_TEST_RUN here), model "
                         "(per instruction), auto (kernel when permitted; default)")
+    p.add_argument("--executor", choices=EXECUTORS,
+                   help="what runs every packet: vm (reference VM), kernel (BPF_PROG_TEST_RUN "
+                        "per packet), auto (kernel when no per-packet path is needed and "
+                        "bpf(2) permits; default)")
+    p.add_argument("--behaviour", choices=BEHAVIOURS,
+                   help="exact: every packet runs the program (default); sampled: each "
+                        "distinct packet once, later ones repeat its verdict (an "
+                        "approximation, marked in the output)")
     p.add_argument("--queues", metavar="K=N,...",
                    help="queue sizes in packets (0: unbounded): "
                         + ", ".join(f"{k}" for k in DEFAULT_QUEUES))
@@ -96,7 +106,9 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     sc = sc.with_overrides(program=args.program_file, program_name=args.program,
                            maps=args.maps, target=args.target, host=args.host,
                            traffic=args.traffic, packets=args.packets, seed=args.seed,
-                           engine=args.engine, host_cost=args.host_cost,
+                           engine=args.engine, executor=args.executor,
+                           behaviour=args.behaviour,
+                           host_cost=args.host_cost,
                            host_cores=args.host_cores)
     if args.traffic is not None:  # a capture named on the command line is relative to here
         sc.base_dir = os.getcwd()
@@ -131,7 +143,9 @@ def render(report: dict[str, Any]) -> None:
     console = Console(highlight=False, emoji=False,
                       width=None if sys.stdout.isatty() else 120)
     m = report["metrics"]
-    table = Table(title=f"offload sim ({report['engine']} engine, {m['packets']} packets)")
+    approx = ", APPROXIMATE behaviour: sampled" if report.get("behaviour") == "sampled" else ""
+    table = Table(title=f"offload sim ({report['engine']} engine, {m['packets']} packets"
+                        f"{approx})")
     for col in ("program", "target", "offered Mpps", "achieved Mpps", "drops",
                 "p99 latency", "host cores needed"):
         table.add_column(col, justify="left" if col in ("program", "target") else "right")

@@ -11,6 +11,8 @@ A scenario file (paths in it are relative to the file)::
     packets = 1000000
     seed = 1
     engine = "fast"                       # fast | simpy
+    executor = "auto"                     # auto | vm | kernel (ebpf.executor)
+    behaviour = "exact"                   # exact | sampled (an approximation)
     host_cost = "auto"                    # auto | kernel | model
     host_cores = 4                        # default: the host profile's usable cores
 
@@ -34,14 +36,19 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
    passes ``offload.sim_cost.mapped_nic_cost``: stages, passes, latency, the
    configuration), or without a hook the simulator's defaults, whose source says that no
    mapping was supplied; otherwise the ``[nic]`` values or the simulator's defaults;
-3. the trace-driven step: every representative packet runs once on the reference VM (in
-   order, maps persisting, the clock injected when the program reads it) and gives a
-   verdict and a trace; with a mapping, the configuration runs on the pipeline model
-   beside it and decides whether the packet is punted (``sim.mapping.PipelinePunts``);
-4. the host's cost of the program per representative: BPF_PROG_TEST_RUN on this machine
-   (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted and the object loads)
-   or the per-instruction model of ``sim.model`` (``"model"``, or the fallback);
-5. per representative an ``Outcome`` (``sim.model``): NIC service from the target's kind
+3. the behaviour (``run_behaviour``): every packet runs on an executor (``ebpf.executor``:
+   the VM where the cost models read per-packet paths, else the kernel when permitted) in
+   arrival order, maps persisting, the clock reading its arrival time, and gives a verdict
+   (and on the VM a trace); with a mapping, the configuration runs on the pipeline model
+   beside it and decides whether the packet is punted (``sim.mapping.PipelinePunts``).
+   Packets with the same verdict and path cost (the kernel: verdict and length) form a
+   class. ``behaviour = "sampled"`` runs only each distinct packet's first occurrence (an
+   approximation, said so in the assumptions);
+4. the host's cost of the program per class: BPF_PROG_TEST_RUN on this machine of the
+   class's first packet (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted
+   and the object loads) or the per-instruction model of ``sim.model`` (``"model"``, or the
+   fallback);
+5. per class an ``Outcome`` (``sim.model``): NIC service from the target's kind
    and the ``NicCost``, punt decision, host service = driver overhead (+ program when it
    runs on the host);
 6. the ``Workload`` and the engine.
@@ -49,8 +56,8 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
 Mappings and kernel timings repeat across runs: a ``RunCache`` passed to ``prepare`` /
 ``run`` keeps them (``make sim`` shares one over the whole set). Kernel timings are kept
 per (object path, mtime and size; program; map state file, mtime and size; packet bytes),
-so a packet is timed once however often it appears; without a cache, a fresh one per run
-still times each distinct packet once.
+so a class's packet is timed once however often it appears; without a cache, a fresh one
+per run still times each distinct packet once.
 
 Every assumption this rests on is listed in the result's ``assumptions``.
 """
@@ -63,6 +70,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from sim.errors import SimError
 from sim.mapping import (
@@ -94,6 +103,8 @@ from sim.spec import parse_traffic
 from sim.traffic import Traffic, generate
 
 ENGINES = ("fast", "simpy")
+BEHAVIOURS = ("exact", "sampled")
+EXECUTORS = ("auto", "kernel", "vm")  # ebpf.executor.EXECUTORS (sim does not import it early)
 HOST_COSTS = ("auto", "kernel", "model")
 KERNEL_REPEAT = 1000
 DEFAULT_TRAFFIC = "64B@10G"
@@ -128,6 +139,10 @@ class Scenario:
     packets: int | None = None
     seed: int = 0
     engine: str = "fast"
+    executor: str = "auto"
+    behaviour: str = "exact"
+    """exact: every packet runs the program; sampled: each distinct packet once (an
+    approximation for stateful programs, marked as such in every output)."""
     host_cost: str = "auto"
     host_cores: int | None = None
     queues: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_QUEUES))
@@ -156,8 +171,9 @@ class Scenario:
                   base_dir: str = ".") -> Scenario:
         r = _Reader(doc, source)
         known = ("program", "program_name", "maps", "target", "target_files", "host",
-                 "traffic", "packets", "seed", "engine", "host_cost", "host_cores", "queues",
-                 "nic")
+                 "traffic", "packets", "seed", "engine", "executor", "behaviour", "host_cost",
+                 "host_cores",
+                 "queues", "nic")
         r.only(known)
         sc = cls(base_dir=base_dir, source=source)
         for key in ("program", "program_name", "maps", "target", "host", "traffic"):
@@ -174,6 +190,10 @@ class Scenario:
             sc.engine = r.choice("engine", ENGINES)
         if "host_cost" in doc:
             sc.host_cost = r.choice("host_cost", HOST_COSTS)
+        if "executor" in doc:
+            sc.executor = r.choice("executor", EXECUTORS)
+        if "behaviour" in doc:
+            sc.behaviour = r.choice("behaviour", BEHAVIOURS)
         if "queues" in doc:
             q = r.table("queues")
             q.only(tuple(DEFAULT_QUEUES))
@@ -278,47 +298,115 @@ class Prepared:
     program: str
     assumptions: list[str]
     host_cost_source: str
+    behaviour: Behaviour | None = None
     nic_cost: NicCost | None = None
     """The NIC cost the run used (None on the host target); its ``source`` says where from."""
 
 
-def _vm_outcomes(sc: Scenario, reps: list[bytes], labels: list[str],
-                 cost: NicCost | None = None
-                 ) -> tuple[str, list[int], list[TraceCost], bool]:
-    """Run every representative once on the VM: (program name, verdicts, costs, clock).
-    With a mapped ``cost`` (punt "model") the pipeline model decides each one's punt."""
+@dataclass
+class Behaviour:
+    """Every traffic packet run through the program, grouped into classes for the costs.
+
+    ``klass[i]`` is packet i's class; per class: the verdict, the cost the models read
+    (``TraceCost``: the path of the class's packets on the VM; from the kernel executor,
+    which gives no path, only the verdict), one packet of the class (its first) and a label.
+    """
+
+    program: str
+    executor: str
+    clock: bool
+    klass: np.ndarray
+    verdicts: list[int]
+    costs: list[TraceCost]
+    packets: list[bytes]
+    labels: list[str]
+    counts: list[int]
+
+
+def executor_for(sc: Scenario, on_host: bool) -> str:
+    """The executor the run uses: the cost models read per-packet paths (NIC targets and
+    the host cost model), which only the VM gives; otherwise ``auto`` lets the kernel run."""
+    needs_paths = not on_host or sc.host_cost == "model"
+    if sc.executor == "auto":
+        return "vm" if needs_paths else "auto"
+    if sc.executor == "kernel" and needs_paths:
+        why = "the NIC cost model" if not on_host else "host_cost = \"model\""
+        raise ScenarioError(f"{sc.source}: executor: the kernel executor gives no "
+                            f"per-packet path, which {why} reads: use the vm executor")
+    return sc.executor
+
+
+def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None = None,
+                  step: Step | None = None) -> Behaviour:
+    """Run every packet of ``traffic`` on the ``kind`` executor (``ebpf.executor``): in
+    arrival order, maps persisting, the clock reading the packet's arrival time. With a
+    mapped ``cost`` (punt "model") the pipeline model decides each packet's punt.
+    ``sc.behaviour == "sampled"``: only the first packet of each distinct template runs, and
+    the later ones take its class (an approximation for a stateful program)."""
     from ebpf.differential import Scenario as MapScenario
-    from ebpf.differential import VmSide
-    from ebpf.differential import prepare as prepare_obj
     from ebpf.elf import load
     from ebpf.errors import EbpfError
+    from ebpf.executor import open_executor
     from hw.errors import HwError
 
     assert sc.program is not None
     obj = load(sc.program)
     state = MapScenario.load(sc.maps) if sc.maps else MapScenario()
-    run_obj, clock = prepare_obj(obj, state)
-    side = VmSide(run_obj, sc.program_name, state, seed=sc.seed)
-    pipe = None
-    if cost is not None and cost.punt == "model":
-        assert cost.config is not None
-        pipe = PipelinePunts(cost.config, side.maps)
-    verdicts, costs = [], []
-    for i, packet in enumerate(reps):
-        if clock:
-            side.set_clock(state.clock_ns(i))
-        try:
-            punted = pipe.process(packet) if pipe is not None else None
-            res = side.run(packet)
-            if punted:
-                assert pipe is not None
-                pipe.after_host()
-        except (EbpfError, HwError) as exc:
-            raise type(exc)(f"{sc.program}: representative packet {i} ({labels[i]}): "
-                            f"{exc}") from exc
-        verdicts.append(int(res.verdict))
-        costs.append(replace(TraceCost.from_trace(res.trace), punted=punted))
-    return side.vm.program.name, verdicts, costs, clock
+    n = traffic.num_packets
+    klass = np.empty(n, dtype=np.int32)
+    keys: dict[Any, int] = {}
+    verdicts: list[int] = []
+    costs: list[TraceCost] = []
+    firsts: list[bytes] = []
+    labels: list[str] = []
+    counts: list[int] = []
+    reps, rep = traffic.reps, traffic.rep.tolist()
+    arrival = traffic.arrival_ns.tolist()
+    with open_executor(kind, sc.program, obj, sc.program_name, state, seed=sc.seed) as ex:
+        pipe = None
+        if cost is not None and cost.punt == "model":
+            assert cost.config is not None
+            pipe = PipelinePunts(cost.config, ex.maps)
+        if step:
+            step(f"{ex.name} executor on all {n} packets")
+        sampled = sc.behaviour == "sampled"
+        template_class: dict[int, int] = {}
+        for i in range(n):
+            if sampled and rep[i] in template_class:
+                k = template_class[rep[i]]
+                counts[k] += 1
+                klass[i] = k
+                continue
+            packet = reps[rep[i]]
+            try:
+                punted = pipe.process(packet) if pipe is not None else None
+                res = ex.run(packet, arrival[i])
+                if punted:
+                    assert pipe is not None
+                    pipe.after_host()
+            except (EbpfError, HwError) as exc:
+                raise type(exc)(f"{sc.program}: packet {i} ({traffic.rep_labels[rep[i]]}): "
+                                f"{exc}") from exc
+            if res.trace is not None:
+                tc = replace(TraceCost.from_trace(res.trace), punted=punted)
+                key: Any = (res.verdict, tc)
+            else:
+                tc = TraceCost(insns=0, map_helpers=0, helpers=0, punted=punted)
+                key = (res.verdict, len(packet), punted)
+            k = keys.get(key)
+            if k is None:
+                k = keys[key] = len(verdicts)
+                verdicts.append(int(res.verdict))
+                costs.append(tc)
+                firsts.append(packet)
+                labels.append(f"{res.verdict_name} like packet {i} "
+                              f"({traffic.rep_labels[rep[i]]})")
+                counts.append(0)
+            counts[k] += 1
+            klass[i] = k
+            template_class[rep[i]] = k
+        return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts,
+                         labels, counts)
 
 
 def _state_key(maps: str | None) -> tuple[Any, ...] | None:
@@ -371,7 +459,7 @@ def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
         try:
             ns = _kernel_costs(sc, program, reps, cache if cache is not None else RunCache())
             return ns, (f"measured on this machine with BPF_PROG_TEST_RUN ({KERNEL_REPEAT} "
-                        f"runs per distinct representative packet, kernel JIT)")
+                        f"runs of one packet per class, kernel JIT)")
         except EbpfError as exc:
             if sc.host_cost == "kernel":
                 raise
@@ -456,19 +544,24 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
         line_rate_gbps=target.line_rate_gbps, base_dir=sc.base_dir)
 
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
-    if step:
-        step(f"VM on {len(traffic.reps)} representative packets")
-    program, verdicts, costs, clock = _vm_outcomes(sc, traffic.reps, traffic.rep_labels,
-                                                   cost)
+    beh = run_behaviour(sc, traffic, executor_for(sc, on_host), cost, step)
+    program, verdicts, costs = beh.program, beh.verdicts, beh.costs
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")
-    prog_ns, cost_note = host_program_costs(sc, program, traffic.reps, costs, cache)
+    prog_ns, cost_note = host_program_costs(sc, program, beh.packets, costs, cache)
     drv = host_target.cpu.driver_overhead_ns
+    if sc.behaviour == "sampled":
+        how = (f"APPROXIMATION (behaviour = sampled): only the first packet of each of the "
+               f"{len(traffic.reps)} distinct packets runs the program on the {beh.executor} "
+               f"executor; later packets repeat its verdict, whatever the program's state")
+    else:
+        how = (f"every packet runs the program on the {beh.executor} executor (in arrival "
+               f"order, maps persisting"
+               + (", the clock reading the packet's arrival time" if beh.clock else "") + ")")
     notes = [f"traffic: {traffic.description}; {traffic.num_packets} packets, seed {sc.seed}",
-             f"behaviour: {len(traffic.reps)} representative packets, each run once on the "
-             f"reference VM (in order, maps persisting"
-             + (", clock injected" if clock else "") + "); every traffic packet behaves "
-             "like its flow's representative of its size",
+             f"behaviour: {how}; {len(verdicts)} classes of packets with the same verdict "
+             f"and " + ("path cost" if beh.executor == "vm" else "length")
+             + " share one cost",
              f"host program cost: {cost_note}",
              f"host: driver overhead {drv:g} ns per packet (target '{host_target.name}')"]
     q = sc.queues
@@ -479,7 +572,7 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
     if on_host:
         for v, ns in zip(verdicts, prog_ns, strict=True):
             outcomes.append(Outcome(verdict=v, host_ns=drv + ns))
-        classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=False,
+        classes = PacketClasses.from_outcomes(outcomes, beh.klass, has_nic=False,
                                               has_host=True)
         workload = Workload(arrival_ns=traffic.arrival_ns, size=traffic.size,
                             flow=traffic.flow, classes=classes, link=link, host=host)
@@ -491,11 +584,11 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
             nic_ns, delay = nic_service(target, cost, tc, ns)
             outcomes.append(Outcome(verdict=v, punted=punted, nic_ns=nic_ns,
                                     nic_delay_ns=delay, host_ns=drv + (ns if punted else 0.0)))
-        classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=True,
+        classes = PacketClasses.from_outcomes(outcomes, beh.klass, has_nic=True,
                                               has_host=True)
         if cost.verdict is not None:  # a mapping: say how much of this traffic it punts
             assert classes.punted is not None
-            share = float(classes.punted[traffic.rep].mean()) if len(traffic.rep) else 0.0
+            share = float(classes.punted[beh.klass].mean()) if len(beh.klass) else 0.0
             cost = replace(cost, source=f"{cost.source} ({_percent(share)} % punted on this "
                                         f"traffic)")
         nic, nic_notes = nic_model(target, cost, q.get("nic"))
@@ -518,6 +611,7 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
     notes.append(f"queues (packets, waiting + in service): {qtext}")
     return Prepared(scenario=sc, target=target, host_target=host_target, traffic=traffic,
                     workload=workload, outcomes=outcomes, traces=costs, program=program,
+                    behaviour=beh,
                     assumptions=notes, host_cost_source=cost_note, nic_cost=cost)
 
 
@@ -533,10 +627,13 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
                       else 20_000, enabled=progress_enabled) as advance:
         result = engine.run(prep.workload, progress=advance)
     metrics = summarize(prep.workload, result, offered_pps=prep.traffic.offered_pps)
-    reps = [{"label": label, "verdict": o.verdict, "punted": o.punted, "nic_ns": o.nic_ns,
-             "nic_delay_ns": o.nic_delay_ns, "host_ns": o.host_ns, "insns": tc.insns}
-            for label, o, tc in zip(prep.traffic.rep_labels, prep.outcomes, prep.traces,
-                                    strict=True)]
+    beh = prep.behaviour
+    assert beh is not None
+    classes = [{"label": label, "packets": count, "verdict": o.verdict, "punted": o.punted,
+                "nic_ns": o.nic_ns, "nic_delay_ns": o.nic_delay_ns, "host_ns": o.host_ns,
+                "insns": tc.insns}
+               for label, count, o, tc in zip(beh.labels, beh.counts, prep.outcomes,
+                                              prep.traces, strict=True)]
     nic_cost = None
     if prep.nic_cost is not None:
         nic_cost = prep.nic_cost.describe() | {"punted_fraction": metrics["punted"]["fraction"]}
@@ -546,7 +643,8 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
             "target_kind": prep.target.kind, "host": prep.host_target.name,
             "traffic": prep.traffic.to_dict(), "engine": sc.engine,
             "model": prep.workload.describe(), "nic_cost": nic_cost,
-            "assumptions": prep.assumptions, "representatives": reps, "metrics": metrics}
+            "executor": beh.executor, "behaviour": sc.behaviour, "assumptions": prep.assumptions, "classes": classes,
+            "metrics": metrics}
 
 
 def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache | None = None,

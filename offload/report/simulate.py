@@ -76,16 +76,18 @@ def run_one(scenario: Any, *, cdf: bool = False, cache: Any = None) -> dict[str,
         return {"error": _one_line(exc)}
     metrics = {k: report["metrics"][k] for k in _KEEP_METRICS if k in report["metrics"]}
     punted = np.array([o.punted for o in prep.outcomes], dtype=bool)
-    rep = prep.traffic.rep
+    assert prep.behaviour is not None
+    klass = prep.behaviour.klass
     out: dict[str, Any] = {
         "metrics": metrics,
-        "punted_fraction": float(punted[rep].mean()) if len(rep) else 0.0,
-        "punted_representatives": int(punted.sum()),
+        "punted_fraction": float(punted[klass].mean()) if len(klass) else 0.0,
+        "punted_packets": int(punted[klass].sum()),
         "nic_cost": report.get("nic_cost"),
         "line_rate_gbps": float(prep.target.line_rate_gbps),
         "host_cost_source": prep.host_cost_source,
         "assumptions": report["assumptions"],
-        "representatives": len(prep.traffic.reps),
+        "classes": len(prep.outcomes),
+        "executor": prep.behaviour.executor,
     }
     if cdf:
         result = engine_fast.run(prep.workload)
