@@ -20,6 +20,7 @@ from offload.report.report_cmd import register as register_report
 from offload.rtl_cmd import register as register_rtl
 from offload.run_cmd import register as register_run
 from offload.sim_cmd import register as register_sim
+from offload.sweep_cmd import register as register_sweep
 from offload.targets_cmd import register as register_targets
 from rtl_models.errors import CosimError
 from sim.errors import SimError
@@ -161,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_run, register_targets,
                                                                    register_check, register_sim,
                                                                    register_report, register_map,
-                                                                   register_rtl]
+                                                                   register_rtl, register_sweep]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
