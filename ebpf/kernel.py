@@ -410,13 +410,6 @@ class KernelObject:
         """The object's maps as libbpf names them, in libbpf's order."""
         return list(self._maps)
 
-    def map_defs(self) -> dict[str, MapDef]:
-        """Every map's definition as the kernel created it (name -> MapDef)."""
-        return {name: m.defn for name, m in self._maps.items()}
-
-    def get_map_def(self, name: str) -> MapDef:
-        return self._map(name).defn
-
     def prog_fd(self, name: str | None = None) -> int:
         """The fd of program ``name`` (the first program when None); owned by the object."""
         self._check_open()

@@ -15,7 +15,6 @@ from elftools.elf.sections import SymbolTableSection
 from ebpf.disasm import format_listing
 from ebpf.display import printable
 from ebpf.elf import SHF_EXECINSTR, load_bytes
-from ebpf.errors import ElfError
 from ebpf.isa import decode
 from ebpf.program import ProgramDef
 
@@ -69,8 +68,3 @@ def source_listing(prog: ProgramDef) -> str:
         last = key
     labels = {f.start: printable(f.name) for f in prog.functions}
     return "\n".join(format_listing(prog.insns, labels=labels, comments=comments)) + "\n"
-
-
-def check_exists(path: str) -> None:
-    if not Path(path).is_file():
-        raise ElfError(f"{path}: no such file")

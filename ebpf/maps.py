@@ -19,8 +19,7 @@ the other CPUs), user space writes every CPU (``update_percpu`` takes one value 
 No map value here carries a ``bpf_spin_lock`` (we do not read BTF records), so
 ``BPF_F_LOCK`` always fails with -EINVAL where the kernel checks for the lock.
 
-The JSON state format (``load_state`` / ``dump_state``) lives in ``ebpf.map_state``; both
-names are also reachable as ``ebpf.maps.load_state`` / ``ebpf.maps.dump_state``.
+The JSON state format (``load_state`` / ``dump_state``) lives in ``ebpf.map_state``.
 """
 
 from __future__ import annotations
@@ -825,13 +824,3 @@ def create_maps(defns: Iterable[MapDef], num_cpus: int = 1) -> dict[str, BpfMap]
                 raise ElfError(f"map '{defn.name}': slot {index} = '{inner_name}' failed "
                                f"with {errno_name(err)}")
     return maps
-
-
-def __getattr__(name: str) -> Any:
-    """ebpf.maps.load_state / dump_state / MapStateError live in ebpf.map_state."""
-    if name in ("load_state", "dump_state", "MapStateError"):
-        from ebpf import map_state
-
-        return getattr(map_state, name)
-    raise AttributeError(f"module 'ebpf.maps' has no attribute '{name}'")
-

@@ -1,7 +1,10 @@
-"""Hardware descriptions and models: target profiles (TOML with cited numbers) and, later, the
-pipeline model, run-to-completion core models, host and PCIe models.
+"""Hardware descriptions and models: target profiles (``hw.targets``, TOML with cited
+numbers), the pipe target's configuration and functional / timing models (``hw.pipeline``),
+the run-to-completion cost models (``hw.rtc``: NPU, VLIW, CPU cores) and Ethernet framing
+(``hw.ethernet``). Exposes the target loaders and errors below.
 
-Depends on ``ebpf`` only (../shared/ARCHITECTURE.md: ``ebpf`` <- ``hw`` <- ``offload``).
+Depends on ``ebpf`` only (docs/architecture.md: ``ebpf`` <- ``hw`` <- ``sim``; ``rtl_models``
+and ``offload`` above).
 """
 
 from hw.errors import HwError, TargetError

@@ -38,9 +38,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hw.ethernet import LINE_RATE_100G_MPPS as LINE_RATE_MPPS
 from rtl_models.errors import CosimError
 
-LINE_RATE_MPPS = 100e9 / ((64 + 20) * 8) / 1e6  # 64-byte frames + preamble and gap at 100 Gb/s
 DEFAULT_PACKETS = 200
 DEFAULT_SEED = 1
 

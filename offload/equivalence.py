@@ -44,8 +44,9 @@ from hw.pipeline.config import PERCPU_TYPES, PipelineConfig
 
 DEFAULT_PACKETS = 2000
 DEFAULT_SEED = 1
-ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
+# Where a program's default scenario is looked for, relative to the current directory (the
+# corpus's layout; make runs from the top of the project), after the object's own folder.
+SCENARIOS = Path("examples") / "xdp" / "scenarios"
 
 
 @dataclass
@@ -73,9 +74,14 @@ class EquivalenceResult:
 
 
 def scenario_path(obj_path: str | os.PathLike[str]) -> Path | None:
-    """examples/xdp/scenarios/<stem>.json for a corpus object, when it exists."""
-    p = SCENARIOS / f"{Path(obj_path).stem}.json"
-    return p if p.exists() else None
+    """The default scenario of an object, ``<stem>.json``: in ``scenarios/`` beside the
+    object, else in ``examples/xdp/scenarios/`` under the current directory; None when
+    neither exists."""
+    obj = Path(obj_path)
+    for folder in (obj.parent / "scenarios", SCENARIOS):
+        if (p := folder / f"{obj.stem}.json").exists():
+            return p
+    return None
 
 
 def load_scenario(path: str | os.PathLike[str] | None) -> Scenario:

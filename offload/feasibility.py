@@ -667,18 +667,3 @@ def decide_verdict(an: Analysis, reasons: list[Reason], effects: list[Effect]
     return (VERDICT_PARTIAL, f"{len(nic)} of {len(an.reachable_slots())} reachable instructions "
             f"lie on paths that stay on the NIC; packets reaching an infeasible construct "
             f"(first at {at(min(bad))}) are punted before any side effect", nic)
-
-
-def check_all(path: str | os.PathLike[str], targets: Iterable[str | Target],
-              program: str | None = None) -> dict[str, CheckResult]:
-    """One analysis, every target: {target name: result}."""
-    obj = load(path)
-    an = analyze(obj.get_program(program), obj)
-    out = {}
-    for t in targets:
-        res = check(obj, program, t, analysis=an)
-        out[res.target] = res
-    return out
-
-
-

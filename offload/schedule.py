@@ -48,6 +48,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hw.pipeline.config import TargetParams
 from hw.targets import PipelineTarget, Target
 from offload import schedule_cp
 from offload.errors import MapperError
@@ -76,9 +77,9 @@ STATUS_GREEDY = "greedy"
 STATUS_INFEASIBLE = "infeasible"
 
 # docs/pipeline.md section 2: parser and deparser latency are target parameters that the
-# profiles do not carry (hw/pipeline/config.py TargetParams has the same defaults).
-DEFAULT_PARSER_CYCLES = 5
-DEFAULT_DEPARSER_CYCLES = 2
+# profiles do not carry; their one default is the pipeline configuration's (TargetParams).
+DEFAULT_PARSER_CYCLES = TargetParams.parser_cycles
+DEFAULT_DEPARSER_CYCLES = TargetParams.deparser_cycles
 
 
 class ScheduleError(MapperError):

@@ -21,7 +21,6 @@ from hw.targets import (
     Target,
     VliwTarget,
     list_targets,
-    load_target,
 )
 
 COLUMNS = ("name", "kind", "clock", "compute", "memory", "window", "line rate", "notes")
@@ -35,11 +34,6 @@ def add_target_options(parser: argparse.ArgumentParser, *, choose: bool = False)
                             help=f"target name or profile path (default: {DEFAULT_TARGET})")
     parser.add_argument("--target-file", action="append", default=[], metavar="PATH",
                         help="extra target profile (.toml) or directory of profiles; repeatable")
-
-
-def target_from_args(args: argparse.Namespace) -> Target:
-    """The target ``add_target_options(..., choose=True)`` asked for."""
-    return load_target(args.target, extra=args.target_file)
 
 
 def _bits(n: int) -> str:

@@ -26,7 +26,6 @@ column, so that changing the arrival process does not change the sizes or the fl
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -463,10 +462,3 @@ def generate(spec: TrafficSpec, packets: int | None, seed: int = 0, *,
                          onoff_ns=spec.onoff_ns)
     return synthetic(spec, packets if packets is not None else 100_000, seed,
                      line_rate_gbps=line_rate_gbps)
-
-
-def mean_gap_ns(traffic: Traffic) -> float:
-    """Mean inter-arrival time of the generated packets, ns (nan for one packet)."""
-    if traffic.num_packets < 2:
-        return math.nan
-    return float(traffic.arrival_ns[-1] - traffic.arrival_ns[0]) / (traffic.num_packets - 1)

@@ -332,9 +332,6 @@ class PipelineConfig:
     def get_map(self, name: str) -> MapBinding | None:
         return next((m for m in self.maps if m.name == name), None)
 
-    def container_name(self, index: int) -> str:
-        return dict(self.containers).get(index, f"c{index}")
-
 
 # --- reading --------------------------------------------------------------------------------
 

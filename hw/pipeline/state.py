@@ -64,6 +64,10 @@ class TableMemory:
         if t.kind == "exact":
             self._exact[entry.key] = entry.index
 
+    def get_exact_index(self, key: bytes) -> int | None:
+        """The index holding ``key`` in an exact table, or None."""
+        return self._exact.get(key)
+
     def delete(self, index: int) -> None:
         old = self.entries[index]
         if old is not None and self.table.kind == "exact":

@@ -28,6 +28,7 @@ from typing import Any
 
 from ebpf.errors import EbpfError
 from hw.errors import HwError
+from hw.ethernet import LINE_RATE_100G_MPPS
 from offload.errors import MapperError
 from offload.report import mapping
 from offload.report.simulate import (
@@ -46,8 +47,6 @@ RTL_NUMBERS = ("output_mismatches", "state_mismatches", "timing_mismatches", "pu
                "stages", "passes", "clock_mhz", "simulated_cycles", "wall_s")
 """Optional numbers of ``offload.cosim.CosimResult.to_dict()`` (null when absent)."""
 RTL_STRINGS = ("program", "object", "target", "verdict", "vm_equivalence", "workdir")
-LINE_RATE_MPPS = 100e3 / ((64 + 20) * 8)
-"""100 Gb/s of 64-byte frames (+ 8 B preamble and 12 B gap), Mpps: the RTL's yardstick."""
 
 Step = Callable[[str], None]
 
@@ -201,7 +200,7 @@ def read_rtl_result(path: Path, program: str | None = None) -> dict[str, Any]:
     if ok is None:  # a file without the co-simulation's verdict: no mismatch is a pass
         ok = out["mismatches"] == 0 and out["packets"] > 0 and not out["timing_mismatches"]
     out["passed"] = ok
-    line = out["line_rate_mpps"] or LINE_RATE_MPPS
+    line = out["line_rate_mpps"] or LINE_RATE_100G_MPPS
     out["line_rate_mpps"] = line
     out["line_rate_share"] = out["mpps"] / line
     out["label"], out["sort"] = rtl_label(out)

@@ -1023,15 +1023,6 @@ def test_state_ringbuf_entries_refused():
                    {"maps": {"rb": [{"key": "", "value": ""}]}})
 
 
-def test_maps_module_reexports_state_functions():
-    """ebpf.maps.load_state / dump_state / MapStateError are the map_state ones."""
-    import ebpf.maps as maps_module
-
-    assert maps_module.load_state is load_state
-    assert maps_module.dump_state is dump_state
-    assert maps_module.MapStateError is MapStateError
-
-
 # --------------------------------------------------------------- HASH vs dict model
 ops = st.lists(st.one_of(
     st.tuples(st.just("update"), st.integers(0, 7), st.integers(0, 255),
