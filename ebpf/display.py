@@ -8,7 +8,8 @@ escapes it itself). Everything that *shows* such text goes through ``printable``
 - terminal and one-line errors: ``printable`` (every package's root error applies it to its
   message through ``PrintableError``, so a name can never split the error line);
 - rich output: ``markup`` (``printable``, then rich's markup escaped);
-- the HTML report: jinja2 autoescape after ``printable`` (``offload.report.render``).
+- the HTML report: jinja2 autoescape after ``printable`` (``offload.report.render``);
+- file names made from names: ``file_part``.
 
 ``printable`` escapes every character that is not printable (controls, format characters
 such as the bidirectional overrides, line and paragraph separators, unassigned code points)
@@ -19,9 +20,11 @@ is not escaped twice. The exact bytes are in the JSON output.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_FILE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 # Lone surrogates U+DC80..U+DCFF are bytes that did not decode (``surrogateescape``).
 _BYTE_SURROGATES = range(0xDC80, 0xDD00)
 
@@ -58,6 +61,13 @@ def markup(text: Any) -> str:
     from rich.markup import escape
 
     return escape(printable(text) + " ")[:-1]
+
+
+def file_part(text: Any) -> str:
+    """``text`` as part of a file name we write (report pages, RTL results): anything but
+    ``A-Za-z0-9_.-`` becomes ``-``, so a name from an object can neither leave the folder
+    (``/``) nor put control characters into a file name."""
+    return _FILE_UNSAFE.sub("-", str(text))
 
 
 class PrintableError(Exception):

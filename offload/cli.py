@@ -123,7 +123,7 @@ def cmd_asm(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(code)
     else:
         write_atomically(out, code)
-        print(f"{out}: {len(code) // 8} slots", file=sys.stderr)
+        print(f"{printable(out)}: {len(code) // 8} slots", file=sys.stderr)
     return 0
 
 

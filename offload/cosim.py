@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import file_part, printable
 from hw.ethernet import LINE_RATE_100G_MPPS as LINE_RATE_MPPS
 from rtl_models.errors import CosimError
 
@@ -93,9 +94,9 @@ class CosimResult:
 
 
 def row(result: CosimResult | dict[str, Any]) -> list[str]:
-    """The regression table's cells for one result."""
+    """The regression table's cells for one result (names through ``printable``)."""
     r = result.to_dict() if isinstance(result, CosimResult) else result
-    return [f"{Path(r['object']).stem}:{r['program']}", str(r["packets"]), str(r["mismatches"]),
+    return [printable(f"{Path(r['object']).stem}:{r['program']}"), str(r["packets"]), str(r["mismatches"]),
             f"{r['cycles_per_packet']:.1f}", f"{r['ii']:.3f}", f"{r['mpps']:.1f}",
             f"{100 * r['mpps'] / r['line_rate_mpps']:.0f} %", "pass" if r["ok"] else "FAIL"]
 
@@ -226,7 +227,7 @@ def write_result(result: CosimResult, directory: str | os.PathLike[str]) -> Path
     """``<directory>/<object stem>.<program>.json``: what make regression and the report read."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{Path(result.object).stem}.{result.program}.json"
+    path = out / f"{file_part(f'{Path(result.object).stem}.{result.program}')}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
     tmp.replace(path)

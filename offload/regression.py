@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import file_part, markup, printable
 from offload import cli_args
 from offload.cli_args import OneLineParser
 from offload.cosim import DEFAULT_SEED, ROW_HEADER, row
@@ -69,7 +70,7 @@ def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int
     results: list[dict[str, Any]] = []
     todo = []
     for obj, prog in jobs_list:
-        saved = Path(options["results"]) / f"{obj.stem}.{prog}.json"
+        saved = Path(options["results"]) / f"{file_part(f'{obj.stem}.{prog}')}.json"
         if reuse and _fresh(saved, obj):
             results.append(json.loads(saved.read_text()) | {"reused": True})
         else:
@@ -83,9 +84,8 @@ def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int
             for f in as_completed(futures):
                 doc = f.result()
                 results.append(doc)
-                bar.update(task, advance=1, description=f"RTL co-simulation: "
-                           f"{Path(doc['object']).stem}:{doc['program']} "
-                           f"{_status(doc)}")
+                bar.update(task, advance=1, description="RTL co-simulation: " + markup(
+                    f"{Path(doc['object']).stem}:{doc['program']} {_status(doc)}"))
     order = {(str(o), p): i for i, (o, p) in enumerate(jobs_list)}
     return sorted(results, key=lambda d: order.get((str(d["object"]), d["program"]), 0))
 
@@ -101,7 +101,7 @@ def _status(doc: dict[str, Any]) -> str:
 def _console(file: Any) -> Any:
     from rich.console import Console
 
-    console = Console(file=file, highlight=False)
+    console = Console(file=file, highlight=False, emoji=False)
     if not console.is_terminal:
         console.width = 150
     return console
@@ -114,8 +114,9 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
             out.append(row(d))
         else:
             why = d.get("refused") or d.get("error", "")
-            out.append([f"{Path(d['object']).stem}:{d['program']}", "-", "-", "-", "-", "-",
-                        "-", ("host-only" if "refused" in d else "ERROR: " + why[:60])])
+            out.append([printable(f"{Path(d['object']).stem}:{d['program']}"), "-", "-", "-",
+                        "-", "-", "-",
+                        ("host-only" if "refused" in d else "ERROR: " + printable(why)[:60])])
     return out
 
 
@@ -133,7 +134,7 @@ def print_table(results: list[dict[str, Any]], file: Any = None) -> None:
         table.add_column(col, justify="left" if col in ("program", "result") else "right")
     for r in table_rows(results):
         style = "red" if r[-1] not in ("pass", "host-only") else None
-        table.add_row(*r, style=style)
+        table.add_row(*(markup(c) for c in r), style=style)
     _console(file or sys.stdout).print(table)
 
 
@@ -145,13 +146,14 @@ def junit(results: list[dict[str, Any]], path: Path) -> None:
                        errors=str(sum(1 for d in cases if "error" in d)))
     for d in cases:
         case = ET.SubElement(suite, "testcase", classname="offload.regression",
-                             name=f"{Path(d['object']).stem}:{d['program']}",
+                             name=printable(f"{Path(d['object']).stem}:{d['program']}"),
                              time=f"{d.get('wall_s', 0):.2f}")
         if "error" in d:
-            ET.SubElement(case, "error", message=d["error"][:200]).text = d["error"]
+            error = printable(d["error"])  # XML 1.0 cannot hold control characters
+            ET.SubElement(case, "error", message=error[:200]).text = error
         elif not d["ok"]:
-            ET.SubElement(case, "failure", message=(d["differences"] or ["differs"])[0][:200]
-                          ).text = "\n".join(d["differences"])
+            diffs = [printable(x) for x in d["differences"]] or ["differs"]
+            ET.SubElement(case, "failure", message=diffs[0][:200]).text = "\n".join(diffs)
         ET.SubElement(case, "system-out").text = json.dumps(
             {k: d.get(k) for k in ("packets", "mismatches", "cycles_per_packet", "ii",
                                    "mpps", "vm_equivalence", "workdir")})

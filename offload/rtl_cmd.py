@@ -18,24 +18,24 @@ import argparse
 import json
 import sys
 
+from ebpf.display import markup
 from offload import cli_args
 from offload.cosim import DEFAULT_PACKETS, DEFAULT_SEED, ROW_HEADER, CosimResult, row
 
 
 def render(result: CosimResult) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False)
+    console = Console(file=sys.stdout, highlight=False, emoji=False)
     if not console.is_terminal:
         console.width = 140
-    table = Table(title=f"RTL co-simulation on {result.target} ({result.verdict}: "
+    table = Table(title=f"RTL co-simulation on {markup(result.target)} ({result.verdict}: "
                         f"{result.stages} stages, {result.passes} pass(es), "
                         f"{result.clock_mhz:g} MHz)")
     for col in ROW_HEADER:
         table.add_column(col, justify="left" if col in ("program", "result") else "right")
-    table.add_row(*row(result))
+    table.add_row(*(markup(c) for c in row(result)))
     console.print(table)
     console.print(f"  outputs: {result.output_mismatches} differ, registers and table words: "
                   f"{result.state_mismatches} differ, {result.punted} punted, "
@@ -46,10 +46,10 @@ def render(result: CosimResult) -> None:
                   soft_wrap=True)
     console.print(f"  VM (kernel semantics), {result.vm_packets} packets: "
                   + ("[green]equivalent[/green]" if result.vm_equivalence == "ok"
-                     else f"[red]{escape(result.vm_equivalence)}[/red]"))
+                     else f"[red]{markup(result.vm_equivalence)} [/red]"))
     for d in result.differences[:10]:
-        console.print(f"  [red]difference[/red]: {escape(d)}")
-    console.print(f"  work directory: {escape(result.workdir)} (sim.log, images, build"
+        console.print(f"  [red]difference[/red]: {markup(d)}")
+    console.print(f"  work directory: {markup(result.workdir)} (sim.log, images, build"
                   f"{', waveform' if result.waves else ''}); {result.wall_s:.1f} s")
 
 
@@ -58,13 +58,15 @@ def cmd_rtl(args: argparse.Namespace) -> int:
 
     from offload.cosim import prepare, simulate, write_result
 
-    err = Console(file=sys.stderr, highlight=False)
-    with err.status(f"mapping {args.program_file} onto {args.target}", spinner="dots"):
+    err = Console(file=sys.stderr, highlight=False, emoji=False)
+    with err.status(f"mapping {markup(args.program_file)} onto {markup(args.target)}",
+                    spinner="dots"):
         job = prepare(args.program_file, args.program, target=args.target,
                       packets=args.packets, seed=args.seed, scenario=args.scenario,
                       workdir=args.workdir)
-    with err.status(f"simulating {job.report.program} under Icarus: {args.packets} packets "
-                    f"+ {min(job.timed, args.packets)} timed (log: {job.workdir / 'sim.log'})",
+    with err.status(f"simulating {markup(job.report.program)} under Icarus: {args.packets} "
+                    f"packets + {min(job.timed, args.packets)} timed "
+                    f"(log: {markup(job.workdir / 'sim.log')})",
                     spinner="dots"):
         result = simulate(job, waves=args.waves or None, quiet=True)
     if args.results:

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from ebpf.differential import Scenario, differential, kernel_side, prepare
+from ebpf.display import markup
 from ebpf.elf import load
 from ebpf.errors import EbpfError
 from ebpf.executor import EXECUTORS, open_executor
@@ -23,7 +24,8 @@ PROGRESS_MIN = 500  # packets: show a progress bar on stderr from this many on
 
 
 def _console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    return Console(highlight=False, emoji=False,
+                   width=None if sys.stdout.isatty() else 120)
 
 
 def _packets(args: argparse.Namespace) -> list[bytes]:
@@ -104,15 +106,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     console = _console()
     where = {"vm": "the VM", "kernel": "the kernel (BPF_PROG_TEST_RUN)"}[executor]
-    console.print(f"{args.program_file}: {len(packets)} packets on {where}")
+    console.print(f"{markup(args.program_file)}: {len(packets)} packets on {where}")
     table = Table()
     for col in ("verdict", "packets"):
         table.add_column(col)
     for name, n in doc["verdicts"].items():
-        table.add_row(name, str(n))
+        table.add_row(markup(name), str(n))
     console.print(table)
     if args.out:
-        console.print(f"wrote {len(outputs)} packets to {args.out}")
+        console.print(f"wrote {len(outputs)} packets to {markup(args.out)}")
     return 0
 
 
@@ -146,13 +148,13 @@ def cmd_kernel(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     console = _console()
-    console.print(f"{args.program_file}: {len(packets)} packets in the kernel "
+    console.print(f"{markup(args.program_file)}: {len(packets)} packets in the kernel "
                   f"(BPF_PROG_TEST_RUN, repeat {args.repeat})")
     table = Table()
     for col in ("verdict", "packets"):
         table.add_column(col)
     for name, n in doc["verdicts"].items():
-        table.add_row(name, str(n))
+        table.add_row(markup(name), str(n))
     console.print(table)
     console.print(f"{mean_ns:.1f} ns per packet (kernel-measured); jited {info.jited_prog_len} "
                   f"bytes, xlated {info.xlated_prog_len} bytes")
@@ -184,7 +186,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         console = _console()
         status = "[green]0 mismatches[/green]" if not report.mismatches else \
             f"[red]{len(report.mismatches)} mismatches[/red]"
-        console.print(f"{args.program_file} ({report.program}): {report.packets} packets, "
+        console.print(f"{markup(args.program_file)} ({markup(report.program)}): "
+                      f"{report.packets} packets, "
                       f"{status}")
         console.print(f"  verdicts  vm: {doc['verdicts']['vm']}")
         console.print(f"        kernel: {doc['verdicts']['kernel']}")
@@ -193,9 +196,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         if report.mismatches:
             first = report.mismatches[0]
             where = f"packet {first.index}" if first.index >= 0 else "final map state"
-            console.print(f"  first mismatch: {where}, {first.what}")
-            console.print(f"    vm:     {first.vm[:200]}")
-            console.print(f"    kernel: {first.kernel[:200]}")
+            console.print(f"  first mismatch: {where}, {markup(first.what)}")
+            console.print(f"    vm:     {markup(first.vm[:200])}")
+            console.print(f"    kernel: {markup(first.kernel[:200])}")
             if report.first_packet is not None:
                 console.print(f"    packet: {report.first_packet.hex()}")
     return 1 if report.mismatches else 0

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ebpf.display import markup
 from hw.targets import (
     DEFAULT_TARGET,
     CpuTarget,
@@ -91,14 +92,14 @@ def render_targets(targets: Sequence[Target]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout)
+    console = Console(file=sys.stdout, emoji=False)
     if not console.is_terminal:
         console.width = 160     # a pipe or a file: do not fold at 80 columns
     table = Table(title="Offload targets")
     for col in COLUMNS:
         table.add_column(col, no_wrap=col in ("name", "kind", "clock", "line rate"))
     for t in targets:
-        table.add_row(*summary_row(t).values())
+        table.add_row(*(markup(cell) for cell in summary_row(t).values()))  # names from files
     console.print(table)
 
 

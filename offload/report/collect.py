@@ -20,12 +20,12 @@ import json
 import math
 import os
 import platform
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import file_part
 from ebpf.errors import EbpfError
 from hw.errors import HwError
 from hw.ethernet import LINE_RATE_100G_MPPS
@@ -49,8 +49,6 @@ RTL_NUMBERS = ("output_mismatches", "state_mismatches", "timing_mismatches", "pu
 RTL_STRINGS = ("program", "object", "target", "verdict", "vm_equivalence", "workdir")
 
 Step = Callable[[str], None]
-
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class ReportError(MapperError):
@@ -211,13 +209,13 @@ def read_rtl_result(path: Path, program: str | None = None) -> dict[str, Any]:
 
 def _rtl_for(options: ReportOptions, program: str, stem: str) -> dict[str, Any]:
     """The program's RTL result: ``DIR/<stem>.<program>.json`` (what ``offload rtl
-    --results`` writes), else ``DIR/<program>.json``, else ``DIR/<stem>.json`` when it is
+    --results`` writes, through ``file_part``), else ``DIR/<program>.json``, else ``DIR/<stem>.json`` when it is
     for this program (or names none)."""
     if options.rtl_results is None:
         return {"status": "not run", "reason": "no RTL results given (offload report "
                                                "--rtl-results DIR)"}
     base = Path(options.rtl_results)
-    for name in (f"{stem}.{program}", program):
+    for name in (file_part(f"{stem}.{program}"), file_part(program)):
         f = base / f"{name}.json"
         if f.is_file():
             return read_rtl_result(f, program)
@@ -282,9 +280,8 @@ def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
                 MapScenario.load(candidate)  # MapStateError on a bad file, now
                 maps = str(candidate)
         for prog in obj.programs:
-            # The id names the page and plot files: names from the object may hold '/' or
-            # control characters, so anything but [A-Za-z0-9_.-] becomes '-'.
-            base = _ID_UNSAFE.sub("-", f"{stem}.{prog.name}")
+            # The id names the page and plot files: a name from the object may hold '/'.
+            base = file_part(f"{stem}.{prog.name}")
             pid = base
             n = 2
             while pid in ids:

@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from ebpf.display import PrintableError, markup, printable
+from ebpf.display import PrintableError, file_part, markup, printable
 from ebpf.errors import EbpfError, ElfError
 from hw.errors import HwError
 from offload.errors import MapperError
@@ -102,3 +102,14 @@ def test_wrapped_error_is_not_escaped_twice():
     inner = ElfError("map 'r\x1b[31m': unknown field")
     outer = ElfError(f"x.o: {inner}")
     assert str(outer) == "x.o: map 'r\\x1b[31m': unknown field"
+
+
+@pytest.mark.parametrize(("raw", "part"), [
+    ("lpm_router.xdp_lpm_router", "lpm_router.xdp_lpm_router"),
+    ("../../etc/x", "..-..-etc-x"),
+    ("r\x1b[31m", "r--31m"),
+    ("ro\nte\x07 é", "ro-te---"),
+])
+def test_file_part_keeps_file_names_inside_their_folder(raw, part):
+    """file_part: only A-Za-z0-9_.- survive, so no '/' and no control character."""
+    assert file_part(raw) == part
