@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from ebpf.errors import EbpfError
 from ebpf.kernel import KernelLoadError
 from hw.errors import HwError
 from offload.check_cmd import register as register_check
+from offload.cleanup import Terminated, terminate_as_interrupt
 from offload.cli_args import OneLineParser
 from offload.errors import MapperError
 from offload.map_cmd import register as register_map
@@ -41,7 +42,9 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Write a file whole or not at all (temp file in the same folder, then rename)."""
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    # not mkstemp (mode 0600): created 0666 so that the kernel applies the user's umask
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
@@ -174,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
-        return args.func(args)
+        with terminate_as_interrupt():
+            return args.func(args)
     except BrokenPipeError:
         return 0
     except (*USER_ERRORS, CliError, OSError) as exc:
@@ -186,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = printable(exc) or type(exc).__name__
         print(f"offload: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Terminated as exc:  # SIGTERM / SIGHUP: cleaned up like Ctrl-C
+        return 128 + exc.signum
     except KeyboardInterrupt:
         return 130
 

@@ -44,6 +44,10 @@ from rtl_models.errors import CosimError
 
 DEFAULT_PACKETS = 200
 DEFAULT_SEED = 1
+# modelling choice: the testbench's default stimulus (probability of an idle input cycle,
+# of a cycle without output ready)
+DEFAULT_IDLE = 0.2
+DEFAULT_BACKPRESSURE = 0.2
 
 
 @dataclass
@@ -131,8 +135,8 @@ class CosimJob:
 def prepare(obj_path: str | os.PathLike[str], program: str | None = None, *,
             target: str = "pipe", packets: int = DEFAULT_PACKETS, seed: int = DEFAULT_SEED,
             scenario: str | os.PathLike[str] | None = None,
-            workdir: str | os.PathLike[str] | None = None, idle: float = 0.2,
-            backpressure: float = 0.2, timed: int = 64) -> CosimJob:
+            workdir: str | os.PathLike[str] | None = None, idle: float = DEFAULT_IDLE,
+            backpressure: float = DEFAULT_BACKPRESSURE, timed: int = 64) -> CosimJob:
     """Steps 1 and 2: map, load the scenario state, write the images and the trace."""
     from ebpf.elf import load
     from ebpf.errors import EbpfError

@@ -4,7 +4,8 @@
         [--results DIR] [--junit FILE] [--summary FILE] [--reuse] [--target T]
 
 For each program of each object (default: build/xdp/*.o) ``offload.cosim.cosim`` maps
-it, loads its scenario and runs the trace through pipe_top; programs the mapper keeps on
+it, loads its scenario and runs the trace through pipe_top under a random stimulus drawn
+from the seed (``stimulus``: idle up to 0.5, back-pressure up to 0.99); programs the mapper keeps on
 the host are listed, not simulated. Work runs in ``--jobs`` processes (default: the CPUs,
 at most 2: Icarus is single-threaded). Each result goes to ``DIR/<stem>.<program>.json``
 (what ``offload report --rtl-results DIR`` reads); ``--reuse`` keeps a result that is newer
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -32,6 +34,7 @@ from rtl_models.errors import CosimError, RtlError
 from rtl_models.runner import ROOT, build_root, sources
 
 DEFAULT_PACKETS = 200
+MAX_BACKPRESSURE = 0.99
 
 
 def programs(objects: list[Path]) -> list[tuple[Path, str]]:
@@ -47,20 +50,30 @@ def _fresh(result: Path, obj: Path) -> bool:
     return result.stat().st_mtime > newest
 
 
+def stimulus(seed: int, stem: str, program: str) -> tuple[float, float]:
+    """(idle, back-pressure) of one program's run: drawn from the run's seed and the
+    program's name, so that a regression covers the whole range (back-pressure up to 0.99,
+    idle up to 0.5: modelling choice) and the same seed repeats the same draws."""
+    rng = random.Random(f"{seed}:{stem}:{program}")
+    return round(rng.uniform(0.0, 0.5), 2), round(rng.uniform(0.0, MAX_BACKPRESSURE), 2)
+
+
 def _run_one(obj: str, program: str, options: dict[str, Any]) -> dict[str, Any]:
     """One co-simulation in a worker: the result document, or why there is none."""
     from offload.cosim import cosim, write_result
 
     work = Path(options["workdir"]) / f"{Path(obj).stem}.{program}"
+    idle, backpressure = stimulus(options["seed"], Path(obj).stem, program)
     try:
         r = cosim(obj, program, target=options["target"], packets=options["packets"],
-                  seed=options["seed"], workdir=work, quiet=True)
+                  seed=options["seed"], workdir=work, quiet=True, idle=idle,
+                  backpressure=backpressure)
     except CosimError as exc:
         return {"object": obj, "program": program, "refused": str(exc)}
     except RtlError as exc:
         return {"object": obj, "program": program, "error": str(exc)}
     write_result(r, options["results"])
-    return r.to_dict()
+    return r.to_dict() | {"idle": idle, "backpressure": backpressure}
 
 
 def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int,

@@ -17,10 +17,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+from contextlib import nullcontext
+from pathlib import Path
 
-from ebpf.display import markup
+from ebpf.display import markup, printable
 from offload import cli_args
-from offload.cosim import DEFAULT_PACKETS, DEFAULT_SEED, ROW_HEADER, CosimResult, row
+from offload.cleanup import Janitor
+from offload.cosim import (
+    DEFAULT_BACKPRESSURE,
+    DEFAULT_IDLE,
+    DEFAULT_PACKETS,
+    DEFAULT_SEED,
+    ROW_HEADER,
+    CosimResult,
+    row,
+)
 
 
 def render(result: CosimResult) -> None:
@@ -59,16 +71,25 @@ def cmd_rtl(args: argparse.Namespace) -> int:
     from offload.cosim import prepare, simulate, write_result
 
     err = Console(file=sys.stderr, highlight=False, emoji=False)
-    with err.status(f"mapping {markup(args.program_file)} onto {markup(args.target)}",
-                    spinner="dots"):
-        job = prepare(args.program_file, args.program, target=args.target,
-                      packets=args.packets, seed=args.seed, scenario=args.scenario,
-                      workdir=args.workdir)
-    with err.status(f"simulating {markup(job.report.program)} under Icarus: {args.packets} "
-                    f"packets + {min(job.timed, args.packets)} timed "
-                    f"(log: {markup(job.workdir / 'sim.log')})",
-                    spinner="dots"):
-        result = simulate(job, waves=args.waves or None, quiet=True)
+    # Without --workdir the images, build and log go to a temporary folder that is removed
+    # however the command ends (Janitor: also on SIGKILL); --workdir keeps them.
+    temp = None if args.workdir else Path(tempfile.mkdtemp(prefix="cosim-"))
+    with Janitor([temp]) if temp is not None else nullcontext():
+        with err.status(f"mapping {markup(args.program_file)} onto {markup(args.target)}",
+                        spinner="dots"):
+            job = prepare(args.program_file, args.program, target=args.target,
+                          packets=args.packets, seed=args.seed, scenario=args.scenario,
+                          workdir=args.workdir or temp, idle=args.idle,
+                          backpressure=args.backpressure)
+        with err.status(f"simulating {markup(job.report.program)} under Icarus: "
+                        f"{args.packets} packets + {min(job.timed, args.packets)} timed",
+                        spinner="dots"):
+            result = simulate(job, waves=args.waves or None, quiet=True)
+    if not result.ok:
+        where = f"kept in {printable(args.workdir)}" if args.workdir else \
+            "removed; run again with --workdir DIR to keep it"
+        err.print(f"work folder (images, build, sim.log) {where}", soft_wrap=True,
+                  markup=False)
     if args.results:
         write_result(result, args.results)
     if args.json:
@@ -96,6 +117,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=cli_args.seed, default=DEFAULT_SEED, metavar="S",
                    help=f"seed of the trace, idle cycles and back-pressure (default "
                         f"{DEFAULT_SEED})")
+    p.add_argument("--idle", type=cli_args.probability, default=DEFAULT_IDLE, metavar="P",
+                   help=f"probability of an idle input cycle (default {DEFAULT_IDLE})")
+    p.add_argument("--backpressure", type=cli_args.probability, default=DEFAULT_BACKPRESSURE,
+                   metavar="P", help="probability of a cycle without output ready (default "
+                                     f"{DEFAULT_BACKPRESSURE})")
     p.add_argument("--scenario", metavar="FILE",
                    help="map state (default: examples/xdp/scenarios/<stem>.json)")
     p.add_argument("--workdir", metavar="DIR",

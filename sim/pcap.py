@@ -66,14 +66,18 @@ class _Warnings(logging.Handler):
 
 def write_pcap(path: str | os.PathLike[str], packets: list[bytes]) -> None:
     """Write Ethernet frames to a pcap, whole or not at all."""
-    import tempfile
+    import secrets
 
     from scapy.layers.l2 import Ether
     from scapy.utils import wrpcap
 
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    os.close(fd)
+    # not mkstemp (mode 0600): created 0666 so that the kernel applies the user's umask
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise PcapError(f"{path}: cannot write: {exc.strerror}") from exc
     try:
         wrpcap(tmp, [Ether(p) for p in packets], linktype=1)
         os.replace(tmp, path)

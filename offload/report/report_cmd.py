@@ -16,17 +16,21 @@ a rich progress bar on stderr counts the steps when stderr is a terminal.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import queue
 import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from ebpf.display import markup, printable
 from offload import cli_args
+from offload.cleanup import Janitor, die_with_parent
 from offload.report.collect import (
     Plan,
     ReportError,
@@ -43,45 +47,64 @@ REPORT_MARKER = "report.json"
 
 # --- the output folder -------------------------------------------------------------------
 
-def prepare_output(out: str | os.PathLike[str]) -> Path:
-    """A fresh temporary folder next to ``out`` (``ReportError`` when that is impossible or
-    ``out`` is something the report must not replace)."""
-    target = Path(out)
+def _check_target(target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise ReportError(f"{target}: exists and is not a folder")
     if target.is_dir() and any(target.iterdir()) and not (target / REPORT_MARKER).exists():
         raise ReportError(f"{target}: folder is not empty and holds no previous report "
                           f"({REPORT_MARKER}); choose another output folder")
+
+
+def prepare_output(out: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Fresh temporary folders next to ``out``: (the new report, a place for the old one);
+    ``ReportError`` when that is impossible or ``out`` is something the report must not
+    replace. Both get the user's umask."""
+    target = Path(out)
+    _check_target(target)
     parent = target.resolve().parent
     if not parent.is_dir():
         raise ReportError(f"{target}: parent folder {parent} does not exist")
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
     except OSError as exc:
         raise ReportError(f"{target}: cannot write in {parent}: "
                           f"{exc.strerror or exc}") from exc
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
-    return tmp
+    return tmp, old
 
 
-def commit_output(tmp: Path, out: str | os.PathLike[str]) -> None:
-    """Put the finished report in place of ``out`` (two renames; the old one removed)."""
-    target = Path(out)
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=tmp.parent))
-        os.rename(target, old / "report")
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive flock on ``folder`` itself: two reports into one place take turns at
+    the swap instead of racing between its check and its renames."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.rename(tmp, target)
-    except OSError:
-        if old is not None:
-            os.rename(old / "report", target)
-            shutil.rmtree(old, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def commit_output(tmp: Path, out: str | os.PathLike[str], old: Path) -> None:
+    """Put the finished report in place of ``out`` (two renames, under the parent folder's
+    lock; the old report goes to ``old`` and is removed). A writer that finds ``out``
+    replaced by something that is not a report fails with ReportError; otherwise the last
+    writer's report stays, as if they had run one after the other."""
+    target = Path(out)
+    with _locked(tmp.parent):
+        _check_target(target)
+        if target.exists():
+            os.rename(target, old / "report")
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if (old / "report").exists():
+                os.rename(old / "report", target)
+            raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # --- gathering, in worker processes ------------------------------------------------------
@@ -89,9 +112,11 @@ def commit_output(tmp: Path, out: str | os.PathLike[str]) -> None:
 _QUEUE: Any = None
 
 
-def _init_worker(q: Any) -> None:
+def _init_worker(q: Any, parent_pid: int) -> None:
     global _QUEUE  # one per worker process, set once by its initializer
     _QUEUE = q
+    die_with_parent(parent_pid)
+    q.put(("worker", os.getpid()))  # so that the parent can stop it (see gather)
 
 
 def _worker(spec: Any, plan_: Plan, permitted: tuple[bool, str]) -> dict[str, Any]:
@@ -121,26 +146,42 @@ def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
     results: dict[str, dict[str, Any]] = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(q,)) as pool:
+    workers: set[int] = set()
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                               initargs=(q, os.getpid()))
+    try:
         futures = {pool.submit(_worker, s, plan_, permitted): s for s in plan_.programs}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.1)
-            _drain(q, step)
+            _drain(q, step, workers)
             for f in done:
                 results[futures[f].id] = f.result()
-        _drain(q, step)
+        _drain(q, step, workers)
+    except BaseException:
+        # interrupted, terminated or a worker failed: stop the others now rather than
+        # wait for their programs (they also die with us: die_with_parent)
+        _drain(q, step, workers)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for pid in workers:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise
+    pool.shutdown()
     doc["programs"] = [results[s.id] for s in plan_.programs]
     return finish_document(doc)
 
 
-def _drain(q: Any, step: Callable[[str], None]) -> None:
+def _drain(q: Any, step: Callable[[str], None], workers: set[int]) -> None:
     while True:
         try:
-            step(q.get_nowait())
+            msg = q.get_nowait()
         except queue.Empty:
             return
+        if isinstance(msg, tuple):
+            workers.add(msg[1])
+        else:
+            step(msg)
 
 
 # --- the command -------------------------------------------------------------------------
@@ -181,15 +222,14 @@ def run_report(objects: list[str], out: str, options: ReportOptions, *, jobs: in
     from offload.report.render import write_report
 
     plan_ = plan(objects, options)
-    tmp = prepare_output(out)
-    try:
+    tmp, old = prepare_output(out)
+    # the watcher removes both folders even when we are killed (SIGKILL), and puts the
+    # previous report back if the kill came between the two renames of the swap
+    with Janitor([tmp, old], restore=(old / "report", Path(out).resolve())):
         with _progress(plan_.num_steps() + len(plan_.programs) + 1, show_progress) as advance:
             doc = gather(plan_, jobs=jobs, progress=advance)
             write_report(doc, tmp, step=advance)
-        commit_output(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        commit_output(tmp, out, old)
     return doc
 
 
