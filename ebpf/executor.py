@@ -144,6 +144,70 @@ class VmExecutor(Executor):
         return self.side.dump()
 
 
+class _TestRunner:
+    """BPF_PROG_TEST_RUN of one program on one packet, buffers and options allocated once:
+    the same call as ``KernelObject.test_run(packet, prog)`` (no metadata, ingress ifindex
+    and rx queue 0) without its per-call allocations. A failing call is repeated through
+    ``test_run`` so that the error carries its explanation."""
+
+    def __init__(self, kobj: Any, prog: str):
+        import ctypes
+
+        from ebpf.kernel import DATA_OUT_SLACK
+        from ebpf.kernel_load import TestRunOpts, libbpf
+
+        self.ct, self.kobj, self.prog = ctypes, kobj, prog
+        self.fd = kobj.prog_fd(prog)
+        self.call = libbpf().bpf_prog_test_run_opts
+        self.slack = DATA_OUT_SLACK
+        self.ctx_in = ctypes.create_string_buffer(24)  # struct xdp_md: six u32
+        self.ctx_out = ctypes.create_string_buffer(24)
+        self.opts = TestRunOpts(sz=ctypes.sizeof(TestRunOpts), ctx_in=ctypes.addressof(
+            self.ctx_in), ctx_size_in=24, ctx_out=ctypes.addressof(self.ctx_out),
+            ctx_size_out=24, repeat=1)
+        self._size = 0
+        self._grow(2048)
+        self.update = libbpf().bpf_map_update_elem
+        self.clock_key = ctypes.create_string_buffer(4)
+        self.clock_value = ctypes.create_string_buffer(8)
+        self.clock_fd: int | None = None
+
+    def set_clock(self, map_name: str, ns: int) -> None:
+        """Write the one-entry clock map (key 0, u64 ns): bpf_map_update_elem, BPF_ANY."""
+        if self.clock_fd is None:
+            self.clock_fd = self.kobj.map_fd(map_name)
+        self.ct.memmove(self.clock_value, ns.to_bytes(8, "little"), 8)
+        if self.update(self.clock_fd, self.clock_key, self.clock_value, 0) < 0:
+            self.kobj.update(map_name, bytes(4), ns.to_bytes(8, "little"))  # raises why
+
+    def _grow(self, size: int) -> None:
+        ct = self.ct
+        self._size = size
+        self.in_buf = ct.create_string_buffer(size)
+        self.out_buf = ct.create_string_buffer(size + self.slack)
+        self.opts.data_in = ct.addressof(self.in_buf)
+        self.opts.data_out = ct.addressof(self.out_buf)
+
+    def run(self, packet: bytes) -> PacketResult:
+        n = len(packet)
+        if n > self._size:
+            self._grow(n)
+        self.ct.memmove(self.in_buf, packet, n)
+        self.ct.memmove(self.ctx_in, (0).to_bytes(4, "little") + n.to_bytes(4, "little"), 8)
+        opts = self.opts
+        opts.data_size_in = n
+        opts.data_size_out = n + self.slack
+        opts.ctx_size_out = 24
+        if self.call(self.fd, self.ct.byref(opts)) < 0:
+            res = self.kobj.test_run(packet, self.prog)  # raises with the reason
+            meta = bytes(res.meta_out)
+            return PacketResult(res.retval, meta + bytes(res.data_out), len(meta),
+                                kernel_ns=res.duration_ns)
+        meta_len = int.from_bytes(self.ctx_out.raw[:4], "little")
+        return PacketResult(opts.retval, self.out_buf.raw[:opts.data_size_out], meta_len,
+                            kernel_ns=opts.duration)
+
+
 class KernelExecutor(Executor):
     """BPF_PROG_TEST_RUN per packet (the clock map written first when the program reads it)."""
 
@@ -157,6 +221,7 @@ class KernelExecutor(Executor):
         self._clock_map = CLOCK_MAP
         try:
             self.kobj = self._stack.enter_context(kernel_side(path, obj, scenario, raw=clock))
+            self._runner = _TestRunner(self.kobj, self.program)
         except BaseException:
             self._stack.close()
             raise
@@ -166,13 +231,10 @@ class KernelExecutor(Executor):
         return self.kobj.num_possible_cpus
 
     def _set_clock(self, ns: int) -> None:
-        self.kobj.update(self._clock_map, bytes(4), ns.to_bytes(8, "little"))
+        self._runner.set_clock(self._clock_map, ns)
 
     def _run(self, packet: bytes) -> PacketResult:
-        res = self.kobj.test_run(packet, self.program)
-        meta = bytes(res.meta_out)
-        return PacketResult(res.retval, meta + bytes(res.data_out), len(meta),
-                            kernel_ns=res.duration_ns)
+        return self._runner.run(packet)
 
     def dump_maps(self) -> dict[str, Any]:
         return self.kobj.dump_state()

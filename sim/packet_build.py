@@ -170,7 +170,7 @@ def _layer2(c: Columns) -> tuple[np.ndarray, np.ndarray]:
     return m, 14 + 4 * c.tags.astype(np.int64)
 
 
-def _layer4(c: Columns, ip: np.ndarray, payload_sum: np.ndarray, payload_len: np.ndarray
+def _layer4(c: Columns, ip: np.ndarray, payload_len: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
     """L4 headers of the IP packets ``ip`` (checksums filled in later) and their lengths."""
     m = np.zeros((c.n, L4_MAX), np.uint8)
@@ -235,7 +235,7 @@ def _build(c: Columns) -> PacketArray:
     body = np.where(np.arange(c.body.shape[1])[None, :] < body_len[:, None], c.body, 0).astype(
         np.uint8)
     body_sum = _sum16(body)
-    l4, l4_len = _layer4(c, ip, body_sum, payload_len)
+    l4, l4_len = _layer4(c, ip, payload_len)
     l4_total = l4_len + payload_len
 
     l3 = np.zeros((n, L3_MAX), np.uint8)

@@ -148,13 +148,8 @@ class PacketGenerator:
         buf[start[rows] + 14] = (buf[start[rows] + 14] & 0xF0) | np.array(
             [0, 3, 15], np.uint8)[r.integers(0, 3, size=len(rows))]
         out = PacketArray(buf, start, length).to_list()
-        jumbo = np.flatnonzero(how == 3)  # random bytes up to JUMBO_LEN, drawn in one go
-        need = JUMBO_LEN - length[jumbo]
-        tails = r.bytes(int(need.sum()))
-        at = 0
-        for i, k in zip(jumbo.tolist(), need.tolist(), strict=True):
-            out[i] += tails[at:at + k]
-            at += k
+        for i in np.flatnonzero(how == 3).tolist():  # jumbo: random bytes up to JUMBO_LEN
+            out[i] += r.bytes(JUMBO_LEN - len(out[i]))
         return out
 
 

@@ -321,6 +321,8 @@ class Behaviour:
     packets: list[bytes]
     labels: list[str]
     counts: list[int]
+    stateless: bool = False
+    """The program keeps no state (no maps, no helpers): each distinct packet ran once."""
 
 
 def executor_for(sc: Scenario, on_host: bool) -> str:
@@ -342,7 +344,9 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
     arrival order, maps persisting, the clock reading the packet's arrival time. With a
     mapped ``cost`` (punt "model") the pipeline model decides each packet's punt.
     ``sc.behaviour == "sampled"``: only the first packet of each distinct template runs, and
-    the later ones take its class (an approximation for a stateful program)."""
+    the later ones take its class (an approximation for a stateful program). A program
+    without maps and helper calls keeps no state and reads no clock: its result is a
+    function of the packet's bytes, so each distinct packet runs once, exactly."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.elf import load
     from ebpf.errors import EbpfError
@@ -369,7 +373,8 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
             pipe = PipelinePunts(cost.config, ex.maps)
         if step:
             step(f"{ex.name} executor on all {n} packets")
-        sampled = sc.behaviour == "sampled"
+        stateless = not obj.maps and not any(p.helper_ids() for p in obj.programs)
+        sampled = sc.behaviour == "sampled" or stateless
         template_class: dict[int, int] = {}
         for i in range(n):
             if sampled and rep[i] in template_class:
@@ -406,7 +411,7 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
             klass[i] = k
             template_class[rep[i]] = k
         return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts,
-                         labels, counts)
+                         labels, counts, stateless)
 
 
 def _state_key(maps: str | None) -> tuple[Any, ...] | None:
@@ -554,12 +559,17 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
         how = (f"APPROXIMATION (behaviour = sampled): only the first packet of each of the "
                f"{len(traffic.reps)} distinct packets runs the program on the {beh.executor} "
                f"executor; later packets repeat its verdict, whatever the program's state")
+    elif beh.stateless:
+        how = (f"the program has no maps and calls no helper, so its result depends on the "
+               f"packet's bytes only: each of the {len(traffic.reps)} distinct packets ran "
+               f"once on the {beh.executor} executor and every packet takes its result "
+               f"(exact)")
     else:
         how = (f"every packet runs the program on the {beh.executor} executor (in arrival "
                f"order, maps persisting"
                + (", the clock reading the packet's arrival time" if beh.clock else "") + ")")
     notes = [f"traffic: {traffic.description}; {traffic.num_packets} packets, seed {sc.seed}",
-             f"behaviour: {how}; {len(verdicts)} classes of packets with the same verdict "
+             f"behaviour: {how}; {len(verdicts)} class(es) of packets with the same verdict "
              f"and " + ("path cost" if beh.executor == "vm" else "length")
              + " share one cost",
              f"host program cost: {cost_note}",

@@ -74,6 +74,8 @@ class ReportOptions:
     mapper_time_limit_s: float = 10.0
     """CP-SAT time limit per program and pipeline target (the mapper's default)."""
     simulate: bool = True
+    executor: str = "auto"
+    """What runs every simulated packet (``sim.scenario.executor_for``: vm, kernel, auto)."""
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -567,7 +569,8 @@ def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, st
         doc["simulation"] = simulate_program(
             spec.path, prog.name, spec.maps, plan_.targets, packets=options.packets,
             seed=options.seed, sizes=options.sizes, latency_traffic=options.latency_traffic,
-            target_files=plan_.target_files, nic_costs=nic_costs, step=step)
+            target_files=plan_.target_files, nic_costs=nic_costs, step=step,
+            executor=options.executor)
         doc["simulation"]["nic_cost_source"] = {
             name: cost.source for name, cost in nic_costs.items()}
         doc["simulation"]["nic_cost"] = {

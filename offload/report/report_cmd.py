@@ -213,7 +213,7 @@ def options_from_args(args: argparse.Namespace) -> ReportOptions:
         trace_packets=args.trace_packets, host_packets=args.host_packets,
         host_repeat=args.host_repeat, seed=args.seed, maps_dir=args.maps_dir,
         rtl_results=args.rtl_results, simulate=not args.no_sim,
-        mapper_time_limit_s=args.mapper_time_limit)
+        mapper_time_limit_s=args.mapper_time_limit, executor=args.executor)
 
 
 def run_report(objects: list[str], out: str, options: ReportOptions, *, jobs: int = 1,
@@ -310,6 +310,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "`offload rtl PROG.o --results DIR` writes them (else "
                         "DIR/<program>.json or DIR/<object stem>.json); at least packets, "
                         "mismatches, cycles_per_packet, ii, mpps")
+    p.add_argument("--executor", choices=("auto", "vm"), default=ReportOptions.executor,
+                   help="what runs every simulated packet: vm, or auto (the VM where a cost "
+                        "model reads paths, else the kernel's BPF_PROG_TEST_RUN; default)")
     p.add_argument("--packets", type=cli_args.sim_packets, default=ReportOptions.packets,
                    help=f"packets per simulation run (default {ReportOptions.packets})")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, metavar="LIST",

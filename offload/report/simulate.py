@@ -101,7 +101,8 @@ def simulate_program(path: str, program: str, maps: str | None, targets: Sequenc
                      target_files: Sequence[str] = (),
                      nic_costs: dict[str, Any] | None = None,
                      cache: Any = None,
-                     step: Callable[[str], None] | None = None) -> dict[str, Any]:
+                     step: Callable[[str], None] | None = None,
+                     executor: str = "auto") -> dict[str, Any]:
     """Every run for one program: ``{"sweep": [...], "latency": [...]}``, one entry per
     (target, size) and per target. ``nic_costs`` maps a target name to its ``NicCost``
     (default: the simulator's own, the mapping on a pipeline; each run's ``nic_cost`` says
@@ -114,7 +115,7 @@ def simulate_program(path: str, program: str, maps: str | None, targets: Sequenc
     for t in targets:
         base: dict[str, Any] = {"program": path, "program_name": program, "maps": maps,
                                 "target": t.name, "target_files": tuple(target_files),
-                                "packets": packets, "seed": seed}
+                                "packets": packets, "seed": seed, "executor": executor}
         cost = (nic_costs or {}).get(t.name)
         if cost is not None:
             base["nic_cost"] = cost

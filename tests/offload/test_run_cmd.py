@@ -120,3 +120,19 @@ char LICENSE[] SEC("license") = "GPL";
     assert proc.returncode == 2
     line, = proc.stderr.strip().splitlines()
     assert "get_current_pid_tgid" in line and "14" in line, line
+
+
+@needs_kernel
+def test_run_on_the_kernel_executor(tmp_path, pcap):
+    """run --executor kernel gives the VM's verdicts, output packets and final maps on a
+    stateful, clock-reading program, and names its executor."""
+    out = {}
+    for kind in ("vm", "kernel"):
+        dst = tmp_path / f"{kind}.pcap"
+        doc = json.loads(offload("run", str(corpus_object("rate_limiter")), "--pcap",
+                                 str(pcap), "--executor", kind, "--out", str(dst), "--json",
+                                 check=True).stdout)
+        assert doc["executor"] == kind and doc["clock_injected"]
+        out[kind] = (doc["verdicts"], [r["verdict"] for r in doc["results"]], doc["maps"],
+                     [p.data for p in read_pcap(dst)])
+    assert out["vm"] == out["kernel"]

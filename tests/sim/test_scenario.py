@@ -191,3 +191,30 @@ def test_sampled_behaviour_is_marked_and_differs_on_state():
     assert sampled["behaviour"] == "sampled"
     assert any(a.startswith("behaviour: APPROXIMATION") for a in sampled["assumptions"])
     assert not any("APPROXIMATION" in a for a in exact["assumptions"])
+
+
+def test_stateless_program_runs_each_distinct_packet_once(monkeypatch):
+    """A program without maps or helpers runs each distinct packet once (exact: its result
+    is a function of the bytes); the verdicts are the VM's on every packet."""
+    import ebpf.executor as executor_mod
+    from sim.scenario import run_behaviour
+    from sim.spec import parse_traffic
+    from sim.traffic import generate
+
+    sc = Scenario(program=str(corpus_object("icmp_echo")), target="host",
+                  traffic="64B@10G,flows=20,proto=icmp/udp", packets=3000)
+    traffic = generate(parse_traffic(sc.traffic, line_rate_gbps=10), 3000, 0,
+                       line_rate_gbps=10)
+    calls = []
+    real = executor_mod.VmExecutor._run
+    monkeypatch.setattr(executor_mod.VmExecutor, "_run",
+                        lambda self, p: calls.append(p) or real(self, p))
+    beh = run_behaviour(sc, traffic, "vm")
+    assert beh.stateless and len(calls) == len(traffic.reps) < 3000
+    monkeypatch.setattr(executor_mod.VmExecutor, "_run", real)
+    path = str(corpus_object("icmp_echo"))
+    from ebpf.elf import load
+
+    with executor_mod.open_executor("vm", path, load(path)) as ex:
+        want = [ex.run(traffic.reps[r]).verdict for r in traffic.rep.tolist()]
+    assert np.asarray(beh.verdicts)[beh.klass].tolist() == want

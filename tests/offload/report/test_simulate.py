@@ -89,3 +89,23 @@ def test_one_cache_times_each_packet_once(katran):
     sim = doc["simulation"]
     distinct = sum(r["classes"] for r in sim["sweep"] + sim["latency"])
     assert sim["kernel_timed_packets"] <= distinct
+
+
+def test_runs_name_their_executor():
+    """Every run of the report says what ran its packets: the VM when asked, and on the host
+    target with auto the kernel where bpf(2) is permitted (else the VM); the verdicts agree."""
+    from ebpf.kernel_load import bpf_permitted
+    from offload.report.simulate import simulate_program
+
+    host = load_target("host")
+    args = (str(corpus_object("rate_limiter")), "xdp_rate_limiter",
+            str(ROOT / "examples" / "xdp" / "scenarios" / "rate_limiter.json"), [host])
+    kw = dict(packets=300, seed=2, sizes=(64,), latency_traffic="64B@10G,flows=4")
+    vm = simulate_program(*args, executor="vm", **kw)
+    auto = simulate_program(*args, **kw)
+    runs = vm["sweep"] + vm["latency"]
+    assert all(r["executor"] == "vm" for r in runs)
+    want = "kernel" if bpf_permitted()[0] else "vm"
+    assert all(r["executor"] == want for r in auto["sweep"] + auto["latency"])
+    assert [r["metrics"]["verdicts"] for r in runs] == [
+        r["metrics"]["verdicts"] for r in auto["sweep"] + auto["latency"]]
