@@ -275,7 +275,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frame sizes of the throughput sweep (default "
                         f"{','.join(map(str, DEFAULT_SIZES))})")
     p.add_argument("--latency-traffic", default=DEFAULT_LATENCY_TRAFFIC, metavar="SPEC",
-                   help=f"traffic of the latency CDF run (default {DEFAULT_LATENCY_TRAFFIC})")
+                   help="traffic of the latency CDF run (default "
+                   + DEFAULT_LATENCY_TRAFFIC.replace("%", "%%") + ")")  # argparse %-formats
     p.add_argument("--trace-packets", type=int, default=ReportOptions.trace_packets,
                    help="VM traces per program for the cost models and the punted fraction")
     p.add_argument("--host-packets", type=int, default=ReportOptions.host_packets,
