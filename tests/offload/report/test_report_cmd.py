@@ -35,6 +35,13 @@ def assert_nothing_written(folder):
     assert not [p.name for p in folder.iterdir() if p.name != "in"], list(folder.iterdir())
 
 
+def test_help_prints(run):
+    """report --help prints the options (a '%' in a default once crashed argparse)."""
+    with pytest.raises(SystemExit) as exc:
+        run("report", "--help")
+    assert exc.value.code == 0
+
+
 def test_unknown_target(run, tmp_path):
     """An unknown target: one line, exit 2, no output folder, no temporary left."""
     code, _, err = run("report", str(corpus_object("xdp_drop")), "-o", str(tmp_path / "r"),
