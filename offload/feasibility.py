@@ -139,7 +139,7 @@ def check(obj_or_path: ElfObject | str | os.PathLike[str], program: str | None =
     the target). Raises ``ElfError`` / ``TargetError`` / ``AnalysisError`` on bad input.
     """
     obj = obj_or_path if isinstance(obj_or_path, ElfObject) else load(obj_or_path)
-    prog = obj.get_program(program)
+    prog = obj.get_xdp_program(program)
     if not isinstance(target, Target):
         target = load_target(target, extra=extra_targets)
     an = analysis if analysis is not None else analyze(prog, obj)
@@ -673,7 +673,7 @@ def check_all(path: str | os.PathLike[str], targets: Iterable[str | Target],
               program: str | None = None) -> dict[str, CheckResult]:
     """One analysis, every target: {target name: result}."""
     obj = load(path)
-    an = analyze(obj.get_program(program), obj)
+    an = analyze(obj.get_xdp_program(program), obj)
     out = {}
     for t in targets:
         res = check(obj, program, t, analysis=an)

@@ -53,6 +53,9 @@ def render(result: CosimResult) -> None:
 
 
 def cmd_rtl(args: argparse.Namespace) -> int:
+    from offload.inspect import note_default_program
+
+    note_default_program(args.program_file, args.program)
     from rich.console import Console
 
     from rtl_models.cosim import prepare, simulate, write_result
@@ -86,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "final state and the cycle counts against the pipeline "
                                    "model, and the model against the VM.")
     p.add_argument("program_file", metavar="PROG.o")
-    p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
+    p.add_argument("--program", metavar="NAME", help="program in the object (default: the first XDP program)")
     p.add_argument("--target", default="pipe", help="a pipeline target (default: pipe)")
     p.add_argument("--packets", type=int, default=DEFAULT_PACKETS, metavar="N",
                    help=f"trace packets (random_packets(N, seed); default {DEFAULT_PACKETS})")

@@ -129,3 +129,22 @@ def test_bad_rtl_result(run, tmp_path, content, message):
     assert code == 2 and err.count("\n") == 1, err
     assert str(bad) in err and message in err
     assert_nothing_written(tmp_path)
+
+
+def test_non_xdp_programs_are_listed_as_skipped(run, tmp_path):
+    """An object with tracepoint, tc and unknown-section programs: the report covers its
+    two XDP programs (rows named object.program) and lists the others with the reason."""
+    from tests.conftest import compile_bpf
+    from tests.mixed_sections import MIXED_SOURCE
+
+    obj = compile_bpf(tmp_path, MIXED_SOURCE, "mixed")
+    code, _, err = run("report", str(obj), "-o", str(tmp_path / "r"), *QUICK)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [p["id"] for p in doc["programs"]] == ["mixed.xdp_first", "mixed.xdp_second"]
+    skipped = {s["program"]: s for s in doc["skipped"]}
+    assert set(skipped) == {"trace_write", "tc_classify", "odd_one"}
+    assert skipped["tc_classify"]["type"] == "sched_cls"
+    assert "not one libbpf knows" in skipped["odd_one"]["reason"]
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "| mixed.xdp_first |" in summary and "Not analysed:" in summary
