@@ -35,6 +35,7 @@ from offload.report.collect import (
     plan,
 )
 from offload.report.simulate import DEFAULT_LATENCY_TRAFFIC, DEFAULT_SIZES
+from offload.report.source import display_path
 
 REPORT_MARKER = "report.json"
 
@@ -107,18 +108,24 @@ def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None
     permitted = bpf_permitted()
     doc = new_document(plan_, permitted)
     step = progress or (lambda _msg: None)
+    results: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     if jobs <= 1 or len(plan_.programs) <= 1:
-        doc["programs"] = [collect_program(s, plan_, permitted=permitted, step=step)
-                           for s in plan_.programs]
-        return finish_document(doc)
+        for s in plan_.programs:
+            try:
+                results[s.id] = collect_program(s, plan_, permitted=permitted, step=step)
+            except Exception as exc:  # MemoryError included: the row says why
+                failed[s.id] = _failure(exc)
+        return _finish(doc, plan_, results, failed)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     # fork: the workers inherit the imported modules; ProcessPoolExecutor forks all of
     # them at the first submit, before the progress bar starts its refresh thread.
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
-    results: dict[str, dict[str, Any]] = {}
+    broken: list[Any] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                              initargs=(q,)) as pool:
         futures = {pool.submit(_worker, s, plan_, permitted): s for s in plan_.programs}
@@ -127,9 +134,46 @@ def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None
             done, pending = wait(pending, timeout=0.1)
             _drain(q, step)
             for f in done:
-                results[futures[f].id] = f.result()
+                try:
+                    results[futures[f].id] = f.result()
+                except BrokenProcessPool:
+                    broken.append(futures[f])
+                except Exception as exc:  # MemoryError included: the row says why
+                    failed[futures[f].id] = _failure(exc)
         _drain(q, step)
-    doc["programs"] = [results[s.id] for s in plan_.programs]
+    # A dead worker breaks the whole pool and every program still in it: each of those
+    # runs again alone in a pool of its own, so only the one that kills its worker fails.
+    for s in broken:
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(q,)) as alone:
+            try:
+                results[s.id] = alone.submit(_worker, s, plan_, permitted).result()
+            except Exception as exc:  # BrokenProcessPool or the program's error
+                failed[s.id] = _failure(exc)
+        _drain(q, step)
+    return _finish(doc, plan_, results, failed)
+
+
+def _failure(exc: BaseException) -> str:
+    """One line for a program whose gathering failed: the exception's first line."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if isinstance(exc, BrokenProcessPool):
+        return ("its worker process died (killed, e.g. out of memory, or a crash) "
+                "before it finished")
+    if isinstance(exc, MemoryError):
+        return "out of memory while gathering it (MemoryError)"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _finish(doc: dict[str, Any], plan_: Plan, results: dict[str, dict[str, Any]],
+            failed: dict[str, str]) -> dict[str, Any]:
+    """The document with every program gathered, and one ``failed`` row (object, program,
+    reason) per program whose gathering failed: one bad object does not lose the rest."""
+    doc["programs"] = [results[s.id] for s in plan_.programs if s.id in results]
+    doc["failed"] = [{"id": s.id, "object": display_path(s.path), "program": s.program,
+                      "reason": failed[s.id]} for s in plan_.programs if s.id in failed]
     return finish_document(doc)
 
 
@@ -242,6 +286,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{args.output}: {len(doc['programs'])} programs x {len(doc['targets'])} targets "
           f"({len(rows)} rows); open {os.path.join(args.output, 'index.html')}",
           file=sys.stderr)
+    for f in doc.get("failed", []):
+        print(f"{args.output}: {f['id']} failed ({f['object']}): {f['reason']}",
+              file=sys.stderr)
     return 0
 
 

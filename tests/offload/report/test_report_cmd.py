@@ -148,3 +148,39 @@ def test_non_xdp_programs_are_listed_as_skipped(run, tmp_path):
     assert "not one libbpf knows" in skipped["odd_one"]["reason"]
     summary = (tmp_path / "r" / "summary.md").read_text()
     assert "| mixed.xdp_first |" in summary and "Not analysed:" in summary
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_one_failing_program_gets_a_row_and_the_rest_is_written(tmp_path, monkeypatch,
+                                                                 jobs):
+    """A program whose gathering fails (MemoryError in-process; a worker that dies with
+    --jobs 2) gets a failed row naming it and why; the other programs are in the report."""
+    import os
+
+    from offload.report import ReportOptions, report_cmd, run_report
+
+    real = report_cmd.collect_program
+
+    def flaky(spec, *args, **kwargs):
+        if spec.program == "xdp_drop_prog":
+            if jobs == 1:
+                raise MemoryError()
+            os._exit(9)  # the worker dies as the OOM killer would end it
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(report_cmd, "collect_program", flaky)
+    objs = [str(corpus_object(n)) for n in ("xdp_drop", "xdp_tx")]
+    opts = ReportOptions(targets=("pipe",), simulate=False, trace_packets=4, host_packets=1,
+                         host_repeat=2)
+    out = tmp_path / "r"
+    doc = run_report(objs, str(out), opts, jobs=jobs, show_progress=False)
+    failed = {f["id"]: f for f in doc["failed"]}
+    assert set(failed) == {"xdp_drop.xdp_drop_prog"}
+    assert failed["xdp_drop.xdp_drop_prog"]["object"].endswith("xdp_drop.o")
+    want = "out of memory" if jobs == 1 else "worker process died"
+    assert want in failed["xdp_drop.xdp_drop_prog"]["reason"]
+    assert [p["id"] for p in doc["programs"]] == ["xdp_tx.xdp_tx_prog"]
+    summary = (out / "summary.md").read_text()
+    assert "| xdp_drop.xdp_drop_prog | **failed**:" in summary
+    assert json.loads((out / "report.json").read_text())["failed"][0]["reason"] == \
+        failed["xdp_drop.xdp_drop_prog"]["reason"]
