@@ -227,3 +227,32 @@ def test_no_xdp_program_is_named_in_the_error(tmp_path):
                            'char LICENSE[] SEC("license") = "GPL";\n', "tc_only"))
     with pytest.raises(ElfError, match=r"no XDP program \(have: cls \(sched_cls"):
         obj.get_program()
+
+
+STATIC_RODATA_SOURCE = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+static const volatile __u32 limits[4] = {1, 2, 3, 4};	/* static: not mmapable */
+__u32 seen = 7;						/* global: .data is mmapable */
+
+SEC("xdp")
+int xdp_static_ro(struct xdp_md *ctx)
+{
+	__u32 i = ctx->rx_queue_index & 3;
+	seen++;
+	return limits[i] > 2 ? XDP_DROP : XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_global_data_flags_as_libbpf_sets_them(tmp_path):
+    """A .rodata of static variables only is RDONLY_PROG without MMAPABLE (128, not 1152),
+    a .data with a global variable MMAPABLE: the flags libbpf's open gives."""
+    path = compile_bpf(tmp_path, STATIC_RODATA_SOURCE, "static_ro")
+    ours = {m.name: m.flags for m in load(path).maps}
+    theirs = {m["name"]: m["map_flags"] for m in load_object(path, open_only=True).maps}
+    assert ours == theirs
+    assert sorted(ours.values()) == [128, 1024]
