@@ -306,8 +306,8 @@ class _Checker:
                      "index the stack with constants (unrolled accesses)")
         if a.region is Region.MAP_VALUE and a.write and not a.atomic and a.helper is None \
                 and not lim.map_value_stores:
-            name = self.an.get_map_name(a.map) or "?"
-            self.add(a.slot, "map_value_store", f"plain store into the value of map '{name}'; "
+            self.add(a.slot, "map_value_store", f"plain store into the value of "
+                     f"{self.an.describe_map(a.map)}; "
                      f"{self.target.name} does not write map values through pointers",
                      "use __sync_fetch_and_add on the value, or bpf_map_update_elem")
         if a.atomic:
