@@ -15,13 +15,16 @@ pipeline model, the timing model and the VM agree, 1 when they differ, 2 on bad 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import tempfile
 
 from offload.cosim import DEFAULT_PACKETS, DEFAULT_SEED, ROW_HEADER, CosimResult, row
 
 
-def render(result: CosimResult) -> None:
+def render(result: CosimResult, kept: bool = True) -> None:
+    """The result as text; ``kept``: the work directory is still there to point at."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -48,8 +51,12 @@ def render(result: CosimResult) -> None:
                      else f"[red]{escape(result.vm_equivalence)}[/red]"))
     for d in result.differences[:10]:
         console.print(f"  [red]difference[/red]: {escape(d)}")
-    console.print(f"  work directory: {escape(result.workdir)} (sim.log, images, build"
-                  f"{', waveform' if result.waves else ''}); {result.wall_s:.1f} s")
+    if kept:
+        console.print(f"  work directory: {escape(result.workdir)} (sim.log, images, build"
+                      f"{', waveform' if result.waves else ''}); {result.wall_s:.1f} s")
+    else:
+        console.print(f"  work directory removed (--workdir DIR keeps sim.log, images and "
+                      f"build); {result.wall_s:.1f} s")
 
 
 def cmd_rtl(args: argparse.Namespace) -> int:
@@ -61,21 +68,28 @@ def cmd_rtl(args: argparse.Namespace) -> int:
     from offload.cosim import prepare, simulate, write_result
 
     err = Console(file=sys.stderr, highlight=False)
-    with err.status(f"mapping {args.program_file} onto {args.target}", spinner="dots"):
-        job = prepare(args.program_file, args.program, target=args.target,
-                      packets=args.packets, seed=args.seed, scenario=args.scenario,
-                      workdir=args.workdir)
-    with err.status(f"simulating {job.report.program} under Icarus: {args.packets} packets "
-                    f"+ {min(job.timed, args.packets)} timed (log: {job.workdir / 'sim.log'})",
-                    spinner="dots"):
-        result = simulate(job, waves=args.waves or None, quiet=True)
+    # Without --workdir (or --waves, whose waveform is the point) the images, build and log
+    # (~22 MB) go into a temporary folder removed at the end, whatever happens.
+    kept = args.workdir is not None or args.waves
+    with contextlib.ExitStack() as stack:
+        workdir = args.workdir
+        if not kept:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="cosim-"))
+        with err.status(f"mapping {args.program_file} onto {args.target}", spinner="dots"):
+            job = prepare(args.program_file, args.program, target=args.target,
+                          packets=args.packets, seed=args.seed, scenario=args.scenario,
+                          workdir=workdir)
+        with err.status(f"simulating {job.report.program} under Icarus: {args.packets} "
+                        f"packets + {min(job.timed, args.packets)} timed (log: "
+                        f"{job.workdir / 'sim.log'})", spinner="dots"):
+            result = simulate(job, waves=args.waves or None, quiet=True)
     if args.results:
         write_result(result, args.results)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        render(result)
+        render(result, kept=kept)
     return 0 if result.ok else 1
 
 
