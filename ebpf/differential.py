@@ -168,7 +168,7 @@ class VmSide:
                  cpus: int | None = None, seed: int = 0):
         env = HelperEnv(cpu=0, num_cpus=cpus or num_cpus(), seed=seed,
                         routes=list(scenario.routes), clock_start_ns=scenario.clock_start_ns)
-        self.vm = Vm(obj, obj.get_program(program), env=env)
+        self.vm = Vm(obj, obj.get_xdp_program(program), env=env)
         self.maps = {m.name: m for m in self.vm.maps}
         if scenario.state is not None:
             load_state(self.maps, scenario.state, programs=None)
@@ -284,7 +284,7 @@ def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: 
     from ebpf.executor import KernelExecutor, VmExecutor
 
     run_obj, clock = prepare(obj, scenario)
-    prog = run_obj.get_program(program)
+    prog = run_obj.get_xdp_program(program)
     report = DiffReport(prog.name, len(packets), [], Counter(), Counter(), clock,
                         bool(scenario.routes))
     with KernelExecutor(path, run_obj, prog.name, scenario, clock=clock) as kernel:

@@ -343,7 +343,7 @@ class _Loader:
             check_map_sizes(name, 4, sec["sh_size"], 1)
             initial = None if sec["sh_type"] == "SHT_NOBITS" else self._sec_data(sec)
             mdef = MapDef(_internal_map_name(self.obj_name, name), MAP_TYPE_IDS["array"], 4,
-                          sec["sh_size"], 1, _global_data_flags(name), name,
+                          sec["sh_size"], 1, _global_data_flags(name, self.btf), name,
                           initial=initial if initial is not None else bytes(sec["sh_size"]))
             self.data_maps[shndx] = self._add_map(mdef)
 
@@ -570,9 +570,18 @@ def _internal_map_name(obj_name: str, section: str) -> str:
     return "".join(c if c.isalnum() or c in "_." else "_" for c in name)
 
 
-def _global_data_flags(section: str) -> int:
+def _global_data_flags(section: str, btf: Btf | None) -> int:
+    """libbpf's map_flags for a global-data map (bpf_object__init_internal_map): .rodata
+    is BPF_F_RDONLY_PROG; BPF_F_MMAPABLE only when the section's BTF DATASEC holds a
+    variable that is not static (libbpf's map_is_mmapable), e.g. not for a section of
+    string literals or static constants only."""
     BPF_F_RDONLY_PROG = 1 << 7
     BPF_F_MMAPABLE = 1 << 10
-    if section.startswith(".rodata"):
-        return BPF_F_RDONLY_PROG | BPF_F_MMAPABLE
-    return BPF_F_MMAPABLE
+    BTF_VAR_STATIC = 0
+    flags = BPF_F_RDONLY_PROG if section.startswith(".rodata") else 0
+    sec = btf.find(BtfKind.DATASEC, section) if btf is not None else None
+    if sec is not None and any(
+            btf[m.type_id].kind is BtfKind.VAR and btf[m.type_id].extra != BTF_VAR_STATIC
+            for m in sec.members):
+        flags |= BPF_F_MMAPABLE
+    return flags

@@ -212,6 +212,12 @@ class BpfMap:
         """Remove every entry (arrays: zero every value in place)."""
         raise NotImplementedError
 
+    def iter_state(self) -> Iterator[tuple[bytes, Any]]:
+        """The entries a state document lists: ``items`` without the all-zero values of
+        maps whose every index always exists (arrays), so the cost follows the entries
+        in use, not max_entries."""
+        return self.items()
+
     def redirect_target(self, key: int) -> int | None:
         """For bpf_redirect_map: the target (ifindex / cpu / queue), None when the slot is empty."""
         raise VmError(f"map '{self.name}' ({self.type_name}) cannot be used with "

@@ -145,6 +145,13 @@ class ArrayMap(BpfMap):
         for index in range(self.max_entries):
             yield _le32(index), self._slot(index)
 
+    def iter_state(self) -> Iterator[tuple[bytes, Any]]:
+        """Touched indices whose value is not all zeros, in index order."""
+        for index in sorted(self._slots):
+            slot = self._slots[index]
+            if any(slot):
+                yield _le32(index), slot
+
     def clear(self) -> None:
         for slot in self._slots.values():
             slot[:] = bytes(len(slot))
@@ -215,6 +222,13 @@ class PercpuArrayMap(ArrayMap):
     def items(self) -> Iterator[tuple[bytes, Any]]:
         for index in range(self.max_entries):
             yield _le32(index), self._cpus(index)
+
+    def iter_state(self) -> Iterator[tuple[bytes, Any]]:
+        """Touched indices with a non-zero value on some CPU, in index order."""
+        for index in sorted(self._cpu_slots):
+            slots = self._cpu_slots[index]
+            if any(any(slot) for slot in slots):
+                yield _le32(index), slots
 
     def clear(self) -> None:
         for slots in self._cpu_slots.values():

@@ -55,6 +55,9 @@ def render_check(result: CheckResult, path: str) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from offload.inspect import note_default_program
+
+    note_default_program(args.program_file, args.program)
     result = check(args.program_file, args.program, args.target,
                    extra_targets=args.target_file)
     if args.json:
@@ -73,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "construct the target cannot do, with its C line and a fix, "
                                    "and the verdict (docs/mapping.md).")
     p.add_argument("program_file", metavar="PROG.o")
-    p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
+    p.add_argument("--program", metavar="NAME", help="program in the object (default: the first XDP program)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_target_options(p, choose=True)
     p.set_defaults(func=cmd_check)

@@ -158,7 +158,7 @@ def prepare(obj_path: str | os.PathLike[str], program: str | None = None, *,
             raise CosimError(f"target {tgt.name} is a {tgt.kind} target: the RTL implements "
                              f"the pipeline targets only")
         obj = load(path)
-        prog = obj.get_program(program)
+        prog = obj.get_xdp_program(program)
         scen, trace = default_trace(path, scenario, random_packets(packets, seed=seed))
         report = map_program(obj, tgt, prog.name, scenario=scen, packets=trace,
                              equivalence=False)
@@ -224,7 +224,7 @@ def cosim(obj_path: str | os.PathLike[str], program: str | None = None, *,
 def _analysis(obj: Any, program: str) -> Any:
     from offload.analysis import analyze
 
-    return analyze(obj.get_program(program), obj)
+    return analyze(obj.get_xdp_program(program), obj)
 
 
 def write_result(result: CosimResult, directory: str | os.PathLike[str]) -> Path:

@@ -122,14 +122,22 @@ def initial_pipeline_state(obj: ElfObject, program: str, config: PipelineConfig 
     return model
 
 
-def _percpu_merge(pipe_rows: list[dict], host_rows: list[dict]) -> list[dict]:
-    """Per-CPU rows: CPU 0 from the pipeline, the other CPUs from the host."""
+def _percpu_merge(pipe_rows: list[dict], host_rows: list[dict], indexed: bool) -> list[dict]:
+    """Per-CPU rows: CPU 0 from the pipeline, the other CPUs from the host (over the keys
+    of both: sparse array dumps leave out all-zero rows), all-zero rows left out."""
     host = {r["key"]: r["values"] for r in host_rows}
+    pipe = {r["key"]: r["values"] for r in pipe_rows}
     out = []
-    for r in pipe_rows:
-        values = list(host.get(r["key"], r["values"]))
-        values[0] = r["values"][0]
-        out.append({"key": r["key"], "values": values})
+    def order(key: str) -> Any:  # ebpf.map_state's: index order or key bytes
+        raw = bytes.fromhex(key)
+        return int.from_bytes(raw, "little") if indexed else raw
+
+    for key in sorted(set(host) | set(pipe), key=order):
+        values = list(host.get(key) or pipe[key])
+        zero = "0" * len(values[0])
+        values[0] = pipe[key][0] if key in pipe else zero
+        if any(v != zero for v in values):
+            out.append({"key": key, "values": values})
     return out
 
 
@@ -145,7 +153,7 @@ def _combined(config: PipelineConfig, model: PipelineModel, host_maps: dict,
         if b is None or not b.registers:
             out[name] = host[name]
         elif b.type in PERCPU_TYPES:
-            out[name] = _percpu_merge(pipe[name], host[name])
+            out[name] = _percpu_merge(pipe[name], host[name], b.type == "percpu_array")
         else:
             out[name] = pipe[name]
     return out

@@ -79,3 +79,13 @@ def render_inspect(docs: list[dict[str, Any]], *, source: bool = False) -> None:
                 console.print(Text.assemble("\n", (printable(p["name"]), "bold"),
                                             f" ({printable(p['section'])})"))
                 console.out(p["listing"], highlight=False)
+
+
+def note_default_program(path: str, program: str | None) -> None:
+    """On stderr, when no program is named and the object holds others: which program the
+    command analyses and which it leaves out, why (``ElfObject.default_note``)."""
+    if program is not None:
+        return
+    note = load(path).default_note()
+    if note is not None:
+        print(note, file=sys.stderr)

@@ -81,6 +81,9 @@ def cmd_map(args: argparse.Namespace) -> int:
     if args.images and not args.output:
         raise MapperError("--images DIR writes the images of the configuration: it needs "
                           "-o CONFIG.json")
+    from offload.inspect import note_default_program
+
+    note_default_program(args.program_file, args.program)
     report = map_program(args.program_file, args.target, args.program,
                          time_limit_s=args.time_limit, scenario=args.scenario,
                          equivalence=not args.no_equivalence,
@@ -111,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "table, the cuts to the host, the share of a packet trace "
                                    "punted, and the equivalence with the VM.")
     p.add_argument("program_file", metavar="PROG.o")
-    p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
+    p.add_argument("--program", metavar="NAME", help="program in the object (default: the first XDP program)")
     p.add_argument("-o", "--output", metavar="CONFIG.json",
                    help="write the pipeline configuration document here")
     p.add_argument("--images", metavar="DIR",

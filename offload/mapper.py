@@ -119,7 +119,7 @@ def get_object(obj_or_path: ElfObject | str | os.PathLike[str], program: str | N
                ) -> tuple[ElfObject, Any]:
     try:
         obj = obj_or_path if isinstance(obj_or_path, ElfObject) else load(obj_or_path)
-        return obj, obj.get_program(program)
+        return obj, obj.get_xdp_program(program)
     except EbpfError as exc:
         raise ProgramLoadError(str(exc)) from exc
     except OSError as exc:

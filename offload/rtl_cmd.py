@@ -35,7 +35,8 @@ from offload.cosim import (
 )
 
 
-def render(result: CosimResult) -> None:
+def render(result: CosimResult, kept: bool = True) -> None:
+    """The result as text; ``kept``: the work directory is still there to point at."""
     from rich.console import Console
     from rich.table import Table
 
@@ -61,19 +62,28 @@ def render(result: CosimResult) -> None:
                      else f"[red]{markup(result.vm_equivalence)} [/red]"))
     for d in result.differences[:10]:
         console.print(f"  [red]difference[/red]: {markup(d)}")
-    console.print(f"  work directory: {markup(result.workdir)} (sim.log, images, build"
-                  f"{', waveform' if result.waves else ''}); {result.wall_s:.1f} s")
+    if kept:
+        console.print(f"  work directory: {markup(result.workdir)} (sim.log, images, build"
+                      f"{', waveform' if result.waves else ''}); {result.wall_s:.1f} s")
+    else:
+        console.print(f"  work directory removed (--workdir DIR keeps sim.log, images and "
+                      f"build); {result.wall_s:.1f} s")
 
 
 def cmd_rtl(args: argparse.Namespace) -> int:
+    from offload.inspect import note_default_program
+
+    note_default_program(args.program_file, args.program)
     from rich.console import Console
 
     from offload.cosim import prepare, simulate, write_result
 
     err = Console(file=sys.stderr, highlight=False, emoji=False)
-    # Without --workdir the images, build and log go to a temporary folder that is removed
-    # however the command ends (Janitor: also on SIGKILL); --workdir keeps them.
-    temp = None if args.workdir else Path(tempfile.mkdtemp(prefix="cosim-"))
+    # Without --workdir (or --waves, whose waveform is the point) the images, build and log
+    # (~22 MB) go to a temporary folder that is removed however the command ends (Janitor:
+    # also on SIGKILL); --workdir keeps them.
+    kept = args.workdir is not None or bool(args.waves)
+    temp = None if kept else Path(tempfile.mkdtemp(prefix="cosim-"))
     with Janitor([temp]) if temp is not None else nullcontext():
         with err.status(f"mapping {markup(args.program_file)} onto {markup(args.target)}",
                         spinner="dots"):
@@ -86,7 +96,7 @@ def cmd_rtl(args: argparse.Namespace) -> int:
                         spinner="dots"):
             result = simulate(job, waves=args.waves or None, quiet=True)
     if not result.ok:
-        where = f"kept in {printable(args.workdir)}" if args.workdir else \
+        where = f"kept in {printable(job.workdir)}" if kept else \
             "removed; run again with --workdir DIR to keep it"
         err.print(f"work folder (images, build, sim.log) {where}", soft_wrap=True,
                   markup=False)
@@ -96,7 +106,7 @@ def cmd_rtl(args: argparse.Namespace) -> int:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        render(result)
+        render(result, kept=kept)
     return 0 if result.ok else 1
 
 
@@ -110,7 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "final state and the cycle counts against the pipeline "
                                    "model, and the model against the VM.")
     p.add_argument("program_file", metavar="PROG.o")
-    p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
+    p.add_argument("--program", metavar="NAME", help="program in the object (default: the first XDP program)")
     p.add_argument("--target", default="pipe", help="a pipeline target (default: pipe)")
     p.add_argument("--packets", type=cli_args.vm_packets, default=DEFAULT_PACKETS, metavar="N",
                    help=f"trace packets (random_packets(N, seed); default {DEFAULT_PACKETS})")

@@ -123,7 +123,7 @@ def cmd_kernel(args: argparse.Namespace) -> int:
     scenario = _scenario(args)
     packets = _packets(args)
     run_obj, clock = prepare(obj, scenario)
-    prog = run_obj.get_program(args.program)
+    prog = run_obj.get_xdp_program(args.program)
     verdicts, results, total_ns = Counter(), [], 0
     with kernel_side(args.program_file, run_obj, scenario, raw=clock) as kobj:
         for i, packet in enumerate(packets):
@@ -206,7 +206,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, *, random_ok: bool) -> None:
     p.add_argument("program_file", metavar="PROG.o")
-    p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
+    p.add_argument("--program", metavar="NAME", help="program in the object (default: the first XDP program)")
     if random_ok:
         src = p.add_mutually_exclusive_group(required=True)
         src.add_argument("--pcap", metavar="IN", help="packets from a pcap file")

@@ -103,6 +103,9 @@ class Plan:
     targets: list[Any]
     target_files: tuple[str, ...]
     options: ReportOptions
+    # programs left out: {object, program, section, type, reason} (not XDP, or a section
+    # the kernel refuses)
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     def num_steps(self) -> int:
         """Progress steps ``collect_program`` reports per program, summed."""
@@ -267,11 +270,15 @@ def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
         for size in options.sizes:
             parse_traffic(f"{size}B@100%")
     specs: list[ProgramSpec] = []
+    skipped: list[dict[str, str]] = []
     ids: set[str] = set()
     for path in objects:
         obj = load(path)
         if not obj.programs:
             raise ReportError(f"{path}: no programs in the object")
+        skipped += [{"object": display_path(path), "program": prog.name,
+                     "section": prog.section, "type": prog.prog_type, "reason": why}
+                    for prog, why in obj.iter_skipped_programs()]
         stem = Path(path).stem
         maps = None
         if options.maps_dir is not None:
@@ -281,7 +288,7 @@ def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
 
                 MapScenario.load(candidate)  # MapStateError on a bad file, now
                 maps = str(candidate)
-        for prog in obj.programs:
+        for prog in obj.iter_xdp_programs():
             # The id names the page and plot files: a name from the object may hold '/'.
             base = file_part(f"{stem}.{prog.name}")
             pid = base
@@ -291,7 +298,10 @@ def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
             ids.add(pid)
             specs.append(ProgramSpec(str(path), prog.name, pid, maps,
                                      _rtl_for(options, prog.name, stem)))
-    return Plan(specs, targets, files, options)
+    if not specs:
+        raise ReportError("no XDP programs in the objects given: "
+                          + "; ".join(f"{s['object']}: {s['reason']}" for s in skipped))
+    return Plan(specs, targets, files, options, skipped)
 
 
 # --- one program -------------------------------------------------------------------------
@@ -536,7 +546,7 @@ def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, st
     options = plan_.options
     step = step or (lambda _msg: None)
     obj = load(spec.path)
-    prog = obj.get_program(spec.program)
+    prog = obj.get_xdp_program(spec.program)
     main = main_file(prog)
     doc: dict[str, Any] = {
         "id": spec.id, "object": spec.path, "object_display": display_path(spec.path),
@@ -655,6 +665,7 @@ def new_document(plan_: Plan, permitted: tuple[bool, str]) -> dict[str, Any]:
         "targets": [_target_doc(t) for t in plan_.targets],
         "sim_sizes": list(plan_.options.sizes) if plan_.options.simulate else [],
         "programs": [],
+        "skipped": list(plan_.skipped),
         "comparison": [],
     }
 

@@ -41,6 +41,7 @@ from offload.report.collect import (
     plan,
 )
 from offload.report.simulate import DEFAULT_LATENCY_TRAFFIC, DEFAULT_SIZES
+from offload.report.source import display_path
 
 REPORT_MARKER = "report.json"
 
@@ -134,21 +135,31 @@ def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None
     permitted = bpf_permitted()
     doc = new_document(plan_, permitted)
     step = progress or (lambda _msg: None)
+    results: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     if jobs <= 1 or len(plan_.programs) <= 1:
-        doc["programs"] = [collect_program(s, plan_, permitted=permitted, step=step)
-                           for s in plan_.programs]
-        return finish_document(doc)
+        for s in plan_.programs:
+            try:
+                results[s.id] = collect_program(s, plan_, permitted=permitted, step=step)
+            except Exception as exc:  # MemoryError included: the row says why
+                failed[s.id] = _failure(exc)
+        return _finish(doc, plan_, results, failed)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     # fork: the workers inherit the imported modules; ProcessPoolExecutor forks all of
     # them at the first submit, before the progress bar starts its refresh thread.
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
-    results: dict[str, dict[str, Any]] = {}
     workers: set[int] = set()
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                               initargs=(q, os.getpid()))
+    broken: list[Any] = []
+
+    def new_pool(size: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=size, mp_context=ctx,
+                                   initializer=_init_worker, initargs=(q, os.getpid()))
+
+    pool = new_pool(jobs)
     try:
         futures = {pool.submit(_worker, s, plan_, permitted): s for s in plan_.programs}
         pending = set(futures)
@@ -156,20 +167,59 @@ def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None
             done, pending = wait(pending, timeout=0.1)
             _drain(q, step, workers)
             for f in done:
-                results[futures[f].id] = f.result()
+                try:
+                    results[futures[f].id] = f.result()
+                except BrokenProcessPool:
+                    broken.append(futures[f])
+                except Exception as exc:  # MemoryError included: the row says why
+                    failed[futures[f].id] = _failure(exc)
         _drain(q, step, workers)
+        pool.shutdown()
+        # A dead worker breaks the whole pool and every program still in it: each of
+        # those runs again alone, so only the one that kills its worker fails.
+        for s in broken:
+            pool = new_pool(1)
+            try:
+                results[s.id] = pool.submit(_worker, s, plan_, permitted).result()
+            except Exception as exc:  # BrokenProcessPool or the program's error
+                failed[s.id] = _failure(exc)
+            pool.shutdown()
+            _drain(q, step, workers)
     except BaseException:
-        # interrupted, terminated or a worker failed: stop the others now rather than
-        # wait for their programs (they also die with us: die_with_parent)
+        # interrupted or terminated: stop the workers now rather than wait for their
+        # programs (they also die with us: die_with_parent)
         _drain(q, step, workers)
         pool.shutdown(wait=False, cancel_futures=True)
         for pid in workers:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         raise
-    pool.shutdown()
-    doc["programs"] = [results[s.id] for s in plan_.programs]
+    return _finish(doc, plan_, results, failed)
+
+
+def _failure(exc: BaseException) -> str:
+    """One line for a program whose gathering failed: the exception's first line."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if isinstance(exc, BrokenProcessPool):
+        return ("its worker process died (killed, e.g. out of memory, or a crash) "
+                "before it finished")
+    if isinstance(exc, MemoryError):
+        return "out of memory while gathering it (MemoryError)"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _finish(doc: dict[str, Any], plan_: Plan, results: dict[str, dict[str, Any]],
+            failed: dict[str, str]) -> dict[str, Any]:
+    """The document with every program gathered, and one ``failed`` row (object, program,
+    reason) per program whose gathering failed: one bad object does not lose the rest."""
+    doc["programs"] = [results[s.id] for s in plan_.programs if s.id in results]
+    doc["failed"] = [{"id": s.id, "object": display_path(s.path), "program": s.program,
+                      "reason": failed[s.id]} for s in plan_.programs if s.id in failed]
     return finish_document(doc)
+
+
 
 
 def _drain(q: Any, step: Callable[[str], None], workers: set[int]) -> None:
@@ -283,6 +333,9 @@ def cmd_report(args: argparse.Namespace) -> int:
           f"{len(doc['targets'])} targets ({len(rows)} rows); "
           f"open {printable(os.path.join(args.output, 'index.html'))}",
           file=sys.stderr)
+    for f in doc.get("failed", []):
+        print(f"{args.output}: {f['id']} failed ({f['object']}): {f['reason']}",
+              file=sys.stderr)
     return 0
 
 

@@ -67,3 +67,17 @@ def test_offload_rtl_broken_object(tmp_path: Path, capsys) -> None:
     assert main(["rtl", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(bad) in err and len(err.splitlines()) == 1
+
+
+@needs_sim
+def test_offload_rtl_leaves_no_temporary_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Without --workdir the images, build and log go into a temporary folder that is gone
+    afterwards (they were ~22 MB per run in /tmp)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rc = main(["rtl", str(corpus_object("xdp_tx")), "--packets", "4"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "work directory removed" in out
+    assert list(tmp_path.iterdir()) == []
