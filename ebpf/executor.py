@@ -158,6 +158,7 @@ class _TestRunner:
 
         self.ct, self.kobj, self.prog = ctypes, kobj, prog
         self.fd = kobj.prog_fd(prog)
+        kobj.mark_programs_run()  # our own test runs bypass test_run: dumps must ask
         self.call = libbpf().bpf_prog_test_run_opts
         self.slack = DATA_OUT_SLACK
         self.ctx_in = ctypes.create_string_buffer(24)  # struct xdp_md: six u32
