@@ -110,6 +110,10 @@ def zeros(n: int, body_width: int = 0) -> Columns:
 def _put(m: np.ndarray, rows: np.ndarray, col: np.ndarray | int, value: np.ndarray,
          width: int) -> None:
     """Write ``value`` (integers) big-endian, ``width`` bytes, at column ``col`` of ``rows``."""
+    if isinstance(col, int):  # one assignment of the big-endian bytes
+        be = np.asarray(value, dtype=np.uint64).astype(">u8").view(np.uint8)
+        m[rows, col:col + width] = be.reshape(-1, 8)[:, 8 - width:]
+        return
     v = np.asarray(value, dtype=np.uint64)
     for k in range(width):
         m[rows, col + k] = ((v >> np.uint64(8 * (width - 1 - k))) & np.uint64(0xFF)).astype(
