@@ -301,9 +301,14 @@ def _build(c: Columns) -> PacketArray:
 
     # One buffer: [L2 | L3 | L4 | body | pad] per packet.
     big = np.concatenate([l2, l3, l4, body], axis=1)
-    mask = np.concatenate([np.arange(m.shape[1])[None, :] < ln[:, None] for m, ln in
-                           ((l2, l2_len), (l3, l3_len), (l4, l4_len), (body, body_len))],
-                          axis=1)
+    mask = np.empty(big.shape, dtype=bool)
+    at = 0
+    for m, ln in ((l2, l2_len), (l3, l3_len), (l4, l4_len), (body, body_len)):
+        w = m.shape[1]
+        dt = np.int16 if w < 1 << 15 else np.int64  # int16 compares are the cheap ones
+        np.less(np.arange(w, dtype=dt)[None, :], np.minimum(ln, w).astype(dt)[:, None],
+                out=mask[:, at:at + w])
+        at += w
     content = big[mask]
     clen = l2_len + l3_len + l4_len + body_len
     start = np.zeros(n, np.int64)
