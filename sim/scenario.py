@@ -548,8 +548,9 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
         None if spec.pcap else DEFAULT_PACKETS), sc.seed,
         line_rate_gbps=target.line_rate_gbps, base_dir=sc.base_dir)
 
+    kind = executor_for(sc, on_host)  # before the mapping: a refused executor fails fast
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
-    beh = run_behaviour(sc, traffic, executor_for(sc, on_host), cost, step)
+    beh = run_behaviour(sc, traffic, kind, cost, step)
     program, verdicts, costs = beh.program, beh.verdicts, beh.costs
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")
