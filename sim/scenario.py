@@ -64,6 +64,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from hw.cost.host import XDP_PASS, HostCost
 from sim.errors import SimError
 from sim.mapping import (
     MappingCache,
@@ -95,7 +98,7 @@ from sim.traffic import Traffic, generate
 
 ENGINES = ("fast", "simpy")
 HOST_COSTS = ("auto", "kernel", "model")
-KERNEL_REPEAT = 1000
+KERNEL_RUNS = 1000
 DEFAULT_TRAFFIC = "64B@10G"
 DEFAULT_PACKETS = 100_000
 # Modelling choices: typical default ring sizes (ethtool -g on mlx5 shows 1024 RX entries).
@@ -314,12 +317,15 @@ def _state_key(maps: str | None) -> tuple[Any, ...] | None:
 
 def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
                   cache: RunCache) -> list[float]:
-    """Per representative: the kernel's ns per run (BPF_PROG_TEST_RUN, KERNEL_REPEAT runs),
-    each distinct packet timed once per ``cache``, in order of first appearance."""
+    """Per representative: the program's ns beyond an empty program on this machine
+    (``hw.cost.host.ProgramTimer``: KERNEL_RUNS single BPF_PROG_TEST_RUNs each, every one on
+    a fresh copy of the packet, interleaved with the empty program), each distinct packet
+    timed once per ``cache``, in order of first appearance."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.differential import kernel_side
     from ebpf.elf import load
     from ebpf.errors import EbpfError
+    from hw.cost.host import ProgramTimer
 
     assert sc.program is not None
     base = (*object_key(sc.program), program, _state_key(sc.maps))
@@ -331,10 +337,10 @@ def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
         obj = load(sc.program)
         timed = 0
         try:
-            with kernel_side(sc.program, obj, state, raw=False) as kobj:
+            with kernel_side(sc.program, obj, state, raw=False) as kobj, \
+                    ProgramTimer(KERNEL_RUNS) as timer:
                 for p in todo:
-                    cache.host_ns[(base, p)] = float(kobj.time_ns_per_packet(
-                        p, repeat=KERNEL_REPEAT, prog=program))
+                    cache.host_ns[(base, p)] = timer.program_ns(kobj, program, p)
                     timed += 1
         except EbpfError as exc:
             if not timed:  # the program does not load here: do not try again
@@ -347,25 +353,30 @@ def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
 
 def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
                        costs: list[TraceCost], cache: RunCache | None = None
-                       ) -> tuple[list[float], str]:
-    """The program's ns per packet on a host core, per representative, and where from."""
+                       ) -> tuple[list[float], str, bool]:
+    """The program's ns per packet beyond an empty program, per representative, where from,
+    and whether measured on this machine (True: to be carried to the profile's core) or
+    modelled on the profile's core (False)."""
     model_note = (f"per-instruction model ({HOST_NS_PER_INSN:g} ns per instruction, "
                   f"{HOST_NS_PER_MAP_HELPER:g} ns per map helper, {HOST_NS_PER_HELPER:g} ns "
-                  f"per other helper; modelling estimates)")
+                  f"per other helper; modelling estimates) beyond the 2-instruction empty "
+                  f"program")
+    empty = host_program_ns_model(TraceCost(insns=2, map_helpers=0, helpers=0))
     if sc.host_cost != "model":
         from ebpf.errors import EbpfError
 
         try:
             ns = _kernel_costs(sc, program, reps, cache if cache is not None else RunCache())
-            return ns, (f"measured on this machine with BPF_PROG_TEST_RUN ({KERNEL_REPEAT} "
-                        f"runs per distinct representative packet, kernel JIT)")
+            return ns, (f"measured on this machine with BPF_PROG_TEST_RUN ({KERNEL_RUNS} "
+                        f"single runs per distinct representative packet, each on a fresh "
+                        f"copy, minus an empty program's runs interleaved; kernel JIT)"), True
         except EbpfError as exc:
             if sc.host_cost == "kernel":
                 raise
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return ([host_program_ns_model(c) for c in costs],
-                    f"{model_note}; the kernel could not time it: {reason}")
-    return [host_program_ns_model(c) for c in costs], model_note
+            return ([host_program_ns_model(c) - empty for c in costs],
+                    f"{model_note}; the kernel could not time it: {reason}", False)
+    return [host_program_ns_model(c) - empty for c in costs], model_note, False
 
 
 def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
@@ -449,23 +460,34 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
                                                    cost)
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")
-    prog_ns, cost_note = host_program_costs(sc, program, traffic.reps, costs, cache)
-    drv = host_target.cpu.driver_overhead_ns
+    prog_ns, cost_note, measured = host_program_costs(sc, program, traffic.reps, costs, cache)
+    hcost = HostCost.from_target(host_target, carry=None if measured else 1.0)
     notes = [f"traffic: {traffic.description}; {traffic.num_packets} packets, seed {sc.seed}",
              f"behaviour: {len(traffic.reps)} representative packets, each run once on the "
              f"reference VM (in order, maps persisting"
              + (", clock injected" if clock else "") + "); every traffic packet behaves "
              "like its flow's representative of its size",
-             f"host program cost: {cost_note}",
-             f"host: driver overhead {drv:g} ns per packet (target '{host_target.name}')"]
+             f"host program cost: {cost_note}; carried to the profile's core: "
+             f"{hcost.carry_note}",
+             "host driver per verdict (ns, target '" + host_target.name + "'): "
+             + ", ".join(f"{k} {v:g}" for k, v in hcost.verdict_ns.items())]
     q = sc.queues
     link = LinkModel(gbps=target.line_rate_gbps, queue=q.get("link"))
     cores = sc.host_cores or host_target.cores.num_threads
     host = HostModel(cores=cores, ring=q.get("host_ring"))
     outcomes = []
     if on_host:
+        weights = np.bincount(traffic.rep, minlength=len(verdicts)) if len(traffic.rep) \
+            else np.ones(len(verdicts))
+        core_ns, bus_ns = hcost.mix(verdicts, prog_ns, weights.tolist())
+        stall = hcost.operating_stall_ns(cores, core_ns, bus_ns, traffic.offered_pps / 1e6)
         for v, ns in zip(verdicts, prog_ns, strict=True):
-            outcomes.append(Outcome(verdict=v, host_ns=drv + ns))
+            outcomes.append(Outcome(verdict=v, host_ns=hcost.core_ns(v, ns) + stall))
+        if hcost.bus_ns:
+            cap = hcost.capacity_mpps(cores, core_ns, bus_ns)
+            notes.append(f"host shared PCIe / memory path: {bus_ns:.3g} ns per packet on "
+                         f"this traffic; stall {stall:.3g} ns per packet at the achieved "
+                         f"rate; {cores} cores process at most {cap:.4g} Mpps")
         classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=False,
                                               has_host=True)
         workload = Workload(arrival_ns=traffic.arrival_ns, size=traffic.size,
@@ -473,11 +495,20 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
         notes.append(f"the program runs on {cores} host cores, RSS by flow hash")
     else:
         assert cost is not None
+        nic_cpu = None
+        if target.kind == "cpu":  # modelled ns are on the host core: slower by relative_speed
+            nic_cpu = HostCost.from_target(
+                target, carry=None if measured else 1.0 / target.cpu.relative_speed)
         for v, tc, ns in zip(verdicts, costs, prog_ns, strict=True):
             punted = cost.is_punted(target, tc)
-            nic_ns, delay = nic_service(target, cost, tc, ns)
+            if target.kind == "cpu":  # the DPU's cores: the host model on its profile
+                nic_ns, delay = nic_cpu.core_ns(v, ns), 0.0
+            else:
+                nic_ns, delay = nic_service(target, cost, tc, ns)
+            # on the host: the packet's verdict there when punted, else the stack (PASS)
+            host_ns = hcost.core_ns(v, ns) if punted else hcost.core_ns(XDP_PASS, 0.0)
             outcomes.append(Outcome(verdict=v, punted=punted, nic_ns=nic_ns,
-                                    nic_delay_ns=delay, host_ns=drv + (ns if punted else 0.0)))
+                                    nic_delay_ns=delay, host_ns=host_ns))
         classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=True,
                                               has_host=True)
         if cost.verdict is not None:  # a mapping: say how much of this traffic it punts
