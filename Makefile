@@ -55,7 +55,7 @@ lint: setup
 
 # The default scenario set: every corpus program on pipe and host, 64 B and IMIX at 100G.
 sim: syspkgs setup corpus
-	$(PY) -m sim.default_set
+	$(PY) -m offload.default_set
 
 # The offload feasibility report: every corpus program on every target (build/report/).
 REPORT_DIR ?= build/report
@@ -69,7 +69,7 @@ report: syspkgs setup corpus rtl-results
 RTL_PACKETS ?= 200
 .PHONY: rtl-results
 rtl-results: syspkgs setup corpus
-	-$(PY) -m rtl_models.regression --reuse --packets $(RTL_PACKETS) --results $(RTL_RESULTS)
+	-$(PY) -m offload.regression --reuse --packets $(RTL_PACKETS) --results $(RTL_RESULTS)
 
 # The RTL regression: unit and system testbenches, lint and yosys (tests/rtl, JUnit XML),
 # then every corpus program through pipe_top (summary table, results, JUnit XML).
@@ -77,7 +77,7 @@ rtl-results: syspkgs setup corpus
 regression: syspkgs setup corpus
 	@mkdir -p build/rtl
 	$(PY) -m pytest tests/rtl -n $(TEST_JOBS) --junitxml=build/rtl/junit-tb.xml $(PYTEST_ARGS)
-	$(PY) -m rtl_models.regression --packets $(RTL_PACKETS) --results $(RTL_RESULTS) \
+	$(PY) -m offload.regression --packets $(RTL_PACKETS) --results $(RTL_RESULTS) \
 		--junit build/rtl/junit-system.xml --summary build/rtl/summary.md
 
 clean:

@@ -72,10 +72,13 @@ from ebpf.kernel_load import (
     iter_objects,
     libbpf,
     libbpf_log_capture,
+    open_unpinned,
     set_log_bufs,
 )
 from ebpf.map_state import MapStateError, parse_hex
 from ebpf.program import MapDef
+
+_GENERIC_LOAD_FAILURE = re.compile(r"failed to load object|Error loading|failed to load BPF")
 
 __all__ = [
     "KernelCallError", "KernelLoadError", "KernelObject", "ProgInfo", "RunResult", "XdpMd",
@@ -306,7 +309,7 @@ class KernelObject:
         """Open, apply global-data state, load; returns the state still to apply."""
         lib = self._lib
         with libbpf_log_capture() as sink:
-            obj = lib.bpf_object__open_file(os.fsencode(self.path), None)
+            obj = open_unpinned(lib, self.path)
             if not obj:
                 err = ctypes.get_errno() or errno_mod.EINVAL
                 detail = _last_meaningful_line(sink.text()).removeprefix("libbpf: ")
@@ -356,7 +359,9 @@ class KernelObject:
             return KernelLoadError(
                 f"{self.path}: program '{name}' rejected by the verifier: {last}",
                 verifier_log, name)
-        warnings = [line for line in log.splitlines() if line.startswith("libbpf:")]
+        # libbpf ends with "failed to load object 'x'": the cause is the line before it.
+        warnings = [line for line in log.splitlines() if line.startswith("libbpf:")
+                    and not _GENERIC_LOAD_FAILURE.search(line)]
         detail = warnings[-1].removeprefix("libbpf: ") if warnings else os.strerror(err)
         return KernelLoadError(f"{self.path}: load failed: {detail}", log)
 

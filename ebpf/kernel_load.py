@@ -3,7 +3,8 @@
 The kernel's verifier is the oracle for "does this program load": ``load_object`` opens the
 object with libbpf, loads every program and map, reports the verdict, the log, the programs and
 the maps, and closes the object again. Nothing is pinned and nothing is attached: every fd the
-load created is gone when the call returns.
+load created is gone when the call returns. Every open goes through ``open_unpinned``, which
+clears the maps' pin paths, so a pinned map of a running program is never reused or written.
 
 ``bpf_permitted`` says whether bpf(2) works here at all (root or CAP_BPF, not blocked by a
 seccomp filter or ``kernel.unprivileged_bpf_disabled``); kernel tests skip with its reason.
@@ -261,6 +262,8 @@ def libbpf() -> ctypes.CDLL:
         "bpf_map__value_size": (u32, [vp]),
         "bpf_map__max_entries": (u32, [vp]),
         "bpf_map__map_flags": (u32, [vp]),
+        "bpf_map__set_pin_path": (i, [vp, cp]),
+        "bpf_map__pin_path": (cp, [vp]),
         "bpf_obj_get_info_by_fd": (i, [i, vp, ctypes.POINTER(u32)]),
         # used by ebpf.kernel
         "bpf_object__find_program_by_name": (vp, [vp, cp]),
@@ -352,6 +355,27 @@ def iter_objects(next_fn: Callable[[int, int | None], int | None], obj: int) -> 
         item = next_fn(obj, item)
 
 
+def open_unpinned(lib: ctypes.CDLL, path: str | os.PathLike[str]) -> int | None:
+    """``bpf_object__open_file`` with every map's pin path cleared; None if libbpf cannot open it.
+
+    libbpf honours ``__uint(pinning, LIBBPF_PIN_BY_NAME)``: at load it would reuse a map
+    already pinned under /sys/fs/bpf by that name (and our state file would then overwrite a
+    running program's map) and pin the maps it creates. Clearing the pin path after open and
+    before load turns both off: every map is created fresh and dies with the object.
+    """
+    obj = lib.bpf_object__open_file(os.fsencode(Path(path)), None)
+    if not obj:
+        return None
+    for map_ptr in iter_objects(lib.bpf_object__next_map, obj):
+        err = lib.bpf_map__set_pin_path(map_ptr, None)
+        if err or lib.bpf_map__pin_path(map_ptr) is not None:
+            name = (lib.bpf_map__name(map_ptr) or b"?").decode(errors="replace")
+            lib.bpf_object__close(obj)
+            raise KernelError(f"{path}: map '{name}': cannot clear its pin path "
+                              f"({os.strerror(-err) if err else 'still set'}); not loading")
+    return obj
+
+
 def _xlated_insn_cnt(lib: ctypes.CDLL, fd: int) -> int | None:
     """Instructions the kernel holds for a loaded program fd, or None if it will not say."""
     info = ProgInfoStruct()
@@ -393,7 +417,7 @@ def load_object(
     maps: list[dict[str, int | str]] = []
     ok = False
     with libbpf_log_capture() as sink:
-        obj = lib.bpf_object__open_file(os.fsencode(Path(path)), None)
+        obj = open_unpinned(lib, path)
         if not obj:
             err = ctypes.get_errno() or errno.EINVAL
             sink.lines.append(f"cannot open {path}: {os.strerror(err)}\n")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ebpf.errors import EbpfError
+from ebpf.kernel import KernelLoadError
 from hw.errors import HwError
 from offload.check_cmd import register as register_check
 from offload.errors import MapperError
@@ -18,10 +19,11 @@ from offload.map_cmd import register as register_map
 from offload.report.report_cmd import register as register_report
 from offload.rtl_cmd import register as register_rtl
 from offload.run_cmd import register as register_run
+from offload.sim_cmd import register as register_sim
+from offload.sweep_cmd import register as register_sweep
 from offload.targets_cmd import register as register_targets
 from rtl_models.errors import CosimError
 from sim.errors import SimError
-from sim.sim_cmd import register as register_sim
 
 EXIT_BAD_INPUT = 2
 # Every package's root error: what the CLI turns into one line and exit status 2.
@@ -160,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_run, register_targets,
                                                                    register_check, register_sim,
                                                                    register_report, register_map,
-                                                                   register_rtl]
+                                                                   register_rtl, register_sweep]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (*USER_ERRORS, CliError, OSError) as exc:
         if args.debug:
+            if isinstance(exc, KernelLoadError) and exc.log:
+                print(exc.log, file=sys.stderr, end="" if exc.log.endswith("\n") else "\n")
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"offload: error: {message}", file=sys.stderr)

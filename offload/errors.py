@@ -11,3 +11,11 @@ class MapperError(Exception):
 
 class AnalysisError(MapperError):
     """A program the analysis cannot take apart: the message names the slot and the problem."""
+
+
+class SweepError(MapperError):
+    """A design-space sweep that cannot run (``offload sweep``)."""
+
+
+class SweepSpecError(SweepError):
+    """A sweep specification with a problem: names the spec file and the key."""

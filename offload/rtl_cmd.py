@@ -6,7 +6,7 @@
 Maps the program, loads its scenario into the tables and registers, runs the trace through
 ``pipe_top`` and prints the regression's row: packets, mismatches, cycles per packet,
 initiation interval, Mpps at the target clock against 100 Gb/s of 64-byte frames
-(``rtl_models.cosim``). ``--json`` prints ``CosimResult.to_dict()`` (keys ``packets,
+(``offload.cosim``). ``--json`` prints ``CosimResult.to_dict()`` (keys ``packets,
 mismatches, cycles_per_packet, ii, mpps`` and the details). Exit status 0 when the RTL, the
 pipeline model, the timing model and the VM agree, 1 when they differ, 2 on bad input
 (an object that does not load, a target without RTL, a program that does not map).
@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from rtl_models.cosim import DEFAULT_PACKETS, DEFAULT_SEED, ROW_HEADER, CosimResult, row
+from offload.cosim import DEFAULT_PACKETS, DEFAULT_SEED, ROW_HEADER, CosimResult, row
 
 
 def render(result: CosimResult) -> None:
@@ -55,7 +55,7 @@ def render(result: CosimResult) -> None:
 def cmd_rtl(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from rtl_models.cosim import prepare, simulate, write_result
+    from offload.cosim import prepare, simulate, write_result
 
     err = Console(file=sys.stderr, highlight=False)
     with err.status(f"mapping {args.program_file} onto {args.target}", spinner="dots"):

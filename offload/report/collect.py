@@ -43,7 +43,7 @@ RTL_KEYS = ("packets", "mismatches", "cycles_per_packet", "ii", "mpps")
 RTL_NUMBERS = ("output_mismatches", "state_mismatches", "timing_mismatches", "punted",
                "table_hits", "model_cycles_per_packet", "model_ii", "line_rate_mpps", "vm_packets", "seed",
                "stages", "passes", "clock_mhz", "simulated_cycles", "wall_s")
-"""Optional numbers of ``rtl_models.cosim.CosimResult.to_dict()`` (null when absent)."""
+"""Optional numbers of ``offload.cosim.CosimResult.to_dict()`` (null when absent)."""
 RTL_STRINGS = ("program", "object", "target", "verdict", "vm_equivalence", "workdir")
 LINE_RATE_MPPS = 100e3 / ((64 + 20) * 8)
 """100 Gb/s of 64-byte frames (+ 8 B preamble and 12 B gap), Mpps: the RTL's yardstick."""
@@ -162,7 +162,7 @@ def rtl_label(rtl: dict[str, Any]) -> tuple[str, float | None]:
 
 
 def read_rtl_result(path: Path, program: str | None = None) -> dict[str, Any]:
-    """One RTL result file (``rtl_models.cosim.CosimResult.to_dict()``, or any object with
+    """One RTL result file (``offload.cosim.CosimResult.to_dict()``, or any object with
     the five ``RTL_KEYS``); ``ReportError`` naming the file and key on bad input, and when
     the file names another ``program``."""
     try:

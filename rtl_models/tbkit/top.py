@@ -3,7 +3,7 @@
 ``TopTB`` drives s_axis (random idle cycles), takes m_axis and m_axis_punt (random
 back-pressure) and compares every output with ``hw.pipeline.PipelineModel`` on the
 configuration of ``$PIPE_IMAGES/config.json``, in order. ``strict`` testbenches assert on
-the first difference; the co-simulation of mapped programs (``rtl_models.cosim``) counts
+the first difference; the co-simulation of mapped programs (``offload.cosim``) counts
 them in ``mismatches`` instead, so that a regression row can say how many packets differ.
 ``measure_batch`` sends a batch back to back into always-ready sinks and measures each
 packet's latency and the sustained initiation interval against ``TimingModel``.

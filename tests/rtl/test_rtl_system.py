@@ -1,4 +1,4 @@
-"""System tests: corpus programs mapped, loaded and run on pipe_top (rtl_models.cosim).
+"""System tests: corpus programs mapped, loaded and run on pipe_top (offload.cosim).
 
 Each co-simulation drives a random trace with its scenario's map state through the RTL
 (idle cycles, back-pressure) and checks every output, verdict, punt and the final table and
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ebpf.elf import load
-from rtl_models.cosim import cosim, prepare, simulate, write_result
+from offload.cosim import cosim, prepare, simulate, write_result
 from tests.conftest import CORPUS_NAMES, corpus_object
 from tests.rtl.test_rtl_units import needs_sim
 

@@ -205,7 +205,7 @@ def test_model_rejects_bad_parameters():
 
 
 def _sim_args(argv: list[str]) -> argparse.Namespace:
-    from sim.sim_cmd import register
+    from offload.sim_cmd import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -1,4 +1,4 @@
-"""System test of pipe_top on a mapped program (driven by ``rtl_models.cosim``).
+"""System test of pipe_top on a mapped program (driven by ``rtl_models.system``).
 
 The images in PIPE_IMAGES are a mapper configuration whose tables and registers already
 hold the program's scenario state (the control plane's initial load); COSIM_PACKETS lists

@@ -49,7 +49,7 @@ def cosim_results(tmp_path_factory) -> Path:
     if not has_simulator():
         pytest.skip("iverilog and vvp not installed (Debian package iverilog): no RTL "
                     "co-simulation")
-    from rtl_models.cosim import cosim, write_result
+    from offload.cosim import cosim, write_result
 
     base = tmp_path_factory.mktemp("cosim")
     result = cosim(str(corpus_object("xdp_tx")), packets=20, quiet=True,

@@ -1,4 +1,4 @@
-"""rtl_models.regression: results, the summary table, JUnit XML, reuse and exit status."""
+"""offload.regression: results, the summary table, JUnit XML, reuse and exit status."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from rtl_models.regression import main
+from offload.regression import main
 from tests.conftest import corpus_object
 from tests.rtl.test_rtl_units import needs_sim
 

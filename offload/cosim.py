@@ -1,5 +1,8 @@
 """Co-simulation of one XDP program on the pipe target's RTL: mapper -> images -> Icarus.
 
+The orchestration above the RTL (``rtl_models.system`` runs pipe_top on given images and
+packets; this module maps, loads the scenario and checks against the VM).
+
 ``cosim(obj, program, target="pipe", packets=200, seed=1)``:
 
 1. maps the program (``offload.mapper.map_program``); a ``host-only`` verdict is an error
@@ -8,7 +11,7 @@
    the configuration's tables and registers as the control plane would
    (``offload.equivalence.initial_pipeline_state``) and writes the memory images with
    those contents;
-3. runs ``rtl_models/tb/pipe_top/test_pipe_system.py`` on ``pipe_top`` under Icarus
+3. runs ``rtl_models/tb/pipe_top/test_pipe_system.py`` (``rtl_models.system``) on ``pipe_top`` under Icarus
    (cocotb's Python runner): the trace (``sim.packets.random_packets(packets, seed)``)
    with idle cycles and back-pressure, every output bit-exact against
    ``hw.pipeline.PipelineModel``; then 64-byte packets back to back for the cycle counts
@@ -35,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtl_models.errors import CosimError, RtlTestError
+from rtl_models.errors import CosimError
 
 LINE_RATE_MPPS = 100e9 / ((64 + 20) * 8) / 1e6  # 64-byte frames + preamble and gap at 100 Gb/s
 DEFAULT_PACKETS = 200
@@ -137,6 +140,7 @@ def prepare(obj_path: str | os.PathLike[str], program: str | None = None, *,
     from offload.errors import MapperError
     from offload.feasibility import VERDICT_HOST
     from offload.mapper import default_trace, get_target, map_program
+    from rtl_models.system import write_trace
     from rtl_models.tbkit.images import write_images
     from sim.packets import random_packets
 
@@ -164,8 +168,7 @@ def prepare(obj_path: str | os.PathLike[str], program: str | None = None, *,
     work.mkdir(parents=True, exist_ok=True)
     model = initial_pipeline_state(obj, prog.name, report.config, scen)
     cfg = write_images(model.state.to_config(), work / "images")
-    sent = [p for p in trace if len(p) >= cfg.target.min_packet_bytes]
-    (work / "packets.json").write_text(json.dumps([p.hex() for p in sent]) + "\n")
+    write_trace(work, trace, cfg.target.min_packet_bytes)
     return CosimJob(obj=obj, program=prog.name, path=path, target=tgt, report=report,
                     scenario=scen, trace=trace, config=cfg, workdir=work, seed=seed,
                     idle=idle, backpressure=backpressure, timed=timed)
@@ -176,33 +179,13 @@ def simulate(job: CosimJob, *, waves: bool | None = None, quiet: bool = False) -
     ``quiet``: the simulator's output goes to ``<workdir>/sim.log`` instead of stdout."""
     from offload.equivalence import check_equivalence
     from offload.mapper import written_maps
-    from rtl_models.runner import has_simulator, run_testbench
-    from rtl_models.tbkit.images import config_parameters
+    from rtl_models.system import run_system
 
-    if not has_simulator():
-        raise CosimError("iverilog and vvp are needed (Debian package iverilog)")
     started = time.perf_counter()
     work, cfg = job.workdir, job.config
-    result_file = work / "result.json"
-    result_file.unlink(missing_ok=True)
-    failure = ""
-    try:
-        run_testbench("pipe_top", module="rtl_models.tb.pipe_top.test_pipe_system",
-                      parameters=config_parameters(cfg, job.images), waves=waves,
-                      build_dir=work / "build",
-                      env={"PIPE_IMAGES": str(job.images),
-                           "COSIM_PACKETS": str(work / "packets.json"),
-                           "COSIM_RESULT": str(result_file), "TB_SEED": str(job.seed),
-                           "COSIM_IDLE": str(job.idle),
-                           "COSIM_BACKPRESSURE": str(job.backpressure),
-                           "COSIM_TIMED": str(job.timed)},
-                      log_file=work / "sim.log" if quiet else None, rebuild=True)
-    except RtlTestError as exc:
-        failure = str(exc)
-    if not result_file.exists():
-        raise RtlTestError(f"{job.path}: {job.program}: the RTL simulation wrote no result "
-                           f"({failure or 'no error reported'}; see {work / 'build'})")
-    rtl = json.loads(result_file.read_text())
+    rtl = run_system(cfg, job.images, work, label=f"{job.path}: {job.program}", seed=job.seed,
+                     idle=job.idle, backpressure=job.backpressure, timed=job.timed,
+                     waves=waves, quiet=quiet)
     eq = check_equivalence(job.obj, job.program, job.report.config, job.scenario, job.trace,
                            written_maps(_analysis(job.obj, job.program)))
     lat, model_lat = rtl["latency_cycles"], rtl["model_latency_cycles"]

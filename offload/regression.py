@@ -1,9 +1,9 @@
 """The system regression: every corpus program that maps, co-simulated on the RTL.
 
-    python -m rtl_models.regression [OBJ.o ...] [--packets N] [--seed S] [--jobs J]
+    python -m offload.regression [OBJ.o ...] [--packets N] [--seed S] [--jobs J]
         [--results DIR] [--junit FILE] [--summary FILE] [--reuse] [--target T]
 
-For each program of each object (default: build/xdp/*.o) ``rtl_models.cosim.cosim`` maps
+For each program of each object (default: build/xdp/*.o) ``offload.cosim.cosim`` maps
 it, loads its scenario and runs the trace through pipe_top; programs the mapper keeps on
 the host are listed, not simulated. Work runs in ``--jobs`` processes (default: the CPUs,
 at most 2: Icarus is single-threaded). Each result goes to ``DIR/<stem>.<program>.json``
@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from rtl_models.cosim import DEFAULT_SEED, ROW_HEADER, row
+from offload.cosim import DEFAULT_SEED, ROW_HEADER, row
 from rtl_models.errors import CosimError, RtlError
 from rtl_models.runner import ROOT, build_root, sources
 
@@ -47,7 +47,7 @@ def _fresh(result: Path, obj: Path) -> bool:
 
 def _run_one(obj: str, program: str, options: dict[str, Any]) -> dict[str, Any]:
     """One co-simulation in a worker: the result document, or why there is none."""
-    from rtl_models.cosim import cosim, write_result
+    from offload.cosim import cosim, write_result
 
     work = Path(options["workdir"]) / f"{Path(obj).stem}.{program}"
     try:
@@ -143,7 +143,7 @@ def junit(results: list[dict[str, Any]], path: Path) -> None:
                        failures=str(sum(1 for d in cases if "packets" in d and not d["ok"])),
                        errors=str(sum(1 for d in cases if "error" in d)))
     for d in cases:
-        case = ET.SubElement(suite, "testcase", classname="rtl_models.regression",
+        case = ET.SubElement(suite, "testcase", classname="offload.regression",
                              name=f"{Path(d['object']).stem}:{d['program']}",
                              time=f"{d.get('wall_s', 0):.2f}")
         if "error" in d:
@@ -161,7 +161,7 @@ def junit(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rtl_models.regression",
+    p = argparse.ArgumentParser(prog="python -m offload.regression",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("objects", nargs="*", metavar="OBJ.o",
                    help="BPF objects (default: build/xdp/*.o)")
@@ -178,12 +178,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep results newer than their object and the RTL sources")
     args = p.parse_args(argv)
     if args.packets < 1 or args.jobs < 1:
-        print(f"rtl_models.regression: --packets and --jobs must be at least 1, got "
+        print(f"offload.regression: --packets and --jobs must be at least 1, got "
               f"{args.packets} and {args.jobs}", file=sys.stderr)
         return 2
     objects = [Path(o) for o in args.objects] or sorted((ROOT / "build" / "xdp").glob("*.o"))
     if not objects:
-        print("rtl_models.regression: no objects (run make corpus)", file=sys.stderr)
+        print("offload.regression: no objects (run make corpus)", file=sys.stderr)
         return 2
     from ebpf.errors import EbpfError
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         todo = [(o, prog) for o, prog in programs(objects)
                 if not args.program or prog in args.program]
     except (EbpfError, OSError) as exc:  # a broken or missing object: one line
-        print(f"rtl_models.regression: {exc}", file=sys.stderr)
+        print(f"offload.regression: {exc}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     options = {"target": args.target, "packets": args.packets, "seed": args.seed,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from sim.default_set import TARGETS, TRAFFIC, default_set, render
+from offload.default_set import TARGETS, TRAFFIC, default_set, render
 from sim.scenario import RunCache
 from tests.conftest import corpus_object
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sim.sim_cmd import register
+from offload.sim_cmd import register
 from tests.conftest import ROOT, corpus_object
 
 SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
