@@ -134,6 +134,13 @@ def render(report: dict[str, Any]) -> None:
                        if k != "total" and v)
     console.print(f"drops by place: {places or 'none'}; program verdicts: "
                   + ", ".join(f"{k} {v}" for k, v in m["verdicts"].items()))
+    st = m.get("steady")
+    if st:
+        console.print(f"steady state (after {st['warmup_ns'] / 1e3:,.0f} us warm-up, "
+                      f"{st['window_ns'] / 1e3:,.0f} us): achieved "
+                      f"{_fmt(st['achieved_mpps'])} Mpps, drops {st['lost']} "
+                      f"({100 * st['loss_fraction']:.2f} %), "
+                      + ("converged" if st["converged"] else "NOT converged"))
     lat = m["latency_ns"]
     if lat:
         console.print(f"latency: p50 {lat['p50']:,.0f} ns, p99 {lat['p99']:,.0f} ns, "

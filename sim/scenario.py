@@ -57,6 +57,7 @@ Every assumption this rests on is listed in the result's ``assumptions``.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -77,9 +78,6 @@ from sim.mapping import (
     object_key,
 )
 from sim.model import (
-    HOST_NS_PER_HELPER,
-    HOST_NS_PER_INSN,
-    HOST_NS_PER_MAP_HELPER,
     HostModel,
     LinkModel,
     NicCost,
@@ -87,11 +85,9 @@ from sim.model import (
     PacketClasses,
     TraceCost,
     Workload,
-    calibration_note,
-    host_program_ns_model,
     nic_model,
-    nic_service,
     pcie_model,
+    pipeline_service,
 )
 from sim.spec import parse_traffic
 from sim.traffic import Traffic, generate
@@ -101,6 +97,13 @@ HOST_COSTS = ("auto", "kernel", "model")
 KERNEL_RUNS = 1000
 DEFAULT_TRAFFIC = "64B@10G"
 DEFAULT_PACKETS = 100_000
+# Steady state (modelling choices): without a packet count a synthetic run covers at least
+# DEFAULT_DURATION_NS of traffic; the first WARMUP_FRACTION of it (queues filling) is left
+# out of ``metrics.steady``; a run whose steady rate has not converged is run again twice as
+# long, at most MAX_EXTENSIONS times.
+DEFAULT_DURATION_NS = 1_250_000.0
+WARMUP_FRACTION = 0.2
+MAX_EXTENSIONS = 3
 # Modelling choices: typical default ring sizes (ethtool -g on mlx5 shows 1024 RX entries).
 DEFAULT_QUEUES = {"link": None, "nic": 1024, "pcie": 1024, "host_ring": 1024}
 
@@ -270,12 +273,14 @@ class Prepared:
     host_cost_source: str
     nic_cost: NicCost | None = None
     """The NIC cost the run used (None on the host target); its ``source`` says where from."""
+    vm: VmRuns | None = None
+    """The representatives' VM runs (whole traces) the costs were computed from."""
 
 
 def _vm_outcomes(sc: Scenario, reps: list[bytes], labels: list[str],
                  cost: NicCost | None = None
-                 ) -> tuple[str, list[int], list[TraceCost], bool]:
-    """Run every representative once on the VM: (program name, verdicts, costs, clock).
+                 ) -> VmRuns:
+    """Run every representative once on the VM.
     With a mapped ``cost`` (punt "model") the pipeline model decides each one's punt."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.differential import VmSide
@@ -293,7 +298,7 @@ def _vm_outcomes(sc: Scenario, reps: list[bytes], labels: list[str],
     if cost is not None and cost.punt == "model":
         assert cost.config is not None
         pipe = PipelinePunts(cost.config, side.maps)
-    verdicts, costs = [], []
+    verdicts, costs, traces = [], [], []
     for i, packet in enumerate(reps):
         if clock:
             side.set_clock(state.clock_ns(i))
@@ -308,7 +313,23 @@ def _vm_outcomes(sc: Scenario, reps: list[bytes], labels: list[str],
                             f"{exc}") from exc
         verdicts.append(int(res.verdict))
         costs.append(replace(TraceCost.from_trace(res.trace), punted=punted))
-    return side.vm.program.name, verdicts, costs, clock
+        traces.append(res.trace)
+    return VmRuns(side.vm.program.name, verdicts, costs, clock, run_obj, side.vm.program,
+                  traces)
+
+
+@dataclass
+class VmRuns:
+    """The representatives run on the VM: verdicts, costs and whole traces (for the cost
+    models of ``hw.cost``), with the object and program they ran."""
+
+    program: str
+    verdicts: list[int]
+    costs: list[TraceCost]
+    clock: bool
+    obj: Any
+    prog: Any
+    traces: list[Any]
 
 
 def _state_key(maps: str | None) -> tuple[Any, ...] | None:
@@ -357,11 +378,15 @@ def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
     """The program's ns per packet beyond an empty program, per representative, where from,
     and whether measured on this machine (True: to be carried to the profile's core) or
     modelled on the profile's core (False)."""
-    model_note = (f"per-instruction model ({HOST_NS_PER_INSN:g} ns per instruction, "
-                  f"{HOST_NS_PER_MAP_HELPER:g} ns per map helper, {HOST_NS_PER_HELPER:g} ns "
-                  f"per other helper; modelling estimates) beyond the 2-instruction empty "
-                  f"program")
-    empty = host_program_ns_model(TraceCost(insns=2, map_helpers=0, helpers=0))
+    from hw.rtc.cpu import DEFAULT_MODEL, DROP_INSNS
+
+    m = DEFAULT_MODEL
+    model_note = (f"per-instruction model of hw.rtc.cpu ({m.b_ns_per_insn:g} ns per "
+                  f"instruction beyond the {DROP_INSNS}-instruction empty program; {m.source})")
+
+    def host_program_ns_model(c: TraceCost) -> float:
+        return m.predict(c.insns) - m.predict(DROP_INSNS)
+
     if sc.host_cost != "model":
         from ebpf.errors import EbpfError
 
@@ -374,9 +399,9 @@ def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
             if sc.host_cost == "kernel":
                 raise
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return ([host_program_ns_model(c) - empty for c in costs],
+            return ([host_program_ns_model(c) for c in costs],
                     f"{model_note}; the kernel could not time it: {reason}", False)
-    return [host_program_ns_model(c) - empty for c in costs], model_note, False
+    return [host_program_ns_model(c) for c in costs], model_note, False
 
 
 def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
@@ -394,6 +419,26 @@ def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
     if step:
         step(f"mapping onto {target.name}")
     return cached_cost(nic_cost_for, sc.program, sc.program_name, target, cache.mappings)
+
+
+def _nic_services(target: Any, runs: VmRuns, prog_ns: list[float], measured: bool,
+                  cost: NicCost) -> tuple[list[tuple[float, float]], int, str]:
+    """Per representative (NIC service ns, NIC delay ns), the NIC's servers and a note: from
+    ``hw.cost`` (the same model the report's estimates use), or the mapping's pipeline."""
+    if target.kind == "pipeline":
+        return [pipeline_service(target, cost)] * len(prog_ns), 1, ""
+    if target.kind == "cpu":  # the DPU's cores: the host model on its profile
+        # modelled ns are on the host core: slower by relative_speed
+        dpu = HostCost.from_target(target, carry=None if measured else
+                                   1.0 / target.cpu.relative_speed)
+        servers = target.cores.usable * target.cores.threads_per_core
+        return ([(dpu.core_ns(v, ns), 0.0) for v, ns in zip(runs.verdicts, prog_ns,
+                                                              strict=True)],
+                servers, f"cpu NIC: {servers} cores, hw.cost.host ({dpu.carry_note})")
+    from hw.cost.nic import nic_service
+
+    svc = nic_service(target, runs.obj, runs.prog, runs.traces)
+    return [(ns, 0.0) for ns in svc.service_ns], svc.servers, svc.note
 
 
 def _percent(fraction: float) -> str:
@@ -427,8 +472,26 @@ def _punt_note(cost: NicCost) -> str:
     return f"punt: {text}; punted packets run the whole program again on the host"
 
 
+def _traffic(sc: Scenario, spec: Any, line_rate_gbps: float,
+             min_duration_ns: float) -> Traffic:
+    """The scenario's traffic: ``sc.packets`` packets, a capture's own, or (by default)
+    DEFAULT_PACKETS stretched to cover at least ``min_duration_ns``."""
+    if sc.packets is not None or spec.pcap:
+        return generate(spec, sc.packets, sc.seed, line_rate_gbps=line_rate_gbps,
+                        base_dir=sc.base_dir)
+    traffic = generate(spec, DEFAULT_PACKETS, sc.seed, line_rate_gbps=line_rate_gbps,
+                       base_dir=sc.base_dir)
+    span = float(traffic.arrival_ns[-1] - traffic.arrival_ns[0])
+    if 0 < span < min_duration_ns:
+        n = math.ceil((DEFAULT_PACKETS - 1) * min_duration_ns / span) + 1
+        traffic = generate(spec, n, sc.seed, line_rate_gbps=line_rate_gbps,
+                           base_dir=sc.base_dir)
+    return traffic
+
+
 def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = None,
-            nic_cost_for: NicCostFor | None = None) -> Prepared:
+            nic_cost_for: NicCostFor | None = None,
+            min_duration_ns: float = DEFAULT_DURATION_NS) -> Prepared:
     """Traffic, the trace-driven outcomes and the workload for ``sc``. ``cache`` keeps
     mappings and kernel timings for later runs; ``step(text)`` hears of long steps;
     ``nic_cost_for`` maps the program onto a pipeline target (``sim.mapping.NicCostFor``;
@@ -449,15 +512,13 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
                             f"(location = {host_target.location!r})")
     spec = parse_traffic(sc.traffic, line_rate_gbps=target.line_rate_gbps,
                          where=f"target '{target.name}'")
-    traffic = generate(spec, sc.packets if sc.packets is not None else (
-        None if spec.pcap else DEFAULT_PACKETS), sc.seed,
-        line_rate_gbps=target.line_rate_gbps, base_dir=sc.base_dir)
+    traffic = _traffic(sc, spec, target.line_rate_gbps, min_duration_ns)
 
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
     if step:
         step(f"VM on {len(traffic.reps)} representative packets")
-    program, verdicts, costs, clock = _vm_outcomes(sc, traffic.reps, traffic.rep_labels,
-                                                   cost)
+    runs = _vm_outcomes(sc, traffic.reps, traffic.rep_labels, cost)
+    program, verdicts, costs, clock = runs.program, runs.verdicts, runs.costs, runs.clock
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")
     prog_ns, cost_note, measured = host_program_costs(sc, program, traffic.reps, costs, cache)
@@ -495,16 +556,9 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
         notes.append(f"the program runs on {cores} host cores, RSS by flow hash")
     else:
         assert cost is not None
-        nic_cpu = None
-        if target.kind == "cpu":  # modelled ns are on the host core: slower by relative_speed
-            nic_cpu = HostCost.from_target(
-                target, carry=None if measured else 1.0 / target.cpu.relative_speed)
-        for v, tc, ns in zip(verdicts, costs, prog_ns, strict=True):
+        services, servers, svc_note = _nic_services(target, runs, prog_ns, measured, cost)
+        for v, tc, ns, (nic_ns, delay) in zip(verdicts, costs, prog_ns, services, strict=True):
             punted = cost.is_punted(target, tc)
-            if target.kind == "cpu":  # the DPU's cores: the host model on its profile
-                nic_ns, delay = nic_cpu.core_ns(v, ns), 0.0
-            else:
-                nic_ns, delay = nic_service(target, cost, tc, ns)
             # on the host: the packet's verdict there when punted, else the stack (PASS)
             host_ns = hcost.core_ns(v, ns) if punted else hcost.core_ns(XDP_PASS, 0.0)
             outcomes.append(Outcome(verdict=v, punted=punted, nic_ns=nic_ns,
@@ -516,11 +570,8 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
             share = float(classes.punted[traffic.rep].mean()) if len(traffic.rep) else 0.0
             cost = replace(cost, source=f"{cost.source} ({_percent(share)} % punted on this "
                                         f"traffic)")
-        nic, nic_notes = nic_model(target, cost, q.get("nic"))
+        nic, nic_notes = nic_model(target, cost, q.get("nic"), servers, svc_note)
         notes.extend(nic_notes)
-        cal = calibration_note(target)
-        if cal:
-            notes.append(cal)
         if target.kind == "pipeline":
             notes.extend(_pipeline_notes(target, cost))
         notes.append(_punt_note(cost))
@@ -536,7 +587,7 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
     notes.append(f"queues (packets, waiting + in service): {qtext}")
     return Prepared(scenario=sc, target=target, host_target=host_target, traffic=traffic,
                     workload=workload, outcomes=outcomes, traces=costs, program=program,
-                    assumptions=notes, host_cost_source=cost_note, nic_cost=cost)
+                    assumptions=notes, host_cost_source=cost_note, nic_cost=cost, vm=runs)
 
 
 def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[str, Any]:
@@ -550,7 +601,10 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
     with progress_bar(n, f"sim ({sc.engine})", min_total=200_000 if sc.engine == "fast"
                       else 20_000, enabled=progress_enabled) as advance:
         result = engine.run(prep.workload, progress=advance)
-    metrics = summarize(prep.workload, result, offered_pps=prep.traffic.offered_pps)
+    arrival = prep.traffic.arrival_ns
+    span = float(arrival[-1] - arrival[0]) if len(arrival) else 0.0
+    metrics = summarize(prep.workload, result, offered_pps=prep.traffic.offered_pps,
+                        warmup_ns=WARMUP_FRACTION * span)
     reps = [{"label": label, "verdict": o.verdict, "punted": o.punted, "nic_ns": o.nic_ns,
              "nic_delay_ns": o.nic_delay_ns, "host_ns": o.host_ns, "insns": tc.insns}
             for label, o, tc in zip(prep.traffic.rep_labels, prep.outcomes, prep.traces,
@@ -569,6 +623,22 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
 
 def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache | None = None,
         step: Step | None = None, nic_cost_for: NicCostFor | None = None) -> dict[str, Any]:
-    """Prepare and simulate ``sc`` (see ``prepare`` for ``nic_cost_for``)."""
-    return simulate(prepare(sc, cache=cache, step=step, nic_cost_for=nic_cost_for),
-                    progress_enabled=progress_enabled)
+    """Prepare and simulate ``sc`` (see ``prepare`` for ``nic_cost_for``). Without a packet
+    count, a synthetic run lasts at least DEFAULT_DURATION_NS and is run again twice as long
+    while its steady rate has not converged (at most MAX_EXTENSIONS times)."""
+    cache = cache if cache is not None else RunCache()
+    duration = DEFAULT_DURATION_NS
+    for attempt in range(MAX_EXTENSIONS + 1):
+        prep = prepare(sc, cache=cache, step=step, nic_cost_for=nic_cost_for,
+                       min_duration_ns=duration)
+        report = simulate(prep, progress_enabled=progress_enabled)
+        steady = report["metrics"].get("steady", {})
+        auto = sc.packets is None and "pcap_packets" not in prep.traffic.info
+        if not auto or steady.get("converged", True) or attempt == MAX_EXTENSIONS:
+            break
+        duration *= 2
+    report["assumptions"].append(
+        f"run length: {report['metrics']['duration_ns'] / 1e6:.3g} ms of traffic; the first "
+        f"{WARMUP_FRACTION:.0%} is warm-up, left out of metrics.steady (steady rate "
+        + ("converged" if steady.get("converged") else "NOT converged") + ")")
+    return report

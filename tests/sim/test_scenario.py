@@ -12,9 +12,19 @@ import hw.cost.host
 from ebpf.errors import KernelError
 from ebpf.kernel_load import bpf_permitted
 from hw.cost.host import HostCost
+from hw.rtc.cpu import DEFAULT_MODEL
+from hw.targets import load_target
 from offload.sim_cost import mapped_nic_cost
-from sim.model import HOST_NS_PER_INSN, HOST_NS_PER_MAP_HELPER, TraceCost
-from sim.scenario import KERNEL_RUNS, RunCache, Scenario, host_program_costs, prepare
+from sim.model import TraceCost
+from sim.scenario import (
+    DEFAULT_DURATION_NS,
+    KERNEL_RUNS,
+    RunCache,
+    Scenario,
+    host_program_costs,
+    prepare,
+    run,
+)
 from tests.conftest import ROOT, corpus_object
 
 PERMITTED, REASON = bpf_permitted()
@@ -94,8 +104,8 @@ def test_kernel_refusal_remembered(monkeypatch):
     for _ in range(2):
         ns, source, measured = host_program_costs(sc, "xdp_pass_prog", [b"\x00" * 60], trace,
                                                   cache)
-        # the model's cost beyond the 2-instruction empty program, on the profile's core
-        assert ns == [pytest.approx(8 * HOST_NS_PER_INSN + HOST_NS_PER_MAP_HELPER)]
+        # hw.rtc.cpu's model: its cost beyond the 2-instruction empty program
+        assert ns == [pytest.approx(8 * DEFAULT_MODEL.b_ns_per_insn)]
         assert not measured
         assert "the kernel could not time it: BPF_PROG_LOAD: Operation not permitted" in source
     assert fake.loads == 1
@@ -144,3 +154,26 @@ def test_run_to_completion_nic_keeps_the_helper_rule():
                             traffic="64B@10G", packets=500, host_cost="model"), cache=cache)
     assert cache.mappings.mapped == 0 and prep.nic_cost is not None
     assert prep.nic_cost.source.startswith("simulator rule for run-to-completion NICs")
+
+
+def test_default_run_is_steady_and_long_enough():
+    """Without a packet count a run covers at least 1 ms of traffic (here 64B@100G, where
+    100,000 packets would be 0.67 ms) and reports a converged steady window after warm-up."""
+    doc = run(Scenario(program=str(corpus_object("xdp_drop")), target="host",
+                       traffic="64B@100G", host_cost="model", host_cores=6))
+    m = doc["metrics"]
+    assert DEFAULT_DURATION_NS >= 1e6 and m["duration_ns"] >= DEFAULT_DURATION_NS
+    assert m["steady"]["converged"] and m["steady"]["warmup_ns"] > 0
+    assert "run length" in doc["assumptions"][-1]
+
+
+def test_overloaded_host_reports_losses():
+    """XDP_DROP on one host core at 64B@100G (148.8 Mpps offered) loses packets in steady
+    state, and achieves the host model's one-core capacity."""
+    doc = run(Scenario(program=str(corpus_object("xdp_drop")), target="host",
+                       traffic="64B@100G", host_cost="model", host_cores=1))
+    st = doc["metrics"]["steady"]
+    hc = HostCost.from_target(load_target("host"), carry=1.0)
+    cap = hc.capacity_mpps(1, hc.core_ns(1, 0.0), hc.bus_for(1))
+    assert st["lost"] > 0 and st["loss_fraction"] > 0.5
+    assert st["achieved_mpps"] == pytest.approx(cap, rel=0.01)
