@@ -411,6 +411,11 @@ def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
     if sc.nic_cost is not None:
         return sc.nic_cost
     if target.kind != "pipeline":
+        refused = _refusal(sc, target)
+        if refused:  # what `offload check` refuses does not run on the NIC here either
+            return NicCost(punt="all", source=f"the target refuses the program "
+                                              f"(hw.rtc.npu.check_feasibility: {refused}): "
+                                              f"every packet runs on the host")
         return NicCost(source="simulator rule for run-to-completion NICs: punt a packet "
                               "whose path calls a helper the target lacks")
     if nic_cost_for is None:
@@ -419,6 +424,17 @@ def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
     if step:
         step(f"mapping onto {target.name}")
     return cached_cost(nic_cost_for, sc.program, sc.program_name, target, cache.mappings)
+
+
+def _refusal(sc: Scenario, target: Any) -> str:
+    """The first reason the target's ``[ebpf]`` limits refuse the program, or ""."""
+    from ebpf.elf import load
+    from hw.rtc.npu import check_feasibility
+
+    assert sc.program is not None
+    obj = load(sc.program)
+    feas = check_feasibility(obj, obj.get_program(sc.program_name), target)
+    return "" if feas.ok else feas.reasons[0].message
 
 
 def _nic_services(target: Any, runs: VmRuns, prog_ns: list[float], measured: bool,

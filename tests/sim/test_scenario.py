@@ -177,3 +177,21 @@ def test_overloaded_host_reports_losses():
     cap = hc.capacity_mpps(1, hc.core_ns(1, 0.0), hc.bus_for(1))
     assert st["lost"] > 0 and st["loss_fraction"] > 0.5
     assert st["achieved_mpps"] == pytest.approx(cap, rel=0.01)
+
+
+@pytest.mark.parametrize("target", ["nfp", "hxdp"])
+def test_check_and_sim_agree_on_what_runs_on_the_nic(target):
+    """For every corpus program, `offload check` and the simulator agree: a host-only
+    program has every packet punted, a full one none."""
+    from offload.feasibility import check
+
+    for src in sorted((ROOT / "examples" / "xdp").glob("*.c")):
+        verdict = check(corpus_object(src.stem), target=load_target(target)).verdict
+        if verdict == "partial":
+            continue
+        state = SCENARIOS / f"{src.stem}.json"
+        prep = prepare(Scenario(program=str(corpus_object(src.stem)), target=target,
+                                maps=str(state) if state.exists() else None,
+                                traffic="64B@10G,flows=16", packets=200, host_cost="model"))
+        punted = [o.punted for o in prep.outcomes]
+        assert all(punted) if verdict == "host-only" else not any(punted), (src.stem, verdict)
