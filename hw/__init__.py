@@ -1,5 +1,6 @@
-"""Hardware descriptions and models: target profiles (TOML with cited numbers) and, later, the
-pipeline model, run-to-completion core models, host and PCIe models.
+"""Hardware descriptions and models: target profiles (TOML with cited numbers), the pipeline
+model, run-to-completion core models (``hw.rtc``) and the per-packet cost of each target
+kind that the mapper, the report and the simulator share (``hw.cost``).
 
 Depends on ``ebpf`` only (../shared/ARCHITECTURE.md: ``ebpf`` <- ``hw`` <- ``offload``).
 """
