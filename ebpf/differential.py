@@ -67,19 +67,26 @@ class Scenario:
             raise MapStateError(f"{source}: cannot read: {exc}") from exc
         except json.JSONDecodeError as exc:
             raise MapStateError(f"{source}: not JSON: {exc.msg} at line {exc.lineno}") from exc
+        except RecursionError as exc:
+            raise MapStateError(f"{source}: not JSON we read: nested too deeply") from exc
         return cls.from_dict(doc, source)
 
     @classmethod
     def from_dict(cls, doc: Any, source: str = "<scenario>") -> Scenario:
         if not isinstance(doc, dict) or not isinstance(doc.get("maps", {}), dict):
             raise MapStateError(f"{source}: expected an object with a \"maps\" object")
-        routes = [_route(source, i, r) for i, r in enumerate(doc.get("routes", []))]
+        raw_routes = doc.get("routes", [])
+        if not isinstance(raw_routes, list):
+            raise MapStateError(f"{source}: \"routes\" must be a list, got "
+                                f"{type(raw_routes).__name__}")
+        routes = [_route(source, i, r) for i, r in enumerate(raw_routes)]
         clock = doc.get("clock", {})
-        try:
-            start, step = int(clock.get("start_ns", 1_000_000_000)), int(
-                clock.get("step_ns", 1_000_000))
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise MapStateError(f"{source}: clock: {exc}") from exc
+        if not isinstance(clock, dict):
+            raise MapStateError(f"{source}: \"clock\" must be an object, got "
+                                f"{type(clock).__name__}")
+        # the clock map holds a u64 (ebpf.rewrite.inject_clock): never truncated
+        start = _uint(f"{source}: clock.start_ns", clock.get("start_ns", 1_000_000_000), 64)
+        step = _uint(f"{source}: clock.step_ns", clock.get("step_ns", 1_000_000), 64)
         state = {"maps": doc.get("maps", {})}
         return cls(state, routes, start, step, source)
 
@@ -103,14 +110,29 @@ def _route(source: str, index: int, raw: Any) -> Route:
             raise MapStateError(f"{where}.{key}: expected a MAC address, got {value!r}")
         return out
 
-    try:
-        return Route(str(raw["prefix"]), int(raw["ifindex"]),
-                     mac(raw.get("smac", "00:00:00:00:00:00"), "smac") or bytes(6),
-                     mac(raw.get("dmac"), "dmac"), raw.get("gateway"),
-                     int(raw.get("mtu", 1500)), int(raw.get("metric", 0)), raw.get("src"),
-                     str(raw.get("kind", "unicast")))
-    except (TypeError, ValueError) as exc:
-        raise MapStateError(f"{where}: {exc}") from exc
+    for key in ("prefix", "gateway", "src", "kind"):
+        if (key == "prefix" or raw.get(key) is not None) and not isinstance(raw[key], str):
+            raise MapStateError(f"{where}.{key}: expected a string, got {raw[key]!r}")
+    # ifindex is an int in the kernel (struct net_device), the metric a u32 (rtnetlink's
+    # RTA_PRIORITY); an IPv4 MTU lies in 68..65535 (include/net/ip.h IPV4_MIN_MTU, IP_MAX_MTU)
+    ifindex = _uint(f"{where}.ifindex", raw["ifindex"], 31)
+    mtu = _uint(f"{where}.mtu", raw.get("mtu", 1500), 16)
+    if mtu < 68:
+        raise MapStateError(f"{where}.mtu: expected 68..65535, got {mtu}")
+    metric = _uint(f"{where}.metric", raw.get("metric", 0), 32)
+    return Route(raw["prefix"], ifindex,
+                 mac(raw.get("smac", "00:00:00:00:00:00"), "smac") or bytes(6),
+                 mac(raw.get("dmac"), "dmac"), raw.get("gateway"), mtu, metric,
+                 raw.get("src"), raw.get("kind", "unicast"))
+
+
+def _uint(where: str, value: Any, bits: int) -> int:
+    """A JSON integer in 0 .. 2**bits - 1 (not a bool, a float or a string), or
+    MapStateError: a value bound for the kernel is checked, never truncated."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+        raise MapStateError(f"{where}: expected an integer in 0..{(1 << bits) - 1}, "
+                            f"got {value!r}")
+    return value
 
 
 def uses_clock(prog: ProgramDef, obj: ElfObject) -> bool:
@@ -146,7 +168,7 @@ class VmSide:
                  cpus: int | None = None, seed: int = 0):
         env = HelperEnv(cpu=0, num_cpus=cpus or num_cpus(), seed=seed,
                         routes=list(scenario.routes), clock_start_ns=scenario.clock_start_ns)
-        self.vm = Vm(obj, obj.get_program(program), env=env)
+        self.vm = Vm(obj, obj.get_xdp_program(program), env=env)
         self.maps = {m.name: m for m in self.vm.maps}
         if scenario.state is not None:
             load_state(self.maps, scenario.state, programs=None)
@@ -257,41 +279,39 @@ def _first_difference(a: dict, b: dict) -> tuple[str, str]:
 
 def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: Scenario,
                  program: str | None = None, *, progress: Any = None) -> DiffReport:
-    """Run ``packets`` through both sides and compare everything observable."""
+    """Run ``packets`` through both sides (``ebpf.executor``'s vm and kernel backends)
+    and compare everything observable."""
+    from ebpf.executor import KernelExecutor, VmExecutor
+
     run_obj, clock = prepare(obj, scenario)
-    prog = run_obj.get_program(program)
-    vm_side = VmSide(run_obj, prog.name, scenario)
+    prog = run_obj.get_xdp_program(program)
     report = DiffReport(prog.name, len(packets), [], Counter(), Counter(), clock,
                         bool(scenario.routes))
-    with kernel_side(path, run_obj, scenario, raw=clock) as kobj:
-        vm_side_cpus = kobj.num_possible_cpus
-        if vm_side_cpus != vm_side.vm.env.num_cpus:  # per-CPU layouts must match
-            vm_side = VmSide(run_obj, prog.name, scenario, cpus=vm_side_cpus)
+    with KernelExecutor(path, run_obj, prog.name, scenario, clock=clock) as kernel:
+        # per-CPU layouts must match the kernel's
+        vm = VmExecutor(run_obj, prog.name, scenario, clock=clock, cpus=kernel.num_cpus)
         for i, packet in enumerate(packets):
-            if clock:
-                ns = scenario.clock_ns(i)
-                vm_side.set_clock(ns)
-                kobj.update(CLOCK_MAP, bytes(4), ns.to_bytes(8, "little"))
+            t = scenario.clock_ns(i) - scenario.clock_start_ns
             try:
-                mine = vm_side.run(packet)
-                vm_verdict, vm_data = mine.verdict, bytes(mine.packet_out)
+                mine = vm.run(packet, t)
+                vm_verdict, vm_data = mine.verdict, mine.packet_out
             except EbpfError as exc:
                 vm_verdict, vm_data = -1, str(exc).encode()
-            theirs = kobj.test_run(packet, prog.name)
+            theirs = kernel.run(packet, t)
             report.vm_verdicts[vm_verdict] += 1
-            report.kernel_verdicts[theirs.retval] += 1
-            kernel_data = bytes(theirs.meta_out) + bytes(theirs.data_out)
-            if vm_verdict != theirs.retval:
+            report.kernel_verdicts[theirs.verdict] += 1
+            kernel_data = theirs.packet_out
+            if vm_verdict != theirs.verdict:
                 report.mismatches.append(Mismatch(i, "verdict", _vname(vm_verdict, vm_data),
-                                                  _vname(theirs.retval, b"")))
+                                                  _vname(theirs.verdict, b"")))
             elif vm_data != kernel_data:
                 report.mismatches.append(Mismatch(i, "data", vm_data.hex(), kernel_data.hex()))
             if report.mismatches and report.first_packet is None:
                 report.first_packet = packet
             if progress is not None:
                 progress()
-        kernel_state = kobj.dump_state()
-    vm_state = vm_side.dump()
+        kernel_state = kernel.dump_maps()
+    vm_state = vm.dump_maps()
     skip = {m.name for m in run_obj.maps if m.type_name in UNREADABLE_MAPS}
     kernel_state = {"maps": {k: v for k, v in kernel_state["maps"].items() if k not in skip}}
     report.mismatches += compare_states(vm_state, kernel_state)

@@ -30,6 +30,7 @@ from ebpf.isa import (
     to_s32,
 )
 from ebpf.kernel_enums import MAP_TYPE_IDS, MAP_TYPE_NAMES
+from ebpf.map_base import check_map_sizes
 from ebpf.program import ElfObject, Function, MapDef, ProgramDef, SourceLine
 from ebpf.sections import program_type
 
@@ -69,6 +70,25 @@ def load(path: str | os.PathLike[str]) -> ElfObject:
     return load_bytes(data, path)
 
 
+def _check_section_headers(elf: ELFFile, data: bytes) -> None:
+    """Every section header inside the file and every section's bytes too, before
+    pyelftools seeks to them (a 2^63 offset is an OverflowError inside the library)."""
+    shoff, entsize = elf["e_shoff"], elf["e_shentsize"]
+    count = elf.num_sections()
+    if count and (entsize < 64 or shoff + count * entsize > len(data)):
+        raise ElfError(f"section headers ({count} of {entsize} bytes at 0x{shoff:x}) lie "
+                       f"outside the file ({len(data)} bytes)")
+    for n in range(count):
+        off = shoff + n * entsize
+        hdr = elf.structs.Elf_Shdr.parse(data[off:off + entsize])
+        if hdr["sh_type"] != "SHT_NOBITS" and hdr["sh_offset"] + hdr["sh_size"] > len(data):
+            raise ElfError(f"section {n}: {hdr['sh_size']} bytes at 0x{hdr['sh_offset']:x} "
+                           f"lie outside the file ({len(data)} bytes)")
+    names = elf.get_shstrndx()
+    if count and names >= count:
+        raise ElfError(f"section name table index {names} is not a section (of {count})")
+
+
 def load_bytes(data: bytes, path: str = "<bytes>") -> ElfObject:
     if data[:4] != b"\x7fELF":
         raise ElfError(f"{path}: not an ELF file")
@@ -80,8 +100,8 @@ def load_bytes(data: bytes, path: str = "<bytes>") -> ElfObject:
         raise type(exc)(f"{path}: {exc}") from exc
     except IsaError as exc:
         raise ElfError(f"{path}: {exc}") from exc
-    except (PyElfError, struct.error, ValueError, KeyError, IndexError, UnicodeDecodeError,
-            AttributeError, TypeError, AssertionError, OverflowError) as exc:
+    except (PyElfError, struct.error) as exc:  # what pyelftools and struct raise; the rest
+        # of a bad file is checked by our code with its own ElfError naming the structure
         raise ElfError(f"{path}: malformed ELF: {exc}") from exc
 
 
@@ -90,6 +110,7 @@ class _Loader:
         self.path = path
         self.elf = ELFFile(io.BytesIO(data))
         self.obj_name = _object_name(path)
+        _check_section_headers(self.elf, data)
 
     def run(self) -> ElfObject:
         elf = self.elf
@@ -157,6 +178,10 @@ class _Loader:
     def _add_map(self, mdef: MapDef, shndx: int | None = None, offset: int = 0) -> int:
         if mdef.type not in range(len(MAP_TYPE_NAMES)) or mdef.type == 0:
             raise ElfError(f"map '{mdef.name}': unknown map type {mdef.type}")
+        check_map_sizes(mdef.name, mdef.key_size, mdef.value_size, mdef.max_entries)
+        if mdef.inner is not None:
+            check_map_sizes(mdef.inner.name, mdef.inner.key_size, mdef.inner.value_size,
+                            mdef.inner.max_entries)
         self.maps.append(mdef)
         if shndx is not None:
             self.map_symbols[(shndx, offset)] = len(self.maps) - 1
@@ -313,9 +338,12 @@ class _Loader:
                 continue
             if not sec["sh_flags"] & SHF_ALLOC or sec["sh_size"] == 0:
                 continue
+            # one array value holds the section: the kernel's value_size limit, checked
+            # before the zeros of a .bss are allocated
+            check_map_sizes(name, 4, sec["sh_size"], 1)
             initial = None if sec["sh_type"] == "SHT_NOBITS" else self._sec_data(sec)
             mdef = MapDef(_internal_map_name(self.obj_name, name), MAP_TYPE_IDS["array"], 4,
-                          sec["sh_size"], 1, _global_data_flags(name), name,
+                          sec["sh_size"], 1, _global_data_flags(name, self.btf), name,
                           initial=initial if initial is not None else bytes(sec["sh_size"]))
             self.data_maps[shndx] = self._add_map(mdef)
 
@@ -398,7 +426,8 @@ class _Loader:
                         to_s32(insn.imm + value))
         if shndx in self.code:
             return insn  # function address (callback), resolved at link time
-        sec_name = self.sections[shndx].name if isinstance(shndx, int) else shndx
+        sec_name = self.sections[shndx].name if isinstance(shndx, int) and \
+            shndx < len(self.sections) else shndx
         raise ElfError(f"{where}: relocation against '{sym.name}' in section '{sec_name}' "
                        "that is neither a map nor code")
 
@@ -541,9 +570,18 @@ def _internal_map_name(obj_name: str, section: str) -> str:
     return "".join(c if c.isalnum() or c in "_." else "_" for c in name)
 
 
-def _global_data_flags(section: str) -> int:
+def _global_data_flags(section: str, btf: Btf | None) -> int:
+    """libbpf's map_flags for a global-data map (bpf_object__init_internal_map): .rodata
+    is BPF_F_RDONLY_PROG; BPF_F_MMAPABLE only when the section's BTF DATASEC holds a
+    variable that is not static (libbpf's map_is_mmapable), e.g. not for a section of
+    string literals or static constants only."""
     BPF_F_RDONLY_PROG = 1 << 7
     BPF_F_MMAPABLE = 1 << 10
-    if section.startswith(".rodata"):
-        return BPF_F_RDONLY_PROG | BPF_F_MMAPABLE
-    return BPF_F_MMAPABLE
+    BTF_VAR_STATIC = 0
+    flags = BPF_F_RDONLY_PROG if section.startswith(".rodata") else 0
+    sec = btf.find(BtfKind.DATASEC, section) if btf is not None else None
+    if sec is not None and any(
+            btf[m.type_id].kind is BtfKind.VAR and btf[m.type_id].extra != BTF_VAR_STATIC
+            for m in sec.members):
+        flags |= BPF_F_MMAPABLE
+    return flags

@@ -1,7 +1,9 @@
 """The eBPF platform's errors: one root, one subclass per concern."""
 
+from ebpf.display import PrintableError
 
-class EbpfError(Exception):
+
+class EbpfError(PrintableError):
     """Root of every error the ebpf package raises on bad input or a failed run."""
 
 

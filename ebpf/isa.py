@@ -294,11 +294,6 @@ def to_s32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-def to_s16(value: int) -> int:
-    value &= 0xFFFF
-    return value - (1 << 16) if value & 0x8000 else value
-
-
 def validate(insn: Insn, index: int = 0) -> OpSpec:
     """Check ``insn`` against the RFC's constraints; return its spec or raise IsaError."""
     spec = OPCODES.get(insn.opcode)

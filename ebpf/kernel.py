@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from ebpf.errors import KernelError
+from ebpf.kernel_batch import BatchUnsupported, iter_nonzero
 from ebpf.kernel_load import (
     DEFAULT_LOG_SIZE,
     MapInfoStruct,
@@ -256,6 +257,8 @@ def _read_state(doc: Mapping[str, Any] | StatePath) -> tuple[str, Mapping[str, A
     except json.JSONDecodeError as exc:
         raise MapStateError(f"{source}: not JSON: {exc.msg} at line {exc.lineno} "
                           f"column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise MapStateError(f"{source}: not JSON we read: nested too deeply") from exc
     return source, loaded
 
 
@@ -287,6 +290,9 @@ class KernelObject:
         self._progs: dict[str, int] = {}
         self._maps: dict[str, _Map] = {}
         self._ids: tuple[dict[int, str], dict[int, str]] | None = None
+        # Keys written since load while no program has run: an array's other entries are
+        # still the zeros it was created with (None once a program ran: ask the kernel).
+        self._written: dict[str, set[bytes]] | None = {}
         permitted, reason = bpf_permitted()
         if not permitted:
             raise KernelError(f"{self.path}: bpf(2) not usable: {reason}")
@@ -407,13 +413,6 @@ class KernelObject:
     def map_names(self) -> list[str]:
         """The object's maps as libbpf names them, in libbpf's order."""
         return list(self._maps)
-
-    def map_defs(self) -> dict[str, MapDef]:
-        """Every map's definition as the kernel created it (name -> MapDef)."""
-        return {name: m.defn for name, m in self._maps.items()}
-
-    def get_map_def(self, name: str) -> MapDef:
-        return self._map(name).defn
 
     def prog_fd(self, name: str | None = None) -> int:
         """The fd of program ``name`` (the first program when None); owned by the object."""
@@ -545,6 +544,8 @@ class KernelObject:
         kbuf = self._key_buffer(m, key)
         data = self._encode_value(m, value)
         vbuf = ctypes.create_string_buffer(data, max(len(data), 1))
+        if self._written is not None:
+            self._written.setdefault(map_name, set()).add(bytes(key))
         err = self._lib.bpf_map_update_elem(self.map_fd(map_name), kbuf, vbuf, flags)
         if err < 0:
             raise self._fail(m, "update", bytes(key), -err)
@@ -610,18 +611,46 @@ class KernelObject:
                 out.append((key, value))
         return out
 
+    def _state_items(self, m: _Map) -> list[tuple[bytes, MapValue]]:
+        """``items`` as a state document lists them: arrays without their all-zero entries,
+        read in batches (``ebpf.kernel_batch``), so the cost follows the entries in use."""
+        if m.kind not in _ZERO_FILLED:
+            return self.items(m.name)
+        zero = bytes(m.defn.value_size)
+        if self._written is not None and not m.internal:
+            found = [(k, self.lookup(m.name, k)) for k in sorted(
+                self._written.get(m.name, ()), key=lambda k: int.from_bytes(k, "little"))]
+            return [(k, v) for k, v in found if v is not None and _nonzero(v, zero)]
+        row = m.defn.value_size
+        if m.form == "percpu":
+            row = self._stride(m) * self.num_possible_cpus
+        try:
+            return [(key, self._decode_value(m, raw)) for key, raw in iter_nonzero(
+                self._lib, self.map_fd(m.name), m.defn.key_size, row, m.defn.max_entries)]
+        except BatchUnsupported:
+            pass
+        except OSError as exc:
+            raise KernelCallError(f"map '{m.name}': lookup_batch: {_errno_text(exc.errno)}",
+                                  exc.errno) from exc
+        return [(k, v) for k, v in self.items(m.name) if _nonzero(v, zero)]
+
+    def programs_ran(self) -> None:
+        """A program runs outside ``test_run`` (``ebpf.executor``'s direct TEST_RUN calls):
+        from now on arrays are read from the kernel, not from the keys written here."""
+        self._written = None
+
     # -- JSON state ----------------------------------------------------------------------
     def dump_state(self, names: Sequence[str] | None = None) -> dict[str, Any]:
         """The maps (all, or those in ``names``) as a state document in the VM's format.
 
-        Index-keyed maps list entries in index order (arrays: every index, zeros included),
-        the others sorted by key bytes.
+        Index-keyed maps list entries in index order (arrays: their non-zero entries, an
+        index not listed is zero), the others sorted by key bytes.
         """
         self._check_open()
         selected = [self._map(n) for n in (self.map_names if names is None else names)]
         out: dict[str, list[dict[str, Any]]] = {}
         for m in selected:
-            entries = self.items(m.name)
+            entries = self._state_items(m)
             if m.kind in _INDEXED:
                 entries.sort(key=lambda kv: int.from_bytes(kv[0], "little"))
             else:
@@ -751,10 +780,10 @@ class KernelObject:
                 zero: MapValue = bytes(m.defn.value_size)
                 if m.form == "percpu":
                     zero = [bytes(m.defn.value_size)] * self.num_possible_cpus
-                for index in range(m.defn.max_entries):
-                    key = index.to_bytes(4, "little")
-                    self._state_update(source, m, key, wanted.pop(key, zero))
-                for key, value in wanted.items():  # indices beyond max_entries: E2BIG
+                for key, _value in self._state_items(m):  # only non-zero entries to clear
+                    if key not in wanted:
+                        self._state_update(source, m, key, zero)
+                for key, value in entries:  # indices beyond max_entries: E2BIG
                     self._state_update(source, m, key, value)
                 continue
             for key in list(self.iter_keys(m.name)):
@@ -782,6 +811,7 @@ class KernelObject:
         Raises KernelCallError with the errno and, for EINVAL / ENODEV, the rule broken.
         """
         self._check_open()
+        self._written = None  # the program may write any entry
         if repeat < 1:
             raise KernelError(f"repeat must be at least 1, got {repeat}")
         fd = self.prog_fd(prog)
@@ -877,6 +907,11 @@ class KernelObject:
         buf = ctypes.create_string_buffer(max(size, 1))
         info = self._prog_info(name, buf)
         return buf.raw[: min(size, info.xlated_prog_len)]
+
+
+def _nonzero(value: MapValue, zero: bytes) -> bool:
+    """A value (or any CPU's value) that is not all zeros."""
+    return value != zero if isinstance(value, bytes) else any(v != zero for v in value)
 
 
 def _test_run_hint(err: int, data_in: bytes, ctx_in: bytes) -> str:

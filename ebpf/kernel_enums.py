@@ -57,6 +57,10 @@ HELPER_NAMES: tuple[str, ...] = (
     "cgrp_storage_get", "cgrp_storage_delete",
 )
 HELPER_IDS: dict[str, int] = {name: i for i, name in enumerate(HELPER_NAMES)}
+# The map helpers: each call is one access to a map's memory (the cost models count them).
+MAP_HELPERS = frozenset({"map_lookup_elem", "map_update_elem", "map_delete_elem",
+                         "map_lookup_percpu_elem", "map_push_elem", "map_pop_elem",
+                         "map_peek_elem"})
 
 MAP_TYPE_NAMES: tuple[str, ...] = (
     "unspec", "hash", "array", "prog_array", "perf_event_array", "percpu_hash", "percpu_array",

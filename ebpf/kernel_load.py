@@ -275,6 +275,7 @@ def libbpf() -> ctypes.CDLL:
         "bpf_map_update_elem": (i, [i, vp, vp, u64]),
         "bpf_map_delete_elem": (i, [i, vp]),
         "bpf_map_get_next_key": (i, [i, vp, vp]),
+        "bpf_map_lookup_batch": (i, [i, vp, vp, vp, vp, ctypes.POINTER(u32), vp]),
         "bpf_prog_test_run_opts": (i, [i, vp]),
         "libbpf_num_possible_cpus": (i, []),
     }

@@ -1,5 +1,6 @@
 """Text listings: whole-object disassembly as `llvm-objdump -d` prints it, and programs
-interleaved with their C source lines. Parsing stays in ebpf.elf; this module only formats.
+interleaved with their C source lines. Parsing stays in ebpf.elf; this module only formats,
+and shows every name and source line from the object through ``ebpf.display.printable``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from ebpf.disasm import format_listing
+from ebpf.display import printable
 from ebpf.elf import SHF_EXECINSTR, load_bytes
-from ebpf.errors import ElfError
 from ebpf.isa import decode
 from ebpf.program import ProgramDef
 
@@ -24,14 +25,14 @@ def objdump(path: str) -> str:
     load_bytes(data, path)  # validates the object; errors name the file
     elf = ELFFile(io.BytesIO(data))
     symtab = next(s for s in elf.iter_sections() if isinstance(s, SymbolTableSection))
-    out = ["", f"{path}:\tfile format elf64-bpf"]
+    out = ["", f"{printable(path)}:\tfile format elf64-bpf"]
     for shndx, sec in enumerate(elf.iter_sections()):
         if sec["sh_type"] != "SHT_PROGBITS" or not sec["sh_flags"] & SHF_EXECINSTR:
             continue
         if not sec.data():
             continue
         syms = sorted(
-            (s["st_value"], s.name) for s in symtab.iter_symbols()
+            (s["st_value"], printable(s.name)) for s in symtab.iter_symbols()
             if s["st_shndx"] == shndx and s.name
             and s["st_info"]["type"] not in ("STT_SECTION", "STT_FILE")
         )
@@ -45,7 +46,7 @@ def objdump(path: str) -> str:
             value, name = syms[i]
             return name if value == target else f"{name}+0x{target - value:x}"
 
-        out += ["", f"Disassembly of section {sec.name}:", ""]
+        out += ["", f"Disassembly of section {printable(sec.name)}:", ""]
         out += format_listing(decode(sec.data()), labels=labels, symbolize=symbolize)
     return "\n".join(out) + "\n"
 
@@ -62,12 +63,8 @@ def source_listing(prog: ProgramDef) -> str:
     for slot, line in sorted(prog.lines.items()):
         key = (line.file, line.line)
         if key != last and line.text:
-            comments[slot] = [f"; {line.text.strip()}  [{Path(line.file).name}:{line.line}]"]
+            text = printable(line.text.strip(), keep="\t")
+            comments[slot] = [f"; {text}  [{printable(Path(line.file).name)}:{line.line}]"]
         last = key
-    labels = {f.start: f.name for f in prog.functions}
+    labels = {f.start: printable(f.name) for f in prog.functions}
     return "\n".join(format_listing(prog.insns, labels=labels, comments=comments)) + "\n"
-
-
-def check_exists(path: str) -> None:
-    if not Path(path).is_file():
-        raise ElfError(f"{path}: no such file")

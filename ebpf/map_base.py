@@ -33,6 +33,14 @@ RINGBUF_MAX_RECORD_SZ = 0xFFFFFFFF // 4
 PAGE_SIZE = 4096
 
 CPUMAP_MAX_QSIZE = 16384  # kernel/bpf/cpumap.c sanity limit
+# The kernel's size limits at map creation, checked before anything is allocated:
+# KMALLOC_MAX_SIZE = 1 << (MAX_PAGE_ORDER + PAGE_SHIFT) = 4 MiB on x86-64
+# (include/linux/slab.h); array_map_alloc_check (kernel/bpf/arraymap.c) refuses larger
+# values with E2BIG, htab_map_alloc_check (kernel/bpf/hashtab.c) too, and keys longer
+# than MAX_BPF_STACK (include/linux/filter.h), which no map type accepts.
+KMALLOC_MAX_SIZE = 1 << 22
+MAX_BPF_STACK = 512
+U32_MAX = 0xFFFFFFFF
 
 # Linux errno values (the host's errno module differs on other systems)
 ENOENT = 2
@@ -100,6 +108,19 @@ class OutputRecord:
     data: bytes
 
 
+def check_map_sizes(name: str, key_size: int, value_size: int, max_entries: int) -> None:
+    """Raise ElfError when a declared size is one the kernel refuses (E2BIG) or does not
+    fit bpf_attr's u32 fields: called where definitions enter, before any allocation."""
+    if not 0 <= key_size <= MAX_BPF_STACK:
+        raise ElfError(f"map '{name}': key_size {key_size} exceeds the kernel's limit "
+                       f"{MAX_BPF_STACK} (MAX_BPF_STACK)")
+    if not 0 <= value_size <= KMALLOC_MAX_SIZE:
+        raise ElfError(f"map '{name}': value_size {value_size} exceeds the kernel's limit "
+                       f"{KMALLOC_MAX_SIZE} (KMALLOC_MAX_SIZE)")
+    if not 0 <= max_entries <= U32_MAX:
+        raise ElfError(f"map '{name}': max_entries {max_entries} is not a u32")
+
+
 class BpfMap:
     """A map instance. Subclasses model one kernel map type each.
 
@@ -125,6 +146,7 @@ class BpfMap:
 
     # -- definition checks (the kernel's map_alloc_check) -------------------------------
     def _validate(self) -> None:
+        check_map_sizes(self.name, self.key_size, self.value_size, self.max_entries)
         if self.max_entries <= 0:
             self._bad_def(f"max_entries {self.max_entries} must be positive")
 
@@ -189,6 +211,12 @@ class BpfMap:
     def clear(self) -> None:
         """Remove every entry (arrays: zero every value in place)."""
         raise NotImplementedError
+
+    def iter_state(self) -> Iterator[tuple[bytes, Any]]:
+        """The entries a state document lists: ``items`` without the all-zero values of
+        maps whose every index always exists (arrays), so the cost follows the entries
+        in use, not max_entries."""
+        return self.items()
 
     def redirect_target(self, key: int) -> int | None:
         """For bpf_redirect_map: the target (ifindex / cpu / queue), None when the slot is empty."""

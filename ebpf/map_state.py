@@ -11,8 +11,10 @@ Entries, by map type (hex is lowercase, no separators, key_size / value_size byt
 - prog_array: ``{"key": "<hex>", "prog": "<program name>"}``
 - ringbuf: always ``[]`` (it has no entries; its records are not state)
 
-``dump_state`` lists every entry that exists: arrays and percpu_arrays every index, zeros
-included, so that a dump from the kernel and one from the VM compare equal. Entries are in
+``dump_state`` lists every entry that exists, except the all-zero entries of arrays and
+percpu_arrays (every index of an array exists; an index not listed is zero), so that a
+dump from the kernel and one from the VM compare equal and cost what the entries in use
+cost, not what max_entries declares. Entries are in
 index order for index-keyed maps (arrays, fd arrays, devmap, cpumap, xskmap) and sorted by
 key bytes for the others (the kernel's hash order is arbitrary). LRU recency is not part
 of the state: loading inserts in document order.
@@ -49,7 +51,7 @@ def dump_state(maps: Mapping[str, BpfMap]) -> dict[str, Any]:
     names = {id(m): name for name, m in maps.items()}
     out: dict[str, list[dict[str, Any]]] = {}
     for name, m in maps.items():
-        entries = list(m.items())
+        entries = list(m.iter_state())
         if not m.indexed:
             entries.sort(key=lambda kv: kv[0])
         out[name] = [_dump_entry(m, key, value, names) for key, value in entries]
@@ -113,6 +115,8 @@ def _read(source: str) -> Any:
     except json.JSONDecodeError as exc:
         raise MapStateError(f"{source}: not JSON: {exc.msg} at line {exc.lineno} "
                             f"column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise MapStateError(f"{source}: not JSON we read: nested too deeply") from exc
 
 
 def _parse_entries(source: str, name: str, m: BpfMap, entries: Any,

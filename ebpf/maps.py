@@ -19,8 +19,7 @@ the other CPUs), user space writes every CPU (``update_percpu`` takes one value 
 No map value here carries a ``bpf_spin_lock`` (we do not read BTF records), so
 ``BPF_F_LOCK`` always fails with -EINVAL where the kernel checks for the lock.
 
-The JSON state format (``load_state`` / ``dump_state``) lives in ``ebpf.map_state``; both
-names are also reachable as ``ebpf.maps.load_state`` / ``ebpf.maps.dump_state``.
+The JSON state format (``load_state`` / ``dump_state``) lives in ``ebpf.map_state``.
 """
 
 from __future__ import annotations
@@ -146,6 +145,13 @@ class ArrayMap(BpfMap):
         for index in range(self.max_entries):
             yield _le32(index), self._slot(index)
 
+    def iter_state(self) -> Iterator[tuple[bytes, Any]]:
+        """Touched indices whose value is not all zeros, in index order."""
+        for index in sorted(self._slots):
+            slot = self._slots[index]
+            if any(slot):
+                yield _le32(index), slot
+
     def clear(self) -> None:
         for slot in self._slots.values():
             slot[:] = bytes(len(slot))
@@ -216,6 +222,13 @@ class PercpuArrayMap(ArrayMap):
     def items(self) -> Iterator[tuple[bytes, Any]]:
         for index in range(self.max_entries):
             yield _le32(index), self._cpus(index)
+
+    def iter_state(self) -> Iterator[tuple[bytes, Any]]:
+        """Touched indices with a non-zero value on some CPU, in index order."""
+        for index in sorted(self._cpu_slots):
+            slots = self._cpu_slots[index]
+            if any(any(slot) for slot in slots):
+                yield _le32(index), slots
 
     def clear(self) -> None:
         for slots in self._cpu_slots.values():
@@ -825,13 +838,3 @@ def create_maps(defns: Iterable[MapDef], num_cpus: int = 1) -> dict[str, BpfMap]
                 raise ElfError(f"map '{defn.name}': slot {index} = '{inner_name}' failed "
                                f"with {errno_name(err)}")
     return maps
-
-
-def __getattr__(name: str) -> Any:
-    """ebpf.maps.load_state / dump_state / MapStateError live in ebpf.map_state."""
-    if name in ("load_state", "dump_state", "MapStateError"):
-        from ebpf import map_state
-
-        return getattr(map_state, name)
-    raise AttributeError(f"module 'ebpf.maps' has no attribute '{name}'")
-

@@ -129,9 +129,6 @@ class Memory:
                 return region
         return None
 
-    def iter_regions(self) -> list[Region]:
-        return list(self._regions)
-
     # -- checked access --------------------------------------------------------------------
 
     def _locate(self, addr: int, size: int, access: str) -> tuple[Region, int]:

@@ -123,16 +123,61 @@ class ElfObject:
     btf: object | None = None  # ebpf.btf.Btf when the object has BTF
 
     def get_program(self, name: str | None = None) -> ProgramDef:
-        """The program called ``name``, or the first program when name is None."""
+        """The program called ``name`` (any type), or the first XDP program when name is
+        None; ElfError names what the object holds when there is none."""
         from ebpf.errors import ElfError
 
         if name is None:
-            return self.programs[0]
+            for prog in self.programs:
+                if prog.prog_type == "xdp":
+                    return prog
+            if not self.programs:
+                raise ElfError(f"{self.path}: no programs in the object")
+            raise ElfError(f"{self.path}: no XDP program (have: {_listing(self.programs)}); "
+                           f"name one with --program to use it anyway")
         for prog in self.programs:
             if prog.name == name:
                 return prog
         known = ", ".join(p.name for p in self.programs)
         raise ElfError(f"{self.path}: no program named '{name}' (have: {known})")
+
+    def get_xdp_program(self, name: str | None = None) -> ProgramDef:
+        """``get_program``, refusing a program XDP semantics do not apply to (ElfError with
+        the reason: its type, or a section the kernel would refuse)."""
+        from ebpf.errors import ElfError
+
+        prog = self.get_program(name)
+        reason = non_xdp_reason(prog)
+        if reason is not None:
+            raise ElfError(f"{self.path}: {reason}")
+        return prog
+
+    def default_note(self) -> str | None:
+        """What picking the default program leaves out, in one line, or None when the
+        object holds one program: the other XDP programs and the non-XDP ones, why."""
+        if len(self.programs) <= 1:
+            return None
+        xdp = self.iter_xdp_programs()
+        if not xdp:
+            return None
+        parts = []
+        if len(xdp) > 1:
+            parts.append(f"the first of {len(xdp)} XDP programs ("
+                         + ", ".join(p.name for p in xdp) + ")")
+        skipped = [f"{p.name} ({p.prog_type or 'unspec'}, section '{p.section}')"
+                   for p, _ in self.iter_skipped_programs()]
+        if skipped:
+            parts.append("not XDP, skipped: " + ", ".join(skipped))
+        return f"{self.path}: using {xdp[0].name}: " + "; ".join(parts) + \
+            " (--program picks another)"
+
+    def iter_xdp_programs(self) -> list[ProgramDef]:
+        """The XDP programs, in ELF order (what the commands analyse by default)."""
+        return [p for p in self.programs if p.prog_type == "xdp"]
+
+    def iter_skipped_programs(self) -> list[tuple[ProgramDef, str]]:
+        """(program, why it is not analysed) for every program that is not XDP."""
+        return [(p, non_xdp_reason(p) or "") for p in self.programs if p.prog_type != "xdp"]
 
     def get_map(self, name: str) -> MapDef:
         from ebpf.errors import ElfError
@@ -141,3 +186,23 @@ class ElfObject:
             if m.name == name:
                 return m
         raise ElfError(f"{self.path}: no map named '{name}'")
+
+
+def non_xdp_reason(prog: ProgramDef) -> str | None:
+    """Why XDP semantics (verdicts, xdp_md, the NIC targets) do not apply to ``prog``, or
+    None for an XDP program or a raw one (no section: bytecode, assembler text).
+
+    A section libbpf does not know gets program type unspec, and libbpf refuses to load
+    it ("missing BPF prog type, check ELF section name"): so do we.
+    """
+    if prog.prog_type == "xdp" or not prog.section:
+        return None
+    if prog.prog_type == "unspec":
+        return (f"program '{prog.name}': section '{prog.section}' is not one libbpf knows "
+                f"(program type unspec); the kernel refuses to load it")
+    return (f"program '{prog.name}' is a {prog.prog_type} program (section "
+            f"'{prog.section}'), not XDP: XDP verdicts and the NIC targets do not apply")
+
+
+def _listing(programs: list[ProgramDef]) -> str:
+    return ", ".join(f"{p.name} ({p.prog_type}, section '{p.section}')" for p in programs)

@@ -359,12 +359,6 @@ class Vm:
             raise VmError(f"0x{addr:x} is not a map pointer")
         return m
 
-    def get_map_by_name(self, name: str) -> Any:
-        for m in self.maps:
-            if m.name == name:
-                return m
-        raise VmError(f"no map named '{name}'")
-
     @staticmethod
     def map_readonly(m: Any) -> bool:
         """Read-only to programs: BPF_F_RDONLY_PROG (libbpf sets it on .rodata / .kconfig)."""

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from ebpf.errors import VmError
 from ebpf.memory import Memory, Region, RegionKind
+from ebpf.program import non_xdp_reason
 from ebpf.trace import Redirect, Trace
 
 if TYPE_CHECKING:
@@ -304,7 +305,12 @@ def run_xdp(vm: Vm, packet: bytes, ingress_ifindex: int = 1, rx_queue: int = 0, 
 
     ``ingress_ifindex`` defaults to 1 and ``rx_queue`` to 0: test_run's default rx queue is
     the loopback device's queue 0. The redirect target is reported only for XDP_REDIRECT.
+    A program of another type, or from a section the kernel does not know, is refused
+    (VmError with the reason), as BPF_PROG_TEST_RUN with an xdp_md would refuse it.
     """
+    reason = non_xdp_reason(vm.program)
+    if reason is not None:
+        raise VmError(reason)
     buff = XdpBuff(bytes(packet), meta=bytes(meta), ingress_ifindex=ingress_ifindex,
                    rx_queue_index=rx_queue, egress_ifindex=egress_ifindex,
                    metalen_max=vm.env.metalen_max)

@@ -1,7 +1,9 @@
 """The hw package's errors: one root, one subclass per concern."""
 
+from ebpf.display import PrintableError
 
-class HwError(Exception):
+
+class HwError(PrintableError):
     """Root of every error the hw package raises on bad input (profiles, configurations)."""
 
 

@@ -735,6 +735,8 @@ def load_target_file(path: str | os.PathLike[str]) -> Target:
         raise TargetError(f"{file}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise TargetError(f"{file}: TOML syntax error: {exc}") from exc
+    except RecursionError as exc:
+        raise TargetError(f"{file}: not TOML we read: nested too deeply") from exc
     return parse_target(data, file, stem=path.stem)
 
 

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 
+from ebpf.display import markup
 from offload.feasibility import CheckResult, check
 from offload.targets_cmd import add_target_options
 
@@ -25,20 +26,20 @@ def render_check(result: CheckResult, path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False)
+    console = Console(file=sys.stdout, highlight=False, emoji=False)
     if not console.is_terminal:
         console.width = 160
     style = VERDICT_STYLE.get(result.verdict, "bold")
-    console.print(f"{path} {result.program} on {result.target}: "
+    console.print(f"{markup(path)} {markup(result.program)} on {markup(result.target)}: "
                   f"[{style}]{result.verdict}[/{style}]")
-    console.print(f"  {result.explanation}")
+    console.print(f"  {markup(result.explanation)}")
     stats = result.stats
     console.print(f"  {stats['nic_insns']} of {stats['reachable_insns']} reachable instructions "
                   f"stay on the NIC; {stats['infeasible_insns']} infeasible, "
                   f"{stats['side_effects']} side-effect sites, stack {stats['stack_bytes']} B")
     for loop in stats.get("loops", []):
         trips = loop["trips"] if loop["trips"] is not None else "unbounded"
-        console.print(f"  loop in {loop['function']} at slot {loop['header']}: {trips} "
+        console.print(f"  loop in {markup(loop['function'])} at slot {loop['header']}: {trips} "
                       f"iterations x {loop['ops_per_iteration']} ops"
                       + ("" if loop["unrollable"] else " (does not unroll into the stages)"))
     if not result.reasons:
@@ -49,11 +50,14 @@ def render_check(result: CheckResult, path: str) -> None:
         table.add_column(col, no_wrap=not wrap, overflow="fold")
     for r in result.reasons:
         slots = str(r.insn) + (f" (+{len(r.insns) - 1})" if len(r.insns) > 1 else "")
-        table.add_row(slots, r.where, r.kind, r.what, r.fix)
+        table.add_row(slots, markup(r.where), r.kind, markup(r.what), markup(r.fix))
     console.print(table)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from offload.inspect import note_default_program
+
+    note_default_program(args.program_file, args.program)
     result = check(args.program_file, args.program, args.target,
                    extra_targets=args.target_file)
     if args.json:
@@ -72,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "construct the target cannot do, with its C line and a fix, "
                                    "and the verdict (docs/mapping.md).")
     p.add_argument("program_file", metavar="PROG.o")
-    p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
+    p.add_argument("--program", metavar="NAME", help="program in the object (default: the first XDP program)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_target_options(p, choose=True)
     p.set_defaults(func=cmd_check)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ebpf.display import printable
 from ebpf.errors import EbpfError
 from ebpf.kernel import KernelLoadError
 from hw.errors import HwError
 from offload.check_cmd import register as register_check
+from offload.cleanup import Terminated, terminate_as_interrupt
+from offload.cli_args import OneLineParser
 from offload.errors import MapperError
 from offload.map_cmd import register as register_map
 from offload.report.report_cmd import register as register_report
@@ -39,7 +42,9 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Write a file whole or not at all (temp file in the same folder, then rename)."""
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    # not mkstemp (mode 0600): created 0666 so that the kernel applies the user's umask
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
@@ -85,7 +90,7 @@ def cmd_disasm(args: argparse.Namespace) -> int:
 
             obj = load_bytes(data, path)
             for prog in obj.programs:
-                sys.stdout.write(f"# {prog.name} ({prog.section})\n")
+                sys.stdout.write(f"# {printable(prog.name)} ({printable(prog.section)})\n")
                 sys.stdout.write(disassemble(prog.insns))
             return 0
         sys.stdout.write(objdump(path))
@@ -121,14 +126,14 @@ def cmd_asm(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(code)
     else:
         write_atomically(out, code)
-        print(f"{out}: {len(code) // 8} slots", file=sys.stderr)
+        print(f"{printable(out)}: {len(code) // 8} slots", file=sys.stderr)
     return 0
 
 
 # --- parser -------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="offload",
         description="XDP offload simulator: inspect, execute, map and simulate XDP programs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -167,9 +172,13 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [register_r
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        with terminate_as_interrupt():
+            return args.func(args)
     except BrokenPipeError:
         return 0
     except (*USER_ERRORS, CliError, OSError) as exc:
@@ -177,9 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(exc, KernelLoadError) and exc.log:
                 print(exc.log, file=sys.stderr, end="" if exc.log.endswith("\n") else "\n")
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # Names in the message are escaped (package errors do it themselves: PrintableError).
+        message = printable(exc) or type(exc).__name__
         print(f"offload: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Terminated as exc:  # SIGTERM / SIGHUP: cleaned up like Ctrl-C
+        return 128 + exc.signum
     except KeyboardInterrupt:
         return 130
 

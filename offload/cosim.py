@@ -38,11 +38,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import file_part, printable
+from hw.ethernet import LINE_RATE_100G_MPPS as LINE_RATE_MPPS
 from rtl_models.errors import CosimError
 
-LINE_RATE_MPPS = 100e9 / ((64 + 20) * 8) / 1e6  # 64-byte frames + preamble and gap at 100 Gb/s
 DEFAULT_PACKETS = 200
 DEFAULT_SEED = 1
+# modelling choice: the testbench's default stimulus (probability of an idle input cycle,
+# of a cycle without output ready)
+DEFAULT_IDLE = 0.2
+DEFAULT_BACKPRESSURE = 0.2
 
 
 @dataclass
@@ -93,9 +98,9 @@ class CosimResult:
 
 
 def row(result: CosimResult | dict[str, Any]) -> list[str]:
-    """The regression table's cells for one result."""
+    """The regression table's cells for one result (names through ``printable``)."""
     r = result.to_dict() if isinstance(result, CosimResult) else result
-    return [f"{Path(r['object']).stem}:{r['program']}", str(r["packets"]), str(r["mismatches"]),
+    return [printable(f"{Path(r['object']).stem}:{r['program']}"), str(r["packets"]), str(r["mismatches"]),
             f"{r['cycles_per_packet']:.1f}", f"{r['ii']:.3f}", f"{r['mpps']:.1f}",
             f"{100 * r['mpps'] / r['line_rate_mpps']:.0f} %", "pass" if r["ok"] else "FAIL"]
 
@@ -130,8 +135,8 @@ class CosimJob:
 def prepare(obj_path: str | os.PathLike[str], program: str | None = None, *,
             target: str = "pipe", packets: int = DEFAULT_PACKETS, seed: int = DEFAULT_SEED,
             scenario: str | os.PathLike[str] | None = None,
-            workdir: str | os.PathLike[str] | None = None, idle: float = 0.2,
-            backpressure: float = 0.2, timed: int = 64) -> CosimJob:
+            workdir: str | os.PathLike[str] | None = None, idle: float = DEFAULT_IDLE,
+            backpressure: float = DEFAULT_BACKPRESSURE, timed: int = 64) -> CosimJob:
     """Steps 1 and 2: map, load the scenario state, write the images and the trace."""
     from ebpf.elf import load
     from ebpf.errors import EbpfError
@@ -153,7 +158,7 @@ def prepare(obj_path: str | os.PathLike[str], program: str | None = None, *,
             raise CosimError(f"target {tgt.name} is a {tgt.kind} target: the RTL implements "
                              f"the pipeline targets only")
         obj = load(path)
-        prog = obj.get_program(program)
+        prog = obj.get_xdp_program(program)
         scen, trace = default_trace(path, scenario, random_packets(packets, seed=seed))
         report = map_program(obj, tgt, prog.name, scenario=scen, packets=trace,
                              equivalence=False)
@@ -219,14 +224,14 @@ def cosim(obj_path: str | os.PathLike[str], program: str | None = None, *,
 def _analysis(obj: Any, program: str) -> Any:
     from offload.analysis import analyze
 
-    return analyze(obj.get_program(program), obj)
+    return analyze(obj.get_xdp_program(program), obj)
 
 
 def write_result(result: CosimResult, directory: str | os.PathLike[str]) -> Path:
     """``<directory>/<object stem>.<program>.json``: what make regression and the report read."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{Path(result.object).stem}.{result.program}.json"
+    path = out / f"{file_part(f'{Path(result.object).stem}.{result.program}')}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
     tmp.replace(path)

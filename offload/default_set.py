@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import markup
 from offload.sim_cost import mapped_nic_cost
 from sim.scenario import RunCache, Scenario, run
 
@@ -94,7 +95,8 @@ def render(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console = Console(highlight=False, emoji=False,
+                      width=None if sys.stdout.isatty() else 160)
     table = Table(title="offloaded (pipe) versus host JIT (host), 100 Gb/s line rate")
     for col in ("program", "target", "traffic", "offered Mpps", "achieved Mpps", "drops",
                 "p99 latency", "host cores needed", "NIC cost (mapping)"):
@@ -104,10 +106,11 @@ def render(rows: list[dict[str, Any]]) -> None:
         m = r["metrics"]
         p99 = m["latency_ns"].get("p99")
         offered = m["offered"]["generated_mpps"] or m["offered"]["mpps"]  # as drawn
-        table.add_row(r["program"], r["target"], r["traffic"], f"{offered:.2f}",
+        table.add_row(markup(r["program"]), markup(r["target"]), markup(r["traffic"]),
+                      f"{offered:.2f}",
                       f"{m['achieved']['mpps']:.2f}", str(m["lost"]["total"]),
                       "-" if p99 is None else f"{p99:,.0f} ns", str(m["host_cores_needed"]),
-                      nic_cost_text(r))
+                      markup(nic_cost_text(r)))
     console.print(table)
     console.print("NIC costs for `pipe` come from each program's mapping (offload.mapper): "
                   "one packet per pass cycle, the configuration's latency, and a packet "

@@ -44,8 +44,9 @@ from hw.pipeline.config import PERCPU_TYPES, PipelineConfig
 
 DEFAULT_PACKETS = 2000
 DEFAULT_SEED = 1
-ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
+# Where a program's default scenario is looked for, relative to the current directory (the
+# corpus's layout; make runs from the top of the project), after the object's own folder.
+SCENARIOS = Path("examples") / "xdp" / "scenarios"
 
 
 @dataclass
@@ -73,9 +74,14 @@ class EquivalenceResult:
 
 
 def scenario_path(obj_path: str | os.PathLike[str]) -> Path | None:
-    """examples/xdp/scenarios/<stem>.json for a corpus object, when it exists."""
-    p = SCENARIOS / f"{Path(obj_path).stem}.json"
-    return p if p.exists() else None
+    """The default scenario of an object, ``<stem>.json``: in ``scenarios/`` beside the
+    object, else in ``examples/xdp/scenarios/`` under the current directory; None when
+    neither exists."""
+    obj = Path(obj_path)
+    for folder in (obj.parent / "scenarios", SCENARIOS):
+        if (p := folder / f"{obj.stem}.json").exists():
+            return p
+    return None
 
 
 def load_scenario(path: str | os.PathLike[str] | None) -> Scenario:
@@ -116,14 +122,22 @@ def initial_pipeline_state(obj: ElfObject, program: str, config: PipelineConfig 
     return model
 
 
-def _percpu_merge(pipe_rows: list[dict], host_rows: list[dict]) -> list[dict]:
-    """Per-CPU rows: CPU 0 from the pipeline, the other CPUs from the host."""
+def _percpu_merge(pipe_rows: list[dict], host_rows: list[dict], indexed: bool) -> list[dict]:
+    """Per-CPU rows: CPU 0 from the pipeline, the other CPUs from the host (over the keys
+    of both: sparse array dumps leave out all-zero rows), all-zero rows left out."""
     host = {r["key"]: r["values"] for r in host_rows}
+    pipe = {r["key"]: r["values"] for r in pipe_rows}
     out = []
-    for r in pipe_rows:
-        values = list(host.get(r["key"], r["values"]))
-        values[0] = r["values"][0]
-        out.append({"key": r["key"], "values": values})
+    def order(key: str) -> Any:  # ebpf.map_state's: index order or key bytes
+        raw = bytes.fromhex(key)
+        return int.from_bytes(raw, "little") if indexed else raw
+
+    for key in sorted(set(host) | set(pipe), key=order):
+        values = list(host.get(key) or pipe[key])
+        zero = "0" * len(values[0])
+        values[0] = pipe[key][0] if key in pipe else zero
+        if any(v != zero for v in values):
+            out.append({"key": key, "values": values})
     return out
 
 
@@ -139,7 +153,7 @@ def _combined(config: PipelineConfig, model: PipelineModel, host_maps: dict,
         if b is None or not b.registers:
             out[name] = host[name]
         elif b.type in PERCPU_TYPES:
-            out[name] = _percpu_merge(pipe[name], host[name])
+            out[name] = _percpu_merge(pipe[name], host[name], b.type == "percpu_array")
         else:
             out[name] = pipe[name]
     return out

@@ -139,7 +139,7 @@ def check(obj_or_path: ElfObject | str | os.PathLike[str], program: str | None =
     the target). Raises ``ElfError`` / ``TargetError`` / ``AnalysisError`` on bad input.
     """
     obj = obj_or_path if isinstance(obj_or_path, ElfObject) else load(obj_or_path)
-    prog = obj.get_program(program)
+    prog = obj.get_xdp_program(program)
     if not isinstance(target, Target):
         target = load_target(target, extra=extra_targets)
     an = analysis if analysis is not None else analyze(prog, obj)
@@ -165,6 +165,9 @@ class _Checker:
         self.an, self.obj, self.prog, self.target, self.known = an, obj, prog, target, known
         self.limits = target.ebpf
         self.found: dict[tuple, list] = {}
+        # (verb, window bytes) -> [(slot, last byte)]: accesses past the window, one reason
+        # per verb however many bytes (a header read byte by byte is one construct)
+        self.past_window: dict[tuple[str, int], list[tuple[int, int]]] = {}
         self.loops: list[dict[str, Any]] = []
         self.maps: list[dict[str, Any]] = []
 
@@ -183,6 +186,7 @@ class _Checker:
             self._maps()
             if isinstance(self.target, PipelineTarget):
                 self._loops()
+            self._add_past_window()
         out = []
         for kind, what, fix, scope, src, slots in self.found.values():
             slots = sorted(set(slots))
@@ -190,6 +194,21 @@ class _Checker:
                               what, fix, kind, tuple(slots), src.text.strip() if src else "",
                               scope))
         return sorted(out, key=lambda r: (r.scope != "program", r.insn, r.kind))
+
+    def _add_past_window(self) -> None:
+        """One "window" reason per verb for every access past the window: the furthest
+        byte, and how many sites (each slot is still listed in the reason's insns)."""
+        for (verb, depth), sites in sorted(self.past_window.items()):
+            first = min(slot for slot, _ in sites)
+            end = max(e for _, e in sites)
+            n = len({slot for slot, _ in sites})
+            many = f" ({n} accesses)" if n > 1 else ""
+            what = f"packet {verb} up to byte {end}, past the {depth}-byte window{many}"
+            src = source_line(self.prog, first)
+            key = ("window", what, None, None)
+            self.found[key] = ["window", what, f"only headers in the first {depth} bytes can "
+                               f"be read; packets that need more are punted", "site", src,
+                               [slot for slot, _ in sites]]
 
     def where(self, has: str) -> str:
         """The known targets that have something, for a fix: 'host, dpu, hxdp'."""
@@ -298,16 +317,14 @@ class _Checker:
                              f"{depth - (a.size or 1)}) return XDP_PASS;`) so it stays in the "
                              f"{depth}-byte window")
                 elif end > depth:
-                    self.add(a.slot, "window", f"packet {verb} up to byte {end}, past the "
-                             f"{depth}-byte window", f"only headers in the first {depth} bytes "
-                             f"can be read; packets that need more are punted")
+                    self.past_window.setdefault((verb, depth), []).append((a.slot, end))
         elif a.region is Region.STACK and not a.is_constant and not lim.variable_stack_access:
             self.add(a.slot, "variable_stack", f"stack {verb} at a variable offset",
                      "index the stack with constants (unrolled accesses)")
         if a.region is Region.MAP_VALUE and a.write and not a.atomic and a.helper is None \
                 and not lim.map_value_stores:
-            name = self.an.get_map_name(a.map) or "?"
-            self.add(a.slot, "map_value_store", f"plain store into the value of map '{name}'; "
+            self.add(a.slot, "map_value_store", f"plain store into the value of "
+                     f"{self.an.describe_map(a.map)}; "
                      f"{self.target.name} does not write map values through pointers",
                      "use __sync_fetch_and_add on the value, or bpf_map_update_elem")
         if a.atomic:
@@ -667,18 +684,3 @@ def decide_verdict(an: Analysis, reasons: list[Reason], effects: list[Effect]
     return (VERDICT_PARTIAL, f"{len(nic)} of {len(an.reachable_slots())} reachable instructions "
             f"lie on paths that stay on the NIC; packets reaching an infeasible construct "
             f"(first at {at(min(bad))}) are punted before any side effect", nic)
-
-
-def check_all(path: str | os.PathLike[str], targets: Iterable[str | Target],
-              program: str | None = None) -> dict[str, CheckResult]:
-    """One analysis, every target: {target name: result}."""
-    obj = load(path)
-    an = analyze(obj.get_program(program), obj)
-    out = {}
-    for t in targets:
-        res = check(obj, program, t, analysis=an)
-        out[res.target] = res
-    return out
-
-
-

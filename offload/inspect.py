@@ -7,7 +7,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from ebpf.display import markup, printable
 from ebpf.elf import load
 from ebpf.kernel_enums import helper_name
 from ebpf.listing import source_listing
@@ -49,26 +51,41 @@ def inspect_doc(path: str, *, source: bool = False) -> dict[str, Any]:
 
 
 def render_inspect(docs: list[dict[str, Any]], *, source: bool = False) -> None:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    """The tables of `offload inspect`; every name is shown through ``markup`` (escaped)."""
+    console = Console(highlight=False, emoji=False,
+                      width=None if sys.stdout.isatty() else 160)
     for doc in docs:
-        table = Table(title=f"{doc['file']}  (license {doc['license'] or 'none'})",
+        table = Table(title=f"{markup(doc['file'])}  (license {markup(doc['license'] or 'none')})",
                       title_justify="left")
         for col in ("program", "section", "type", "insns", "linked", "helpers", "maps"):
             table.add_column(col, justify="right" if col in ("insns", "linked") else "left")
         for p in doc["programs"]:
             helpers = ", ".join(f"{h['name']}({h['id']})" for h in p["helpers"]) or "-"
-            table.add_row(p["name"], p["section"], p["type"], str(p["insn_count"]),
-                          str(p["linked_insn_count"]), helpers, ", ".join(p["maps"]) or "-")
+            table.add_row(markup(p["name"]), markup(p["section"]), markup(p["type"]),
+                          str(p["insn_count"]), str(p["linked_insn_count"]), markup(helpers),
+                          markup(", ".join(p["maps"]) or "-"))
         console.print(table)
         if doc["maps"]:
             mt = Table(show_edge=True)
             for col in ("map", "type", "key", "value", "max_entries", "flags", "section"):
                 mt.add_column(col)
             for m in doc["maps"]:
-                mt.add_row(m["name"], m["type"], str(m["key_size"]), str(m["value_size"]),
-                           str(m["max_entries"]), f"0x{m['flags']:x}", m["section"])
+                mt.add_row(markup(m["name"]), markup(m["type"]), str(m["key_size"]),
+                           str(m["value_size"]), str(m["max_entries"]), f"0x{m['flags']:x}",
+                           markup(m["section"]))
             console.print(mt)
         if source:
             for p in doc["programs"]:
-                console.print(f"\n[bold]{p['name']}[/bold] ({p['section']})")
+                console.print(Text.assemble("\n", (printable(p["name"]), "bold"),
+                                            f" ({printable(p['section'])})"))
                 console.out(p["listing"], highlight=False)
+
+
+def note_default_program(path: str, program: str | None) -> None:
+    """On stderr, when no program is named and the object holds others: which program the
+    command analyses and which it leaves out, why (``ElfObject.default_note``)."""
+    if program is not None:
+        return
+    note = load(path).default_note()
+    if note is not None:
+        print(note, file=sys.stderr)

@@ -21,6 +21,9 @@ import json
 import sys
 from typing import Any
 
+from ebpf.display import markup, printable
+from offload import cli_args
+from offload.errors import MapperError
 from offload.mapper import DEFAULT_TIME_LIMIT_S, MapReport, map_program, write_config
 from offload.targets_cmd import add_target_options
 
@@ -29,16 +32,15 @@ VERDICT_STYLE = {"full": "bold green", "partial": "bold yellow", "host-only": "b
 
 def render_map(report: MapReport, path: str) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False)
+    console = Console(file=sys.stdout, highlight=False, emoji=False)
     if not console.is_terminal:
         console.width = 160
     style = VERDICT_STYLE.get(report.verdict, "bold")
-    console.print(f"{escape(path)} {report.program} on {report.target}: "
+    console.print(f"{markup(path)} {markup(report.program)} on {markup(report.target)}: "
                   f"[{style}]{report.verdict}[/{style}]")
-    console.print(f"  {escape(report.explanation)}")
+    console.print(f"  {markup(report.explanation)}")
     if report.stages is not None:
         console.print(f"  stages: {report.stages} used (greedy {report.greedy_stages}, solver "
                       f"{report.solver_stages if report.solver_stages is not None else '-'} "
@@ -46,21 +48,21 @@ def render_map(report: MapReport, path: str) -> None:
                       f"{report.passes} pass(es), {report.recirculations} recirculation(s); "
                       f"{report.containers} containers, {report.predicates} predicates")
     if report.punted_fraction is not None:
-        reasons = ", ".join(f"{k}: {v}" for k, v in report.punt_reasons.items())
+        reasons = markup(", ".join(f"{k}: {v}" for k, v in report.punt_reasons.items()))
         console.print(f"  punted: {report.punted} of {report.packets} trace packets "
                       f"({100 * report.punted_fraction:.1f} %)" +
                       (f" by punt reason ({reasons})" if reasons else ""))
     if report.equivalence is not None:
         eq = report.equivalence
         console.print("  equivalence: " + ("[green]holds[/green]" if eq["ok"] else
-                                           f"[red]failed[/red]: {escape(eq['failure'])}") +
-                      f" ({eq['packets']} packets, verdicts {eq['verdicts']})")
+                                           f"[red]failed[/red]: {markup(eq['failure'])}") +
+                      f" ({eq['packets']} packets, verdicts {markup(eq['verdicts'])})")
     if report.cost is not None:
         c = report.cost
         console.print(f"  cost: {c['ns_per_packet']:.1f} ns/packet, {c['mpps_total']:.2f} Mpps "
-                      f"on {c['units']} unit(s), bound by {c['bound']} ({c['source']})")
+                      f"on {c['units']} unit(s), bound by {markup(c['bound'])} ({markup(c['source'])})")
     for m in report.messages:
-        console.print(f"  note: {escape(m)}")
+        console.print(f"  note: {markup(m)}")
     if report.schedule is not None and report.stages:
         from offload.schedule import resource_table
         console.print(resource_table(report.schedule))
@@ -71,11 +73,17 @@ def render_map(report: MapReport, path: str) -> None:
             table.add_column(col, no_wrap=not wrap, overflow="fold")
         for r in report.reasons:
             slots = str(r.insn) + (f" (+{len(r.insns) - 1})" if len(r.insns) > 1 else "")
-            table.add_row(slots, r.where, r.kind, escape(r.what), escape(r.fix))
+            table.add_row(slots, markup(r.where), r.kind, markup(r.what), markup(r.fix))
         console.print(table)
 
 
 def cmd_map(args: argparse.Namespace) -> int:
+    if args.images and not args.output:
+        raise MapperError("--images DIR writes the images of the configuration: it needs "
+                          "-o CONFIG.json")
+    from offload.inspect import note_default_program
+
+    note_default_program(args.program_file, args.program)
     report = map_program(args.program_file, args.target, args.program,
                          time_limit_s=args.time_limit, scenario=args.scenario,
                          equivalence=not args.no_equivalence,
@@ -91,8 +99,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     else:
         render_map(report, args.program_file)
         if args.output:
-            print(f"configuration written to {args.output}" +
-                  (f", memory images in {args.images}" if args.images else ""))
+            print(f"configuration written to {printable(args.output)}" +
+                  (f", memory images in {printable(args.images)}" if args.images else ""))
     return 0
 
 
@@ -106,15 +114,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "table, the cuts to the host, the share of a packet trace "
                                    "punted, and the equivalence with the VM.")
     p.add_argument("program_file", metavar="PROG.o")
-    p.add_argument("--program", metavar="NAME", help="program in the object (default: first)")
+    p.add_argument("--program", metavar="NAME", help="program in the object (default: the first XDP program)")
     p.add_argument("-o", "--output", metavar="CONFIG.json",
                    help="write the pipeline configuration document here")
     p.add_argument("--images", metavar="DIR",
                    help="with -o: also write the memory images ($readmemh files) to DIR")
     p.add_argument("--json", action="store_true", help="machine-readable report")
-    p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="S",
-                   help=f"CP-SAT time limit in seconds (default {DEFAULT_TIME_LIMIT_S:g}); "
-                        f"past it the greedy schedule is used")
+    p.add_argument("--time-limit", type=cli_args.time_limit, default=DEFAULT_TIME_LIMIT_S,
+                   metavar="S",
+                   help=f"CP-SAT time limit in deterministic seconds, the same on any "
+                        f"machine (default {DEFAULT_TIME_LIMIT_S:g}); past it the best "
+                        f"schedule found is used")
     p.add_argument("--scenario", metavar="FILE",
                    help="map state for the trace (default: examples/xdp/scenarios/<stem>.json)")
     p.add_argument("--no-equivalence", action="store_true",

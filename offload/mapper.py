@@ -119,7 +119,7 @@ def get_object(obj_or_path: ElfObject | str | os.PathLike[str], program: str | N
                ) -> tuple[ElfObject, Any]:
     try:
         obj = obj_or_path if isinstance(obj_or_path, ElfObject) else load(obj_or_path)
-        return obj, obj.get_program(program)
+        return obj, obj.get_xdp_program(program)
     except EbpfError as exc:
         raise ProgramLoadError(str(exc)) from exc
     except OSError as exc:
@@ -170,6 +170,8 @@ def map_program(obj_or_path: ElfObject | str | os.PathLike[str], target: Target 
                        list(res.reasons))
     need_trace = equivalence or not isinstance(tgt, PipelineTarget)
     scen, pkts = default_trace(path, scenario, packets) if need_trace else (None, [])
+    if not need_trace and scenario is not None:
+        default_trace(path, scenario, [])  # a scenario given is read (and refused if bad)
     if isinstance(tgt, PipelineTarget):
         _map_pipeline(report, an, obj, prog, tgt, time_limit_s, scen, pkts, equivalence)
     else:

@@ -4,7 +4,8 @@
         [--results DIR] [--junit FILE] [--summary FILE] [--reuse] [--target T]
 
 For each program of each object (default: build/xdp/*.o) ``offload.cosim.cosim`` maps
-it, loads its scenario and runs the trace through pipe_top; programs the mapper keeps on
+it, loads its scenario and runs the trace through pipe_top under a random stimulus drawn
+from the seed (``stimulus``: idle up to 0.5, back-pressure up to 0.99); programs the mapper keeps on
 the host are listed, not simulated. Work runs in ``--jobs`` processes (default: the CPUs,
 at most 2: Icarus is single-threaded). Each result goes to ``DIR/<stem>.<program>.json``
 (what ``offload report --rtl-results DIR`` reads); ``--reuse`` keeps a result that is newer
@@ -15,9 +16,9 @@ JUnit XML has one test case per co-simulated program. Exit status 1 when any dif
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import random
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -25,11 +26,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import file_part, markup, printable
+from offload import cli_args
+from offload.cli_args import OneLineParser
 from offload.cosim import DEFAULT_SEED, ROW_HEADER, row
 from rtl_models.errors import CosimError, RtlError
 from rtl_models.runner import ROOT, build_root, sources
 
 DEFAULT_PACKETS = 200
+MAX_BACKPRESSURE = 0.99
 
 
 def programs(objects: list[Path]) -> list[tuple[Path, str]]:
@@ -45,20 +50,30 @@ def _fresh(result: Path, obj: Path) -> bool:
     return result.stat().st_mtime > newest
 
 
+def stimulus(seed: int, stem: str, program: str) -> tuple[float, float]:
+    """(idle, back-pressure) of one program's run: drawn from the run's seed and the
+    program's name, so that a regression covers the whole range (back-pressure up to 0.99,
+    idle up to 0.5: modelling choice) and the same seed repeats the same draws."""
+    rng = random.Random(f"{seed}:{stem}:{program}")
+    return round(rng.uniform(0.0, 0.5), 2), round(rng.uniform(0.0, MAX_BACKPRESSURE), 2)
+
+
 def _run_one(obj: str, program: str, options: dict[str, Any]) -> dict[str, Any]:
     """One co-simulation in a worker: the result document, or why there is none."""
     from offload.cosim import cosim, write_result
 
     work = Path(options["workdir"]) / f"{Path(obj).stem}.{program}"
+    idle, backpressure = stimulus(options["seed"], Path(obj).stem, program)
     try:
         r = cosim(obj, program, target=options["target"], packets=options["packets"],
-                  seed=options["seed"], workdir=work, quiet=True)
+                  seed=options["seed"], workdir=work, quiet=True, idle=idle,
+                  backpressure=backpressure)
     except CosimError as exc:
         return {"object": obj, "program": program, "refused": str(exc)}
     except RtlError as exc:
         return {"object": obj, "program": program, "error": str(exc)}
     write_result(r, options["results"])
-    return r.to_dict()
+    return r.to_dict() | {"idle": idle, "backpressure": backpressure}
 
 
 def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int,
@@ -68,7 +83,7 @@ def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int
     results: list[dict[str, Any]] = []
     todo = []
     for obj, prog in jobs_list:
-        saved = Path(options["results"]) / f"{obj.stem}.{prog}.json"
+        saved = Path(options["results"]) / f"{file_part(f'{obj.stem}.{prog}')}.json"
         if reuse and _fresh(saved, obj):
             results.append(json.loads(saved.read_text()) | {"reused": True})
         else:
@@ -82,9 +97,8 @@ def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int
             for f in as_completed(futures):
                 doc = f.result()
                 results.append(doc)
-                bar.update(task, advance=1, description=f"RTL co-simulation: "
-                           f"{Path(doc['object']).stem}:{doc['program']} "
-                           f"{_status(doc)}")
+                bar.update(task, advance=1, description="RTL co-simulation: " + markup(
+                    f"{Path(doc['object']).stem}:{doc['program']} {_status(doc)}"))
     order = {(str(o), p): i for i, (o, p) in enumerate(jobs_list)}
     return sorted(results, key=lambda d: order.get((str(d["object"]), d["program"]), 0))
 
@@ -100,7 +114,7 @@ def _status(doc: dict[str, Any]) -> str:
 def _console(file: Any) -> Any:
     from rich.console import Console
 
-    console = Console(file=file, highlight=False)
+    console = Console(file=file, highlight=False, emoji=False)
     if not console.is_terminal:
         console.width = 150
     return console
@@ -113,8 +127,9 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
             out.append(row(d))
         else:
             why = d.get("refused") or d.get("error", "")
-            out.append([f"{Path(d['object']).stem}:{d['program']}", "-", "-", "-", "-", "-",
-                        "-", ("host-only" if "refused" in d else "ERROR: " + why[:60])])
+            out.append([printable(f"{Path(d['object']).stem}:{d['program']}"), "-", "-", "-",
+                        "-", "-", "-",
+                        ("host-only" if "refused" in d else "ERROR: " + printable(why)[:60])])
     return out
 
 
@@ -132,7 +147,7 @@ def print_table(results: list[dict[str, Any]], file: Any = None) -> None:
         table.add_column(col, justify="left" if col in ("program", "result") else "right")
     for r in table_rows(results):
         style = "red" if r[-1] not in ("pass", "host-only") else None
-        table.add_row(*r, style=style)
+        table.add_row(*(markup(c) for c in r), style=style)
     _console(file or sys.stdout).print(table)
 
 
@@ -144,13 +159,14 @@ def junit(results: list[dict[str, Any]], path: Path) -> None:
                        errors=str(sum(1 for d in cases if "error" in d)))
     for d in cases:
         case = ET.SubElement(suite, "testcase", classname="offload.regression",
-                             name=f"{Path(d['object']).stem}:{d['program']}",
+                             name=printable(f"{Path(d['object']).stem}:{d['program']}"),
                              time=f"{d.get('wall_s', 0):.2f}")
         if "error" in d:
-            ET.SubElement(case, "error", message=d["error"][:200]).text = d["error"]
+            error = printable(d["error"])  # XML 1.0 cannot hold control characters
+            ET.SubElement(case, "error", message=error[:200]).text = error
         elif not d["ok"]:
-            ET.SubElement(case, "failure", message=(d["differences"] or ["differs"])[0][:200]
-                          ).text = "\n".join(d["differences"])
+            diffs = [printable(x) for x in d["differences"]] or ["differs"]
+            ET.SubElement(case, "failure", message=diffs[0][:200]).text = "\n".join(diffs)
         ET.SubElement(case, "system-out").text = json.dumps(
             {k: d.get(k) for k in ("packets", "mismatches", "cycles_per_packet", "ii",
                                    "mpps", "vm_equivalence", "workdir")})
@@ -161,26 +177,26 @@ def junit(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m offload.regression",
+    p = OneLineParser(prog="python -m offload.regression",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("objects", nargs="*", metavar="OBJ.o",
                    help="BPF objects (default: build/xdp/*.o)")
     p.add_argument("--program", action="append", metavar="NAME",
                    help="only these programs (repeatable)")
     p.add_argument("--target", default="pipe")
-    p.add_argument("--packets", type=int, default=DEFAULT_PACKETS, metavar="N")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), metavar="J")
+    p.add_argument("--packets", type=cli_args.vm_packets, default=DEFAULT_PACKETS, metavar="N")
+    p.add_argument("--seed", type=cli_args.seed, default=DEFAULT_SEED, metavar="S")
+    p.add_argument("--jobs", type=cli_args.jobs, default=min(2, os.cpu_count() or 1),
+                   metavar="J")
     p.add_argument("--results", default=str(build_root() / "results"), metavar="DIR")
     p.add_argument("--junit", default=str(build_root() / "junit-system.xml"), metavar="FILE")
     p.add_argument("--summary", default=str(build_root() / "summary.md"), metavar="FILE")
     p.add_argument("--reuse", action="store_true",
                    help="keep results newer than their object and the RTL sources")
-    args = p.parse_args(argv)
-    if args.packets < 1 or args.jobs < 1:
-        print(f"offload.regression: --packets and --jobs must be at least 1, got "
-              f"{args.packets} and {args.jobs}", file=sys.stderr)
-        return 2
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else 2
     objects = [Path(o) for o in args.objects] or sorted((ROOT / "build" / "xdp").glob("*.o"))
     if not objects:
         print("offload.regression: no objects (run make corpus)", file=sys.stderr)

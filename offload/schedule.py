@@ -48,6 +48,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hw.pipeline.config import TargetParams
 from hw.targets import PipelineTarget, Target
 from offload import schedule_cp
 from offload.errors import MapperError
@@ -76,9 +77,9 @@ STATUS_GREEDY = "greedy"
 STATUS_INFEASIBLE = "infeasible"
 
 # docs/pipeline.md section 2: parser and deparser latency are target parameters that the
-# profiles do not carry (hw/pipeline/config.py TargetParams has the same defaults).
-DEFAULT_PARSER_CYCLES = 5
-DEFAULT_DEPARSER_CYCLES = 2
+# profiles do not carry; their one default is the pipeline configuration's (TargetParams).
+DEFAULT_PARSER_CYCLES = TargetParams.parser_cycles
+DEFAULT_DEPARSER_CYCLES = TargetParams.deparser_cycles
 
 
 class ScheduleError(MapperError):
@@ -507,8 +508,9 @@ def resource_table(schedule: Schedule) -> Any:
     TCAM are shared by the passes of a physical stage: with recirculation their cells also
     show, in parentheses, the physical stage's sum over the passes.
     """
-    from rich.markup import escape
     from rich.table import Table
+
+    from ebpf.display import markup
 
     b = schedule.budget
     usage = schedule.stage_usage()
@@ -517,7 +519,7 @@ def resource_table(schedule: Schedule) -> Any:
     title = (f"{schedule.target}: {schedule.num_stages} logical stages, "
              f"{schedule.passes} pass{'es' if schedule.passes != 1 else ''} "
              f"({schedule.status})")
-    table = Table(title=escape(title), caption=escape(schedule.message) or None)
+    table = Table(title=markup(title), caption=markup(schedule.message) or None)
     for head in ("stage", "phys", "pass"):
         table.add_column(head, justify="right")
     for r in cols:
@@ -534,7 +536,7 @@ def resource_table(schedule: Schedule) -> Any:
             over = row[r] > b.get_capacity(r) or (r in shared and shared[r][s % S]
                                                   > b.get_capacity(r))
             cells.append(f"[red]{cell}[/red]" if over else cell)
-        cells.append(escape(", ".join(u.label or u.id for u in schedule.iter_stage_units(s))))
+        cells.append(markup(", ".join(u.label or u.id for u in schedule.iter_stage_units(s))))
         table.add_row(*cells)
     totals = schedule.totals()
     table.add_section()
@@ -620,10 +622,10 @@ def solve_schedule(units: Sequence[Unit], deps: Iterable[Dependency], budget: St
     The greedy schedule is the solver's hint and upper bound (``hint=None``: no hint, the
     bound stays). When the greedy schedule already meets the lower bound (dependency path,
     total demand over a stage's room) it is optimal and the solver is not run. When OR-Tools
-    is missing or finds no solution within ``time_limit_s`` (wall clock), the greedy schedule
-    is returned with status ``greedy-fallback`` and a message saying so. With ``workers=1``
-    and no time limit reached, the assignment is reproducible run to run; otherwise only the
-    stage count of an ``optimal`` result is.
+    is missing or finds no solution within ``time_limit_s``, the greedy schedule
+    is returned with status ``greedy-fallback`` and a message saying so. The limit is in the
+    solver's deterministic time (about seconds), so the assignment is reproducible run to run
+    whatever the machine's load (``schedule_cp.solve``).
     """
     p = Problem(units, deps, budget)
     limit = _check_limit(p, max_stages)
@@ -653,10 +655,12 @@ def solve_schedule(units: Sequence[Unit], deps: Iterable[Dependency], budget: St
     if res.stage is not None:
         s = max(res.stage) + 1
         status = STATUS_OPTIMAL if res.optimal else STATUS_FEASIBLE
-        msg = (f"CP-SAT {status}: {s} stages (greedy {g}, lower bound {res.bound}) in "
-               f"{res.wall_s:.3g} s")
+        # No wall-clock figure here: the same input gives the same message (solve_time_s
+        # has the time).
+        msg = f"CP-SAT {status}: {s} stages (greedy {g}, lower bound {res.bound})"
         if not res.optimal:
             msg += f"; time limit {time_limit_s:g} s reached, not proven optimal"
+        msg += res.message.partition(";")[1] + res.message.partition(";")[2]
         return _build(p, stage=res.stage, status=status, message=msg, greedy=g, solver=s,
                       time_s=res.wall_s, **common)
     if res.infeasible:

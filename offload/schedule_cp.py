@@ -15,6 +15,9 @@ the greedy stage count, or the allowed logical stages when the greedy schedule e
 - ``stages`` integer in [lower bound, H], ``stages >= stage[u] + 1 + height(u)``;
   minimise ``stages``.
 
+The search is deterministic: the same problem gives the same assignment on every run
+(interleaved workers, a limit in deterministic time; see ``solve``).
+
 The greedy assignment is the hint (``x`` and ``stage`` values), and H its stage count, so
 the first solution is at least as good as greedy. Capacity rows are only written where the
 units that could sit in the stage could overfill it.
@@ -29,6 +32,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from offload.schedule import Problem
+
+WALL_BACKSTOP = 20  # wall-clock cap, in multiples of the deterministic limit (modelling choice)
 
 
 @dataclass(frozen=True)
@@ -104,16 +109,26 @@ def solve(p: Problem, horizon: int, *, hint: Sequence[int] | None, time_limit_s:
         m.add_hint(stages, max(hint, default=-1) + 1)
 
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.0, float(time_limit_s))
+    limit = max(0.0, float(time_limit_s))
+    # Same model, same answer: the workers' strategies are interleaved in fixed batches
+    # (``interleave_search``: "the search is deterministic (independently of num_workers!)",
+    # or-tools sat_parameters.proto) and the limit is counted in deterministic time, the
+    # solver's work measure calibrated to about a second, not on the wall clock. The wall
+    # clock only stops a run that is far slower than that calibration.
+    solver.parameters.max_deterministic_time = limit
+    solver.parameters.max_time_in_seconds = WALL_BACKSTOP * limit + 1.0
+    solver.parameters.interleave_search = True
     solver.parameters.num_workers = max(1, workers)
     solver.parameters.random_seed = seed
     status = solver.solve(m)
     wall = solver.wall_time
+    backstop = wall >= WALL_BACKSTOP * limit + 1.0
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         found = [int(solver.value(v)) for v in stage]
         bound = max(lower, int(round(solver.best_objective_bound)))
         return CpResult(found, status == cp_model.OPTIMAL, False, bound, wall,
-                        f"CP-SAT {solver.status_name(status).lower()}")
+                        f"CP-SAT {solver.status_name(status).lower()}"
+                        + ("; stopped by the wall clock, not reproducible" if backstop else ""))
     if status == cp_model.INFEASIBLE:
         return CpResult(None, False, True, lower, wall,
                         f"CP-SAT: no schedule within {horizon} stages")

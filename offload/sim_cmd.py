@@ -18,8 +18,20 @@ import os
 import sys
 from typing import Any
 
+from ebpf.display import markup
+from offload import cli_args
 from offload.sim_cost import mapped_nic_cost
-from sim.scenario import DEFAULT_QUEUES, ENGINES, HOST_COSTS, Scenario, ScenarioError, run
+from sim.scenario import (
+    BEHAVIOURS,
+    DEFAULT_QUEUES,
+    ENGINES,
+    EXECUTORS,
+    HOST_COSTS,
+    MAX_QUEUE,
+    Scenario,
+    ScenarioError,
+    run,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="traffic spec, e.g. 64B@100G, imix@40G,poisson, "
                         "512B@20Mpps,flows=1000,zipf=1.1, pcap:trace.pcap@10G "
                         "(default: 64B@10G)")
-    p.add_argument("--packets", type=int, metavar="N", help="packets to simulate "
-                   "(default: 100000; a capture: its length)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed of everything random "
+    p.add_argument("--packets", type=cli_args.sim_packets, metavar="N",
+                   help="packets to simulate (default: at least 1.25 ms of traffic, run "
+                        "longer until the steady rate converges; a capture: its length)")
+    p.add_argument("--seed", type=cli_args.seed, metavar="S", help="seed of everything random "
                    "(default: 0)")
     p.add_argument("--engine", choices=ENGINES, help="fast (numpy, default) or simpy "
                    "(reference, ~1e5 packets/s)")
@@ -50,11 +63,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--maps", metavar="STATE.json", help="map state (docs/state.md)")
     p.add_argument("--host", metavar="NAME", help="host profile behind a NIC target "
                    "(default: host)")
-    p.add_argument("--host-cores", type=int, metavar="N",
+    p.add_argument("--host-cores", type=cli_args.host_cores, metavar="N",
                    help="host cores running XDP (default: the host profile's)")
     p.add_argument("--host-cost", choices=HOST_COSTS,
                    help="program cost on the host: kernel (BPF_PROG_TEST_RUN here), model "
                         "(per instruction), auto (kernel when permitted; default)")
+    p.add_argument("--executor", choices=EXECUTORS,
+                   help="what runs every packet: vm (reference VM), kernel (BPF_PROG_TEST_RUN "
+                        "per packet), auto (kernel when no per-packet path is needed and "
+                        "bpf(2) permits; default)")
+    p.add_argument("--behaviour", choices=BEHAVIOURS,
+                   help="exact: every packet runs the program (default); sampled: each "
+                        "distinct packet once, later ones repeat its verdict (an "
+                        "approximation, marked in the output)")
     p.add_argument("--queues", metavar="K=N,...",
                    help="queue sizes in packets (0: unbounded): "
                         + ", ".join(f"{k}" for k in DEFAULT_QUEUES))
@@ -66,9 +87,12 @@ def _queues(text: str, base: dict[str, int | None]) -> dict[str, int | None]:
     out = dict(base)
     for item in text.split(","):
         key, sep, value = item.strip().partition("=")
-        if key not in DEFAULT_QUEUES or not sep or not value.strip().isdigit():
+        value = value.strip()
+        if key not in DEFAULT_QUEUES or not sep or not (value.isascii() and value.isdigit()) \
+                or int(value) > MAX_QUEUE:
             raise ScenarioError(f"--queues: expected K=N with K one of "
-                                f"{', '.join(DEFAULT_QUEUES)}, got {item.strip()!r}")
+                                f"{', '.join(DEFAULT_QUEUES)} and N in 0..{MAX_QUEUE}, "
+                                f"got {item.strip()!r}")
         out[key] = int(value) or None
     return out
 
@@ -83,7 +107,9 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     sc = sc.with_overrides(program=args.program_file, program_name=args.program,
                            maps=args.maps, target=args.target, host=args.host,
                            traffic=args.traffic, packets=args.packets, seed=args.seed,
-                           engine=args.engine, host_cost=args.host_cost,
+                           engine=args.engine, executor=args.executor,
+                           behaviour=args.behaviour,
+                           host_cost=args.host_cost,
                            host_cores=args.host_cores)
     if args.traffic is not None:  # a capture named on the command line is relative to here
         sc.base_dir = os.getcwd()
@@ -115,9 +141,12 @@ def render(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    console = Console(highlight=False, emoji=False,
+                      width=None if sys.stdout.isatty() else 120)
     m = report["metrics"]
-    table = Table(title=f"offload sim ({report['engine']} engine, {m['packets']} packets)")
+    approx = ", APPROXIMATE behaviour: sampled" if report.get("behaviour") == "sampled" else ""
+    table = Table(title=f"offload sim ({report['engine']} engine, {m['packets']} packets"
+                        f"{approx})")
     for col in ("program", "target", "offered Mpps", "achieved Mpps", "drops",
                 "p99 latency", "host cores needed"):
         table.add_column(col, justify="left" if col in ("program", "target") else "right")
@@ -125,15 +154,15 @@ def render(report: dict[str, Any]) -> None:
     share = f" ({100 * lost / m['packets']:.2f} %)" if m["packets"] else ""
     p99 = m["latency_ns"].get("p99")
     offered = m["offered"]["generated_mpps"] or m["offered"]["mpps"]  # the traffic as drawn
-    table.add_row(report["program"], report["target"], _fmt(offered),
+    table.add_row(markup(report["program"]), markup(report["target"]), _fmt(offered),
                   _fmt(m["achieved"]["mpps"]), f"{lost}{share}",
                   "-" if p99 is None else f"{p99:,.0f} ns",
                   f"{m['host_cores_needed']} ({m['host_load_erlangs']:.2f} Erlang)")
     console.print(table)
     places = ", ".join(f"{k} {v} ({m['loss_causes'][k]})" for k, v in m["lost"].items()
                        if k != "total" and v)
-    console.print(f"drops by place: {places or 'none'}; program verdicts: "
-                  + ", ".join(f"{k} {v}" for k, v in m["verdicts"].items()))
+    console.print(markup(f"drops by place: {places or 'none'}; program verdicts: "
+                         + ", ".join(f"{k} {v}" for k, v in m["verdicts"].items())))
     st = m.get("steady")
     if st:
         console.print(f"steady state (after {st['warmup_ns'] / 1e3:,.0f} us warm-up, "
@@ -152,7 +181,7 @@ def render(report: dict[str, Any]) -> None:
                      f"{m['offered']['gbps']:.4g} Gb/s offered"))
     cost = report.get("nic_cost")
     if cost:
-        console.print(f"NIC cost: {cost['source']}", soft_wrap=True)
+        console.print(f"NIC cost: {markup(cost['source'])}", soft_wrap=True)
     console.print("assumptions:")
     for note in report["assumptions"]:
-        console.print(f"  - {note}", soft_wrap=True)
+        console.print(f"  - {markup(note)}", soft_wrap=True)

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from ebpf.display import printable
+
 
 def _workers(text: str) -> int:
     try:
@@ -43,10 +45,10 @@ def _text(summary: dict[str, Any]) -> None:
           f"{summary['wall_s']:.1f} s)")
     for row in summary["rows"]:
         if row["error"]:
-            print(f"  FAILED {row['program']} on {row['target']} {row['params']} "
-                  f"{row['traffic']}: {row['error']}")
-    print(f"results: {summary['results']}")
-    print(f"summary: {summary['summary']}")
+            print(printable(f"  FAILED {row['program']} on {row['target']} {row['params']} "
+                            f"{row['traffic']}: {row['error']}"))
+    print(f"results: {printable(summary['results'])}")
+    print(f"summary: {printable(summary['summary'])}")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ebpf.display import markup
 from hw.targets import (
     DEFAULT_TARGET,
     CpuTarget,
@@ -21,7 +22,6 @@ from hw.targets import (
     Target,
     VliwTarget,
     list_targets,
-    load_target,
 )
 
 COLUMNS = ("name", "kind", "clock", "compute", "memory", "window", "line rate", "notes")
@@ -35,11 +35,6 @@ def add_target_options(parser: argparse.ArgumentParser, *, choose: bool = False)
                             help=f"target name or profile path (default: {DEFAULT_TARGET})")
     parser.add_argument("--target-file", action="append", default=[], metavar="PATH",
                         help="extra target profile (.toml) or directory of profiles; repeatable")
-
-
-def target_from_args(args: argparse.Namespace) -> Target:
-    """The target ``add_target_options(..., choose=True)`` asked for."""
-    return load_target(args.target, extra=args.target_file)
 
 
 def _bits(n: int) -> str:
@@ -97,14 +92,14 @@ def render_targets(targets: Sequence[Target]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout)
+    console = Console(file=sys.stdout, emoji=False)
     if not console.is_terminal:
         console.width = 160     # a pipe or a file: do not fold at 80 columns
     table = Table(title="Offload targets")
     for col in COLUMNS:
         table.add_column(col, no_wrap=col in ("name", "kind", "clock", "line rate"))
     for t in targets:
-        table.add_row(*summary_row(t).values())
+        table.add_row(*(markup(cell) for cell in summary_row(t).values()))  # names from files
     console.print(table)
 
 

@@ -1,7 +1,9 @@
 """The root error of rtl_models and its two kinds."""
 
+from ebpf.display import PrintableError
 
-class RtlError(Exception):
+
+class RtlError(PrintableError):
     """Anything rtl_models reports as an error."""
 
 

@@ -35,16 +35,17 @@ PROGRESS_EVERY = 1024
 
 
 class LateTimeout(Timeout):
-    """A timeout processed after every URGENT and NORMAL event of the instant it fires at."""
+    """A timeout processed after every URGENT and NORMAL event of the instant it fires at
+    (in a ``LateEnvironment``, which schedules it at priority LATE)."""
 
-    def __init__(self, env: simpy.Environment, delay: int = 0):
-        # As Timeout.__init__ (simpy inlines Event.__init__ there too), with priority LATE.
-        self.env = env
-        self.callbacks = []
-        self._value = None
-        self._delay = delay
-        self._ok = True
-        env.schedule(self, LATE, delay)
+
+class LateEnvironment(simpy.Environment):
+    """An Environment whose ``schedule`` hook (public simpy API, called by every event it
+    queues) gives ``LateTimeout``s priority LATE."""
+
+    def schedule(self, event: simpy.Event, priority: EventPriority = NORMAL,
+                 delay: Any = 0) -> None:
+        super().schedule(event, LATE if isinstance(event, LateTimeout) else priority, delay)
 
 
 class Station:
@@ -72,7 +73,7 @@ class Station:
     def run(self) -> Generator[simpy.Event, Any, None]:
         while True:
             yield self._wakeup
-            yield LateTimeout(self.env)
+            yield LateTimeout(self.env, 0)
             self._wakeup = self.env.event()
             arrived, self._arrived = sorted(self._arrived, key=lambda a: a[0]), []
             res = self.servers
@@ -109,7 +110,7 @@ class SimpyEngine:
 
     def __init__(self, workload: Workload, progress: Callable[[int], None] | None = None):
         self.workload = workload
-        self.env = simpy.Environment()
+        self.env = LateEnvironment()
         self.result = SimResult.empty(workload.num_packets, "simpy")
         sv = workload.services()
         self.link = Station(self.env, LINK, 1, workload.link.queue)

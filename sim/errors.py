@@ -1,7 +1,9 @@
 """The simulation package's errors."""
 
+from ebpf.display import PrintableError
 
-class SimError(Exception):
+
+class SimError(PrintableError):
     """Root of every error the sim package raises on bad input."""
 
 

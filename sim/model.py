@@ -80,17 +80,18 @@ from typing import Any
 
 import numpy as np
 
+from ebpf.kernel_enums import MAP_HELPERS
+from hw.ethernet import (  # noqa: F401  (re-exported: sim.traffic, sim.metrics, sim.queueing)
+    FCS_BYTES,
+    IFG_BYTES,
+    MAX_FRAME_BYTES,
+    MIN_FRAME_BYTES,
+    PREAMBLE_SFD_BYTES,
+    WIRE_OVERHEAD_BYTES,
+)
 from sim.errors import SimError
 
 PS_PER_NS = 1000
-# Ethernet framing (IEEE 802.3): 7 B preamble + 1 B start-of-frame delimiter, 12 B minimum
-# inter-frame gap, 64 B minimum frame (with the 4 B FCS).
-PREAMBLE_SFD_BYTES = 8
-IFG_BYTES = 12
-WIRE_OVERHEAD_BYTES = PREAMBLE_SFD_BYTES + IFG_BYTES
-MIN_FRAME_BYTES = 64
-FCS_BYTES = 4
-MAX_FRAME_BYTES = 65535
 
 # Station kinds: the codes in SimResult.lost_at.
 LINK, NIC, PCIE, HOST = 0, 1, 2, 3
@@ -408,10 +409,6 @@ class Workload:
                         nic_delay_ps=nic_delay, to_host=to_host, pcie_ps=pcie_ps, core=core,
                         host_ps=host_ps)
 
-    def station_count(self) -> int:
-        return 1 + (self.nic is not None) + (self.pcie is not None) + (
-            self.host.cores if self.host else 0)
-
     def describe(self) -> dict[str, Any]:
         """The stations' parameters, JSON-ready."""
         doc: dict[str, Any] = {"link": {"gbps": self.link.gbps, "queue": self.link.queue}}
@@ -443,9 +440,6 @@ class SimResult:
 
 
 # --- costs from the program's behaviour: the trace-driven part ---------------------------
-
-MAP_HELPERS = frozenset({"map_lookup_elem", "map_update_elem", "map_delete_elem",
-                         "map_push_elem", "map_pop_elem", "map_peek_elem"})
 
 
 @dataclass(frozen=True)

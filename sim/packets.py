@@ -1,4 +1,4 @@
-"""Seeded random packets for differential runs and traces, built with scapy.
+"""Seeded random packets for differential runs and traces, built in bulk with numpy.
 
 The mix covers what XDP parsers meet: Ethernet with zero, one or two VLAN tags (802.1Q and
 802.1ad QinQ), IPv4 with and without options and as fragments, IPv6, TCP (SYN, SYN-ACK,
@@ -7,17 +7,32 @@ IHL, bad lengths, runts (down to the 14-byte Ethernet header, the least XDP
 sees), and jumbo frames. Addresses and ports are drawn mostly from small
 pools (``POOL_*``) so that prepared map states (firewall rules, routes, VIPs, NAT rules) are
 hit as well as missed; the remaining draws are uniformly random.
+
+Every field is a numpy column drawn from one ``numpy.random.Generator`` (the same seed
+gives the same bytes); ``sim.packet_build`` lays the columns out as frames. Scapy is the
+test oracle for the layout, not the builder.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator
+import ipaddress
 
-from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR
-from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
-from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
-from scapy.packet import Packet, Raw
+import numpy as np
+
+from sim.packet_build import (
+    L3_ARP,
+    L3_IP4,
+    L3_IP6,
+    L3_OTHER,
+    L4_ICMP,
+    L4_RAW,
+    L4_TCP,
+    L4_UDP,
+    Columns,
+    PacketArray,
+    build,
+    zeros,
+)
 
 POOL_V4 = ("10.0.0.1", "10.0.0.2", "10.1.2.3", "192.168.1.10", "172.16.0.5", "203.0.113.7",
            "198.51.100.20", "10.10.10.10")
@@ -28,110 +43,116 @@ JUMBO_LEN = 9000
 MIN_FRAME = 14  # an Ethernet header: XDP (and BPF_PROG_TEST_RUN) never sees less
 
 
+TCP_FLAGS = (0x02, 0x12, 0x10, 0x18, 0x01, 0x04, 0x02)  # S, SA, A, PA, F, R, S
+MALFORMATIONS = ("truncate", "runt", "corrupt", "jumbo", "ihl")
+
+
+def _mac(text: str) -> int:
+    return int(text.replace(":", ""), 16)
+
+
+def _kinds(rng: np.random.Generator, n: int, weights: tuple[int, ...]) -> np.ndarray:
+    p = np.asarray(weights, dtype=np.float64)
+    return rng.choice(len(weights), size=n, p=p / p.sum()).astype(np.uint8)
+
+
 class PacketGenerator:
     """Random packets from one seed: the same seed gives the same bytes."""
 
     def __init__(self, seed: int = 0, *, pool_bias: float = 0.75, malformed: float = 0.15):
-        self.rng = random.Random(seed)
+        self.rng = np.random.default_rng(seed)
         self.pool_bias = pool_bias
         self.malformed = malformed
 
     # --- fields -------------------------------------------------------------------------
-    def _pick(self, pool: tuple, rand) -> object:
-        return self.rng.choice(pool) if self.rng.random() < self.pool_bias else rand()
+    def _pick(self, pool: np.ndarray, rand: np.ndarray) -> np.ndarray:
+        """Per entry: a pool value with probability ``pool_bias``, else ``rand``'s."""
+        n = len(rand)
+        use = self.rng.random(n) < self.pool_bias
+        choice = pool[self.rng.integers(0, len(pool), size=n)]
+        return np.where(use.reshape((n,) + (1,) * (rand.ndim - 1)), choice, rand)
 
-    def ipv4(self) -> str:
-        return str(self._pick(POOL_V4, lambda: ".".join(
-            str(self.rng.randrange(256)) for _ in range(4))))
+    def ipv4(self, n: int) -> np.ndarray:
+        pool = np.array([int(ipaddress.IPv4Address(a)) for a in POOL_V4], np.uint64)
+        return self._pick(pool, self.rng.integers(0, 1 << 32, size=n, dtype=np.uint64))
 
-    def ipv6(self) -> str:
-        return str(self._pick(POOL_V6, lambda: ":".join(
-            f"{self.rng.randrange(65536):x}" for _ in range(8))))
+    def ipv6(self, n: int) -> np.ndarray:
+        pool = np.array([list(ipaddress.IPv6Address(a).packed) for a in POOL_V6], np.uint8)
+        return self._pick(pool, self.rng.integers(0, 256, size=(n, 16), dtype=np.uint8))
 
-    def port(self) -> int:
-        return int(self._pick(POOL_PORTS, lambda: self.rng.randrange(65536)))
+    def port(self, n: int) -> np.ndarray:
+        return self._pick(np.array(POOL_PORTS, np.uint64),
+                          self.rng.integers(0, 1 << 16, size=n, dtype=np.uint64))
 
-    def mac(self) -> str:
-        return str(self._pick(POOL_MACS, lambda: ":".join(
-            f"{self.rng.randrange(256):02x}" for _ in range(6))))
+    def mac(self, n: int) -> np.ndarray:
+        return self._pick(np.array([_mac(m) for m in POOL_MACS], np.uint64),
+                          self.rng.integers(0, 1 << 48, size=n, dtype=np.uint64))
 
-    def payload(self, max_len: int = 64) -> bytes:
-        return self.rng.randbytes(self.rng.randrange(max_len + 1))
+    # --- frames -------------------------------------------------------------------------
+    def columns(self, n: int) -> Columns:
+        """The header columns of ``n`` well-formed frames."""
+        r = self.rng
+        c = zeros(n, body_width=64)
+        c.dmac, c.smac = self.mac(n), self.mac(n)
+        c.tags = _kinds(r, n, (8, 2, 1))
+        c.vlan_outer = r.integers(0, 4096, size=n).astype(np.uint16)
+        c.vlan_inner = r.integers(0, 4096, size=n).astype(np.uint16)
+        c.l3 = np.array([L3_IP4, L3_IP6, L3_ARP, L3_OTHER], np.uint8)[_kinds(r, n, (8, 3, 1, 1))]
+        c.ethertype = r.integers(0x600, 0x10000, size=n).astype(np.uint16)
+        c.src4, c.dst4 = self.ipv4(n), self.ipv4(n)
+        c.src6, c.dst6 = self.ipv6(n), self.ipv6(n)
+        v6 = c.l3 == L3_IP6
+        c.ttl = np.where(v6, np.array([64, 1], np.uint8)[r.integers(0, 2, size=n)],
+                         np.array([64, 1, 2, 255], np.uint8)[r.integers(0, 4, size=n)])
+        c.ipid = r.integers(0, 1 << 16, size=n).astype(np.uint16)
+        c.rr_routers = np.where(r.random(n) < 0.15, r.integers(1, 5, size=n), 0).astype(np.uint8)
+        frag_off = np.array([0, 0, 8, 185], np.uint16)[r.integers(0, 4, size=n)]
+        c.frag = np.where(r.random(n) < 0.1, 0x2000 | frag_off, 0).astype(np.uint16)
+        c.l4 = np.array([L4_TCP, L4_UDP, L4_ICMP, L4_RAW], np.uint8)[_kinds(r, n, (4, 4, 2, 1))]
+        c.sport, c.dport = self.port(n), self.port(n)
+        c.tcp_flags = np.array(TCP_FLAGS, np.uint8)[r.integers(0, len(TCP_FLAGS), size=n)]
+        c.seq = r.integers(0, 1 << 32, size=n, dtype=np.uint64).astype(np.uint32)
+        c.icmp_type = np.array([8, 8, 0, 3, 11], np.uint8)[r.integers(0, 5, size=n)]
+        c.icmp_id = r.integers(0, 1 << 16, size=n).astype(np.uint16)
+        c.icmp_seq = r.integers(0, 100, size=n).astype(np.uint16)
+        c.body = r.integers(0, 256, size=(n, 64), dtype=np.uint8)
+        icmp = np.isin(c.l3, (L3_IP4, L3_IP6)) & (c.l4 == L4_ICMP)
+        c.body_len = np.select([c.l3 == L3_ARP, icmp & v6, icmp], [0, 0, r.integers(0, 33, size=n)],
+                               r.integers(0, 65, size=n)).astype(np.int64)
+        return c
 
-    # --- layers -------------------------------------------------------------------------
-    def l4(self, v6: bool) -> Packet:
-        kind = self.rng.choices(("tcp", "udp", "icmp", "raw"), (4, 4, 2, 1))[0]
-        if kind == "tcp":
-            flags = self.rng.choice(("S", "SA", "A", "PA", "F", "R", "S"))
-            return TCP(sport=self.port(), dport=self.port(), flags=flags,
-                       seq=self.rng.randrange(1 << 32)) / Raw(self.payload())
-        if kind == "udp":
-            return UDP(sport=self.port(), dport=self.port()) / Raw(self.payload())
-        if kind == "icmp":
-            if v6:
-                return ICMPv6EchoRequest(id=self.rng.randrange(65536), seq=self.rng.randrange(100))
-            return ICMP(type=self.rng.choice((8, 8, 0, 3, 11)), id=self.rng.randrange(65536),
-                        seq=self.rng.randrange(100)) / Raw(self.payload(32))
-        return Raw(self.payload())
-
-    def l3(self) -> Packet:
-        kind = self.rng.choices(("ip", "ip6", "arp", "other"), (8, 3, 1, 1))[0]
-        if kind == "ip":
-            ip = IP(src=self.ipv4(), dst=self.ipv4(), ttl=self.rng.choice((64, 1, 2, 255)),
-                    id=self.rng.randrange(65536))
-            if self.rng.random() < 0.15:
-                ip.options = [IPOption_RR(routers=["0.0.0.0"] * self.rng.randrange(1, 5))]
-            if self.rng.random() < 0.1:  # fragment: more-fragments and/or an offset
-                ip.flags = "MF"
-                ip.frag = self.rng.choice((0, 0, 8, 185))
-            return ip / self.l4(False)
-        if kind == "ip6":
-            return IPv6(src=self.ipv6(), dst=self.ipv6(), hlim=self.rng.choice((64, 1))) / \
-                self.l4(True)
-        if kind == "arp":
-            return ARP(psrc=self.ipv4(), pdst=self.ipv4())
-        return Raw(self.payload())
-
-    def frame(self) -> Packet:
-        eth = Ether(src=self.mac(), dst=self.mac())
-        tags = self.rng.choices((0, 1, 2), (8, 2, 1))[0]
-        if tags == 2:
-            eth = eth / Dot1AD(vlan=self.rng.randrange(4096)) / Dot1Q(vlan=self.rng.randrange(4096))
-        elif tags == 1:
-            eth = eth / Dot1Q(vlan=self.rng.randrange(4096))
-        inner = self.l3()
-        if isinstance(inner, Raw):
-            (eth.lastlayer() if tags else eth).type = self.rng.randrange(0x600, 0x10000)
-        return eth / inner
+    def frames(self, n: int) -> PacketArray:
+        """``n`` well-formed frames."""
+        return build(self.columns(n))
 
     # --- packets ------------------------------------------------------------------------
-    def packet(self) -> bytes:
-        """One frame: well-formed most of the time, malformed with probability ``malformed``."""
-        raw = bytes(self.frame())
-        if self.rng.random() >= self.malformed:
-            return raw
-        how = self.rng.choice(("truncate", "runt", "corrupt", "jumbo", "ihl"))
-        if how == "truncate":
-            return raw[: self.rng.randrange(MIN_FRAME, len(raw) + 1)]
-        if how == "runt":
-            return raw[: self.rng.randrange(MIN_FRAME, 34)]
-        if how == "corrupt":
-            data = bytearray(raw)
-            for _ in range(self.rng.randrange(1, 4)):
-                data[self.rng.randrange(len(data))] = self.rng.randrange(256)
-            return bytes(data)
-        if how == "jumbo":
-            return raw + self.rng.randbytes(JUMBO_LEN - len(raw))
-        data = bytearray(raw)  # a wrong IHL or total length right after the Ethernet header
-        if len(data) > 16:
-            data[14] = (data[14] & 0xF0) | self.rng.choice((0, 3, 15))
-        return bytes(data)
-
-    def packets(self, count: int) -> Iterator[bytes]:
-        for _ in range(count):
-            yield self.packet()
+    def packets(self, count: int) -> list[bytes]:
+        """Frames, each malformed with probability ``malformed`` (one of MALFORMATIONS)."""
+        arr = self.frames(count)
+        r = self.rng
+        buf, start, length = arr.buf, arr.start, arr.length.copy()
+        bad = r.random(count) < self.malformed
+        how = np.where(bad, r.integers(0, len(MALFORMATIONS), size=count), -1)
+        u = r.random(count)
+        sel = how == 0  # truncate at any byte, keeping the Ethernet header
+        length[sel] = MIN_FRAME + (u[sel] * (length[sel] - MIN_FRAME + 1)).astype(np.int64)
+        sel = how == 1  # runt: at most 33 bytes
+        length[sel] = np.minimum(length[sel], MIN_FRAME + (u[sel] * 20).astype(np.int64))
+        sel = np.flatnonzero(how == 2)  # corrupt 1-3 bytes
+        hits = r.integers(1, 4, size=len(sel))
+        for k in range(3):
+            rows = sel[hits > k]
+            at = start[rows] + (r.random(len(rows)) * length[rows]).astype(np.int64)
+            buf[at] = r.integers(0, 256, size=len(rows), dtype=np.uint8)
+        rows = np.flatnonzero((how == 4) & (length > 16))  # a wrong IHL right after Ethernet
+        buf[start[rows] + 14] = (buf[start[rows] + 14] & 0xF0) | np.array(
+            [0, 3, 15], np.uint8)[r.integers(0, 3, size=len(rows))]
+        out = PacketArray(buf, start, length).to_list()
+        for i in np.flatnonzero(how == 3).tolist():  # jumbo: random bytes up to JUMBO_LEN
+            out[i] += r.bytes(JUMBO_LEN - len(out[i]))
+        return out
 
 
 def random_packets(count: int, seed: int = 0, **kwargs) -> list[bytes]:
     """``count`` packets from ``seed`` (see PacketGenerator for the mix)."""
-    return list(PacketGenerator(seed, **kwargs).packets(count))
+    return PacketGenerator(seed, **kwargs).packets(count)

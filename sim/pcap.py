@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sim.errors import PcapError
 
@@ -13,7 +15,7 @@ from sim.errors import PcapError
 @dataclass(frozen=True)
 class CapturedPacket:
     data: bytes
-    time_ns: int  # capture timestamp
+    time_ns: int  # capture timestamp, integer nanoseconds since the epoch
 
 
 def read_pcap(path: str | os.PathLike[str]) -> list[CapturedPacket]:
@@ -35,7 +37,7 @@ def read_pcap(path: str | os.PathLike[str]) -> list[CapturedPacket]:
     try:
         with PcapReader(path) as reader:
             for pkt in reader:
-                packets.append(CapturedPacket(bytes(pkt), int(float(pkt.time) * 1e9)))
+                packets.append(CapturedPacket(bytes(pkt), _time_ns(pkt.time)))
                 if warnings.messages:  # scapy only logs a record cut short by the file end
                     raise PcapError(f"{path}: packet {len(packets)}: "
                                     f"{warnings.messages[0].lower()}")
@@ -45,6 +47,12 @@ def read_pcap(path: str | os.PathLike[str]) -> list[CapturedPacket]:
     finally:
         logger.handlers, logger.propagate, logger.level, logger.disabled = saved
     return packets
+
+
+def _time_ns(time_s: Any) -> int:
+    """A capture timestamp (scapy gives seconds as a Decimal) in integer nanoseconds,
+    exactly: through a float, epoch nanoseconds would round to about 238 ns."""
+    return int(Decimal(time_s) * 1_000_000_000)
 
 
 class _Warnings(logging.Handler):
@@ -58,14 +66,18 @@ class _Warnings(logging.Handler):
 
 def write_pcap(path: str | os.PathLike[str], packets: list[bytes]) -> None:
     """Write Ethernet frames to a pcap, whole or not at all."""
-    import tempfile
+    import secrets
 
     from scapy.layers.l2 import Ether
     from scapy.utils import wrpcap
 
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    os.close(fd)
+    # not mkstemp (mode 0600): created 0666 so that the kernel applies the user's umask
+    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise PcapError(f"{path}: cannot write: {exc.strerror}") from exc
     try:
         wrpcap(tmp, [Ether(p) for p in packets], linktype=1)
         os.replace(tmp, path)

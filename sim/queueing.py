@@ -26,13 +26,6 @@ def md1_mean_wait(rho: float, mu: float) -> float:
     return rho / (2 * mu * (1 - rho))
 
 
-def mm1_mean_wait(rho: float, mu: float) -> float:
-    """M/M/1 mean time in queue: W = rho / (mu (1 - rho))."""
-    if not 0 <= rho < 1:
-        raise ValueError(f"rho must be in [0, 1), got {rho}")
-    return rho / (mu * (1 - rho))
-
-
 def pipeline_pps(clock_mhz: float, ii_cycles: int = 1, passes: int = 1) -> float:
     """Packets per second a pipeline issues: clock / (II x passes)."""
     return clock_mhz * 1e6 / (ii_cycles * passes)
@@ -62,8 +55,3 @@ def pcie_pps(size: int, gbps: float, tlp_overhead_bytes: int, max_payload_bytes:
 def servers_pps(servers: int, service_ns: float) -> float:
     """Packets per second of ``servers`` parallel servers of ``service_ns`` each."""
     return servers * 1e9 / service_ns
-
-
-def erlangs(rate_pps: float, service_ns: float) -> float:
-    """Offered load in Erlangs: rate x service time."""
-    return rate_pps * service_ns / 1e9

@@ -11,6 +11,8 @@ A scenario file (paths in it are relative to the file)::
     packets = 1000000
     seed = 1
     engine = "fast"                       # fast | simpy
+    executor = "auto"                     # auto | vm | kernel (ebpf.executor)
+    behaviour = "exact"                   # exact | sampled (an approximation)
     host_cost = "auto"                    # auto | kernel | model
     host_cores = 4                        # default: the host profile's usable cores
 
@@ -34,23 +36,30 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
    passes ``offload.sim_cost.mapped_nic_cost``: stages, passes, latency, the
    configuration), or without a hook the simulator's defaults, whose source says that no
    mapping was supplied; otherwise the ``[nic]`` values or the simulator's defaults;
-3. the trace-driven step: every representative packet runs once on the reference VM (in
-   order, maps persisting, the clock injected when the program reads it) and gives a
-   verdict and a trace; with a mapping, the configuration runs on the pipeline model
-   beside it and decides whether the packet is punted (``sim.mapping.PipelinePunts``);
-4. the host's cost of the program per representative: BPF_PROG_TEST_RUN on this machine
-   (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted and the object loads)
-   or the per-instruction model of ``sim.model`` (``"model"``, or the fallback);
-5. per representative an ``Outcome`` (``sim.model``): NIC service from the target's kind
-   and the ``NicCost``, punt decision, host service = driver overhead (+ program when it
-   runs on the host);
+3. the behaviour (``run_behaviour``): every packet runs on an executor (``ebpf.executor``:
+   the VM where the cost models read per-packet paths, else the kernel when permitted) in
+   arrival order, maps persisting, the clock reading its arrival time, and gives a verdict
+   (and on the VM a trace); with a mapping, the configuration runs on the pipeline model
+   beside it and decides whether the packet is punted (``sim.mapping.PipelinePunts``).
+   Packets with the same verdict and path cost (the kernel: verdict and length) form a
+   class. ``behaviour = "sampled"`` runs only each distinct packet's first occurrence (an
+   approximation, said so in the assumptions);
+4. the host's cost of the program per class: BPF_PROG_TEST_RUN on this machine of the
+   class's first packet (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted
+   and the object loads: ``hw.cost.host.ProgramTimer``, fresh copies minus an empty
+   program) or the per-instruction model of ``hw.rtc.cpu`` (``"model"``, or the fallback);
+5. per class an ``Outcome`` (``sim.model``): NIC service from ``hw.cost`` (NPU and VLIW:
+   ``hw.cost.nic`` on the class's trace; the DPU's cores: ``hw.cost.host``; pipelines: the
+   ``NicCost``), punt decision, host service from ``hw.cost.host.HostCost`` (the verdict's
+   driver cost + the program beyond an empty one when it runs on the host, the stack's
+   PASS price otherwise, + the shared-path stall at the operating point on the host);
 6. the ``Workload`` and the engine.
 
 Mappings and kernel timings repeat across runs: a ``RunCache`` passed to ``prepare`` /
 ``run`` keeps them (``make sim`` shares one over the whole set). Kernel timings are kept
 per (object path, mtime and size; program; map state file, mtime and size; packet bytes),
-so a packet is timed once however often it appears; without a cache, a fresh one per run
-still times each distinct packet once.
+so a class's packet is timed once however often it appears; without a cache, a fresh one
+per run still times each distinct packet once.
 
 Every assumption this rests on is listed in the result's ``assumptions``.
 """
@@ -93,6 +102,8 @@ from sim.spec import parse_traffic
 from sim.traffic import Traffic, generate
 
 ENGINES = ("fast", "simpy")
+BEHAVIOURS = ("exact", "sampled")
+EXECUTORS = ("auto", "kernel", "vm")  # ebpf.executor.EXECUTORS (sim does not import it early)
 HOST_COSTS = ("auto", "kernel", "model")
 KERNEL_RUNS = 1000
 DEFAULT_TRAFFIC = "64B@10G"
@@ -104,6 +115,14 @@ DEFAULT_PACKETS = 100_000
 DEFAULT_DURATION_NS = 1_250_000.0
 WARMUP_FRACTION = 0.2
 MAX_EXTENSIONS = 3
+# Ranges checked where a scenario's values enter (file or command line). Modelling choice:
+# 10^7 packets per run (the fast engine keeps a few numpy columns per packet, ~1 GB);
+# seeds are u32 so that a printed seed can be typed back; host cores as many as a host has.
+MAX_PACKETS = 10_000_000
+MAX_SEED = 0xFFFFFFFF
+MAX_HOST_CORES = 4096
+MAX_QUEUE = 1 << 24
+MAX_NIC_CYCLES = 1 << 20  # ii_cycles, passes, stages of a [nic] table
 # Modelling choices: typical default ring sizes (ethtool -g on mlx5 shows 1024 RX entries).
 DEFAULT_QUEUES = {"link": None, "nic": 1024, "pcie": 1024, "host_ring": 1024}
 
@@ -126,6 +145,10 @@ class Scenario:
     packets: int | None = None
     seed: int = 0
     engine: str = "fast"
+    executor: str = "auto"
+    behaviour: str = "exact"
+    """exact: every packet runs the program; sampled: each distinct packet once (an
+    approximation for stateful programs, marked as such in every output)."""
     host_cost: str = "auto"
     host_cores: int | None = None
     queues: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_QUEUES))
@@ -145,6 +168,8 @@ class Scenario:
             raise ScenarioError(f"{file}: not UTF-8 text: {exc.reason}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{file}: TOML syntax error: {exc}") from exc
+        except RecursionError as exc:
+            raise ScenarioError(f"{file}: not TOML we read: nested too deeply") from exc
         return cls.from_dict(doc, source=file, base_dir=str(Path(file).resolve().parent))
 
     @classmethod
@@ -152,8 +177,9 @@ class Scenario:
                   base_dir: str = ".") -> Scenario:
         r = _Reader(doc, source)
         known = ("program", "program_name", "maps", "target", "target_files", "host",
-                 "traffic", "packets", "seed", "engine", "host_cost", "host_cores", "queues",
-                 "nic")
+                 "traffic", "packets", "seed", "engine", "executor", "behaviour", "host_cost",
+                 "host_cores",
+                 "queues", "nic")
         r.only(known)
         sc = cls(base_dir=base_dir, source=source)
         for key in ("program", "program_name", "maps", "target", "host", "traffic"):
@@ -161,19 +187,25 @@ class Scenario:
                 setattr(sc, key, r.string(key))
         if "target_files" in doc:
             sc.target_files = tuple(r.strings("target_files"))
-        for key in ("packets", "seed", "host_cores"):
+        limits = {"packets": (1, MAX_PACKETS), "seed": (0, MAX_SEED),
+                  "host_cores": (1, MAX_HOST_CORES)}
+        for key, (lo, hi) in limits.items():
             if key in doc:
-                setattr(sc, key, r.integer(key, minimum=0 if key == "seed" else 1))
+                setattr(sc, key, r.integer(key, minimum=lo, maximum=hi))
         if "engine" in doc:
             sc.engine = r.choice("engine", ENGINES)
         if "host_cost" in doc:
             sc.host_cost = r.choice("host_cost", HOST_COSTS)
+        if "executor" in doc:
+            sc.executor = r.choice("executor", EXECUTORS)
+        if "behaviour" in doc:
+            sc.behaviour = r.choice("behaviour", BEHAVIOURS)
         if "queues" in doc:
             q = r.table("queues")
             q.only(tuple(DEFAULT_QUEUES))
             for key in DEFAULT_QUEUES:
                 if key in q.doc:
-                    value = q.integer(key, minimum=0)
+                    value = q.integer(key, minimum=0, maximum=MAX_QUEUE)
                     sc.queues[key] = value or None
         if "nic" in doc:
             n = r.table("nic")
@@ -181,7 +213,7 @@ class Scenario:
             kw: dict[str, Any] = {}
             for key in ("ii_cycles", "passes", "stages"):
                 if key in n.doc:
-                    kw[key] = n.integer(key, minimum=1)
+                    kw[key] = n.integer(key, minimum=1, maximum=MAX_NIC_CYCLES)
             if "punt" in n.doc:
                 kw["punt"] = n.choice("punt", ("none", "all", "helpers"))
             sc.nic_cost = NicCost(**kw, source=f"{source} [nic]")
@@ -224,10 +256,11 @@ class _Reader:
             raise self.fail(key, f"expected a list of strings, got {value!r}")
         return value
 
-    def integer(self, key: str, minimum: int) -> int:
+    def integer(self, key: str, minimum: int, maximum: int) -> int:
         value = self.doc[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"expected an integer >= {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not minimum <= value <= maximum:
+            raise self.fail(key, f"expected an integer in {minimum}..{maximum}, got {value!r}")
         return value
 
     def choice(self, key: str, choices: tuple[str, ...]) -> str:
@@ -271,65 +304,131 @@ class Prepared:
     program: str
     assumptions: list[str]
     host_cost_source: str
+    behaviour: Behaviour | None = None
     nic_cost: NicCost | None = None
     """The NIC cost the run used (None on the host target); its ``source`` says where from."""
-    vm: VmRuns | None = None
-    """The representatives' VM runs (whole traces) the costs were computed from."""
 
 
-def _vm_outcomes(sc: Scenario, reps: list[bytes], labels: list[str],
-                 cost: NicCost | None = None
-                 ) -> VmRuns:
-    """Run every representative once on the VM.
-    With a mapped ``cost`` (punt "model") the pipeline model decides each one's punt."""
+@dataclass
+class Behaviour:
+    """Every traffic packet run through the program, grouped into classes for the costs.
+
+    ``klass[i]`` is packet i's class; per class: the verdict, the cost the models read
+    (``TraceCost``: the path of the class's packets on the VM; from the kernel executor,
+    which gives no path, only the verdict), one packet of the class (its first) and a label.
+    On the VM ``traces`` holds each class's first whole trace (``hw.cost`` reads the blocks
+    it executed) and ``obj`` the object it ran.
+    """
+
+    program: str
+    executor: str
+    clock: bool
+    klass: np.ndarray
+    verdicts: list[int]
+    costs: list[TraceCost]
+    packets: list[bytes]
+    labels: list[str]
+    counts: list[int]
+    stateless: bool = False
+    """The program keeps no state (no maps, no helpers): each distinct packet ran once."""
+    traces: list[Any] = field(default_factory=list)
+    obj: Any = None
+
+
+def executor_for(sc: Scenario, on_host: bool) -> str:
+    """The executor the run uses: the cost models read per-packet paths (NIC targets and
+    the host cost model), which only the VM gives; otherwise ``auto`` lets the kernel run."""
+    needs_paths = not on_host or sc.host_cost == "model"
+    if sc.executor == "auto":
+        return "vm" if needs_paths else "auto"
+    if sc.executor == "kernel" and needs_paths:
+        why = "the NIC cost model" if not on_host else "host_cost = \"model\""
+        raise ScenarioError(f"{sc.source}: executor: the kernel executor gives no "
+                            f"per-packet path, which {why} reads: use the vm executor")
+    return sc.executor
+
+
+def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None = None,
+                  step: Step | None = None, paths: bool = False) -> Behaviour:
+    """Run every packet of ``traffic`` on the ``kind`` executor (``ebpf.executor``): in
+    arrival order, maps persisting, the clock reading the packet's arrival time. With a
+    mapped ``cost`` (punt "model") the pipeline model decides each packet's punt.
+    ``sc.behaviour == "sampled"``: only the first packet of each distinct template runs, and
+    the later ones take its class (an approximation for a stateful program). A program
+    without maps and helper calls keeps no state and reads no clock: its result is a
+    function of the packet's bytes, so each distinct packet runs once, exactly.
+    ``paths``: packets share a class only if they executed the same blocks (the cost models
+    of run-to-completion NICs price the blocks, ``hw.cost.nic``)."""
     from ebpf.differential import Scenario as MapScenario
-    from ebpf.differential import VmSide
-    from ebpf.differential import prepare as prepare_obj
     from ebpf.elf import load
     from ebpf.errors import EbpfError
+    from ebpf.executor import open_executor
     from hw.errors import HwError
 
     assert sc.program is not None
     obj = load(sc.program)
     state = MapScenario.load(sc.maps) if sc.maps else MapScenario()
-    run_obj, clock = prepare_obj(obj, state)
-    side = VmSide(run_obj, sc.program_name, state, seed=sc.seed)
-    pipe = None
-    if cost is not None and cost.punt == "model":
-        assert cost.config is not None
-        pipe = PipelinePunts(cost.config, side.maps)
-    verdicts, costs, traces = [], [], []
-    for i, packet in enumerate(reps):
-        if clock:
-            side.set_clock(state.clock_ns(i))
-        try:
-            punted = pipe.process(packet) if pipe is not None else None
-            res = side.run(packet)
-            if punted:
-                assert pipe is not None
-                pipe.after_host()
-        except (EbpfError, HwError) as exc:
-            raise type(exc)(f"{sc.program}: representative packet {i} ({labels[i]}): "
-                            f"{exc}") from exc
-        verdicts.append(int(res.verdict))
-        costs.append(replace(TraceCost.from_trace(res.trace), punted=punted))
-        traces.append(res.trace)
-    return VmRuns(side.vm.program.name, verdicts, costs, clock, run_obj, side.vm.program,
-                  traces)
-
-
-@dataclass
-class VmRuns:
-    """The representatives run on the VM: verdicts, costs and whole traces (for the cost
-    models of ``hw.cost``), with the object and program they ran."""
-
-    program: str
-    verdicts: list[int]
-    costs: list[TraceCost]
-    clock: bool
-    obj: Any
-    prog: Any
-    traces: list[Any]
+    n = traffic.num_packets
+    klass = np.empty(n, dtype=np.int32)
+    keys: dict[Any, int] = {}
+    verdicts: list[int] = []
+    costs: list[TraceCost] = []
+    firsts: list[bytes] = []
+    labels: list[str] = []
+    counts: list[int] = []
+    traces: list[Any] = []
+    reps, rep = traffic.reps, traffic.rep.tolist()
+    arrival = traffic.arrival_ns.tolist()
+    with open_executor(kind, sc.program, obj, sc.program_name, state, seed=sc.seed) as ex:
+        pipe = None
+        if cost is not None and cost.punt == "model":
+            assert cost.config is not None
+            pipe = PipelinePunts(cost.config, ex.maps)
+        if step:
+            step(f"{ex.name} executor on all {n} packets")
+        stateless = not obj.maps and not any(p.helper_ids() for p in obj.programs)
+        sampled = sc.behaviour == "sampled" or stateless
+        template_class: dict[int, int] = {}
+        for i in range(n):
+            if sampled and rep[i] in template_class:
+                k = template_class[rep[i]]
+                counts[k] += 1
+                klass[i] = k
+                continue
+            packet = reps[rep[i]]
+            try:
+                punted = pipe.process(packet) if pipe is not None else None
+                res = ex.run(packet, arrival[i])
+                if punted:
+                    assert pipe is not None
+                    pipe.after_host()
+            except (EbpfError, HwError) as exc:
+                raise type(exc)(f"{sc.program}: packet {i} ({traffic.rep_labels[rep[i]]}): "
+                                f"{exc}") from exc
+            if res.trace is not None:
+                tc = replace(TraceCost.from_trace(res.trace), punted=punted)
+                key: Any = (res.verdict, tc)
+                if paths:
+                    key = (*key, tuple(res.trace.path),
+                           tuple(t.target for t in res.trace.tail_calls))
+            else:
+                tc = TraceCost(insns=0, map_helpers=0, helpers=0, punted=punted)
+                key = (res.verdict, len(packet), punted)
+            k = keys.get(key)
+            if k is None:
+                k = keys[key] = len(verdicts)
+                verdicts.append(int(res.verdict))
+                costs.append(tc)
+                firsts.append(packet)
+                traces.append(res.trace)
+                labels.append(f"{res.verdict_name} like packet {i} "
+                              f"({traffic.rep_labels[rep[i]]})")
+                counts.append(0)
+            counts[k] += 1
+            klass[i] = k
+            template_class[rep[i]] = k
+        return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts,
+                         labels, counts, stateless, traces, ex.obj)
 
 
 def _state_key(maps: str | None) -> tuple[Any, ...] | None:
@@ -385,7 +484,7 @@ def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
                   f"instruction beyond the {DROP_INSNS}-instruction empty program; {m.source})")
 
     def host_program_ns_model(c: TraceCost) -> float:
-        return m.predict(c.insns) - m.predict(DROP_INSNS)
+        return max(0.0, m.predict(c.insns) - m.predict(DROP_INSNS))
 
     if sc.host_cost != "model":
         from ebpf.errors import EbpfError
@@ -393,8 +492,8 @@ def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
         try:
             ns = _kernel_costs(sc, program, reps, cache if cache is not None else RunCache())
             return ns, (f"measured on this machine with BPF_PROG_TEST_RUN ({KERNEL_RUNS} "
-                        f"single runs per distinct representative packet, each on a fresh "
-                        f"copy, minus an empty program's runs interleaved; kernel JIT)"), True
+                        f"single runs of one packet per class, each on a fresh copy, minus "
+                        f"an empty program's runs interleaved; kernel JIT)"), True
         except EbpfError as exc:
             if sc.host_cost == "kernel":
                 raise
@@ -437,9 +536,9 @@ def _refusal(sc: Scenario, target: Any) -> str:
     return "" if feas.ok else feas.reasons[0].message
 
 
-def _nic_services(target: Any, runs: VmRuns, prog_ns: list[float], measured: bool,
+def _nic_services(target: Any, beh: Behaviour, prog_ns: list[float], measured: bool,
                   cost: NicCost) -> tuple[list[tuple[float, float]], int, str]:
-    """Per representative (NIC service ns, NIC delay ns), the NIC's servers and a note: from
+    """Per class (NIC service ns, NIC delay ns), the NIC's servers and a note: from
     ``hw.cost`` (the same model the report's estimates use), or the mapping's pipeline."""
     if target.kind == "pipeline":
         return [pipeline_service(target, cost)] * len(prog_ns), 1, ""
@@ -448,12 +547,12 @@ def _nic_services(target: Any, runs: VmRuns, prog_ns: list[float], measured: boo
         dpu = HostCost.from_target(target, carry=None if measured else
                                    1.0 / target.cpu.relative_speed)
         servers = target.cores.usable * target.cores.threads_per_core
-        return ([(dpu.core_ns(v, ns), 0.0) for v, ns in zip(runs.verdicts, prog_ns,
+        return ([(dpu.core_ns(v, ns), 0.0) for v, ns in zip(beh.verdicts, prog_ns,
                                                               strict=True)],
                 servers, f"cpu NIC: {servers} cores, hw.cost.host ({dpu.carry_note})")
     from hw.cost.nic import nic_service
 
-    svc = nic_service(target, runs.obj, runs.prog, runs.traces)
+    svc = nic_service(target, beh.obj, beh.obj.get_program(beh.program), beh.traces)
     return [(ns, 0.0) for ns in svc.service_ns], svc.servers, svc.note
 
 
@@ -531,19 +630,30 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
     traffic = _traffic(sc, spec, target.line_rate_gbps, min_duration_ns)
 
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
-    if step:
-        step(f"VM on {len(traffic.reps)} representative packets")
-    runs = _vm_outcomes(sc, traffic.reps, traffic.rep_labels, cost)
-    program, verdicts, costs, clock = runs.program, runs.verdicts, runs.costs, runs.clock
+    beh = run_behaviour(sc, traffic, executor_for(sc, on_host), cost, step,
+                        paths=target.kind in ("npu", "vliw"))
+    program, verdicts, costs = beh.program, beh.verdicts, beh.costs
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")
-    prog_ns, cost_note, measured = host_program_costs(sc, program, traffic.reps, costs, cache)
+    prog_ns, cost_note, measured = host_program_costs(sc, program, beh.packets, costs, cache)
     hcost = HostCost.from_target(host_target, carry=None if measured else 1.0)
+    if sc.behaviour == "sampled":
+        how = (f"APPROXIMATION (behaviour = sampled): only the first packet of each of the "
+               f"{len(traffic.reps)} distinct packets runs the program on the {beh.executor} "
+               f"executor; later packets repeat its verdict, whatever the program's state")
+    elif beh.stateless:
+        how = (f"the program has no maps and calls no helper, so its result depends on the "
+               f"packet's bytes only: each of the {len(traffic.reps)} distinct packets ran "
+               f"once on the {beh.executor} executor and every packet takes its result "
+               f"(exact)")
+    else:
+        how = (f"every packet runs the program on the {beh.executor} executor (in arrival "
+               f"order, maps persisting"
+               + (", the clock reading the packet's arrival time" if beh.clock else "") + ")")
     notes = [f"traffic: {traffic.description}; {traffic.num_packets} packets, seed {sc.seed}",
-             f"behaviour: {len(traffic.reps)} representative packets, each run once on the "
-             f"reference VM (in order, maps persisting"
-             + (", clock injected" if clock else "") + "); every traffic packet behaves "
-             "like its flow's representative of its size",
+             f"behaviour: {how}; {len(verdicts)} class(es) of packets with the same verdict "
+             f"and " + ("path cost" if beh.executor == "vm" else "length")
+             + " share one cost",
              f"host program cost: {cost_note}; carried to the profile's core: "
              f"{hcost.carry_note}",
              "host driver per verdict (ns, target '" + host_target.name + "'): "
@@ -554,9 +664,8 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
     host = HostModel(cores=cores, ring=q.get("host_ring"))
     outcomes = []
     if on_host:
-        weights = np.bincount(traffic.rep, minlength=len(verdicts)) if len(traffic.rep) \
-            else np.ones(len(verdicts))
-        core_ns, bus_ns = hcost.mix(verdicts, prog_ns, weights.tolist())
+        weights = beh.counts if sum(beh.counts) else [1] * len(verdicts)
+        core_ns, bus_ns = hcost.mix(verdicts, prog_ns, weights)
         stall = hcost.operating_stall_ns(cores, core_ns, bus_ns, traffic.offered_pps / 1e6)
         for v, ns in zip(verdicts, prog_ns, strict=True):
             outcomes.append(Outcome(verdict=v, host_ns=hcost.core_ns(v, ns) + stall))
@@ -565,25 +674,25 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
             notes.append(f"host shared PCIe / memory path: {bus_ns:.3g} ns per packet on "
                          f"this traffic; stall {stall:.3g} ns per packet at the achieved "
                          f"rate; {cores} cores process at most {cap:.4g} Mpps")
-        classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=False,
+        classes = PacketClasses.from_outcomes(outcomes, beh.klass, has_nic=False,
                                               has_host=True)
         workload = Workload(arrival_ns=traffic.arrival_ns, size=traffic.size,
                             flow=traffic.flow, classes=classes, link=link, host=host)
         notes.append(f"the program runs on {cores} host cores, RSS by flow hash")
     else:
         assert cost is not None
-        services, servers, svc_note = _nic_services(target, runs, prog_ns, measured, cost)
+        services, servers, svc_note = _nic_services(target, beh, prog_ns, measured, cost)
         for v, tc, ns, (nic_ns, delay) in zip(verdicts, costs, prog_ns, services, strict=True):
             punted = cost.is_punted(target, tc)
             # on the host: the packet's verdict there when punted, else the stack (PASS)
             host_ns = hcost.core_ns(v, ns) if punted else hcost.core_ns(XDP_PASS, 0.0)
             outcomes.append(Outcome(verdict=v, punted=punted, nic_ns=nic_ns,
                                     nic_delay_ns=delay, host_ns=host_ns))
-        classes = PacketClasses.from_outcomes(outcomes, traffic.rep, has_nic=True,
+        classes = PacketClasses.from_outcomes(outcomes, beh.klass, has_nic=True,
                                               has_host=True)
         if cost.verdict is not None:  # a mapping: say how much of this traffic it punts
             assert classes.punted is not None
-            share = float(classes.punted[traffic.rep].mean()) if len(traffic.rep) else 0.0
+            share = float(classes.punted[beh.klass].mean()) if len(beh.klass) else 0.0
             cost = replace(cost, source=f"{cost.source} ({_percent(share)} % punted on this "
                                         f"traffic)")
         nic, nic_notes = nic_model(target, cost, q.get("nic"), servers, svc_note)
@@ -603,7 +712,8 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
     notes.append(f"queues (packets, waiting + in service): {qtext}")
     return Prepared(scenario=sc, target=target, host_target=host_target, traffic=traffic,
                     workload=workload, outcomes=outcomes, traces=costs, program=program,
-                    assumptions=notes, host_cost_source=cost_note, nic_cost=cost, vm=runs)
+                    behaviour=beh,
+                    assumptions=notes, host_cost_source=cost_note, nic_cost=cost)
 
 
 def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[str, Any]:
@@ -621,10 +731,13 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
     span = float(arrival[-1] - arrival[0]) if len(arrival) else 0.0
     metrics = summarize(prep.workload, result, offered_pps=prep.traffic.offered_pps,
                         warmup_ns=WARMUP_FRACTION * span)
-    reps = [{"label": label, "verdict": o.verdict, "punted": o.punted, "nic_ns": o.nic_ns,
-             "nic_delay_ns": o.nic_delay_ns, "host_ns": o.host_ns, "insns": tc.insns}
-            for label, o, tc in zip(prep.traffic.rep_labels, prep.outcomes, prep.traces,
-                                    strict=True)]
+    beh = prep.behaviour
+    assert beh is not None
+    classes = [{"label": label, "packets": count, "verdict": o.verdict, "punted": o.punted,
+                "nic_ns": o.nic_ns, "nic_delay_ns": o.nic_delay_ns, "host_ns": o.host_ns,
+                "insns": tc.insns}
+               for label, count, o, tc in zip(beh.labels, beh.counts, prep.outcomes,
+                                              prep.traces, strict=True)]
     nic_cost = None
     if prep.nic_cost is not None:
         nic_cost = prep.nic_cost.describe() | {"punted_fraction": metrics["punted"]["fraction"]}
@@ -634,7 +747,8 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
             "target_kind": prep.target.kind, "host": prep.host_target.name,
             "traffic": prep.traffic.to_dict(), "engine": sc.engine,
             "model": prep.workload.describe(), "nic_cost": nic_cost,
-            "assumptions": prep.assumptions, "representatives": reps, "metrics": metrics}
+            "executor": beh.executor, "behaviour": sc.behaviour, "assumptions": prep.assumptions, "classes": classes,
+            "metrics": metrics}
 
 
 def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache | None = None,

@@ -44,6 +44,10 @@ _DUR_NS = {"ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
 _TOLERANCE = 1e-9
 
 
+# Modelling choice: flows are drawn per packet and the generator keeps arrays per flow, so
+# more flows than the largest run's packets (sim.scenario.MAX_PACKETS) mean nothing.
+MAX_FLOWS = 10_000_000
+
 class TrafficSpecError(TrafficError):
     """A traffic spec that does not parse or asks for the impossible."""
 
@@ -178,8 +182,8 @@ def _option(opt: str, fields: dict) -> None:
         fields["onoff_ns"] = (parse_duration_ns(args[0]), parse_duration_ns(args[1]))
     elif low.startswith("flows="):
         text = opt[6:].strip()
-        if not text.isdigit() or int(text) < 1:
-            raise ValueError(f"flows: expected a positive integer, got {text!r}")
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_FLOWS:
+            raise ValueError(f"flows: expected an integer in 1..{MAX_FLOWS}, got {text!r}")
         fields["flows"] = int(text)
     elif low.startswith("zipf="):
         s = _number(opt[5:].strip(), "zipf")

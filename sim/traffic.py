@@ -1,11 +1,11 @@
-"""Traffic for the timing model: arrival times, frame sizes, flows, representative packets.
+"""Traffic for the timing model: arrival times, frame sizes, flows, packet bytes.
 
 A ``Traffic`` is columns of numpy arrays, one entry per packet: ``arrival_ns`` (int64, ns,
 nondecreasing, the instant the frame would start on the wire at the sender), ``size``
 (Ethernet frame bytes including the 4-byte FCS, the RFC 2544 convention, so "64B" is the
-minimum frame), ``flow`` (flow id) and ``rep`` (index into ``reps``, a small set of real
-packet bytes that the program is executed on before the timing run: what a packet does
-comes from its representative, how long it occupies wires from its own size).
+minimum frame), ``flow`` (flow id) and ``rep`` (index into ``reps``, the distinct packet
+bytes: packet i is exactly ``reps[rep[i]]``; synthetic traffic has one per flow and size,
+built in bulk by ``flow_frames``, a capture one per distinct packet).
 
 Sources:
 
@@ -15,7 +15,8 @@ Sources:
   each frame is followed by a gap proportional to its own wire time, so IMIX at 100 % never
   queues; a packet rate gives equal gaps), Poisson (exponential gaps), optionally gated by
   deterministic on/off periods (the rate applies while on); flows with Zipf popularity
-  (flow 0 the most popular); a protocol mix decides which kind of packet each flow carries.
+  (flow 0 the most popular), each with its own 5-tuple; a protocol mix decides which kind
+  of packet each flow carries.
 - pcap replay: timestamps from the capture (relative to its first packet), optionally
   re-scaled so that the mean rate is a given rate; the capture repeats to reach ``packets``.
 
@@ -25,9 +26,7 @@ column, so that changing the arrival process does not change the sizes or the fl
 
 from __future__ import annotations
 
-import math
 import os
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from sim.errors import SimError
 from sim.model import FCS_BYTES, MIN_FRAME_BYTES, PS_PER_NS, WIRE_OVERHEAD_BYTES
+from sim.packet_build import L3_ARP, L3_IP4, L3_IP6, L4_ICMP, L4_RAW, L4_TCP, L4_UDP, build, zeros
 
 # The "simple IMIX": 7 : 4 : 1 packets of 40, 576 and 1500-byte IP datagrams (Wikipedia,
 # "Internet Mix", after Agilent, "The Journal of Internet Test Methodologies", 2007; RFC 6985
@@ -43,9 +43,7 @@ from sim.model import FCS_BYTES, MIN_FRAME_BYTES, PS_PER_NS, WIRE_OVERHEAD_BYTES
 IMIX = ((64, 7), (594, 4), (1518, 1))
 PROTOCOLS = ("udp", "tcp", "icmp", "udp6", "tcp6", "icmp6", "arp", "random")
 DEFAULT_FLOWS = 1024
-DEFAULT_VARIANTS = 8
 MAX_SIZES = 16
-MAX_PCAP_REPS = 4096
 # Sub-stream numbers for the seed (np.random.SeedSequence spawn keys).
 _SIZES, _GAPS, _FLOWS, _KINDS, _REPS = range(5)
 
@@ -173,7 +171,7 @@ class TrafficSpec:
 
 @dataclass
 class Traffic:
-    """Columns per packet plus the representative packets they index."""
+    """Columns per packet plus the distinct packet bytes they index."""
 
     arrival_ns: np.ndarray
     size: np.ndarray
@@ -199,7 +197,7 @@ class Traffic:
     def to_dict(self) -> dict[str, Any]:
         return {"description": self.description, "packets": self.num_packets,
                 "offered_mpps": self.offered_pps / 1e6, "offered_gbps": self.offered_gbps,
-                "representatives": len(self.reps), **self.info}
+                "distinct_packets": len(self.reps), **self.info}
 
 
 def _rngs(seed: int) -> list[np.random.Generator]:
@@ -246,8 +244,7 @@ def zipf_probabilities(flows: int, s: float) -> np.ndarray:
 
 
 def synthetic(spec: TrafficSpec, packets: int, seed: int = 0, *,
-              line_rate_gbps: float | None = None,
-              variants: int = DEFAULT_VARIANTS) -> Traffic:
+              line_rate_gbps: float | None = None) -> Traffic:
     """``packets`` packets as ``spec`` describes them, reproducible from ``seed``."""
     if spec.sizes is None or spec.rate is None:
         raise TrafficError("synthetic traffic needs sizes and a rate")
@@ -274,86 +271,86 @@ def synthetic(spec: TrafficSpec, packets: int, seed: int = 0, *,
     arrival_ns = _to_ns(_gate(_start_times_ps(gaps), spec.onoff_ns))
 
     flow = _zipf_flows(r_flows, packets, spec.flows, spec.zipf)
-    # Each flow carries one kind of packet: a protocol (by the mix) and a variant (addresses).
+    # Each flow carries one protocol (by the mix) and its own addresses and ports; each
+    # distinct (flow, size) is one template: the exact bytes of its packets.
     names = [p for p, _ in spec.protocols]
     weights = np.asarray([w for _, w in spec.protocols], dtype=np.float64)
     proto_of_flow = r_kinds.choice(len(names), size=spec.flows, p=weights / weights.sum())
-    variant_of_flow = r_kinds.integers(0, variants, size=spec.flows)
-    kind_of_flow = proto_of_flow * variants + variant_of_flow
-    full_rep = kind_of_flow[flow] * nsizes + size_idx
-    kinds = len(names) * variants * nsizes
-    used = np.flatnonzero(np.bincount(full_rep, minlength=kinds))
-    remap = np.full(kinds, -1, dtype=np.int32)
-    remap[used] = np.arange(len(used), dtype=np.int32)
-    rep = remap[full_rep]
-    reps, labels = [], []
-    rep_rng = random.Random(int(r_reps.integers(1 << 62)))
-    built: dict[tuple[int, int], dict[str, Any]] = {}
-    for code in used.tolist():
-        kind, s_idx = divmod(code, nsizes)
-        p_idx, variant = divmod(kind, variants)
-        if (p_idx, variant) not in built:
-            built[(p_idx, variant)] = _fields(rep_rng, seed, p_idx * variants + variant)
-        frame = dist.sizes[s_idx]
-        reps.append(build_packet(names[p_idx], built[(p_idx, variant)], frame - FCS_BYTES))
-        labels.append(f"{names[p_idx]}#{variant} {frame}B")
+    used, rep = np.unique(flow.astype(np.int64) * nsizes + size_idx, return_inverse=True)
+    t_flow, t_size = np.divmod(used, nsizes)
+    frames = np.asarray(dist.sizes, dtype=np.int64)[t_size]
+    reps = flow_frames([names[k] for k in proto_of_flow[t_flow]], t_flow, frames - FCS_BYTES,
+                       int(r_reps.integers(1 << 62)))
+    labels = [f"{names[k]} flow {f} {n}B" for k, f, n in
+              zip(proto_of_flow[t_flow].tolist(), t_flow.tolist(), frames.tolist(), strict=True)]
     offered = on_pps * spec.duty
     return Traffic(arrival_ns=arrival_ns, size=size, flow=flow,
-                   rep=rep, reps=reps, rep_labels=labels,
+                   rep=rep.astype(np.int32).reshape(-1), reps=reps, rep_labels=labels,
                    offered_pps=offered, description=spec.describe(),
                    info={"seed": seed, "process": spec.process})
 
 
-# --- representative packets ---------------------------------------------------------------
+# --- the packets of a flow ----------------------------------------------------------------
 
-def _fields(rng: random.Random, seed: int, kind: int) -> dict[str, Any]:
-    """Addresses and ports of one packet variant, mostly from sim.packets' pools."""
-    from sim.packets import POOL_MACS, POOL_PORTS, POOL_V4, POOL_V6
+FLOW_SRC4 = 0x0A800000  # 10.128.0.0/9: flow f's IPv4 source is 10.128.0.0 + f
+FLOW_SRC6 = bytes.fromhex("20010db8000f00000000000000000000")  # 2001:db8:f::/48 + f
+FLOW_SMAC = 0x020000100000  # 02:00:00:10:00:00 + f
+SPORT_BASE = 1024  # source ports 1024..65535
+SPORT_HASH = 40503  # odd multiplier (Knuth's 16-bit golden ratio): ports spread over flows
+L3L4 = {"udp": (L3_IP4, L4_UDP), "tcp": (L3_IP4, L4_TCP), "icmp": (L3_IP4, L4_ICMP),
+        "udp6": (L3_IP6, L4_UDP), "tcp6": (L3_IP6, L4_TCP), "icmp6": (L3_IP6, L4_ICMP),
+        "arp": (L3_ARP, L4_RAW)}
 
-    return {"smac": rng.choice(POOL_MACS), "dmac": rng.choice(POOL_MACS),
-            "src4": rng.choice(POOL_V4), "dst4": rng.choice(POOL_V4),
-            "src6": rng.choice(POOL_V6), "dst6": rng.choice(POOL_V6),
-            "sport": rng.choice(POOL_PORTS + (rng.randrange(1024, 65536),)),
-            "dport": rng.choice(POOL_PORTS), "seed": seed * 1000 + kind}
 
+def flow_frames(protos: list[str], flow: np.ndarray, length: np.ndarray, seed: int
+                ) -> list[bytes]:
+    """One frame (without FCS) per entry: protocol ``protos[i]`` of flow ``flow[i]``, padded
+    with zeros to ``length[i]`` bytes when the headers are shorter.
 
-def build_packet(proto: str, f: dict[str, Any], length: int) -> bytes:
-    """One frame of ``proto`` (without FCS), padded with zeros to ``length`` bytes when the
-    headers are shorter; ``random`` draws from ``sim.packets`` (any mix, malformed too)."""
-    from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
-    from scapy.layers.l2 import ARP, Ether
+    A flow's 5-tuple follows from its id: the source address is unique per flow
+    (``FLOW_SRC4`` / ``FLOW_SRC6`` + id, modulo the prefix) and so is the source port
+    (``SPORT_BASE`` + a multiplicative hash of the id); the destination address and port
+    come from ``sim.packets``' pools (75 %) or at random, drawn per flow from ``seed``, so
+    prepared map states (rules, routes, VIPs) see hits and misses. ``random`` flows are
+    one packet each from ``sim.packets`` (any mix, malformed too; the length is theirs).
+    """
+    from sim.packets import POOL_MACS, PacketGenerator, random_packets
 
-    if proto == "random":
-        from sim.packets import PacketGenerator
-
-        return PacketGenerator(f["seed"]).packet()
-    eth = Ether(src=f["smac"], dst=f["dmac"])
-    layers = {
-        "udp": lambda: eth / IP(src=f["src4"], dst=f["dst4"]) / UDP(sport=f["sport"],
-                                                                    dport=f["dport"]),
-        "tcp": lambda: eth / IP(src=f["src4"], dst=f["dst4"]) / TCP(
-            sport=f["sport"], dport=f["dport"], flags="A"),
-        "icmp": lambda: eth / IP(src=f["src4"], dst=f["dst4"]) / ICMP(type=8),
-        "udp6": lambda: eth / IPv6(src=f["src6"], dst=f["dst6"]) / UDP(sport=f["sport"],
-                                                                       dport=f["dport"]),
-        "tcp6": lambda: eth / IPv6(src=f["src6"], dst=f["dst6"]) / TCP(
-            sport=f["sport"], dport=f["dport"], flags="A"),
-        "icmp6": lambda: eth / IPv6(src=f["src6"], dst=f["dst6"]) / ICMPv6EchoRequest(),
-        "arp": lambda: eth / ARP(psrc=f["src4"], pdst=f["dst4"]),
-    }
-    if proto not in layers:
-        raise TrafficError(f"unknown protocol {proto!r} (expected one of "
-                           f"{', '.join(PROTOCOLS)})")
-    pkt = layers[proto]()
-    head = len(bytes(pkt))
-    if length > head:
-        from scapy.packet import Raw
-
-        if proto == "arp":
-            return bytes(pkt) + bytes(length - head)  # trailer padding, as on the wire
-        pkt = pkt / Raw(bytes(length - head))
-    return bytes(pkt)
+    n = len(protos)
+    for p in set(protos):
+        if p not in L3L4 and p != "random":
+            raise TrafficError(f"unknown protocol {p!r} (expected one of "
+                               f"{', '.join(PROTOCOLS)})")
+    flow = np.asarray(flow, dtype=np.int64)
+    c = zeros(n)
+    kinds = np.array([L3L4.get(p, (L3_IP4, L4_UDP)) for p in protos], np.uint8).reshape(n, 2)
+    c.l3, c.l4 = kinds[:, 0].copy(), kinds[:, 1].copy()
+    c.smac = (FLOW_SMAC + (flow & 0xFFFFF)).astype(np.uint64)
+    c.dmac = np.full(n, int(POOL_MACS[0].replace(":", ""), 16), np.uint64)
+    c.src4 = (FLOW_SRC4 + (flow & 0x7FFFFF)).astype(np.uint32)
+    src6 = np.frombuffer(FLOW_SRC6, np.uint8)[None, :].repeat(n, axis=0)
+    for k in range(4):
+        src6[:, 15 - k] = (flow >> (8 * k)) & 0xFF
+    c.src6 = src6
+    c.sport = (SPORT_BASE + (flow * SPORT_HASH) % (65536 - SPORT_BASE)).astype(np.uint16)
+    # Destinations drawn once per distinct flow (in flow order), shared by its sizes.
+    uniq, idx = np.unique(flow, return_inverse=True)
+    draws = PacketGenerator(seed)
+    m = len(uniq)
+    dst4, dst6, dport = draws.ipv4(m), draws.ipv6(m), draws.port(m)
+    idx = idx.reshape(-1)
+    c.dst4, c.dst6, c.dport = dst4[idx].astype(np.uint32), dst6[idx], dport[idx].astype(np.uint16)
+    c.tcp_flags[:] = 0x10  # ACK: an established flow's data
+    c.icmp_type[:] = 8
+    c.icmp_id = (flow & 0xFFFF).astype(np.uint16)
+    head = build(c).length
+    c.pad = np.maximum(np.asarray(length, dtype=np.int64) - head, 0)
+    out = build(c).to_list()
+    rand = [i for i, p in enumerate(protos) if p == "random"]
+    if rand:
+        for i, pkt in zip(rand, random_packets(len(rand), seed), strict=True):
+            out[i] = pkt
+    return out
 
 
 # --- pcap replay --------------------------------------------------------------------------
@@ -381,10 +378,11 @@ def flow_key(data: bytes) -> bytes:
 def from_pcap(path: str | os.PathLike[str], *, rate: Rate | None = None,
               packets: int | None = None, line_rate_gbps: float | None = None,
               onoff_ns: tuple[float, float] | None = None,
-              max_reps: int = MAX_PCAP_REPS) -> Traffic:
+              max_reps: int | None = None) -> Traffic:
     """Replay a capture: its timestamps (re-scaled to ``rate`` when given), its sizes (+4 B
-    FCS) and flows (5-tuple); distinct packets become representatives, at most
-    ``max_reps`` (later new packets take the representative of their flow)."""
+    FCS) and flows (5-tuple); distinct packets are kept once each (``max_reps``: at most
+    that many, later new packets then repeat their flow's first packet: an approximation,
+    for tests only)."""
     from sim.pcap import read_pcap
 
     captured = read_pcap(path)
@@ -408,7 +406,7 @@ def from_pcap(path: str | os.PathLike[str], *, rate: Rate | None = None,
         f = flow_ids.setdefault(flow_key(p.data), len(flow_ids))
         r = rep_ids.get(p.data)
         if r is None:
-            if len(reps) < max_reps:
+            if max_reps is None or len(reps) < max_reps:
                 r = rep_ids[p.data] = len(reps)
                 reps.append(p.data)
             else:
@@ -464,10 +462,3 @@ def generate(spec: TrafficSpec, packets: int | None, seed: int = 0, *,
                          onoff_ns=spec.onoff_ns)
     return synthetic(spec, packets if packets is not None else 100_000, seed,
                      line_rate_gbps=line_rate_gbps)
-
-
-def mean_gap_ns(traffic: Traffic) -> float:
-    """Mean inter-arrival time of the generated packets, ns (nan for one packet)."""
-    if traffic.num_packets < 2:
-        return math.nan
-    return float(traffic.arrival_ns[-1] - traffic.arrival_ns[0]) / (traffic.num_packets - 1)

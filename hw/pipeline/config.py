@@ -332,9 +332,6 @@ class PipelineConfig:
     def get_map(self, name: str) -> MapBinding | None:
         return next((m for m in self.maps if m.name == name), None)
 
-    def container_name(self, index: int) -> str:
-        return dict(self.containers).get(index, f"c{index}")
-
 
 # --- reading --------------------------------------------------------------------------------
 
@@ -670,6 +667,8 @@ def load_config(src: PipelineConfig | Mapping[str, Any] | str | os.PathLike[str]
             raise ConfigError(f"{where}: cannot read: {exc}") from exc
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{where}: not JSON: {exc.msg} at line {exc.lineno}") from exc
+        except RecursionError as exc:
+            raise ConfigError(f"{where}: not JSON we read: nested too deeply") from exc
     try:
         config = parse_config(src)
         validate(config)

@@ -19,7 +19,7 @@ reason 3, "frame too long": no stage has a side effect and the deparser punts it
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hw.pipeline import ops as O
@@ -89,8 +89,9 @@ class PipelineResult:
         return dict(self.metadata)[name]
 
 
-class _Packet:
-    """The PHV and window of one packet in flight."""
+class PacketState:
+    """The PHV and window of one packet in flight, as the parser makes them (public for the
+    RTL unit testbenches, whose oracle is this model's own code: rtl_models/tbkit/oracle.py)."""
 
     def __init__(self, config: PipelineConfig, packet: bytes, ingress: int, queue: int) -> None:
         t = config.target
@@ -167,7 +168,7 @@ class PipelineModel:
         if len(packet) < t.min_packet_bytes:
             raise PipelineError(f"packet of {len(packet)} bytes is shorter than "
                                 f"min_packet_bytes {t.min_packet_bytes} (the parser drops it)")
-        pk = _Packet(self.config, bytes(packet), ingress_ifindex, rx_queue)
+        pk = PacketState(self.config, bytes(packet), ingress_ifindex, rx_queue)
         if len(packet) > t.frame_end:  # multi-buffer for the kernel: faulted from parse
             pk.fault = True
             pk.punt = O.PUNT_FRAME_TOO_LONG
@@ -188,7 +189,7 @@ class PipelineModel:
 
     # -- one stage -----------------------------------------------------------------------------
 
-    def _stage(self, s: int, st: Stage, pk: _Packet, writes: list[RegisterWrite],
+    def _stage(self, s: int, st: Stage, pk: PacketState, writes: list[RegisterWrite],
                hits_log: list[tuple[int, int, int | None]], cycle: int) -> None:
         pin = pk.preds
         pg = pin
@@ -248,7 +249,7 @@ class PipelineModel:
                 if op.signed:
                     value = O.sext(value, 8 * op.size)
             elif spec.kind == "adjust":
-                value, change = self._adjust(pk, op.op, O.signed(b, 32))
+                value, change = self.adjust_outcome(pk, op.op, O.signed(b, 32))
                 if change == "fault":
                     faults.append(O.PUNT_HEADROOM_FAULT)
                     continue
@@ -284,7 +285,7 @@ class PipelineModel:
         for e in st.externs:
             if not pk.pred(pt, e.pred, e.pred_neg):
                 continue
-            value = self._extern(s, e, pk, cycle, rng)
+            value = self.extern_value(s, e, pk, cycle, rng)
             if value is None:
                 faults.append(O.PUNT_WINDOW_FAULT)
             else:
@@ -315,8 +316,9 @@ class PipelineModel:
         if adjust is not None:
             self._apply_adjust(pk, *adjust)
 
-    def _adjust(self, pk: _Packet, name: str, delta: int) -> tuple[int, str]:
-        """(return value, "ok" | "einval" | "fault") of bpf_xdp_adjust_head/tail."""
+    def adjust_outcome(self, pk: PacketState, name: str, delta: int) -> tuple[int, str]:
+        """(return value, "ok" | "einval" | "fault") of bpf_xdp_adjust_head/tail (``name``
+        ``adjh`` / ``adjt``) by ``delta`` bytes on ``pk``, without applying it."""
         t = self.target
         einval = -O.EINVAL & O.M64
         if name == "adjh":
@@ -331,7 +333,7 @@ class PipelineModel:
             return einval, "einval"
         return 0, "ok"
 
-    def _apply_adjust(self, pk: _Packet, name: str, delta: int) -> None:
+    def _apply_adjust(self, pk: PacketState, name: str, delta: int) -> None:
         if name == "adjh":
             pk.head += delta
             return
@@ -344,7 +346,8 @@ class PipelineModel:
         pk.end = end
         pk.zero_from = min(pk.zero_from, end)
 
-    def _buffer(self, pk: _Packet, buf: Buffer | None) -> bytes | None:
+    def extern_buffer(self, pk: PacketState, buf: Buffer | None) -> bytes | None:
+        """The bytes an extern reads from ``buf`` (containers or window), None on a fault."""
         if buf is None:
             return b""
         if buf.kind == "containers":
@@ -352,16 +355,18 @@ class PipelineModel:
         idx = pk.window_index(buf.offset, buf.length)
         return None if idx is None else bytes(pk.window[idx:idx + buf.length])
 
-    def _extern(self, s: int, e: Extern, pk: _Packet, cycle: int,
-                rng: dict[tuple[int, int], int]) -> int | None:
+    def extern_value(self, s: int, e: Extern, pk: PacketState, cycle: int,
+                     rng: dict[tuple[int, int], int]) -> int | None:
+        """Extern ``e`` of stage ``s`` on ``pk`` at ``cycle``; None when its buffer faults.
+        A random extern records its generator's next state in ``rng``."""
         seed = pk.read(e.seed_container) & O.M32 if e.seed_container is not None else e.seed
         if e.kind == "checksum":
-            x, y = self._buffer(pk, e.x), self._buffer(pk, e.y)
+            x, y = self.extern_buffer(pk, e.x), self.extern_buffer(pk, e.y)
             if x is None or y is None:
                 return None
             return O.csum_diff(x, y, seed, e.mode)
         if e.kind == "hash":
-            x = self._buffer(pk, e.x)
+            x = self.extern_buffer(pk, e.x)
             if x is None:
                 return None
             words = [int.from_bytes(x[i:i + 4], "little") for i in range(0, len(x), 4)]
@@ -374,7 +379,7 @@ class PipelineModel:
 
     # -- deparser --------------------------------------------------------------------------
 
-    def _deparse(self, pk: _Packet, writes: list[RegisterWrite],
+    def _deparse(self, pk: PacketState, writes: list[RegisterWrite],
                  hits: list[tuple[int, int, int | None]]) -> PipelineResult:
         packet = pk.output()
         punt = None
@@ -404,8 +409,3 @@ def parse_punt(frame: bytes) -> tuple[int, bool, int, int, tuple[int, ...], byte
     words = tuple(int.from_bytes(frame[start + 8 * i:start + 8 * i + 8], "little")
                   for i in range(n))
     return reason, bool(flags & 1), ifindex, queue, words, frame[start + 8 * n:]
-
-
-def run_packets(config: PipelineConfig, packets: Iterable[bytes]) -> list[PipelineResult]:
-    """Convenience: a fresh model from ``config`` over ``packets``."""
-    return PipelineModel(config).process_many(list(packets))

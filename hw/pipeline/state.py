@@ -29,11 +29,14 @@ from hw.pipeline.errors import PipelineError
 
 
 class TableMemory:
-    """One table unit's entries, addressed 0..size-1; lookups as the RTL does them."""
+    """One table unit's entries, addressed 0..size-1; lookups as the RTL does them.
+
+    Only the valid entries are stored (index -> entry), so a table costs what it holds,
+    not its size."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        self.entries: list[Entry | None] = [None] * table.size
+        self.entries: dict[int, Entry] = {}
         self._exact: dict[bytes, int] = {}
         for e in table.entries:
             self.write(e)
@@ -64,18 +67,22 @@ class TableMemory:
         if t.kind == "exact":
             self._exact[entry.key] = entry.index
 
+    def get_exact_index(self, key: bytes) -> int | None:
+        """The index holding ``key`` in an exact table, or None."""
+        return self._exact.get(key)
+
     def delete(self, index: int) -> None:
-        old = self.entries[index]
+        old = self.entries.pop(index, None)
         if old is not None and self.table.kind == "exact":
             self._exact.pop(old.key, None)
-        self.entries[index] = None
 
     def clear(self) -> None:
-        self.entries = [None] * self.table.size
+        self.entries.clear()
         self._exact.clear()
 
     def iter_entries(self) -> list[Entry]:
-        return [e for e in self.entries if e is not None]
+        """The valid entries in index order."""
+        return [self.entries[i] for i in sorted(self.entries)]
 
     def lookup(self, key: bytes) -> tuple[int, bytes] | None:
         """(index, action data) of the matching entry, or None on a miss.
@@ -89,15 +96,13 @@ class TableMemory:
             index = int.from_bytes(key, "little")
             if index >= t.size:
                 return None
-            e = self.entries[index]
+            e = self.entries.get(index)
             return index, e.data if e is not None else bytes(t.data_bytes)
         if t.kind == "exact":
             index = self._exact.get(key)
             return None if index is None else (index, self.entries[index].data)  # type: ignore
         k = int.from_bytes(key, "little")
-        for e in self.entries:
-            if e is None:
-                continue
+        for e in self.iter_entries():
             m = int.from_bytes(t.get_mask(e), "little")
             if k & m == int.from_bytes(e.key, "little") & m:
                 return e.index, e.data
@@ -183,8 +188,9 @@ class PipelineState:
             path = os.fspath(doc)
             try:
                 doc = json.loads(Path(path).read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise PipelineError(f"{path}: cannot read map state: {exc}") from exc
+            except (OSError, json.JSONDecodeError, RecursionError) as exc:
+                raise PipelineError(f"{path}: cannot read map state: "
+                                    f"{exc if str(exc) else 'nested too deeply'}") from exc
         if not isinstance(doc, Mapping) or not isinstance(doc.get("maps"), Mapping):
             raise PipelineError("map state: expected an object with a \"maps\" object")
         for name, entries in doc["maps"].items():
@@ -280,16 +286,31 @@ class PipelineState:
         data = entry.data if entry is not None else b""
         return data[:m.value_size].ljust(m.value_size, b"\0")
 
+    def _array_indices(self, m: MapBinding, mem: TableMemory | None) -> list[int]:
+        """The indices of array ``m`` that may be non-zero: its table's entries and the
+        entries whose register words are not zero."""
+        found = set(mem.entries) if mem is not None else set()
+        for r in m.registers:
+            regs = self.registers[(r.stage, r.unit)]
+            for i in range(r.first_entry, r.first_entry + r.entries):
+                if any(regs[r.get_address(i, w)]
+                       for w in range(r.word_offset, r.word_offset + r.words)):
+                    found.add(i)
+        return sorted(i for i in found if i < m.max_entries)
+
     def dump_maps(self) -> dict[str, Any]:
-        """The bound maps' contents in ebpf.map_state's format (keys sorted, arrays whole)."""
+        """The bound maps' contents in ebpf.map_state's format: keys sorted, arrays without
+        their all-zero entries (as ``ebpf.map_state.dump_state`` lists them)."""
         out: dict[str, list[dict[str, Any]]] = {}
         for m in self.config.maps:
             mem = self._table(*m.tables[0]) if m.tables else None
             rows: list[tuple[bytes, bytes]] = []
             if m.type in ("array", "percpu_array"):
-                for i in range(m.max_entries):
-                    entry = mem.entries[i] if mem is not None else None
-                    rows.append((i.to_bytes(4, "little"), self.get_value(m, i, entry)))
+                zero = bytes(m.value_size)
+                for i in self._array_indices(m, mem):
+                    value = self.get_value(m, i, mem.entries.get(i) if mem else None)
+                    if value != zero:
+                        rows.append((i.to_bytes(4, "little"), value))
             else:
                 assert mem is not None  # validation: hash and LPM maps have a table
                 for e in mem.iter_entries():

@@ -44,23 +44,16 @@ from ebpf.isa import (
     Source,
     slot_offsets,
 )
-from ebpf.kernel_enums import helper_name
+from ebpf.kernel_enums import MAP_HELPERS, helper_name  # noqa: F401  (MAP_HELPERS: npu, vliw)
 from ebpf.program import ProgramDef, SourceLine
 from ebpf.trace import Trace
 from hw.errors import HwError
+from hw.ethernet import wire_mpps  # noqa: F401  (hw.rtc.wire_mpps, used by the models)
 
-# Ethernet framing on the wire: 7 B preamble + 1 B start-of-frame delimiter + 12 B minimum
-# inter-packet gap (IEEE 802.3, clauses 4.4.2 and 35): 20 B per frame beyond the frame itself.
-WIRE_OVERHEAD_BYTES = 20
-MIN_FRAME_BYTES = 64  # IEEE 802.3 minimum frame, FCS included
 # Helpers that run a callback of the program (the VM's start_callback); a run ends there.
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "user_ringbuf_drain"})
 # Helpers whose r0 is a pointer into a map value.
 LOOKUP_HELPERS = frozenset({"map_lookup_elem", "map_lookup_percpu_elem"})
-# Map helpers: each is one access to map memory (the helper call records a MapOp too).
-MAP_HELPERS = frozenset({"map_lookup_elem", "map_update_elem", "map_delete_elem",
-                         "map_lookup_percpu_elem", "map_push_elem", "map_pop_elem",
-                         "map_peek_elem"})
 _CONTROL = (Kind.JA, Kind.JCOND, Kind.EXIT)
 
 
@@ -113,12 +106,6 @@ class CostEstimate:
         if mpps <= 0:
             return 0
         return math.ceil(mpps / self.mpps_per_unit - 1e-9)
-
-
-def wire_mpps(gbps: float, frame_bytes: int = MIN_FRAME_BYTES) -> float:
-    """Frames per second (Mpps) a link of ``gbps`` carries at ``frame_bytes`` per frame, the
-    20 B of preamble, delimiter and inter-packet gap included (10 GbE: 14.88 Mpps at 64 B)."""
-    return gbps * 1000.0 / ((frame_bytes + WIRE_OVERHEAD_BYTES) * 8)
 
 
 # --- registers ---------------------------------------------------------------------------

@@ -146,9 +146,6 @@ class ProgramCfg:
     def get_function(self, name: str) -> FunctionCfg:
         return self.functions[name]
 
-    def function_of(self, slot: int) -> FunctionCfg:
-        return self.functions[self.block_of(slot).func]
-
     def block_of(self, slot: int) -> Block:
         """The block holding ``slot`` (an instruction's first slot)."""
         try:

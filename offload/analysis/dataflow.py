@@ -669,6 +669,16 @@ class Analysis:
             return None
         return self.obj.maps[index].name
 
+    def describe_map(self, index: int | None) -> str:
+        """"map 'name'", or what is known when the pointer merges values of several maps
+        (the join forgets which) or the object is not given: never "map '?'"."""
+        name = self.get_map_name(index)
+        if name is not None:
+            return f"map '{name}'"
+        if self.obj is not None and len(self.obj.maps) == 1:
+            return f"map '{self.obj.maps[0].name}'"
+        return "a map (pointers to several maps' values merge here)"
+
 
 def analyze(prog: ProgramDef, obj: ElfObject | None = None) -> Analysis:
     """Run the abstract interpretation of ``prog`` (maps and names from ``obj``)."""

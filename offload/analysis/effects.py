@@ -92,9 +92,10 @@ def find_effects(analysis: Analysis) -> list[Effect]:
                 verb = "atomic" if a.atomic else "store"
                 size = _WIDTH.get(a.size or 0, "")
                 if a.region is Region.MAP_VALUE:
-                    name = analysis.get_map_name(a.map) or "?"
+                    name = analysis.get_map_name(a.map)
                     out.append(Effect(slot, EffectKind.MAP_WRITE,
-                                      f"{verb} {size} to map value '{name}'", name))
+                                      f"{verb} {size} to the value of "
+                                      f"{analysis.describe_map(a.map)}", name))
                 elif a.region is Region.PACKET:
                     out.append(Effect(slot, EffectKind.PACKET_WRITE, f"{verb} {size} to packet"))
                 elif a.region is Region.UNKNOWN:

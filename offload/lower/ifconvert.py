@@ -375,9 +375,6 @@ class IfConverter:
             heapq.heappush(heap, (stage + 1, k, self._combine(a, b, "or", stage)))
         return heap[0][2]
 
-    def and_preds(self, refs: list[tuple]) -> tuple:
-        return self.materialize(frozenset(("ref",) + r for r in refs if r != _TRUE))
-
     def _combine(self, a: tuple, b: tuple, how: str, stage: int | None = None) -> tuple:
         key = (how, a, b)
         if key not in self._or_cache:

@@ -43,10 +43,6 @@ def node_guard(n: int) -> tuple:
     return ("node", n)
 
 
-def edge_guard(a: int, b: int) -> tuple:
-    return ("edge", a, b)
-
-
 # --- PHV sources -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -207,10 +203,6 @@ class AluOp(Op):
 
     def reads(self) -> list[Value | Meta]:
         return [x for x in (self.a, self.b) if x is not None]
-
-    @property
-    def is_window(self) -> bool:
-        return self.op in ("wld", "wldv", "wst", "wstv")
 
 
 class GatewayOp(Op):

@@ -535,7 +535,11 @@ class MemoryMixin:
 
     def _word(self, slot: int, mv: MapVal, off: int, size: int) -> tuple[int, int]:
         o = mv.off + off
-        if o < 0 or o % 8 + size > 8 or (o % 8) % size:
+        value_size = self.obj.maps[mv.lookup.map].value_size
+        if o < 0 or o + size > value_size:  # the kernel verifier refuses it; we cut
+            raise Unsupported(slot, f"a map value access of {size} bytes at offset {o} "
+                                    f"past the value's {value_size} bytes")
+        if o % 8 + size > 8 or (o % 8) % size:
             raise Unsupported(slot, f"a map value access of {size} bytes at offset {o} "
                                     f"(not inside one aligned 8-byte word)")
         return o // 8, o % 8

@@ -79,11 +79,6 @@ def entry_set(op: StatefulOp) -> frozenset[int] | None:
     return None
 
 
-def const_entry(op: StatefulOp) -> int | None:
-    es = entry_set(op)
-    return next(iter(es)) if es is not None and len(es) == 1 else None
-
-
 def word_groups(ops: list[StatefulOp]) -> list[tuple[list[StatefulOp], frozenset | None]]:
     """Ops on one map word that must share a unit (their entries meet), with the entries
     the unit holds (None: all)."""

@@ -495,6 +495,8 @@ class Translator(AluMixin, MemoryMixin):
         if isinstance(a_p, PktEnd) and isinstance(b_p, Pkt):
             a_p, b_p, rel = b_p, a_p, SWAP.get(rel, rel)
         if isinstance(a_p, Pkt) and isinstance(b_p, PktEnd):
+            if rel not in _LEN_REL:  # JSET: a bit test of two addresses, no bounds check
+                raise self.unsupported(slot, "a bit test (JSET) of packet pointers")
             cond = self._bounds(n, st, slot, a_p, rel)
             if isinstance(cond, bool):
                 decided, cond = cond, None

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
+from ebpf.display import printable
 from offload.report.source import slug
 
 DOT_TIMEOUT_S = 60
@@ -42,8 +43,8 @@ def _label(block: dict[str, Any]) -> str:
     if pos:
         lines = block.get("lines") or [pos["line"]]
         span = f"{min(lines)}" if min(lines) == max(lines) else f"{min(lines)}-{max(lines)}"
-        where = f"\n{pos['file'].rsplit('/', 1)[-1]}:{span}"
-    tail = {"call": f"\ncall {block.get('callee')}", "tail": "\ntail call",
+        where = f"\n{printable(pos['file'].rsplit('/', 1)[-1])}:{span}"
+    tail = {"call": f"\ncall {printable(block.get('callee'))}", "tail": "\ntail call",
             "exit": "\nexit"}.get(block["term"], "")
     return f"slots {head} ({block['insns']}){where}{tail}"
 
@@ -62,14 +63,14 @@ def to_dot(cfg: dict[str, Any], blocks_by_class: Mapping[str, list[int]],
         for s in r.get("insns") or [r["insn"]]:
             owner = max((b for b in starts if b <= s and s < starts[b]["end"]), default=None)
             if owner is not None:
-                why.setdefault(owner, []).append(f"slot {s}: {r['what']}")
+                why.setdefault(owner, []).append(f"slot {s}: {printable(r['what'])}")
     out = ["digraph cfg {", '  graph [rankdir=TB, fontname="DejaVu Sans", fontsize=11, '
-           f'nodesep=0.25, ranksep=0.3, label="{_esc(title)}", labelloc=t];',
+           f'nodesep=0.25, ranksep=0.3, label="{_esc(printable(title))}", labelloc=t];',
            '  node [shape=box, style="rounded,filled", fontname="DejaVu Sans Mono", '
            'fontsize=9, margin="0.08,0.04"];',
            '  edge [arrowsize=0.6, color="#546e7a"];']
     for i, f in enumerate(cfg["functions"]):
-        out.append(f'  subgraph cluster_{i} {{ label="{_esc(f["name"])}"; '
+        out.append(f'  subgraph cluster_{i} {{ label="{_esc(printable(f["name"]))}"; '
                    'style="rounded,dashed"; color="#90a4ae"; fontname="DejaVu Sans";')
         for b in f["blocks"]:
             c = cls.get(b["start"], "unreachable")
@@ -189,7 +190,7 @@ def _matplotlib_cfg(cfg: dict[str, Any], blocks_by_class: Mapping[str, list[int]
                 patch.set_url(f"#{anchor}")
             ax.add_patch(patch)
             ax.text(x + box_w / 2, y + box_h / 2, _label(b), ha="center", va="center",
-                    fontsize=6, family="monospace")
+                    fontsize=6, family="monospace", parse_math=False)
             for d in b["succs"]:
                 if d in pos:
                     dx, dy = pos[d]
@@ -197,7 +198,7 @@ def _matplotlib_cfg(cfg: dict[str, Any], blocks_by_class: Mapping[str, list[int]
                                 xytext=(x + box_w / 2, y),
                                 arrowprops={"arrowstyle": "->", "color": "#546e7a",
                                             "lw": 0.7})
-    ax.set_title(title, fontsize=9)
+    ax.set_title(printable(title), fontsize=9, parse_math=False)
     ax.autoscale_view()
     ax.set_aspect("auto")
     ax.axis("off")

@@ -25,8 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import file_part
 from ebpf.errors import EbpfError
 from hw.errors import HwError
+from hw.ethernet import LINE_RATE_100G_MPPS
 from offload.errors import MapperError
 from offload.report import mapping
 from offload.report.simulate import (
@@ -45,8 +47,6 @@ RTL_NUMBERS = ("output_mismatches", "state_mismatches", "timing_mismatches", "pu
                "stages", "passes", "clock_mhz", "simulated_cycles", "wall_s")
 """Optional numbers of ``offload.cosim.CosimResult.to_dict()`` (null when absent)."""
 RTL_STRINGS = ("program", "object", "target", "verdict", "vm_equivalence", "workdir")
-LINE_RATE_MPPS = 100e3 / ((64 + 20) * 8)
-"""100 Gb/s of 64-byte frames (+ 8 B preamble and 12 B gap), Mpps: the RTL's yardstick."""
 
 Step = Callable[[str], None]
 
@@ -74,6 +74,8 @@ class ReportOptions:
     mapper_time_limit_s: float = 10.0
     """CP-SAT time limit per program and pipeline target (the mapper's default)."""
     simulate: bool = True
+    executor: str = "auto"
+    """What runs every simulated packet (``sim.scenario.executor_for``: vm, kernel, auto)."""
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -101,6 +103,9 @@ class Plan:
     targets: list[Any]
     target_files: tuple[str, ...]
     options: ReportOptions
+    # programs left out: {object, program, section, type, reason} (not XDP, or a section
+    # the kernel refuses)
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     def num_steps(self) -> int:
         """Progress steps ``collect_program`` reports per program, summed."""
@@ -171,6 +176,8 @@ def read_rtl_result(path: Path, program: str | None = None) -> dict[str, Any]:
         raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportError(f"{path}: not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ReportError(f"{path}: not JSON we read: nested too deeply") from exc
     if not isinstance(doc, dict):
         raise ReportError(f"{path}: expected a JSON object with {', '.join(RTL_KEYS)}")
     out: dict[str, Any] = {"status": "ok", "source": str(path)}
@@ -196,7 +203,7 @@ def read_rtl_result(path: Path, program: str | None = None) -> dict[str, Any]:
     if ok is None:  # a file without the co-simulation's verdict: no mismatch is a pass
         ok = out["mismatches"] == 0 and out["packets"] > 0 and not out["timing_mismatches"]
     out["passed"] = ok
-    line = out["line_rate_mpps"] or LINE_RATE_MPPS
+    line = out["line_rate_mpps"] or LINE_RATE_100G_MPPS
     out["line_rate_mpps"] = line
     out["line_rate_share"] = out["mpps"] / line
     out["label"], out["sort"] = rtl_label(out)
@@ -207,13 +214,13 @@ def read_rtl_result(path: Path, program: str | None = None) -> dict[str, Any]:
 
 def _rtl_for(options: ReportOptions, program: str, stem: str) -> dict[str, Any]:
     """The program's RTL result: ``DIR/<stem>.<program>.json`` (what ``offload rtl
-    --results`` writes), else ``DIR/<program>.json``, else ``DIR/<stem>.json`` when it is
+    --results`` writes, through ``file_part``), else ``DIR/<program>.json``, else ``DIR/<stem>.json`` when it is
     for this program (or names none)."""
     if options.rtl_results is None:
         return {"status": "not run", "reason": "no RTL results given (offload report "
                                                "--rtl-results DIR)"}
     base = Path(options.rtl_results)
-    for name in (f"{stem}.{program}", program):
+    for name in (file_part(f"{stem}.{program}"), file_part(program)):
         f = base / f"{name}.json"
         if f.is_file():
             return read_rtl_result(f, program)
@@ -263,11 +270,15 @@ def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
         for size in options.sizes:
             parse_traffic(f"{size}B@100%")
     specs: list[ProgramSpec] = []
+    skipped: list[dict[str, str]] = []
     ids: set[str] = set()
     for path in objects:
         obj = load(path)
         if not obj.programs:
             raise ReportError(f"{path}: no programs in the object")
+        skipped += [{"object": display_path(path), "program": prog.name,
+                     "section": prog.section, "type": prog.prog_type, "reason": why}
+                    for prog, why in obj.iter_skipped_programs()]
         stem = Path(path).stem
         maps = None
         if options.maps_dir is not None:
@@ -277,15 +288,20 @@ def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
 
                 MapScenario.load(candidate)  # MapStateError on a bad file, now
                 maps = str(candidate)
-        for prog in obj.programs:
-            pid = f"{stem}.{prog.name}"
+        for prog in obj.iter_xdp_programs():
+            # The id names the page and plot files: a name from the object may hold '/'.
+            base = file_part(f"{stem}.{prog.name}")
+            pid = base
             n = 2
             while pid in ids:
-                pid, n = f"{stem}.{prog.name}.{n}", n + 1
+                pid, n = f"{base}.{n}", n + 1
             ids.add(pid)
             specs.append(ProgramSpec(str(path), prog.name, pid, maps,
                                      _rtl_for(options, prog.name, stem)))
-    return Plan(specs, targets, files, options)
+    if not specs:
+        raise ReportError("no XDP programs in the objects given: "
+                          + "; ".join(f"{s['object']}: {s['reason']}" for s in skipped))
+    return Plan(specs, targets, files, options, skipped)
 
 
 # --- one program -------------------------------------------------------------------------
@@ -530,7 +546,7 @@ def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, st
     options = plan_.options
     step = step or (lambda _msg: None)
     obj = load(spec.path)
-    prog = obj.get_program(spec.program)
+    prog = obj.get_xdp_program(spec.program)
     main = main_file(prog)
     doc: dict[str, Any] = {
         "id": spec.id, "object": spec.path, "object_display": display_path(spec.path),
@@ -563,7 +579,8 @@ def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, st
         doc["simulation"] = simulate_program(
             spec.path, prog.name, spec.maps, plan_.targets, packets=options.packets,
             seed=options.seed, sizes=options.sizes, latency_traffic=options.latency_traffic,
-            target_files=plan_.target_files, nic_costs=nic_costs, step=step)
+            target_files=plan_.target_files, nic_costs=nic_costs, step=step,
+            executor=options.executor)
         doc["simulation"]["nic_cost_source"] = {
             name: cost.source for name, cost in nic_costs.items()}
         doc["simulation"]["nic_cost"] = {
@@ -648,6 +665,7 @@ def new_document(plan_: Plan, permitted: tuple[bool, str]) -> dict[str, Any]:
         "targets": [_target_doc(t) for t in plan_.targets],
         "sim_sizes": list(plan_.options.sizes) if plan_.options.simulate else [],
         "programs": [],
+        "skipped": list(plan_.skipped),
         "comparison": [],
     }
 

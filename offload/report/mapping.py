@@ -4,7 +4,7 @@ The mapper (``offload.mapper.map_program(obj, target, program, scenario=..., tim
 maps a program onto a pipeline target: feasibility, lowering (whose failures are more
 reasons), partition (the cuts and their legality), scheduling, emission, and equivalence of
 the pipeline model against the VM on a trace. The report asks it for pipeline targets and
-takes from its ``MapReport``, all read defensively so that a partial result still shows:
+takes from its ``MapReport``:
 
 - ``verdict``, ``explanation``, ``reasons`` (feasibility plus lowering reasons), ``cuts``,
   ``punted_fraction`` (over the equivalence trace), ``equivalence``, ``stages``,
@@ -18,8 +18,8 @@ the mapper's when it answered, else the feasibility check's. A block stays on th
 holds no reason slot and some path from the entry reaches it without passing one
 (context-insensitive over bpf-to-bpf calls); a block holding a reason slot is a punt point.
 
-Without the mapper (not importable, no ``map_program``, or it raises ``MapperError``) the
-stage map is "unavailable" with the reason, and the report uses the feasibility check.
+When the mapper raises ``MapperError`` the stage map is "unavailable" with the reason, and
+the report uses the feasibility check.
 
 The simulator's NIC cost (``nic_cost``) of a mapped pipeline is the simulator's own mapped
 cost built from this same ``MapReport`` (``sim.mapping.cost_from_report``), so the report's
@@ -55,7 +55,7 @@ class MapperView:
 
     @property
     def verdict(self) -> str | None:
-        return getattr(self.result, "verdict", None) if self.available else None
+        return self.result.verdict if self.available else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -65,42 +65,22 @@ def _one_line(exc: BaseException) -> str:
 def ask_mapper(obj: Any, program: str, target: Any, *, scenario: str | None = None,
                time_limit_s: float = 10.0) -> MapperView:
     """The mapper's answer for ``program`` on ``target``, or why there is none."""
-    import importlib
-    import importlib.util
-    import sys
+    from offload.mapper import map_program
 
-    mapper = sys.modules.get("offload.mapper")
-    if mapper is None:
-        if importlib.util.find_spec("offload.mapper") is None:
-            return MapperView(False, "the mapper (offload.mapper) is not available")
-        try:
-            mapper = importlib.import_module("offload.mapper")
-        except ImportError as exc:
-            return MapperView(False, f"the mapper (offload.mapper) does not import: {exc}")
-    entry = getattr(mapper, "map_program", None)
-    if not callable(entry):
-        return MapperView(False, "offload.mapper has no map_program")
     try:
-        result = entry(obj, target, program, scenario=scenario, time_limit_s=time_limit_s)
+        result = map_program(obj, target, program, scenario=scenario,
+                             time_limit_s=time_limit_s)
     except MapperError as exc:
         return MapperView(False, f"the mapper failed: {_one_line(exc)}")
-    schedule = getattr(result, "schedule", None)
-    stage_map = None
-    if schedule is not None and hasattr(schedule, "to_dict"):
-        stage_map = schedule.to_dict()
-    extra: dict[str, Any] = {}
-    if hasattr(result, "to_dict"):
-        extra = result.to_dict()
-    return MapperView(True, "", result, stage_map, extra)
+    stage_map = result.schedule.to_dict() if result.schedule is not None else None
+    return MapperView(True, "", result, stage_map, result.to_dict())
 
 
 def as_check(view: MapperView, fallback: CheckResult) -> CheckResult:
     """The mapper's verdict and reasons in the shape of a ``CheckResult``."""
     r = view.result
-    return CheckResult(fallback.program, fallback.target,
-                       getattr(r, "verdict", fallback.verdict),
-                       list(getattr(r, "reasons", fallback.reasons)),
-                       getattr(r, "explanation", fallback.explanation), fallback.stats)
+    return CheckResult(fallback.program, fallback.target, r.verdict, list(r.reasons),
+                       r.explanation, fallback.stats)
 
 
 def derive_blocks(an: Analysis, result: CheckResult) -> dict[int, str]:
@@ -172,9 +152,9 @@ def nic_cost(result: CheckResult, target: Any, view: MapperView | None = None) -
     from sim.model import NicCost
 
     r = view.result if view is not None and view.available else None
-    verdict = getattr(r, "verdict", None) or result.verdict
+    verdict = r.verdict if r is not None else result.verdict
     why = ""
-    if target.kind == "pipeline" and r is not None and hasattr(r, "config"):
+    if target.kind == "pipeline" and r is not None:
         from sim.mapping import cost_from_report
 
         try:
@@ -191,7 +171,7 @@ def nic_cost(result: CheckResult, target: Any, view: MapperView | None = None) -
     if target.kind != "pipeline":
         return NicCost(punt=punt, source=f"{origin}: {verdict} on {target.name}; {rule}; "
                        f"service time: the simulator's {target.kind} model")
-    stages, passes = getattr(r, "stages", None), getattr(r, "passes", None)
+    stages, passes = (r.stages, r.passes) if r is not None else (None, None)
     if stages is not None and passes:
         return NicCost(ii_cycles=1, passes=max(1, passes), stages=stages, punt=punt,
                        source=f"{origin}: {verdict} on {target.name}, {stages} stages, "

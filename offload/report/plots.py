@@ -16,6 +16,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ebpf.display import printable
+
 WIRE_OVERHEAD_BYTES = 20  # preamble + SFD + inter-frame gap (IEEE 802.3)
 
 
@@ -25,8 +27,11 @@ def _plt() -> Any:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    # Names from objects and profiles are drawn through printable() and never parsed as
+    # mathtext ('$' pairs): no plot here uses mathtext.
     plt.rcParams.update({"svg.hashsalt": "offload-report", "svg.fonttype": "path",
-                         "font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
+                         "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
+                         "text.parse_math": False})
     return plt
 
 
@@ -51,7 +56,7 @@ def _empty(message: str, size: tuple[float, float] = (6.0, 2.0)) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=size)
     ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    ax.text(0.5, 0.5, printable(message), ha="center", va="center", wrap=True)
     return _svg(fig)
 
 
@@ -73,9 +78,9 @@ def throughput_svg(sim: dict[str, Any] | None, targets: Sequence[dict[str, Any]]
             continue
         xs = [r["size"] for r in runs]
         ax_p.plot(xs, [r["metrics"]["achieved"]["mpps"] for r in runs], marker="o", ms=3,
-                  color=colors[name], label=name)
+                  color=colors[name], label=printable(name))
         ax_g.plot(xs, [r["metrics"]["achieved"]["gbps"] for r in runs], marker="o", ms=3,
-                  color=colors[name], label=name)
+                  color=colors[name], label=printable(name))
     drawn: set[float] = set()
     label = "line rate"
     for name in names:
@@ -103,7 +108,7 @@ def throughput_svg(sim: dict[str, Any] | None, targets: Sequence[dict[str, Any]]
     ax_p.set_yscale("log")
     ax_g.set_ylim(bottom=0)
     ax_g.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
-    fig.suptitle(title or "throughput against frame size, at each target's line rate")
+    fig.suptitle(printable(title) or "throughput against frame size, at each target's line rate")
     return _svg(fig)
 
 
@@ -119,14 +124,14 @@ def latency_cdf_svg(sim: dict[str, Any] | None, targets: Sequence[dict[str, Any]
     for r in runs:
         pts = r["latency_cdf"]
         ax.step([max(p[0], 1e-3) for p in pts], [p[1] for p in pts], where="post",
-                color=colors.get(r["target"]), label=r["target"])
+                color=colors.get(r["target"]), label=printable(r["target"]))
     ax.set_xscale("log")
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("latency, arrival to departure (ns)")
     ax.set_ylabel("fraction of packets")
     ax.legend(loc="lower right", fontsize=8)
     traffic = runs[0].get("traffic", "")
-    ax.set_title(title or f"latency CDF, {traffic}")
+    ax.set_title(printable(title or f"latency CDF, {traffic}"))
     return _svg(fig)
 
 
@@ -151,7 +156,7 @@ def utilisation_svg(program: dict[str, Any], targets: Sequence[dict[str, Any]]
             ax.axhline(1.0, ls="--", lw=0.8, color="#455a64")
             ax.set_xlabel("logical stage")
             ax.set_ylabel("used / capacity")
-            ax.set_title(f"{name}: per-stage resources ({sm.get('stages_used', '?')} stages, "
+            ax.set_title(f"{printable(name)}: per-stage resources ({sm.get('stages_used', '?')} stages, "
                          f"{sm.get('status', '')})")
             ax.legend(fontsize=7, ncol=min(5, n), loc="upper right")
         return _svg(fig), "stage map"
@@ -168,7 +173,7 @@ def utilisation_svg(program: dict[str, Any], targets: Sequence[dict[str, Any]]
         util = r["metrics"]["utilisation"]
         xs = [i + (k - (n - 1) / 2) * width for i in range(len(stations))]
         ax.bar(xs, [util.get(s, 0.0) or 0.0 for s in stations], width,
-               color=colors.get(r["target"]), label=r["target"])
+               color=colors.get(r["target"]), label=printable(r["target"]))
     ax.set_xticks(range(len(stations)), ["link", "NIC", "PCIe", "host cores (mean)"])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("utilisation")
@@ -206,8 +211,8 @@ def overview_svg(rows: Sequence[dict[str, Any]], programs: Sequence[str],
             ax.text(j, i, text, ha="center", va="center", fontsize=6.5,
                     color="white" if v and vals and v < math.sqrt(max(vals) * min(vals))
                     else "black")
-    ax.set_xticks(range(len(targets)), targets)
-    ax.set_yticks(range(len(programs)), programs, fontsize=7.5)
+    ax.set_xticks(range(len(targets)), [printable(t) for t in targets])
+    ax.set_yticks(range(len(programs)), [printable(p) for p in programs], fontsize=7.5)
     ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False)
     ax.grid(False)
     ax.set_title(f"achieved Mpps at {size} B line rate, and feasibility", pad=22)

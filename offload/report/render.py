@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import printable
 from offload.report import cfg_svg, plots
 from offload.report.source import read_lines
 
@@ -27,7 +28,9 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 VERDICT_CLASS = {"full": "v-full", "partial": "v-partial", "host-only": "v-host"}
 
 
-def _env() -> Any:
+def _env(markdown: bool = False) -> Any:
+    """The templates' environment; ``markdown``: values also have ``|`` escaped, so a name
+    cannot split a Markdown table cell."""
     import jinja2
 
     env = jinja2.Environment(
@@ -35,10 +38,26 @@ def _env() -> Any:
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
                                             default_for_string=False),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True)
+        keep_trailing_newline=True, finalize=_shown_md if markdown else _shown)
     env.filters.update(num=fmt_num, pct=fmt_pct, ns=fmt_ns, sortkey=sort_key)
     env.globals.update(VERDICT_CLASS=VERDICT_CLASS, stage_columns=stage_columns)
     return env
+
+
+def _shown(value: Any) -> Any:
+    """Every ``{{ value }}`` of every template goes through ``printable`` (HTML autoescape comes
+    after it; Markdown has no escaping of its own), except what is already ``Markup`` (the
+    inline CFG drawing, source lines prepared in ``_sources``)."""
+    from markupsafe import Markup
+
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return printable(value)
+    return value
+
+
+def _shown_md(value: Any) -> Any:
+    value = _shown(value)
+    return value.replace("|", "\\|") if isinstance(value, str) else value
 
 
 # --- formatting --------------------------------------------------------------------------
@@ -110,13 +129,18 @@ def _reason_lines(program: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _sources(program: dict[str, Any]) -> list[dict[str, Any]]:
+    """The source files shown on a program page; a line's text is escaped here (``Markup``),
+    keeping its tabs."""
+    from markupsafe import escape
+
     hits = _reason_lines(program)
     out = []
     for sf in program.get("sources", []):
         lines, whole = read_lines(sf)
         prefix = "L" if sf["main"] else f"{sf['slug']}-L"
         out.append({"file": sf, "whole": whole, "lines": [
-            {"n": n, "text": text, "id": f"{prefix}{n}", "hits": hits.get(f"{prefix}{n}", [])}
+            {"n": n, "text": escape(printable(text, keep="\t")), "id": f"{prefix}{n}",
+             "hits": hits.get(f"{prefix}{n}", [])}
             for n, text in lines]})
     return out
 
@@ -205,7 +229,7 @@ def write_report(doc: dict[str, Any], out: Path,
            "host_names": [t["name"] for t in doc["targets"] if t["location"] == "host"]}
     (out / "index.html").write_text(env.get_template("index.html.j2").render(**ctx),
                                     encoding="utf-8")
-    (out / "summary.md").write_text(env.get_template("summary.md.j2").render(**ctx),
+    (out / "summary.md").write_text(_env(markdown=True).get_template("summary.md.j2").render(**ctx),
                                     encoding="utf-8")
     (out / "report.json").write_text(
         json.dumps(clean_json(doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")

@@ -16,15 +16,21 @@ a rich progress bar on stderr counts the steps when stderr is a terminal.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import queue
 import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import markup, printable
+from offload import cli_args
+from offload.cleanup import Janitor, die_with_parent
 from offload.report.collect import (
     Plan,
     ReportError,
@@ -35,51 +41,71 @@ from offload.report.collect import (
     plan,
 )
 from offload.report.simulate import DEFAULT_LATENCY_TRAFFIC, DEFAULT_SIZES
+from offload.report.source import display_path
 
 REPORT_MARKER = "report.json"
 
 
 # --- the output folder -------------------------------------------------------------------
 
-def prepare_output(out: str | os.PathLike[str]) -> Path:
-    """A fresh temporary folder next to ``out`` (``ReportError`` when that is impossible or
-    ``out`` is something the report must not replace)."""
-    target = Path(out)
+def _check_target(target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise ReportError(f"{target}: exists and is not a folder")
     if target.is_dir() and any(target.iterdir()) and not (target / REPORT_MARKER).exists():
         raise ReportError(f"{target}: folder is not empty and holds no previous report "
                           f"({REPORT_MARKER}); choose another output folder")
+
+
+def prepare_output(out: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Fresh temporary folders next to ``out``: (the new report, a place for the old one);
+    ``ReportError`` when that is impossible or ``out`` is something the report must not
+    replace. Both get the user's umask."""
+    target = Path(out)
+    _check_target(target)
     parent = target.resolve().parent
     if not parent.is_dir():
         raise ReportError(f"{target}: parent folder {parent} does not exist")
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
     except OSError as exc:
         raise ReportError(f"{target}: cannot write in {parent}: "
                           f"{exc.strerror or exc}") from exc
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
-    return tmp
+    return tmp, old
 
 
-def commit_output(tmp: Path, out: str | os.PathLike[str]) -> None:
-    """Put the finished report in place of ``out`` (two renames; the old one removed)."""
-    target = Path(out)
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=tmp.parent))
-        os.rename(target, old / "report")
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive flock on ``folder`` itself: two reports into one place take turns at
+    the swap instead of racing between its check and its renames."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.rename(tmp, target)
-    except OSError:
-        if old is not None:
-            os.rename(old / "report", target)
-            shutil.rmtree(old, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def commit_output(tmp: Path, out: str | os.PathLike[str], old: Path) -> None:
+    """Put the finished report in place of ``out`` (two renames, under the parent folder's
+    lock; the old report goes to ``old`` and is removed). A writer that finds ``out``
+    replaced by something that is not a report fails with ReportError; otherwise the last
+    writer's report stays, as if they had run one after the other."""
+    target = Path(out)
+    with _locked(tmp.parent):
+        _check_target(target)
+        if target.exists():
+            os.rename(target, old / "report")
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if (old / "report").exists():
+                os.rename(old / "report", target)
+            raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # --- gathering, in worker processes ------------------------------------------------------
@@ -87,9 +113,11 @@ def commit_output(tmp: Path, out: str | os.PathLike[str]) -> None:
 _QUEUE: Any = None
 
 
-def _init_worker(q: Any) -> None:
+def _init_worker(q: Any, parent_pid: int) -> None:
     global _QUEUE  # one per worker process, set once by its initializer
     _QUEUE = q
+    die_with_parent(parent_pid)
+    q.put(("worker", os.getpid()))  # so that the parent can stop it (see gather)
 
 
 def _worker(spec: Any, plan_: Plan, permitted: tuple[bool, str]) -> dict[str, Any]:
@@ -107,38 +135,103 @@ def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None
     permitted = bpf_permitted()
     doc = new_document(plan_, permitted)
     step = progress or (lambda _msg: None)
+    results: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     if jobs <= 1 or len(plan_.programs) <= 1:
-        doc["programs"] = [collect_program(s, plan_, permitted=permitted, step=step)
-                           for s in plan_.programs]
-        return finish_document(doc)
+        for s in plan_.programs:
+            try:
+                results[s.id] = collect_program(s, plan_, permitted=permitted, step=step)
+            except Exception as exc:  # MemoryError included: the row says why
+                failed[s.id] = _failure(exc)
+        return _finish(doc, plan_, results, failed)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     # fork: the workers inherit the imported modules; ProcessPoolExecutor forks all of
     # them at the first submit, before the progress bar starts its refresh thread.
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
-    results: dict[str, dict[str, Any]] = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(q,)) as pool:
+    workers: set[int] = set()
+    broken: list[Any] = []
+
+    def new_pool(size: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=size, mp_context=ctx,
+                                   initializer=_init_worker, initargs=(q, os.getpid()))
+
+    pool = new_pool(jobs)
+    try:
         futures = {pool.submit(_worker, s, plan_, permitted): s for s in plan_.programs}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.1)
-            _drain(q, step)
+            _drain(q, step, workers)
             for f in done:
-                results[futures[f].id] = f.result()
-        _drain(q, step)
-    doc["programs"] = [results[s.id] for s in plan_.programs]
+                try:
+                    results[futures[f].id] = f.result()
+                except BrokenProcessPool:
+                    broken.append(futures[f])
+                except Exception as exc:  # MemoryError included: the row says why
+                    failed[futures[f].id] = _failure(exc)
+        _drain(q, step, workers)
+        pool.shutdown()
+        # A dead worker breaks the whole pool and every program still in it: each of
+        # those runs again alone, so only the one that kills its worker fails.
+        for s in broken:
+            pool = new_pool(1)
+            try:
+                results[s.id] = pool.submit(_worker, s, plan_, permitted).result()
+            except Exception as exc:  # BrokenProcessPool or the program's error
+                failed[s.id] = _failure(exc)
+            pool.shutdown()
+            _drain(q, step, workers)
+    except BaseException:
+        # interrupted or terminated: stop the workers now rather than wait for their
+        # programs (they also die with us: die_with_parent)
+        _drain(q, step, workers)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for pid in workers:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise
+    return _finish(doc, plan_, results, failed)
+
+
+def _failure(exc: BaseException) -> str:
+    """One line for a program whose gathering failed: the exception's first line."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if isinstance(exc, BrokenProcessPool):
+        return ("its worker process died (killed, e.g. out of memory, or a crash) "
+                "before it finished")
+    if isinstance(exc, MemoryError):
+        return "out of memory while gathering it (MemoryError)"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _finish(doc: dict[str, Any], plan_: Plan, results: dict[str, dict[str, Any]],
+            failed: dict[str, str]) -> dict[str, Any]:
+    """The document with every program gathered, and one ``failed`` row (object, program,
+    reason) per program whose gathering failed: one bad object does not lose the rest."""
+    doc["programs"] = [results[s.id] for s in plan_.programs if s.id in results]
+    doc["failed"] = [{"id": s.id, "object": display_path(s.path), "program": s.program,
+                      "reason": failed[s.id]} for s in plan_.programs if s.id in failed]
     return finish_document(doc)
 
 
-def _drain(q: Any, step: Callable[[str], None]) -> None:
+
+
+def _drain(q: Any, step: Callable[[str], None], workers: set[int]) -> None:
     while True:
         try:
-            step(q.get_nowait())
+            msg = q.get_nowait()
         except queue.Empty:
             return
+        if isinstance(msg, tuple):
+            workers.add(msg[1])
+        else:
+            step(msg)
 
 
 # --- the command -------------------------------------------------------------------------
@@ -170,7 +263,7 @@ def options_from_args(args: argparse.Namespace) -> ReportOptions:
         trace_packets=args.trace_packets, host_packets=args.host_packets,
         host_repeat=args.host_repeat, seed=args.seed, maps_dir=args.maps_dir,
         rtl_results=args.rtl_results, simulate=not args.no_sim,
-        mapper_time_limit_s=args.mapper_time_limit)
+        mapper_time_limit_s=args.mapper_time_limit, executor=args.executor)
 
 
 def run_report(objects: list[str], out: str, options: ReportOptions, *, jobs: int = 1,
@@ -179,15 +272,14 @@ def run_report(objects: list[str], out: str, options: ReportOptions, *, jobs: in
     from offload.report.render import write_report
 
     plan_ = plan(objects, options)
-    tmp = prepare_output(out)
-    try:
+    tmp, old = prepare_output(out)
+    # the watcher removes both folders even when we are killed (SIGKILL), and puts the
+    # previous report back if the kill came between the two renames of the swap
+    with Janitor([tmp, old], restore=(old / "report", Path(out).resolve())):
         with _progress(plan_.num_steps() + len(plan_.programs) + 1, show_progress) as advance:
             doc = gather(plan_, jobs=jobs, progress=advance)
             write_report(doc, tmp, step=advance)
-        commit_output(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        commit_output(tmp, out, old)
     return doc
 
 
@@ -215,7 +307,7 @@ class _progress:
         self.bar = Progress(TextColumn("report"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(),
                             TextColumn("[dim]{task.description}"),
-                            console=Console(stderr=True), transient=True)
+                            console=Console(stderr=True, emoji=False), transient=True)
         task = self.bar.add_task("", total=self.total)
         started = False
 
@@ -224,7 +316,7 @@ class _progress:
             if not started:  # lazily: worker processes fork before the refresh thread runs
                 self.bar.start()
                 started = True
-            self.bar.update(task, advance=1, description=msg[:60])
+            self.bar.update(task, advance=1, description=markup(printable(msg)[:60]))
         return advance
 
     def __exit__(self, *exc: object) -> None:
@@ -235,13 +327,15 @@ class _progress:
 def cmd_report(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     jobs = args.jobs if args.jobs is not None else default_jobs()
-    if jobs < 1:
-        raise ReportError(f"--jobs: expected at least 1, got {jobs}")
     doc = run_report(args.objects, args.output, options, jobs=jobs)
     rows = doc["comparison"]
-    print(f"{args.output}: {len(doc['programs'])} programs x {len(doc['targets'])} targets "
-          f"({len(rows)} rows); open {os.path.join(args.output, 'index.html')}",
+    print(f"{printable(args.output)}: {len(doc['programs'])} programs x "
+          f"{len(doc['targets'])} targets ({len(rows)} rows); "
+          f"open {printable(os.path.join(args.output, 'index.html'))}",
           file=sys.stderr)
+    for f in doc.get("failed", []):
+        print(f"{args.output}: {f['id']} failed ({f['object']}): {f['reason']}",
+              file=sys.stderr)
     return 0
 
 
@@ -269,23 +363,31 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "`offload rtl PROG.o --results DIR` writes them (else "
                         "DIR/<program>.json or DIR/<object stem>.json); at least packets, "
                         "mismatches, cycles_per_packet, ii, mpps")
-    p.add_argument("--packets", type=int, default=ReportOptions.packets,
+    p.add_argument("--executor", choices=("auto", "vm"), default=ReportOptions.executor,
+                   help="what runs every simulated packet: vm, or auto (the VM where a cost "
+                        "model reads paths, else the kernel's BPF_PROG_TEST_RUN; default)")
+    p.add_argument("--packets", type=cli_args.sim_packets, default=ReportOptions.packets,
                    help=f"packets per simulation run (default {ReportOptions.packets})")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, metavar="LIST",
                    help="frame sizes of the throughput sweep (default "
                         f"{','.join(map(str, DEFAULT_SIZES))})")
     p.add_argument("--latency-traffic", default=DEFAULT_LATENCY_TRAFFIC, metavar="SPEC",
-                   help=f"traffic of the latency CDF run (default {DEFAULT_LATENCY_TRAFFIC})")
-    p.add_argument("--trace-packets", type=int, default=ReportOptions.trace_packets,
+                   help="traffic of the latency CDF run (default "
+                        f"{DEFAULT_LATENCY_TRAFFIC.replace('%', '%%')})")
+    p.add_argument("--trace-packets", type=cli_args.vm_packets,
+                   default=ReportOptions.trace_packets,
                    help="VM traces per program for the cost models and the punted fraction")
-    p.add_argument("--host-packets", type=int, default=ReportOptions.host_packets,
+    p.add_argument("--host-packets", type=cli_args.vm_packets,
+                   default=ReportOptions.host_packets,
                    help="packets timed with BPF_PROG_TEST_RUN per program")
-    p.add_argument("--host-repeat", type=int, default=ReportOptions.host_repeat,
+    p.add_argument("--host-repeat", type=cli_args.test_run_repeat,
+                   default=ReportOptions.host_repeat,
                    help="BPF_PROG_TEST_RUN repeat per packet")
-    p.add_argument("--mapper-time-limit", type=float, default=ReportOptions.mapper_time_limit_s,
+    p.add_argument("--mapper-time-limit", type=cli_args.time_limit,
+                   default=ReportOptions.mapper_time_limit_s,
                    metavar="S", help="CP-SAT time limit per program and pipeline target")
-    p.add_argument("--seed", type=int, default=ReportOptions.seed)
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--seed", type=cli_args.seed, default=ReportOptions.seed)
+    p.add_argument("--jobs", type=cli_args.jobs, default=None,
                    help="worker processes (default: 2, or 1 on one CPU; the kernel "
                         "serialises BPF_PROG_TEST_RUN, so more do not help)")
     p.add_argument("--no-sim", action="store_true", help="skip the simulation runs")

@@ -76,16 +76,18 @@ def run_one(scenario: Any, *, cdf: bool = False, cache: Any = None) -> dict[str,
         return {"error": _one_line(exc)}
     metrics = {k: report["metrics"][k] for k in _KEEP_METRICS if k in report["metrics"]}
     punted = np.array([o.punted for o in prep.outcomes], dtype=bool)
-    rep = prep.traffic.rep
+    assert prep.behaviour is not None
+    klass = prep.behaviour.klass
     out: dict[str, Any] = {
         "metrics": metrics,
-        "punted_fraction": float(punted[rep].mean()) if len(rep) else 0.0,
-        "punted_representatives": int(punted.sum()),
+        "punted_fraction": float(punted[klass].mean()) if len(klass) else 0.0,
+        "punted_packets": int(punted[klass].sum()),
         "nic_cost": report.get("nic_cost"),
         "line_rate_gbps": float(prep.target.line_rate_gbps),
         "host_cost_source": prep.host_cost_source,
         "assumptions": report["assumptions"],
-        "representatives": len(prep.traffic.reps),
+        "classes": len(prep.outcomes),
+        "executor": prep.behaviour.executor,
     }
     if cdf:
         result = engine_fast.run(prep.workload)
@@ -99,7 +101,8 @@ def simulate_program(path: str, program: str, maps: str | None, targets: Sequenc
                      target_files: Sequence[str] = (),
                      nic_costs: dict[str, Any] | None = None,
                      cache: Any = None,
-                     step: Callable[[str], None] | None = None) -> dict[str, Any]:
+                     step: Callable[[str], None] | None = None,
+                     executor: str = "auto") -> dict[str, Any]:
     """Every run for one program: ``{"sweep": [...], "latency": [...]}``, one entry per
     (target, size) and per target. ``nic_costs`` maps a target name to its ``NicCost``
     (default: the simulator's own, the mapping on a pipeline; each run's ``nic_cost`` says
@@ -112,7 +115,7 @@ def simulate_program(path: str, program: str, maps: str | None, targets: Sequenc
     for t in targets:
         base: dict[str, Any] = {"program": path, "program_name": program, "maps": maps,
                                 "target": t.name, "target_files": tuple(target_files),
-                                "packets": packets, "seed": seed}
+                                "packets": packets, "seed": seed, "executor": executor}
         cost = (nic_costs or {}).get(t.name)
         if cost is not None:
             base["nic_cost"] = cost

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ebpf.display import printable
+
 # Column -> Arrow type name. A failed point has its inputs, its error, and nulls elsewhere.
 COLUMNS: dict[str, str] = {
     "key": "string", "object": "string", "program": "string", "maps": "string",
@@ -121,7 +123,7 @@ def write_plots(out_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
             params = json.loads(r["params"])
             if name in params and isinstance(params[name], (int, float)):
                 others = {k: v for k, v in params.items() if k != name}
-                label = f"{r['program']} {r['target']} {r['traffic']}" + (
+                label = printable(f"{r['program']} {r['target']} {r['traffic']}") + (
                     f" {others}" if others else "")
                 series.setdefault(label, []).append((params[name], r["achieved_mpps"]))
         if not series:
@@ -151,7 +153,7 @@ def write_plots(out_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
                     label=f"{target} {traffic} Pareto front")
         ax.set_xlabel("resources (pipeline stages / NPU threads / VLIW lanes / host cores)")
         ax.set_ylabel("achieved Mpps")
-        ax.set_title(f"{program}: resources against throughput")
+        ax.set_title(f"{printable(program)}: resources against throughput")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -167,8 +169,7 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:,.2f}"
-    text = str(value).replace("|", "\\|")
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    return printable(value).replace("|", "\\|")
 
 
 def summary_markdown(rows: list[dict[str, Any]], counts: dict[str, int], engine: str,

@@ -42,7 +42,7 @@ from hw.errors import HwError
 from hw.targets import load_target, parse_target
 from offload.errors import SweepSpecError
 from sim.errors import SimError
-from sim.scenario import HOST_COSTS
+from sim.scenario import HOST_COSTS, MAX_PACKETS, MAX_SEED
 from sim.spec import parse_traffic
 
 # Friendly parameter names per target kind -> the profile key they set (dotted path; an
@@ -119,6 +119,8 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
         raise SweepSpecError(f"{path}: not UTF-8 text: {exc.reason}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SweepSpecError(f"{path}: TOML syntax error: {exc}") from exc
+    except RecursionError as exc:
+        raise SweepSpecError(f"{path}: not TOML we read: nested too deeply") from exc
 
 
 def _path(value: Any, base: Path, source: str, key: str) -> str:
@@ -170,12 +172,14 @@ def _strings(doc: dict[str, Any], key: str, source: str) -> list[str]:
 
 
 def _int(doc: dict[str, Any], key: str, source: str, default: int | None,
-         minimum: int) -> int | None:
+         minimum: int, maximum: int) -> int | None:
     if key not in doc:
         return default
     value = doc[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(source, key, f"expected an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not minimum <= value <= maximum:
+        raise _fail(source, key, f"expected an integer in {minimum}..{maximum}, "
+                                 f"got {value!r}")
     return value
 
 
@@ -274,8 +278,8 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     programs = _programs(doc, base, source)
     targets = _strings(doc, "targets", source)
     traffic = _strings(doc, "traffic", source)
-    packets = _int(doc, "packets", source, None, 1)
-    seed = _int(doc, "seed", source, 1, 0)
+    packets = _int(doc, "packets", source, None, 1, MAX_PACKETS)
+    seed = _int(doc, "seed", source, 1, 0, MAX_SEED)
     host = doc.get("host", "host")
     host_cost = doc.get("host_cost", "auto")
     if host_cost not in HOST_COSTS:

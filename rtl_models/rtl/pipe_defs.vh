@@ -2,8 +2,8 @@
 // and the PHV index space (operands name fields by a 6-bit index).
 //
 // Included inside the body of a module that declares the parameters NUM_CONTAINERS,
-// PREDICATE_BITS, WINDOW_BYTES and WINDOW_HEADROOM. rtl_models/tbkit/phv.py mirrors this
-// layout for the testbenches; keep the two in step.
+// PREDICATE_BITS, WINDOW_BYTES and WINDOW_HEADROOM. The offsets are generated from
+// rtl_models/tbkit/phv.py (FIELDS), which the testbenches pack and unpack with.
 //
 // Layout, least significant bit first:
 //   containers     NUM_CONTAINERS x 64   container c at [64c+63:64c]
@@ -21,7 +21,8 @@
 //   pass           8                     current pass (section 6)
 //   admit_cycle    64                    cycle of the first entry into stage 0
 //   window         (H + W) x 8           WIN[i] at [8i+7:8i]; WIN[H + p] holds position p
-localparam POS_BITS = 18;  // signed positions; the spec's 16 bits plus room for 64 KiB frames
+// BEGIN generated from rtl_models/tbkit/phv.py (python -m rtl_models.tbkit.phv)
+localparam POS_BITS = 18;  // signed positions: the spec's 16 bits plus room for 64 KiB frames
 localparam WIN_BYTES = WINDOW_HEADROOM + WINDOW_BYTES;
 localparam WIN_BITS = 8 * WIN_BYTES;
 localparam PHV_CONT = 0;
@@ -40,6 +41,7 @@ localparam PHV_PASS = PHV_ZERO_FROM + POS_BITS;
 localparam PHV_ADMIT = PHV_PASS + 8;
 localparam PHV_WIN = PHV_ADMIT + 64;
 localparam PHV_BITS = PHV_WIN + WIN_BITS;
+// END generated
 localparam RD_BITS = 64 * 64;  // the read bus: the 64 index-space values, index i at [64i+63:64i]
 
 // The read bus of a PHV: every index of the index space (section 4) as a 64-bit value.

@@ -1,18 +1,68 @@
-"""The PHV as one integer, laid out as rtl/pipe_defs.vh lays it out (keep the two in step).
+"""The PHV as one integer, and the one description of its layout (docs/pipeline.md 4).
 
 The RTL moves a PHV between units as one flat vector; testbenches of units that take or
-give a PHV (parser, stage, deparser) pack and unpack it here. Field widths and order are
-those of pipe_defs.vh; ``PhvLayout.from_target`` takes them from a ``TargetParams``.
+give a PHV (parser, stage, deparser) pack and unpack it here. ``FIELDS`` is the layout;
+the offsets of rtl/pipe_defs.vh are generated from it (``python -m rtl_models.tbkit.phv``
+rewrites the marked block; tests/rtl/test_phv_layout.py fails when the file differs).
+``PhvLayout.from_target`` takes the parameters from a ``TargetParams``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hw.pipeline.config import TargetParams
 
-POS_BITS = 18  # head, end, zero_from: signed (pipe_defs.vh POS_BITS)
+POS_BITS = 18  # head, end, zero_from: signed; the spec's 16 bits plus room for 64 KiB frames
 M64 = (1 << 64) - 1
+
+FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("cont", "PHV_CONT", "64 * NUM_CONTAINERS"), ("pred", "PHV_PRED", "PREDICATE_BITS"),
+    ("verdict", "PHV_VERDICT", "32"), ("redirect", "PHV_REDIRECT", "32"),
+    ("punt", "PHV_PUNT", "32"), ("fault", "PHV_FAULT", "1"), ("pkt_len", "PHV_PKT_LEN", "16"),
+    ("ingress", "PHV_INGRESS", "32"), ("queue", "PHV_QUEUE", "32"),
+    ("head", "PHV_HEAD", "POS_BITS"), ("end", "PHV_END", "POS_BITS"),
+    ("zero_from", "PHV_ZERO_FROM", "POS_BITS"), ("pass", "PHV_PASS", "8"),
+    ("admit", "PHV_ADMIT", "64"), ("win", "PHV_WIN", "WIN_BITS"))
+"""The PHV's fields, least significant first: (name, the Verilog offset localparam, the width
+as a product of numbers and the including module's parameters)."""
+BEGIN = "// BEGIN generated from rtl_models/tbkit/phv.py (python -m rtl_models.tbkit.phv)"
+END = "// END generated"
+
+
+def _width(expr: str, params: dict[str, int]) -> int:
+    """The value of a width such as ``64 * NUM_CONTAINERS`` for the given parameters."""
+    value = 1
+    for term in expr.split("*"):
+        term = term.strip()
+        value *= int(term) if term.isdigit() else params[term]
+    return value
+
+
+def verilog_layout() -> str:
+    """The localparams of pipe_defs.vh's generated block (without the markers)."""
+    lines = [f"localparam POS_BITS = {POS_BITS};  // signed positions: the spec's 16 bits "
+             "plus room for 64 KiB frames",
+             "localparam WIN_BYTES = WINDOW_HEADROOM + WINDOW_BYTES;",
+             "localparam WIN_BITS = 8 * WIN_BYTES;"]
+    prev = None
+    for _, param, width in FIELDS:
+        lines.append(f"localparam {param} = {'0' if prev is None else ' + '.join(prev)};")
+        prev = (param, width)
+    lines.append(f"localparam PHV_BITS = {' + '.join(prev)};")
+    return "\n".join(lines) + "\n"
+
+
+def write_verilog(path: Path) -> bool:
+    """Rewrite the generated block of ``path`` (pipe_defs.vh); True when it changed."""
+    text = path.read_text()
+    head, _, rest = text.partition(BEGIN + "\n")
+    _, _, tail = rest.partition(END + "\n")
+    new = head + BEGIN + "\n" + verilog_layout() + END + "\n" + tail
+    if new != text:
+        path.write_text(new)
+    return new != text
 
 
 @dataclass
@@ -48,19 +98,18 @@ class PhvLayout:
     def from_target(cls, t: TargetParams) -> PhvLayout:
         return cls(t.num_containers, t.predicate_bits, t.window_bytes, t.window_headroom)
 
-    # field offsets, as pipe_defs.vh
+    # field offsets: the generated block of pipe_defs.vh computes the same
     @property
     def win_bytes(self) -> int:
         return self.window_headroom + self.window_bytes
 
-    def _offsets(self) -> dict[str, tuple[int, int]]:
-        names = [("cont", 64 * self.num_containers), ("pred", self.predicate_bits),
-                 ("verdict", 32), ("redirect", 32), ("punt", 32), ("fault", 1),
-                 ("pkt_len", 16), ("ingress", 32), ("queue", 32), ("head", POS_BITS),
-                 ("end", POS_BITS), ("zero_from", POS_BITS), ("pass", 8), ("admit", 64),
-                 ("win", 8 * self.win_bytes)]
+    def offsets(self) -> dict[str, tuple[int, int]]:
+        """Field name -> (lowest bit, width); "total" -> (PHV bits, 0)."""
+        params = {"NUM_CONTAINERS": self.num_containers, "PREDICATE_BITS": self.predicate_bits,
+                  "POS_BITS": POS_BITS, "WIN_BITS": 8 * self.win_bytes}
         out, lo = {}, 0
-        for name, bits in names:
+        for name, _, width in FIELDS:
+            bits = _width(width, params)
             out[name] = (lo, bits)
             lo += bits
         out["total"] = (lo, 0)
@@ -68,13 +117,13 @@ class PhvLayout:
 
     @property
     def bits(self) -> int:
-        return self._offsets()["total"][0]
+        return self.offsets()["total"][0]
 
     def empty(self) -> Phv:
         return Phv(containers=[0] * self.num_containers, window=bytearray(self.win_bytes))
 
     def pack(self, p: Phv) -> int:
-        off = self._offsets()
+        off = self.offsets()
         v = 0
 
         def put(name: str, value: int) -> None:
@@ -100,7 +149,7 @@ class PhvLayout:
         return v
 
     def unpack(self, v: int) -> Phv:
-        off = self._offsets()
+        off = self.offsets()
 
         def get(name: str, signed: bool = False) -> int:
             lo, bits = off[name]
@@ -130,3 +179,8 @@ class PhvLayout:
         p.queue = queue
         p.end = p.zero_from = len(packet)
         return p
+
+
+if __name__ == "__main__":
+    target = Path(__file__).resolve().parent.parent / "rtl" / "pipe_defs.vh"
+    print(f"{target}: {'rewritten' if write_verilog(target) else 'up to date'}")

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import ebpf.xdp
 from ebpf.differential import DiffReport, Scenario, VmSide, differential, num_cpus, prepare
 from ebpf.elf import load
-from ebpf.kernel_load import bpf_permitted
+from ebpf.map_state import MapStateError
 from ebpf.maps import LruHashMap
 from ebpf.program import ElfObject
 from ebpf.xdp import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpResult
@@ -34,8 +34,7 @@ from tests.budget import examples
 from tests.conftest import CORPUS_NAMES, ROOT, corpus_object
 from tests.ebpf.packet_strategies import packets
 
-PERMITTED, REASON = bpf_permitted()
-needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not permitted: {REASON}")
+needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 
 SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
 PACKETS = random_packets(2000, seed=1)
@@ -283,3 +282,32 @@ def test_scenario_files_are_json_with_known_top_level_keys():
     for path in sorted(Path(SCENARIOS).glob("*.json")):
         doc = json.loads(path.read_text())
         assert set(doc) <= {"maps", "routes", "clock", "description"}, path.name
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"maps": {}, "routes": 5}, '"routes" must be a list, got int'),
+    ({"maps": {}, "clock": [1]}, '"clock" must be an object, got list'),
+    ({"maps": {}, "clock": {"start_ns": 1 << 64}}, "clock.start_ns: expected an integer in "
+                                                  "0..18446744073709551615"),
+    ({"maps": {}, "clock": {"step_ns": 1.5}}, "clock.step_ns: expected an integer"),
+    ({"maps": {}, "clock": {"step_ns": True}}, "clock.step_ns: expected an integer"),
+    ({"maps": {}, "routes": [{"prefix": 5, "ifindex": 2}]}, r"routes\[0\].prefix: expected "
+                                                            "a string"),
+    ({"maps": {}, "routes": [{"prefix": "10.0.0.0/8", "ifindex": 1 << 40}]},
+     r"routes\[0\].ifindex: expected an integer in 0..2147483647"),
+    ({"maps": {}, "routes": [{"prefix": "10.0.0.0/8", "ifindex": 2, "mtu": 20}]},
+     r"routes\[0\].mtu: expected 68..65535"),
+])
+def test_state_document_types_and_ranges_are_checked(doc, message):
+    """Wrong types and values out of the kernel's range in a state document are one
+    MapStateError naming the field, never a TypeError or a silently truncated value."""
+    with pytest.raises(MapStateError, match=f"^s.json: {message}"):
+        Scenario.from_dict(doc, "s.json")
+
+
+def test_deeply_nested_state_file_is_one_error(tmp_path):
+    """A state file nested 50,000 deep is one MapStateError, not a RecursionError."""
+    path = tmp_path / "deep.json"
+    path.write_text('{"maps": ' + "[" * 50_000 + "]" * 50_000 + "}")
+    with pytest.raises(MapStateError, match="deep.json: not JSON we read: nested too deeply"):
+        Scenario.load(path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ebpf.elf import _internal_map_name, load
+from ebpf.errors import ElfError
 from ebpf.isa import CallKind, Kind, PseudoSrc
 from ebpf.kernel_load import load_object
 from tests.conftest import compile_bpf, corpus_object
@@ -199,3 +200,59 @@ def test_section_program_types(section, expected):
     from ebpf.sections import program_type
 
     assert program_type(section)[0] == expected
+
+
+def test_default_program_is_the_first_xdp_one(tmp_path):
+    """With a tracepoint and a tc program first, the default program is the first XDP one;
+    the others are listed with why they are skipped; any program can still be named."""
+    from tests.mixed_sections import MIXED_SOURCE
+
+    obj = load(compile_bpf(tmp_path, MIXED_SOURCE, "mixed"))
+    assert obj.get_program().name == "xdp_first"
+    assert [p.name for p in obj.iter_xdp_programs()] == ["xdp_first", "xdp_second"]
+    skipped = {p.name: why for p, why in obj.iter_skipped_programs()}
+    assert set(skipped) == {"trace_write", "tc_classify", "odd_one"}
+    assert "sched_cls program (section 'tc'), not XDP" in skipped["tc_classify"]
+    assert "not one libbpf knows" in skipped["odd_one"]
+    assert obj.get_program("tc_classify").prog_type == "sched_cls"
+    with pytest.raises(ElfError, match="tracepoint program .* not XDP"):
+        obj.get_xdp_program("trace_write")
+    assert "not XDP, skipped: trace_write" in obj.default_note()
+
+
+def test_no_xdp_program_is_named_in_the_error(tmp_path):
+    """An object without XDP programs: the default pick lists what it has."""
+    obj = load(compile_bpf(tmp_path, '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
+                           'SEC("tc") int cls(struct __sk_buff *s) { return 0; }\n'
+                           'char LICENSE[] SEC("license") = "GPL";\n', "tc_only"))
+    with pytest.raises(ElfError, match=r"no XDP program \(have: cls \(sched_cls"):
+        obj.get_program()
+
+
+STATIC_RODATA_SOURCE = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+static const volatile __u32 limits[4] = {1, 2, 3, 4};	/* static: not mmapable */
+__u32 seen = 7;						/* global: .data is mmapable */
+
+SEC("xdp")
+int xdp_static_ro(struct xdp_md *ctx)
+{
+	__u32 i = ctx->rx_queue_index & 3;
+	seen++;
+	return limits[i] > 2 ? XDP_DROP : XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_global_data_flags_as_libbpf_sets_them(tmp_path):
+    """A .rodata of static variables only is RDONLY_PROG without MMAPABLE (128, not 1152),
+    a .data with a global variable MMAPABLE: the flags libbpf's open gives."""
+    path = compile_bpf(tmp_path, STATIC_RODATA_SOURCE, "static_ro")
+    ours = {m.name: m.flags for m in load(path).maps}
+    theirs = {m["name"]: m["map_flags"] for m in load_object(path, open_only=True).maps}
+    assert ours == theirs
+    assert sorted(ours.values()) == [128, 1024]

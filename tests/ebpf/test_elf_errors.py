@@ -137,6 +137,18 @@ def test_btf_string_offset_out_of_range(firewall):
         load_bytes(data, "fw.o")
 
 
+def test_newline_in_btf_name_keeps_error_one_line():
+    """A newline written into a BTF name (found by the mutation test below: lpm_router's field
+    'value' as 'va\\nue') is shown escaped: the error stays one line and names it intact."""
+    data = corpus_object("lpm_router").read_bytes()
+    assert data.count(b"\0value\0") >= 1
+    mutant = data.replace(b"\0value\0", b"\0va\nue\0")
+    with pytest.raises(ElfError) as info:
+        load_bytes(mutant, "mutant.o")
+    assert str(info.value) == ("mutant.o: map 'routes': unknown map definition field "
+                               "'va\\nue'")
+
+
 @settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(CORPUS_NAMES),
        edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.binary(min_size=1,
@@ -156,3 +168,44 @@ def test_mutated_objects_load_or_raise_own_error(name, edits, cut):
     except EbpfError as exc:
         assert str(exc).startswith("mutant.o"), str(exc)
         assert "\n" not in str(exc)
+
+
+def test_value_size_beyond_the_kernel_limit_is_refused_before_allocation(tmp_path):
+    """A map declaring 2^31-byte values (the kernel says E2BIG above KMALLOC_MAX_SIZE) is
+    refused at load with the limit, without allocating the value."""
+    path = compile_bpf(tmp_path, """#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(key_size, 4);
+         __uint(value_size, 0x80000000); __uint(max_entries, 1); } big SEC(".maps");
+SEC("xdp") int p(struct xdp_md *ctx) { __u32 k = 0; bpf_map_lookup_elem(&big, &k);
+                                       return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+""", name="big")
+    with pytest.raises(ElfError, match="big.o: map 'big': value_size 2147483648 exceeds the "
+                                       "kernel's limit 4194304"):
+        load(path)
+
+
+def test_key_size_beyond_the_bpf_stack_is_refused(tmp_path):
+    """A hash map with a 4 KiB key (longer than MAX_BPF_STACK) is refused at load."""
+    path = compile_bpf(tmp_path, """#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(key_size, 4096);
+         __uint(value_size, 4); __uint(max_entries, 1); } wide SEC(".maps");
+SEC("xdp") int p(struct xdp_md *ctx) { return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+""", name="wide")
+    with pytest.raises(ElfError, match="wide.o: map 'wide': key_size 4096 exceeds the "
+                                       "kernel's limit 512"):
+        load(path)
+
+
+def test_huge_bss_is_refused_before_its_zeros_are_allocated():
+    """A `.bss` whose sh_size claims 2^62 bytes is one error naming the section, not a
+    MemoryError from allocating its zeros."""
+    data = corpus_object("globals").read_bytes()
+    bss = section_header(data, ".bss")
+    data = patched(data, bss["hdr"] + 32, struct.pack("<Q", 1 << 62))  # sh_size
+    with pytest.raises(ElfError, match="g.o: map '.bss': value_size 4611686018427387904 "
+                                       "exceeds the kernel's limit"):
+        load_bytes(data, "g.o")

@@ -19,12 +19,10 @@ import pytest
 
 from ebpf.asm import assemble
 from ebpf.elf import load
-from ebpf.kernel_load import bpf_permitted
 from ebpf.vm import Vm
 
-PERMITTED, REASON = bpf_permitted()
 pytestmark = [
-    pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not permitted: {REASON}"),
+    pytest.mark.kernel,  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
     pytest.mark.skipif(shutil.which("llvm-mc") is None, reason="llvm-mc not installed"),
 ]
 

@@ -20,12 +20,11 @@ from scapy.layers.l2 import Ether
 import ebpf.kernel
 from ebpf.errors import KernelError
 from ebpf.kernel import KernelCallError, KernelLoadError, KernelObject, XdpMd
-from ebpf.kernel_load import bpf_permitted, load_object
+from ebpf.kernel_load import load_object
 from ebpf.map_state import MapStateError
 from tests.conftest import compile_bpf, corpus_object
 
-PERMITTED, REASON = bpf_permitted()
-needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not usable: {REASON}")
+needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX = 0, 1, 2, 3
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
@@ -255,9 +254,9 @@ def test_firewall_rule_changes_verdict_and_counts():
         assert k.test_run(packet).retval == XDP_DROP
         assert k.test_run(udp_packet(sport=1235)).retval == XDP_PASS
         stats = k.dump_state(["verdict_stats"])["maps"]["verdict_stats"]
-    assert [e["key"] for e in stats] == [u32(i).hex() for i in range(5)]
+    assert [e["key"] for e in stats] == [u32(XDP_DROP).hex(), u32(XDP_PASS).hex()]
     by_action = {int.from_bytes(bytes.fromhex(e["key"]), "little"): percpu_sum(e) for e in stats}
-    assert by_action == {XDP_ABORTED: 0, XDP_DROP: 1, XDP_PASS: 2, XDP_TX: 0, 4: 0}
+    assert by_action == {XDP_DROP: 1, XDP_PASS: 2}
 
 
 @needs_bpf
@@ -347,6 +346,7 @@ def test_map_in_map_slots_set_by_name(tmp_path):
         }}
         k.load_state(doc)
         assert k.test_run(udp_packet()).retval == 7
+        doc["maps"]["inner_a"] = doc["maps"]["inner_a"][:1]  # zero entries are not dumped
         assert k.dump_state(["inner_a", "outer", "outer_hash"]) == doc
         k.update("outer", u32(0), "inner_b")
         assert k.lookup("outer", u32(0)) == "inner_b"

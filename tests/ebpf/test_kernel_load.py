@@ -22,9 +22,7 @@ CORPUS_SRC = ROOT / "examples" / "xdp"
 CORPUS_OBJ = ROOT / "build" / "xdp"
 CORPUS = sorted(p.stem for p in CORPUS_SRC.glob("*.c"))
 
-PERMITTED, REASON = bpf_permitted()
-needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not usable: {REASON}")
-pytestmark = pytest.mark.kernel
+needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 
 # BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG (include/uapi/linux/bpf.h)
 NO_PREALLOC = 1 << 0

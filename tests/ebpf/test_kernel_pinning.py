@@ -20,11 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from ebpf.kernel_load import bpf_permitted
 from tests.conftest import ROOT, compile_bpf
 
-PERMITTED, REASON = bpf_permitted()
-needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not usable: {REASON}")
+needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 
 PINNED_SOURCE = """\
 #include <linux/bpf.h>

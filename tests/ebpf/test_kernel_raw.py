@@ -25,7 +25,7 @@ import ebpf.kernel
 from ebpf.elf import load
 from ebpf.errors import KernelError
 from ebpf.kernel import KernelCallError, KernelLoadError, KernelObject
-from ebpf.kernel_load import bpf_permitted, libbpf
+from ebpf.kernel_load import libbpf
 from ebpf.kernel_raw import (
     ATTACH_TYPE_IDS,
     MapCreateAttr,
@@ -38,8 +38,7 @@ from ebpf.map_state import MapStateError
 from ebpf.rewrite import CLOCK_MAP, clock_state, inject_clock
 from tests.conftest import compile_bpf, corpus_object
 
-PERMITTED, REASON = bpf_permitted()
-needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not usable: {REASON}")
+needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 UAPI_HEADER = Path("/usr/include/linux/bpf.h")
 
 XDP_DROP, XDP_PASS = 1, 2

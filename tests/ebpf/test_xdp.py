@@ -332,3 +332,17 @@ def test_store_bytes_across_fragment_boundary():
     buff.write_bytes(3518, b"\x01\x02\x03\x04")
     out = buff.output()
     assert out[3518:3522] == b"\x01\x02\x03\x04" and len(out) == 5000
+
+
+def test_vm_refuses_a_tc_program(tmp_path):
+    """run_xdp on a sched_cls program: VmError naming the type, not an XDP verdict."""
+    from ebpf.elf import load
+    from ebpf.errors import VmError
+    from ebpf.vm import Vm
+    from tests.conftest import compile_bpf
+    from tests.mixed_sections import MIXED_SOURCE
+
+    obj = load(compile_bpf(tmp_path, MIXED_SOURCE, "mixed"))
+    vm = Vm(obj, obj.get_program("tc_classify"))
+    with pytest.raises(VmError, match="sched_cls program .* not XDP"):
+        vm.run_xdp(bytes(64))

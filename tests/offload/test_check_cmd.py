@@ -77,3 +77,28 @@ def test_missing_object_is_one_line(run, tmp_path):
     """A missing object file is one line naming it, exit status 2."""
     code, _, err = run("check", str(tmp_path / "none.o"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "none.o" in err
+
+
+def test_non_xdp_programs_are_refused_and_skipped(tmp_path):
+    """check: the default is the first XDP program (the skipped ones on stderr); a tc
+    program gets no XDP verdict, an unknown section is refused (exit 2, one line)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, compile_bpf
+    from tests.mixed_sections import MIXED_SOURCE
+
+    obj = str(compile_bpf(tmp_path, MIXED_SOURCE, "mixed"))
+
+    def check(*args):
+        return subprocess.run([sys.executable, "-m", "offload", "check", obj, *args],
+                              capture_output=True, text=True, cwd=ROOT)
+
+    r = check()
+    assert r.returncode == 0 and "xdp_first on pipe: full" in r.stdout
+    assert "skipped: trace_write (tracepoint" in r.stderr
+    r = check("--program", "tc_classify")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "sched_cls program (section 'tc'), not XDP" in r.stderr
+    r = check("--program", "odd_one")
+    assert r.returncode == 2 and "the kernel refuses to load it" in r.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from offload.equivalence import (
 )
 from offload.mapper import map_program, written_maps
 from sim.packets import random_packets
-from tests.conftest import corpus_object
+from tests.conftest import ROOT, corpus_object
 
 PACKETS = 600
 
@@ -97,3 +98,18 @@ def test_punt_after_a_packet_write_is_caught():
 def test_scenario_cpus_from_per_cpu_values(name, cpus):
     """Per-CPU values in a scenario fix the VM's CPU count (firewall's file assumes 2)."""
     assert scenario_cpus(load_scenario(scenario_path(corpus_object(name)))) == cpus
+
+
+def test_default_scenario_is_found_beside_the_object_or_under_the_current_directory(
+        tmp_path, monkeypatch):
+    """scenario_path: <stem>.json in scenarios/ beside the object first, then in
+    examples/xdp/scenarios/ of the current directory; None elsewhere (no checkout path)."""
+    obj = corpus_object("firewall")
+    monkeypatch.chdir(ROOT)
+    assert scenario_path(obj) == Path("examples/xdp/scenarios/firewall.json")
+    monkeypatch.chdir(tmp_path)
+    assert scenario_path(obj) is None
+    beside = tmp_path / "objs"
+    (beside / "scenarios").mkdir(parents=True)
+    (beside / "scenarios" / "firewall.json").write_text("{}")
+    assert scenario_path(beside / "firewall.o") == beside / "scenarios" / "firewall.json"

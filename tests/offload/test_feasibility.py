@@ -193,3 +193,40 @@ def test_program_size_is_program_wide(tmp_path):
     assert res.verdict == "host-only"
     (r,) = res.reasons
     assert r.kind == "program_size" and r.scope == "program" and r.insn == 0
+
+
+PAST_WINDOW_SOURCE = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+SEC("xdp")
+int xdp_deep(struct xdp_md *ctx)
+{
+	unsigned char *data = (void *)(long)ctx->data;
+	unsigned char *end = (void *)(long)ctx->data_end;
+	__u32 sum = 0;
+
+	if (data + 310 > end)
+		return XDP_PASS;
+#pragma unroll
+	for (int i = 300; i < 310; i++)
+		sum += data[i];
+	return sum == 7 ? XDP_DROP : XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_reads_past_the_window_are_one_reason(tmp_path):
+    """Ten one-byte reads past pipe's 256-byte window: one "window" reason naming the
+    furthest byte and the count, with every read's instruction listed."""
+    from tests.conftest import compile_bpf
+
+    obj = compile_bpf(tmp_path, PAST_WINDOW_SOURCE, "deep")
+    result = check(str(obj), None, "pipe")
+    window = [r for r in result.reasons if r.kind == "window"]
+    assert len(window) == 1, [r.what for r in window]
+    assert window[0].what == "packet read up to byte 310, past the 256-byte window " \
+                             "(10 accesses)"
+    assert len(window[0].insns) == 10

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from hw.pipeline import load_config
 from offload import cli
 from offload.map_cmd import register
-from tests.conftest import corpus_object
+from tests.conftest import ROOT, corpus_object
 
 
 @pytest.fixture
@@ -78,3 +80,29 @@ def test_output_without_configuration_is_an_error(run, tmp_path):
     """-o for a host-only program: nothing to write, said in one line."""
     status, _, err = run("map", corpus_object("globals"), "-o", tmp_path / "g.json")
     assert status == 2 and "no configuration to write" in err
+
+
+def _map_in_a_process(tmp_path, name: str, *extra: str) -> tuple[str, bytes]:
+    """`python -m offload map` in its own process: stdout and the configuration written."""
+    out = tmp_path / f"{name}.json"
+    done = subprocess.run([sys.executable, "-m", "offload", "map",
+                           str(corpus_object("parser_counters")), "--no-equivalence",
+                           "--time-limit", "1", "-o", str(out), *extra],
+                          capture_output=True, text=True, check=True, cwd=ROOT)
+    return done.stdout.replace(str(out), "CONFIG"), out.read_bytes()
+
+
+def test_two_runs_give_identical_output(tmp_path):
+    """Same input, same mapping: parser_counters, where CP-SAT improves on greedy and stops
+    at its time limit, mapped twice in separate processes gives the same report and the
+    same configuration byte for byte (JSON: all but mapping_time_s, the wall clock)."""
+    text1, config1 = _map_in_a_process(tmp_path, "a")
+    text2, config2 = _map_in_a_process(tmp_path, "b")
+    assert text1 == text2 and config1 == config2
+    json1, config3 = _map_in_a_process(tmp_path, "c", "--json")
+    json2, _ = _map_in_a_process(tmp_path, "d", "--json")
+    doc1, doc2 = json.loads(json1), json.loads(json2)
+    assert doc1["solver_status"] == "feasible"  # the search was cut by the time limit
+    assert doc1["solver_stages"] < doc1["greedy_stages"]
+    doc1.pop("mapping_time_s"), doc2.pop("mapping_time_s")
+    assert doc1 == doc2 and config3 == config1

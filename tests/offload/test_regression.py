@@ -63,3 +63,47 @@ def test_regression_bad_options(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--packets" in err
     assert not (tmp_path / "results").exists() and not (tmp_path / "junit.xml").exists()
+
+
+def test_names_are_escaped_in_junit_summary_and_table(tmp_path: Path, capsys) -> None:
+    """Object and program names with control characters or markup: the JUnit XML parses
+    (XML 1.0 cannot hold them raw), the Markdown rows stay whole, the table shows them
+    as typed; all escaped by ebpf.display.printable."""
+    from offload.regression import junit, markdown, print_table
+
+    bad = {"object": "/x/lpm\x1b.o", "program": "ro\nte\x07", "packets": 4, "mismatches": 1,
+           "cycles_per_packet": 55.0, "ii": 1.0, "mpps": 250.0, "line_rate_mpps": 148.8,
+           "ok": False, "wall_s": 1.0, "differences": ["map 'ro\nte\x07' differs"],
+           "vm_equivalence": "ok", "workdir": "w"}
+    refused = {"object": "/x/g.o", "program": "[red]x", "refused": "host-only"}
+    errored = {"object": "/x/e.o", "program": "p", "error": "e.o: map 'a\x1bb': bad"}
+    results = [bad, refused, errored]
+    junit(results, tmp_path / "junit.xml")
+    raw = (tmp_path / "junit.xml").read_text(encoding="utf-8")
+    assert "\x1b" not in raw and "\x07" not in raw
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert [c.get("name") for c in suite.findall("testcase")] == ["lpm\\x1b:ro\\nte\\x07",
+                                                                   "e:p"]
+    assert suite.find("testcase/failure").get("message") == "map 'ro\\nte\\x07' differs"
+    assert suite.find("testcase/error").get("message") == "e.o: map 'a\\x1bb': bad"
+    rows = markdown(results).splitlines()
+    assert len(rows) == 5
+    assert rows[2].startswith("| lpm\\x1b:ro\\nte\\x07 | 4 | 1 |")
+    assert rows[3] == "| g:[red]x | - | - | - | - | - | - | host-only |"
+    print_table(results)
+    out = capsys.readouterr().out
+    assert "g:[red]x" in out and "lpm\\x1b:ro\\nte\\x07" in out and "\x1b" not in out
+
+
+def test_stimulus_is_seeded_and_reaches_high_backpressure() -> None:
+    """Each program's (idle, back-pressure) comes from the seed and its name: the same
+    seed gives the same draw, values stay in 0..0.5 and 0..0.99, and over a few seeds the
+    corpus runs at back-pressure above 0.9."""
+    from offload.regression import stimulus
+
+    draws = [stimulus(seed, stem, "p") for seed in range(1, 4)
+             for stem in ("firewall", "katran_lb", "nat", "xdp_tx", "fib_router")]
+    assert draws == [stimulus(seed, stem, "p") for seed in range(1, 4)
+                     for stem in ("firewall", "katran_lb", "nat", "xdp_tx", "fib_router")]
+    assert all(0 <= i <= 0.5 and 0 <= b <= 0.99 for i, b in draws)
+    assert max(b for _, b in draws) > 0.9 and min(b for _, b in draws) < 0.5

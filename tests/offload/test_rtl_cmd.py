@@ -47,7 +47,9 @@ def test_offload_rtl_json(tmp_path: Path, capsys) -> None:
     (["xdp_drop", "--target", "nfp"], "the RTL implements the pipeline targets only"),
     (["xdp_drop", "--target", "nosuch"], "nosuch"),
     (["xdp_drop", "--program", "nosuch"], "no program named 'nosuch'"),
-    (["xdp_drop", "--packets", "0"], "--packets must be at least 1"),
+    (["xdp_drop", "--packets", "0"], "--packets: expected an integer in 1..1000000, got 0"),
+    (["xdp_drop", "--packets", str(10**12)], "--packets: expected an integer in 1..1000000"),
+    (["xdp_drop", "--seed", "-1"], "--seed: expected an integer in 0..4294967295, got -1"),
 ])
 def test_offload_rtl_bad_input(args: list[str], message: str, tmp_path: Path, capsys) -> None:
     """Bad input: one line naming the problem, exit status 2, no work directory left."""
@@ -65,3 +67,17 @@ def test_offload_rtl_broken_object(tmp_path: Path, capsys) -> None:
     assert main(["rtl", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(bad) in err and len(err.splitlines()) == 1
+
+
+@needs_sim
+def test_offload_rtl_leaves_no_temporary_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Without --workdir the images, build and log go into a temporary folder that is gone
+    afterwards (they were ~22 MB per run in /tmp)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rc = main(["rtl", str(corpus_object("xdp_tx")), "--packets", "4"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "work directory removed" in out
+    assert list(tmp_path.iterdir()) == []

@@ -6,14 +6,12 @@ import json
 
 import pytest
 
-from ebpf.kernel_load import bpf_permitted
 from sim.packets import random_packets
 from sim.pcap import read_pcap, write_pcap
 from tests.conftest import corpus_object
 from tests.offload.test_cli import offload
 
-PERMITTED, REASON = bpf_permitted()
-needs_kernel = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not permitted: {REASON}")
+needs_kernel = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 
 
 @pytest.fixture
@@ -137,3 +135,19 @@ char LICENSE[] SEC("license") = "GPL";
     assert proc.returncode == 2
     line, = proc.stderr.strip().splitlines()
     assert "get_current_pid_tgid" in line and "14" in line, line
+
+
+@needs_kernel
+def test_run_on_the_kernel_executor(tmp_path, pcap):
+    """run --executor kernel gives the VM's verdicts, output packets and final maps on a
+    stateful, clock-reading program, and names its executor."""
+    out = {}
+    for kind in ("vm", "kernel"):
+        dst = tmp_path / f"{kind}.pcap"
+        doc = json.loads(offload("run", str(corpus_object("rate_limiter")), "--pcap",
+                                 str(pcap), "--executor", kind, "--out", str(dst), "--json",
+                                 check=True).stdout)
+        assert doc["executor"] == kind and doc["clock_injected"]
+        out[kind] = (doc["verdicts"], [r["verdict"] for r in doc["results"]], doc["maps"],
+                     [p.data for p in read_pcap(dst)])
+    assert out["vm"] == out["kernel"]

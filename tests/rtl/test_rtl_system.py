@@ -102,3 +102,14 @@ def test_bad_default_verdict_is_caught(tmp_path: Path) -> None:
     r = simulate(job, quiet=True)
     assert r.output_mismatches == 16 and not r.ok
     assert r.differences[0] == "packet 0: verdict 2 (expected 1)"
+
+
+@needs_sim
+def test_system_at_backpressure_099(tmp_path: Path) -> None:
+    """At back-pressure 0.99 (and idle 0.5) the stall budget, derived from the cycle bound
+    and the stimulus, lets the RTL finish: 0 mismatches, as at 0.2."""
+    job = prepare(corpus_object("firewall"), "xdp_firewall", packets=24, seed=2,
+                  workdir=tmp_path, idle=0.5, backpressure=0.99)
+    r = simulate(job, quiet=True)
+    assert r.differences == [], r.differences[:5]
+    assert r.mismatches == 0 and r.timing_mismatches == 0 and r.ok

@@ -4,19 +4,18 @@ Each testbench module ``rtl_models/tb/<dut>/test_<dut>.py`` has ``run(workdir)``
 writes the memory images it needs, builds the DUT with cocotb's Python runner (Icarus
 Verilog) and runs its cocotb tests against hw/pipeline; a failing cocotb test fails here.
 Builds go to a temporary directory (``RTL_BUILD_DIR``); ``WAVES=1`` dumps waveforms there.
-Tests skip with one line when iverilog, cocotb or yosys is missing.
+Tests skip with one line when iverilog, cocotb or yosys is missing (fail under REQUIRE_RTL=1).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
 
-from rtl_models.runner import has_simulator, has_yosys, lint, sources, yosys_stats
+from rtl_models.runner import lint, sources, yosys_stats
 
 UNITS = ["pipe_alu", "pipe_gateway", "pipe_table", "pipe_stateful", "pipe_winld",
          "pipe_winst", "pipe_adjust", "pipe_extbuf", "pipe_extern_csum", "pipe_extern_hash",
@@ -29,12 +28,10 @@ SMALL_STAGE = {"NUM_CONTAINERS": 4, "PREDICATE_BITS": 8, "WINDOW_BYTES": 16,
                "TABLE_DEPTH": 2, "REG_WORDS": 2, "MUL_MAX_BITS": 0, "CHECKSUM_UNITS": 0,
                "HASH_UNITS": 0, "TIMESTAMP_UNITS": 0}
 
-needs_sim = pytest.mark.skipif(
-    not has_simulator() or importlib.util.find_spec("cocotb") is None
-    or importlib.util.find_spec("cocotbext.axi") is None,
-    reason="needs iverilog/vvp and the hw extra (cocotb, cocotbext-axi)")
-needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs iverilog")
-needs_yosys = pytest.mark.skipif(not has_yosys(), reason="needs yosys")
+# skip with the reason, or fail under REQUIRE_RTL=1 (tests/conftest.py)
+needs_sim = pytest.mark.rtl
+needs_iverilog = pytest.mark.rtl("iverilog")
+needs_yosys = pytest.mark.rtl("yosys")
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from sim.errors import PcapError
@@ -37,3 +39,16 @@ def test_missing(tmp_path):
     """A missing capture is named."""
     with pytest.raises(PcapError, match="nope.pcap: no such file"):
         read_pcap(tmp_path / "nope.pcap")
+
+
+def test_nanosecond_timestamps_are_exact(tmp_path):
+    """A nanosecond pcap's epoch timestamps read back to the nanosecond (no float rounding).
+    The file is written by hand: magic 0xa1b23c4d, then (sec, nsec, caplen, len) records."""
+    stamps = [(1700000000, 123456789), (1700000000, 123456790), (1799999999, 999999999)]
+    frame = random_packets(1, seed=1)[0]
+    data = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1)
+    for sec, nsec in stamps:
+        data += struct.pack("<IIII", sec, nsec, len(frame), len(frame)) + frame
+    (tmp_path / "ns.pcap").write_bytes(data)
+    got = [p.time_ns for p in read_pcap(tmp_path / "ns.pcap")]
+    assert got == [sec * 10**9 + nsec for sec, nsec in stamps]

@@ -167,3 +167,19 @@ def test_pcap_empty(tmp_path):
     write_pcap(tmp_path / "e.pcap", [])
     with pytest.raises(TrafficError, match=r"e\.pcap: the capture holds no packets"):
         from_pcap(tmp_path / "e.pcap")
+
+
+def test_each_flow_has_its_own_five_tuple():
+    """Every flow carries its own 5-tuple (scapy reads it back); packets of one flow and size
+    are the same bytes; frames are padded to their size minus the FCS."""
+    from scapy.layers.inet import IP
+
+    t = generate(parse_traffic("imix@10G,flows=50"), 3000, seed=4)
+    tuples: dict[int, tuple] = {}
+    for i in range(t.num_packets):
+        frame = t.reps[t.rep[i]]
+        assert len(frame) == max(t.size[i] - 4, 42)
+        pkt = Ether(frame)
+        key = (pkt[IP].src, pkt[IP].dst, pkt[UDP].sport, pkt[UDP].dport)
+        assert tuples.setdefault(int(t.flow[i]), key) == key
+    assert len(set(tuples.values())) == len(tuples) > 40

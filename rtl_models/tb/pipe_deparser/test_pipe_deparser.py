@@ -1,4 +1,4 @@
-"""pipe_deparser against the model's deparser (hw/pipeline/model.py: _Packet.output and the
+"""pipe_deparser against the model's deparser (hw/pipeline/model.py: PacketState.output and the
 punt header of _deparse).
 
 Random final PHVs: packets of 14-700 bytes, windows with random bytes (headroom too), head

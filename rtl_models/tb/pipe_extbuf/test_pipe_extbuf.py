@@ -1,4 +1,4 @@
-"""pipe_extbuf (combinational) against the model's extern buffers (_buffer in
+"""pipe_extbuf (combinational) against the model's extern buffers (extern_buffer in
 hw/pipeline/model.py): window bytes at a packet offset, faulting off the window; container
 bytes truncated to the length; none."""
 
@@ -35,7 +35,7 @@ async def test_buffers(dut):
                                 max(0, 320 - length - tb.rng.randrange(0, 80))))
         container = tb.rng.randrange(0, t.num_containers - (length + 7) // 8 + 1)
         buf = None if kind == "none" else Buffer(kind, length, offset, container)
-        exp = model._buffer(pk, buf)
+        exp = model.extern_buffer(pk, buf)
         dut.kind.value = {"none": 0, "window": 1, "containers": 2}[kind]
         dut.offset.value = offset
         dut.container.value = container

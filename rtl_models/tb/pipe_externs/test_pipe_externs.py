@@ -1,4 +1,4 @@
-"""pipe_externs against the model's externs (PipelineModel._extern): engine assignment,
+"""pipe_externs against the model's externs (PipelineModel.extern_value): engine assignment,
 predication, buffers and faults, random states per bank.
 
 Each packet draws a configuration of two banks (passes) whose extern units carry the four
@@ -112,7 +112,7 @@ async def test_externs(dut):
             rng_state = {(0, e.unit): state.get((bank, e.unit), 0)}
             newstate: dict = {}
             model.state.rng = rng_state
-            v = model._extern(0, e, pk, admit, newstate)
+            v = model.extern_value(0, e, pk, admit, newstate)
             stats["exec"] += 1
             if v is None:
                 fault = True

@@ -1,4 +1,4 @@
-"""pipe_parser against the model's parser (hw/pipeline/model.py, _Packet) and section 3.
+"""pipe_parser against the model's parser (hw/pipeline/model.py, PacketState) and section 3.
 
 Random extracts (every container, size and offset) from the images; packets of 1 to 700
 bytes through AXI-Stream with idle cycles, back-pressure on the PHV and payload outputs,

@@ -118,7 +118,7 @@ async def test_control_plane(dut):
                         elif mem.iter_entries():  # an existing key: packets match it
                             key = tb.rng.choice(mem.iter_entries()).key
                             if tbl.kind == "exact":
-                                old = mem._exact.get(key)
+                                old = mem.get_exact_index(key)
                                 if old is not None and old != addr:
                                     mem.delete(old)
                                     await tb.cfg_write(kind=0, stage=s, unit=tbl.slot,

@@ -38,14 +38,15 @@ def _sim_capacity(prep) -> float:
 def _report_capacity(prep, target) -> float:
     """The report's estimate on the same packets (the traces repeated as in the traffic),
     before the line-rate cap."""
-    vm = prep.vm
-    traces = [vm.traces[r] for r in prep.traffic.rep]
+    beh = prep.behaviour
+    traces = [beh.traces[k] for k in beh.klass.tolist()]
+    prog = beh.obj.get_program(beh.program)
     if target.kind == "npu":
-        est = estimate_npu(target, vm.obj, vm.prog, traces)
+        est = estimate_npu(target, beh.obj, prog, traces)
     elif target.kind == "vliw":
-        est = estimate_vliw(target, vm.obj, vm.prog, traces)
+        est = estimate_vliw(target, beh.obj, prog, traces)
     else:
-        est = estimate_cpu(target, vm.program, traces=traces)
+        est = estimate_cpu(target, beh.program, traces=traces)
         if target.location == "host":  # the shared path's fixed point binds the cores
             assert est.bound != "line rate"
             return est.mpps_total
@@ -72,14 +73,16 @@ def test_nic_service_refuses_other_kinds():
         nic_service(load_target("nfp"), obj, obj.programs[0], [])
     prep = _prepared("xdp_drop", "nfp")
     with pytest.raises(RtcError, match="'pipe' is a pipeline target, not npu or vliw"):
-        nic_service(load_target("pipe"), obj, obj.programs[0], prep.vm.traces)
+        nic_service(load_target("pipe"), obj, obj.programs[0], prep.behaviour.traces)
 
 
 def test_npu_mean_service_is_the_bound():
     """The NPU's per-packet services average to the multithreaded-core bound of the mix."""
     prep = _prepared("katran_lb", "nfp")
     target = load_target("nfp")
-    svc = nic_service(target, prep.vm.obj, prep.vm.prog, prep.vm.traces)
-    est = estimate_npu(target, prep.vm.obj, prep.vm.prog, prep.vm.traces)
+    beh = prep.behaviour
+    prog = beh.obj.get_program(beh.program)
+    svc = nic_service(target, beh.obj, prog, beh.traces)
+    est = estimate_npu(target, beh.obj, prog, beh.traces)
     assert np.mean(svc.service_ns) == pytest.approx(est.ns_per_packet, rel=1e-9)
     assert svc.servers == target.cores.usable

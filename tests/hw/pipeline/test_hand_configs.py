@@ -284,10 +284,9 @@ def check_counters(packets: list[bytes]) -> Counter[int]:
 
 def _counters(maps: dict[str, Any]) -> list[tuple[int, int]]:
     """proto_stats on CPU 0: (packets, bytes) per index."""
-    rows = dump_state({"proto_stats": maps["proto_stats"]})["maps"]["proto_stats"]
     out = []
-    for row in rows:
-        raw = bytes.fromhex(row["values"][0])
+    for x in range(PROTO_MAX):
+        raw = bytes(maps["proto_stats"].lookup(x.to_bytes(4, "little"), cpu=0))
         out.append((int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")))
     return out
 

@@ -8,7 +8,6 @@ import math
 import pytest
 
 import hw.rtc.cpu as cpu
-from ebpf.kernel_load import bpf_permitted
 from ebpf.trace import Trace
 from hw.rtc.common import RtcError
 from hw.rtc.cpu import (
@@ -25,8 +24,7 @@ from hw.targets import load_target
 from sim.packets import random_packets
 from tests.conftest import corpus_object
 
-PERMITTED, REASON = bpf_permitted()
-needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not usable: {REASON}")
+needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
 HOST, DPU = load_target("host"), load_target("dpu")
 MODEL = LinearModel(a_ns=20.0, b_ns_per_insn=1.0, points=2, r2=1.0, source="test")
 
@@ -145,7 +143,6 @@ def test_measure_host_without_bpf_says_why(monkeypatch):
 # --- the kernel ------------------------------------------------------------------------------
 
 @needs_bpf
-@pytest.mark.kernel
 @pytest.mark.parametrize("name", ["xdp_drop", "xdp_pass", "katran_lb"])
 def test_measure_host_in_the_kernel(name):
     """Each packet gets a time beyond the empty program (>= 0) and the kernel's verdict; the
@@ -161,7 +158,6 @@ def test_measure_host_in_the_kernel(name):
 
 
 @needs_bpf
-@pytest.mark.kernel
 def test_calibration_points_from_vm_and_kernel():
     """A calibration point pairs the VM's instruction count with a positive kernel time."""
     packets = random_packets(6, seed=5)

@@ -69,3 +69,46 @@ def test_effects_grouped_by_block():
     assert list(by_block) == [5]
     assert [(e.slot, e.kind) for e in by_block[5]] == [(5, EffectKind.PACKET_WRITE),
                                                        (6, EffectKind.OUTPUT)]
+
+
+MERGED_SOURCE = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u32);
+} left SEC(".maps"), right SEC(".maps");
+
+SEC("xdp")
+int xdp_merged(struct xdp_md *ctx)
+{
+	__u32 k = 0;
+	__u32 *v;
+
+	if (ctx->rx_queue_index & 1)
+		v = bpf_map_lookup_elem(&left, &k);
+	else
+		v = bpf_map_lookup_elem(&right, &k);
+	if (v)
+		*v = 5;
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_store_through_a_merged_map_pointer_names_no_question_mark(tmp_path):
+    """A store through a pointer merged from two maps' values says so, never "map '?'"."""
+    from tests.conftest import compile_bpf
+
+    obj = load(compile_bpf(tmp_path, MERGED_SOURCE, "merged"))
+    writes = [e for e in find_effects(analyze(obj.programs[0], obj))
+              if e.kind is EffectKind.MAP_WRITE]
+    assert writes
+    for e in writes:
+        assert "'?'" not in e.what
+        assert e.map in ("left", "right") or "several maps" in e.what

@@ -160,3 +160,42 @@ SEC("xdp") int prog(struct xdp_md *ctx) {
     assert r.equivalence["ok"]
     assert set(r.equivalence["verdicts"]) >= {"1", "2"}
     load_config(r.config)
+
+
+def test_bit_test_of_packet_pointers_is_a_clean_cut(tmp_path):
+    """A JSET between two packet pointers (the verifier allows pointer tests; the lowering
+    has no such gateway) is a reason naming the construct, not a KeyError."""
+    r = map_c(tmp_path, """
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+    if (data + 14 > end) return XDP_DROP;
+    /* if r3 & r2 goto +1 (JSET, X): clang's assembler has no syntax for it */
+    asm volatile("r3 = %[a]\\n\\tr2 = %[b]\\n\\tr0 = 2\\n\\t.quad 0x000000000001234d\\n\\t"
+                 "r0 = 3\\n\\texit" :: [a] "r"(data + 14), [b] "r"(end) : "r0", "r2", "r3");
+    return XDP_PASS;
+}
+""")
+    assert r.verdict == "partial", r.explanation  # the bounds check stays on the NIC
+    assert any("bit test" in reason.what for reason in r.reasons), r.reasons
+
+
+def test_map_value_load_past_value_size_is_a_clean_cut(tmp_path):
+    """A load of bytes 8..11 of a 4-byte map value (the kernel verifier refuses it; our
+    check has no such rule) is a host cut naming the access, not an IndexError."""
+    r = map_c(tmp_path, """
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, __u32);
+} small SEC(".maps");
+
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    __u32 k = 0;
+    __u32 *v = bpf_map_lookup_elem(&small, &k);
+    if (!v) return XDP_PASS;
+    return v[2] == 7 ? XDP_DROP : XDP_PASS;
+}
+""")
+    assert r.verdict == "host-only", r.explanation
+    assert any("past" in reason.what for reason in r.reasons), r.reasons

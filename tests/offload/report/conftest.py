@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from offload.report import ReportOptions, run_report
-from tests.conftest import ROOT, corpus_object
+from tests.conftest import ROOT, corpus_object, require
 
 SMALL_OBJECTS = ("xdp_drop", "firewall", "bpf2bpf_loop")
 RTL_RESULT = {"packets": 500, "mismatches": 0, "cycles_per_packet": 14.5, "ii": 1,
@@ -44,11 +44,7 @@ def small_report(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
 def cosim_results(tmp_path_factory) -> Path:
     """A folder with one real RTL result: ``offload rtl``'s co-simulation of xdp_tx (20
     packets, about 10 s), written as ``offload rtl --results`` writes it."""
-    from rtl_models.runner import has_simulator
-
-    if not has_simulator():
-        pytest.skip("iverilog and vvp not installed (Debian package iverilog): no RTL "
-                    "co-simulation")
+    require("simulator")
     from offload.cosim import cosim, write_result
 
     base = tmp_path_factory.mktemp("cosim")

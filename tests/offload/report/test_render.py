@@ -74,13 +74,13 @@ def test_index_and_summary_list_every_program(small_report):
     assert body.count("<tr>") == len(doc["comparison"])
     summary = (out / "summary.md").read_text()
     for p in doc["programs"]:
-        assert f"| {p['program']} |" in summary
+        assert f"| {p['id']} |" in summary  # rows are named object.program
 
 
 def _cell(html: str, table: str, program: str, column: int) -> str:
     """The ``column``-th cell of ``program``'s row in the table ``table``."""
     body = html.split(f'id="{table}"', 1)[1].split("</tbody>", 1)[0]
-    row = next(r for r in body.split("<tr>") if f">{program}</a>" in r)
+    row = next(r for r in body.split("<tr>") if f".{program}</a>" in r)  # id: stem.program
     return re.findall(r"<td[^>]*>.*?</td>", row, re.S)[column]
 
 

@@ -35,6 +35,12 @@ def assert_nothing_written(folder):
     assert not [p.name for p in folder.iterdir() if p.name != "in"], list(folder.iterdir())
 
 
+def test_help_prints(run):
+    """report --help prints the options (a '%' in a default once crashed argparse)."""
+    code, out, _ = run("report", "--help")  # cli.main turns --help's SystemExit into 0
+    assert code == 0 and "--target" in out and "--packets" in out
+
+
 def test_unknown_target(run, tmp_path):
     """An unknown target: one line, exit 2, no output folder, no temporary left."""
     code, _, err = run("report", str(corpus_object("xdp_drop")), "-o", str(tmp_path / "r"),
@@ -85,11 +91,10 @@ def test_report_replaces_a_previous_report(run, tmp_path):
 
 
 def test_bad_sizes_is_a_usage_error(run, tmp_path):
-    """--sizes must be frame sizes: argparse's usage error (exit 2)."""
-    with pytest.raises(SystemExit) as exc:
-        run("report", str(corpus_object("xdp_drop")), "-o", str(tmp_path / "r"),
-            "--sizes", "64,abc")
-    assert exc.value.code == 2
+    """--sizes must be frame sizes: argparse's usage error, one line, exit 2."""
+    code, _, err = run("report", str(corpus_object("xdp_drop")), "-o", str(tmp_path / "r"),
+                       "--sizes", "64,abc")
+    assert code == 2 and err.count("\n") == 1 and "--sizes" in err
 
 
 def test_worker_processes_give_the_same_programs(tmp_path):
@@ -122,3 +127,58 @@ def test_bad_rtl_result(run, tmp_path, content, message):
     assert code == 2 and err.count("\n") == 1, err
     assert str(bad) in err and message in err
     assert_nothing_written(tmp_path)
+
+
+def test_non_xdp_programs_are_listed_as_skipped(run, tmp_path):
+    """An object with tracepoint, tc and unknown-section programs: the report covers its
+    two XDP programs (rows named object.program) and lists the others with the reason."""
+    from tests.conftest import compile_bpf
+    from tests.mixed_sections import MIXED_SOURCE
+
+    obj = compile_bpf(tmp_path, MIXED_SOURCE, "mixed")
+    code, _, err = run("report", str(obj), "-o", str(tmp_path / "r"), *QUICK)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [p["id"] for p in doc["programs"]] == ["mixed.xdp_first", "mixed.xdp_second"]
+    skipped = {s["program"]: s for s in doc["skipped"]}
+    assert set(skipped) == {"trace_write", "tc_classify", "odd_one"}
+    assert skipped["tc_classify"]["type"] == "sched_cls"
+    assert "not one libbpf knows" in skipped["odd_one"]["reason"]
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "| mixed.xdp_first |" in summary and "Not analysed:" in summary
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_one_failing_program_gets_a_row_and_the_rest_is_written(tmp_path, monkeypatch,
+                                                                 jobs):
+    """A program whose gathering fails (MemoryError in-process; a worker that dies with
+    --jobs 2) gets a failed row naming it and why; the other programs are in the report."""
+    import os
+
+    from offload.report import ReportOptions, report_cmd, run_report
+
+    real = report_cmd.collect_program
+
+    def flaky(spec, *args, **kwargs):
+        if spec.program == "xdp_drop_prog":
+            if jobs == 1:
+                raise MemoryError()
+            os._exit(9)  # the worker dies as the OOM killer would end it
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(report_cmd, "collect_program", flaky)
+    objs = [str(corpus_object(n)) for n in ("xdp_drop", "xdp_tx")]
+    opts = ReportOptions(targets=("pipe",), simulate=False, trace_packets=4, host_packets=1,
+                         host_repeat=2)
+    out = tmp_path / "r"
+    doc = run_report(objs, str(out), opts, jobs=jobs, show_progress=False)
+    failed = {f["id"]: f for f in doc["failed"]}
+    assert set(failed) == {"xdp_drop.xdp_drop_prog"}
+    assert failed["xdp_drop.xdp_drop_prog"]["object"].endswith("xdp_drop.o")
+    want = "out of memory" if jobs == 1 else "worker process died"
+    assert want in failed["xdp_drop.xdp_drop_prog"]["reason"]
+    assert [p["id"] for p in doc["programs"]] == ["xdp_tx.xdp_tx_prog"]
+    summary = (out / "summary.md").read_text()
+    assert "| xdp_drop.xdp_drop_prog | **failed**:" in summary
+    assert json.loads((out / "report.json").read_text())["failed"][0]["reason"] == \
+        failed["xdp_drop.xdp_drop_prog"]["reason"]

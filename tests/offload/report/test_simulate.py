@@ -40,8 +40,8 @@ def katran(tmp_path_factory):
 
 
 def test_partial_program_punts_what_the_pipeline_model_punts(katran):
-    """katran_lb is partial on pipe: the report's run punts exactly the representatives a
-    separate PipelineModel of a fresh mapping punts, weighted like the traffic."""
+    """katran_lb is partial on pipe: the report's run punts exactly the packets a separate
+    PipelineModel of a fresh mapping punts when it sees every packet in order."""
     doc, spec = katran
     pipe = load_target("pipe")
     f = next(f for f in doc["feasibility"] if f["target"] == "pipe")
@@ -55,12 +55,12 @@ def test_partial_program_punts_what_the_pipeline_model_punts(katran):
                                    load_scenario(KATRAN_STATE))
     traffic = generate(parse_traffic(spec, line_rate_gbps=pipe.line_rate_gbps), TRACE, SEED,
                        line_rate_gbps=pipe.line_rate_gbps)
-    punted = np.array([model.process(p).punted for p in traffic.reps], dtype=bool)
-    assert run["representatives"] == len(traffic.reps)
+    punted = np.array([model.process(traffic.reps[r]).punted for r in traffic.rep.tolist()],
+                      dtype=bool)
     assert 0 < punted.sum() < len(punted)
-    assert run["punted_representatives"] == int(punted.sum())
-    assert run["punted_fraction"] == pytest.approx(float(punted[traffic.rep].mean()))
-    assert run["metrics"]["finished_on"]["host"] >= int(punted[traffic.rep].sum())
+    assert run["punted_packets"] == int(punted.sum())
+    assert run["punted_fraction"] == pytest.approx(float(punted.mean()))
+    assert run["metrics"]["finished_on"]["host"] >= int(punted.sum())
 
 
 def test_pipe_latency_is_the_mapped_configurations(katran):
@@ -83,10 +83,29 @@ def test_pipe_latency_is_the_mapped_configurations(katran):
 
 
 def test_one_cache_times_each_packet_once(katran):
-    """The kernel times a representative once for all targets and runs of a program: no
-    more packets than the distinct representatives of the runs."""
+    """The kernel times a class's packet once for all targets and runs of a program: no
+    more packets than the classes of the runs."""
     doc, _ = katran
     sim = doc["simulation"]
-    distinct = max(r["representatives"] for r in sim["sweep"]) + max(
-        r["representatives"] for r in sim["latency"])
+    distinct = sum(r["classes"] for r in sim["sweep"] + sim["latency"])
     assert sim["kernel_timed_packets"] <= distinct
+
+
+def test_runs_name_their_executor():
+    """Every run of the report says what ran its packets: the VM when asked, and on the host
+    target with auto the kernel where bpf(2) is permitted (else the VM); the verdicts agree."""
+    from ebpf.kernel_load import bpf_permitted
+    from offload.report.simulate import simulate_program
+
+    host = load_target("host")
+    args = (str(corpus_object("rate_limiter")), "xdp_rate_limiter",
+            str(ROOT / "examples" / "xdp" / "scenarios" / "rate_limiter.json"), [host])
+    kw = dict(packets=300, seed=2, sizes=(64,), latency_traffic="64B@10G,flows=4")
+    vm = simulate_program(*args, executor="vm", **kw)
+    auto = simulate_program(*args, **kw)
+    runs = vm["sweep"] + vm["latency"]
+    assert all(r["executor"] == "vm" for r in runs)
+    want = "kernel" if bpf_permitted()[0] else "vm"
+    assert all(r["executor"] == want for r in auto["sweep"] + auto["latency"])
+    assert [r["metrics"]["verdicts"] for r in runs] == [
+        r["metrics"]["verdicts"] for r in auto["sweep"] + auto["latency"]]

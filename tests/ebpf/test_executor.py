@@ -1,0 +1,169 @@
+"""The executors behind one interface: the kernel backend against `offload kernel` and the
+VM, every corpus program, maps persisting and the clock injected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ebpf.differential import Scenario
+from ebpf.elf import load
+from ebpf.errors import EbpfError
+from ebpf.executor import ExecutorError, VmExecutor, open_executor
+from ebpf.kernel_load import bpf_permitted
+from sim.packets import random_packets
+from tests.conftest import CORPUS_NAMES, ROOT, corpus_object
+from tests.offload.test_cli import offload
+
+PERMITTED, REASON = bpf_permitted()
+needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not permitted: {REASON}")
+SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
+PACKETS = random_packets(1500, seed=5)
+
+
+def _scenario(name: str) -> Scenario:
+    return Scenario.load(SCENARIOS / f"{name}.json")
+
+
+def _results(kind: str, name: str, packets: list[bytes]):
+    path = str(corpus_object(name))
+    with open_executor(kind, path, load(path), None, _scenario(name)) as ex:
+        assert ex.name == kind
+        out = ex.run_all(packets, [i * _scenario(name).clock_step_ns
+                                   for i in range(len(packets))])
+        return out, ex.dump_maps()
+
+
+@needs_bpf
+@pytest.mark.parametrize("name", ["rate_limiter", "syn_flood", "katran_lb", "firewall"])
+def test_kernel_executor_is_offload_kernel(name):
+    """The kernel executor gives `offload kernel`'s verdict and output length on every
+    packet and its final maps (stateful programs, the clock injected)."""
+    path = str(corpus_object(name))
+    pcap = ROOT / "build" / f"executor-{name}.pcap"
+    from sim.pcap import write_pcap
+
+    write_pcap(pcap, PACKETS[:600])
+    try:
+        doc = json.loads(offload("kernel", path, "--pcap", str(pcap), "--maps",
+                                 str(SCENARIOS / f"{name}.json"), "--json", check=True).stdout)
+    finally:
+        pcap.unlink()
+    mine, maps = _results("kernel", name, PACKETS[:600])
+    assert [(r.verdict_name, len(r.packet)) for r in mine] == [
+        (r["verdict"], r["len_out"]) for r in doc["results"]]
+    assert maps["maps"] == doc["maps"]
+
+
+@needs_bpf
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_kernel_executor_equals_vm(name):
+    """On every corpus program with its scenario, the kernel executor and the VM give the
+    same verdict and output bytes on every packet, in order, and the same maps after."""
+    vm, vm_maps = _results("vm", name, PACKETS)
+    kernel, kernel_maps = _results("kernel", name, PACKETS)
+    for i, (a, b) in enumerate(zip(vm, kernel, strict=True)):
+        assert (a.verdict, a.packet_out) == (b.verdict, b.packet_out), f"packet {i}"
+    for m, entries in kernel_maps["maps"].items():
+        if m in vm_maps["maps"] and entries and "values" not in entries[0]:
+            assert vm_maps["maps"][m] == entries, m
+
+
+def test_vm_executor_returns_trace_and_redirect():
+    """The VM backend returns the trace (map writes included) and the redirect target."""
+    out, _ = _results("vm", "lpm_router", PACKETS[:400])
+    redirected = [r for r in out if r.verdict == 4]
+    assert redirected and all(r.redirect is not None for r in redirected)
+    assert any(op.op == "lookup" for r in out for op in r.trace.map_ops)
+
+
+def test_unknown_executor_is_one_clear_error():
+    """An unknown backend name is an ExecutorError naming the choices."""
+    path = str(corpus_object("xdp_pass"))
+    with pytest.raises(ExecutorError, match="expected one of auto, kernel, vm, got 'jit'"):
+        open_executor("jit", path, load(path))
+
+
+def test_auto_falls_back_to_the_vm(monkeypatch):
+    """auto runs on the VM when the kernel refuses the object."""
+    import ebpf.executor as mod
+
+    def refuse(*args, **kwargs):
+        raise EbpfError("BPF_PROG_LOAD: Operation not permitted")
+
+    monkeypatch.setattr(mod, "KernelExecutor", refuse)
+    path = str(corpus_object("xdp_drop"))
+    with open_executor("auto", path, load(path)) as ex:
+        assert isinstance(ex, VmExecutor)
+        assert ex.run(PACKETS[0]).verdict == 1
+    with pytest.raises(EbpfError, match="not permitted"):
+        open_executor("kernel", path, load(path))
+
+
+# --- random programs on every backend ------------------------------------------------------
+
+ALU = ["add", "sub", "mul", "div", "or", "and", "lsh", "rsh", "mod", "xor", "mov", "arsh"]
+
+
+def _random_body(draw) -> str:
+    """Straight-line ALU on r0 (64- and 32-bit, register or immediate operands), a branch
+    on r0, all over the two packet words the prologue loads (the verifier cannot fold)."""
+    from hypothesis import strategies as st
+
+    lines = []
+    for _ in range(draw(st.integers(1, 8))):
+        name, width = draw(st.sampled_from(ALU)), draw(st.sampled_from(["", "32"]))
+        imm = st.integers(-(1 << 31), (1 << 31) - 1)
+        if name in ("lsh", "rsh", "arsh"):  # the verifier refuses constant shifts >= width
+            imm = st.integers(0, 31 if width else 63)
+        elif name in ("div", "mod"):  # and constant division by zero
+            imm = imm.filter(bool)
+        src = draw(st.sampled_from(["%r6", "%r7"]) | imm.map(str))
+        lines.append(f"{name}{width} %r0, {src}")
+    lines.append(f"jsgt %r0, {draw(st.integers(-1000, 1000))}, big")
+    return "\n".join(lines) + "\nja done\nbig:\nadd %r0, 1\ndone:"
+
+
+def _random_case():
+    from hypothesis import strategies as st
+
+    @st.composite
+    def case(draw):
+        body = _random_body(draw)
+        stream = draw(st.lists(st.tuples(st.integers(0, (1 << 64) - 1),
+                                         st.integers(0, (1 << 64) - 1),
+                                         st.integers(0, 40)), min_size=1, max_size=12))
+        return body, stream
+    return case()
+
+
+@needs_bpf
+def test_random_program_and_stream_equal_on_all_backends(tmp_path_factory):
+    """A random program and packet stream give the same verdict and bytes per packet on
+    every backend (the VM, the kernel, and auto)."""
+    import shutil
+    import struct
+
+    from hypothesis import given, settings
+
+    from ebpf.asm import assemble
+    from tests.budget import examples
+    from tests.ebpf.test_isa_kernel import EPILOGUE, PROLOGUE, elf_from_code
+
+    if shutil.which("llvm-mc") is None:
+        pytest.skip("llvm-mc not installed")
+
+    @settings(max_examples=examples(25), deadline=None, database=None)
+    @given(_random_case())
+    def check(case):
+        body, stream = case
+        path = str(elf_from_code(tmp_path_factory.mktemp("rand"), "rand",
+                                 assemble(PROLOGUE + body + EPILOGUE)))
+        packets = [bytes(8) + struct.pack("<QQ", a, b) + bytes(tail) for a, b, tail in stream]
+        outs = []
+        for kind in ("vm", "kernel", "auto"):
+            with open_executor(kind, path, load(path)) as ex:
+                outs.append([(r.verdict, r.packet_out) for r in ex.run_all(packets)])
+        assert outs[0] == outs[1] == outs[2], body
+    check()
