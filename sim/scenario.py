@@ -552,7 +552,8 @@ def _nic_services(target: Any, beh: Behaviour, prog_ns: list[float], measured: b
                 servers, f"cpu NIC: {servers} cores, hw.cost.host ({dpu.carry_note})")
     from hw.cost.nic import nic_service
 
-    svc = nic_service(target, beh.obj, beh.obj.get_program(beh.program), beh.traces)
+    svc = nic_service(target, beh.obj, beh.obj.get_program(beh.program), beh.traces,
+                      [float(c) for c in beh.counts] if sum(beh.counts) else None)
     return [(ns, 0.0) for ns in svc.service_ns], svc.servers, svc.note
 
 

@@ -44,16 +44,19 @@ class NicService:
 
 
 def npu_cycles(target: NpuTarget, obj: ElfObject, prog: ProgramDef,
-               traces: Sequence[Trace]) -> tuple[list[float], list[float], str]:
-    """(service cycles per packet, latency cycles per packet, bound of the mix)."""
+               traces: Sequence[Trace], weights: Sequence[float] | None = None
+               ) -> tuple[list[float], list[float], str]:
+    """(service cycles per packet, latency cycles per packet, bound of the mix);
+    ``weights``: how many packets each trace stands for (default one each)."""
     from hw.rtc.npu import packet_cost
 
     programs = {p.name: p for p in obj.programs}
     cache: dict = {}
     costs = [packet_cost(target, prog, t, programs=programs, cache=cache) for t in traces]
     threads = target.cores.threads_per_core
-    compute = statistics.fmean(c.compute_cycles for c in costs)
-    memory = statistics.fmean(c.memory_cycles for c in costs)
+    w = list(weights) if weights is not None else [1.0] * len(costs)
+    compute = statistics.fmean([c.compute_cycles for c in costs], weights=w)
+    memory = statistics.fmean([c.memory_cycles for c in costs], weights=w)
     memory_bound = (compute + memory) / threads > compute
     if memory_bound:
         service = [(c.compute_cycles + c.memory_cycles) / threads for c in costs]
@@ -75,13 +78,18 @@ def vliw_cycles(target: VliwTarget, obj: ElfObject, traces: Sequence[Trace],
 
 
 def nic_service(target: Target, obj: ElfObject, prog: ProgramDef,
-                traces: Sequence[Trace]) -> NicService:
-    """Each packet's service on an NPU or VLIW target (see the module docstring)."""
+                traces: Sequence[Trace], weights: Sequence[float] | None = None
+                ) -> NicService:
+    """Each packet's service on an NPU or VLIW target (see the module docstring);
+    ``weights``: how many packets each trace stands for (the simulator's classes), which
+    decides the NPU mix's regime (default one packet per trace)."""
     if not traces:
         raise RtcError("nic_service needs at least one trace")
     ns = target.cycle_ns
     if isinstance(target, NpuTarget):
-        service, latency, bound = npu_cycles(target, obj, prog, traces)
+        if weights is not None and len(weights) != len(traces):
+            raise RtcError(f"{len(weights)} weights for {len(traces)} traces")
+        service, latency, bound = npu_cycles(target, obj, prog, traces, weights)
         return NicService(target.cores.usable, tuple(s * ns for s in service),
                           tuple(x * ns for x in latency),
                           f"npu: {target.cores.usable} cores, {target.cores.threads_per_core} "

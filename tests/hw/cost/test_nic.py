@@ -86,3 +86,19 @@ def test_npu_mean_service_is_the_bound():
     est = estimate_npu(target, beh.obj, prog, beh.traces)
     assert np.mean(svc.service_ns) == pytest.approx(est.ns_per_packet, rel=1e-9)
     assert svc.servers == target.cores.usable
+
+
+@pytest.mark.parametrize("name", ["katran_lb", "firewall", "syn_flood"])
+def test_npu_classes_weighted_as_packets(name):
+    """The simulator's classes, each weighted by its packets, give the NPU bound of the
+    per-packet traces: the same mean service as estimate_npu on every packet."""
+    prep = _prepared(name, "nfp")
+    target, beh = load_target("nfp"), prep.behaviour
+    prog = beh.obj.get_program(beh.program)
+    per_packet = [beh.traces[k] for k in beh.klass.tolist()]
+    est = estimate_npu(target, beh.obj, prog, per_packet)
+    svc = nic_service(target, beh.obj, prog, beh.traces, beh.counts)
+    assert np.average(svc.service_ns, weights=beh.counts) == pytest.approx(
+        est.ns_per_packet, rel=1e-9)
+    with pytest.raises(RtcError, match="weights for"):
+        nic_service(target, beh.obj, prog, beh.traces, [1.0] * (len(beh.traces) + 1))
