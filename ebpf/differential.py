@@ -16,6 +16,7 @@ kernel does not let us choose are made deterministic first:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ebpf.errors import EbpfError
+from ebpf.errors import EbpfError, ElfError
 from ebpf.helpers import HelperEnv, Route
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.map_state import MapStateError, dump_state, load_state
@@ -49,7 +50,8 @@ class Scenario:
     `"routes"`: a list of `{"prefix", "ifindex", "smac", "dmac", "gateway", "mtu", "kind"}`
     (MACs as "02:00:00:00:00:01"; `dmac` null = no neighbour) for bpf_fib_lookup, and
     `"clock"`: `{"start_ns", "step_ns"}`, the clock value for packet i being
-    start_ns + i * step_ns.
+    start_ns + i * step_ns. `"max_entries"`: `{"<map>": N}` sizes the maps whose loader
+    sets max_entries at run time (0 in the ELF), as `bpf_map__set_max_entries` would.
     """
 
     state: dict[str, Any] | None = None
@@ -87,8 +89,18 @@ class Scenario:
         # the clock map holds a u64 (ebpf.rewrite.inject_clock): never truncated
         start = _uint(f"{source}: clock.start_ns", clock.get("start_ns", 1_000_000_000), 64)
         step = _uint(f"{source}: clock.step_ns", clock.get("step_ns", 1_000_000), 64)
-        state = {"maps": doc.get("maps", {})}
+        sizes = doc.get("max_entries", {})
+        if not isinstance(sizes, dict) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and 0 < n < 1 << 32
+                for n in sizes.values()):
+            raise MapStateError(f"{source}: \"max_entries\" must map map names to sizes "
+                                f"1..2^32-1, got {sizes!r}")
+        state = {"maps": doc.get("maps", {}), "max_entries": dict(sizes)}
         return cls(state, routes, start, step, source)
+
+    def get_max_entries(self) -> dict[str, int]:
+        """The map sizes the scenario gives (``"max_entries"``), by map name."""
+        return dict((self.state or {}).get("max_entries", {}))
 
     def clock_ns(self, index: int) -> int:
         return (self.clock_start_ns + index * self.clock_step_ns) & ((1 << 64) - 1)
@@ -152,8 +164,30 @@ def num_cpus() -> int:
 
 # --- the two sides ------------------------------------------------------------------------
 
+def size_maps(obj: ElfObject, scenario: Scenario) -> ElfObject:
+    """``obj`` with the scenario's ``max_entries`` applied; ElfError naming the object and
+    the map when a map is still 0-sized (its loader sizes it: the state file must), or
+    MapStateError for a size given to a map the object does not have."""
+    sizes = scenario.get_max_entries()
+    names = {m.name for m in obj.maps}
+    for name in sizes:
+        if name not in names:
+            raise MapStateError(f"{scenario.source}: max_entries: no map named '{name}' in "
+                                f"{obj.path} (have: {', '.join(sorted(names)) or 'none'})")
+    maps = [dataclasses.replace(m, max_entries=sizes[m.name]) if m.name in sizes else m
+            for m in obj.maps]
+    for m in maps:
+        if m.max_entries == 0 and not m.is_global_data:
+            raise ElfError(f"{obj.path}: map '{m.name}' has max_entries 0 (its loader sets it "
+                           f"at run time): give it in the state file, e.g. "
+                           f"\"max_entries\": {{\"{m.name}\": 1024}} (docs/state.md)")
+    return dataclasses.replace(obj, maps=maps) if sizes else obj
+
+
 def prepare(obj: ElfObject, scenario: Scenario) -> tuple[ElfObject, bool]:
-    """The object both sides run: clock reads redirected to the clock map when needed."""
+    """The object both sides run: maps sized by the scenario (``size_maps``), clock reads
+    redirected to the clock map when needed."""
+    obj = size_maps(obj, scenario)
     if any(uses_clock(p, obj) for p in obj.programs):
         from ebpf.rewrite import inject_clock
 
@@ -195,7 +229,7 @@ def kernel_side(path: str, obj: ElfObject, scenario: Scenario, raw: bool) -> Ite
 
             name = stack.enter_context(fib_namespace(scenario.routes))
             stack.enter_context(inside(name))
-        if raw:
+        if raw or scenario.get_max_entries():  # libbpf would load the ELF's sizes
             from ebpf.kernel_raw import RawKernelObject
 
             kobj = stack.enter_context(RawKernelObject(obj, state=scenario.state))

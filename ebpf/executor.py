@@ -157,8 +157,8 @@ class _TestRunner:
         from ebpf.kernel_load import TestRunOpts, libbpf
 
         self.ct, self.kobj, self.prog = ctypes, kobj, prog
-        kobj.programs_ran()  # its runs bypass KernelObject.test_run: dumps ask the kernel
         self.fd = kobj.prog_fd(prog)
+        kobj.mark_programs_run()  # our own test runs bypass test_run: dumps must ask
         self.call = libbpf().bpf_prog_test_run_opts
         self.slack = DATA_OUT_SLACK
         self.ctx_in = ctypes.create_string_buffer(24)  # struct xdp_md: six u32

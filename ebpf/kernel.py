@@ -634,9 +634,9 @@ class KernelObject:
                                   exc.errno) from exc
         return [(k, v) for k, v in self.items(m.name) if _nonzero(v, zero)]
 
-    def programs_ran(self) -> None:
-        """A program runs outside ``test_run`` (``ebpf.executor``'s direct TEST_RUN calls):
-        from now on arrays are read from the kernel, not from the keys written here."""
+    def mark_programs_run(self) -> None:
+        """A program has run (or will, through a caller's own BPF_PROG_TEST_RUN): it may
+        have written any entry, so a dump asks the kernel instead of the written keys."""
         self._written = None
 
     # -- JSON state ----------------------------------------------------------------------
@@ -811,7 +811,7 @@ class KernelObject:
         Raises KernelCallError with the errno and, for EINVAL / ENODEV, the rule broken.
         """
         self._check_open()
-        self._written = None  # the program may write any entry
+        self.mark_programs_run()
         if repeat < 1:
             raise KernelError(f"repeat must be at least 1, got {repeat}")
         fd = self.prog_fd(prog)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ebpf.differential import Scenario
+from ebpf.differential import Scenario, size_maps
 from ebpf.elf import ElfObject
 from ebpf.errors import EbpfError
 from ebpf.helpers import HelperEnv
@@ -101,6 +101,7 @@ def scenario_cpus(scenario: Scenario) -> int:
 def _vm(obj: ElfObject, program: str, scenario: Scenario, cpus: int) -> tuple[Vm, dict]:
     env = HelperEnv(cpu=0, num_cpus=cpus, routes=list(scenario.routes),
                     clock_start_ns=scenario.clock_start_ns)
+    obj = size_maps(obj, scenario)
     vm = Vm(obj, obj.get_program(program), env=env)
     maps = {m.name: m for m in vm.maps}
     if scenario.state is not None:

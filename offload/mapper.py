@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ebpf.differential import size_maps
 from ebpf.elf import ElfObject, load
 from ebpf.errors import EbpfError
 from hw.errors import HwError
@@ -164,6 +165,11 @@ def map_program(obj_or_path: ElfObject | str | os.PathLike[str], target: Target 
     tgt = get_target(target, extra_targets)
     obj, prog = get_object(obj_or_path, program)
     path = obj.path if isinstance(obj_or_path, ElfObject) else os.fspath(obj_or_path)
+    try:  # maps its loader sizes (max_entries 0) take their size from the scenario
+        obj = size_maps(obj, default_trace(path, scenario, [])[0])
+    except EbpfError as exc:
+        raise ProgramLoadError(str(exc)) from exc
+    prog = obj.get_program(prog.name)
     an = analyze(prog, obj)
     res = check(obj, prog.name, tgt, analysis=an)
     report = MapReport(prog.name, path, tgt.name, tgt.kind, res.verdict, res.explanation,

@@ -22,6 +22,7 @@ import random
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,30 @@ def _run_one(obj: str, program: str, options: dict[str, Any]) -> dict[str, Any]:
     return r.to_dict() | {"idle": idle, "backpressure": backpressure}
 
 
+def _outcomes(todo: list[tuple[Path, str]], options: dict[str, Any], jobs: int,
+              scheduler: str | None) -> Iterator[dict[str, Any]]:
+    """Each co-simulation's document as it finishes: in ``jobs`` local processes, or as
+    tasks on a Dask ``scheduler`` (the engine of ``offload sweep``)."""
+    if scheduler:
+        from offload.sweep.engine import dask_client, run_all
+
+        items = [(str(o), p, options) for o, p in todo]
+        keys = [f"rtl-{os.getpid()}-{i}-{file_part(f'{o.stem}.{p}')}"
+                for i, (o, p) in enumerate(todo)]
+        with dask_client(scheduler) as client:
+            for outcome in run_all(client, _run_one, items, keys):
+                obj, prog = todo[outcome.index]
+                yield outcome.result if outcome.error is None else {
+                    "object": str(obj), "program": prog, "error": outcome.error}
+        return
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(_run_one, str(o), p, options): (o, p) for o, p in todo}
+        for f in as_completed(futures):
+            yield f.result()
+
+
 def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int,
-        reuse: bool) -> list[dict[str, Any]]:
+        reuse: bool, scheduler: str | None = None) -> list[dict[str, Any]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     results: list[dict[str, Any]] = []
@@ -92,13 +115,10 @@ def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int
                   MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_console(sys.stderr), transient=False) as bar:
         task = bar.add_task("RTL co-simulation", total=len(todo))
-        with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(_run_one, str(o), p, options): (o, p) for o, p in todo}
-            for f in as_completed(futures):
-                doc = f.result()
-                results.append(doc)
-                bar.update(task, advance=1, description="RTL co-simulation: " + markup(
-                    f"{Path(doc['object']).stem}:{doc['program']} {_status(doc)}"))
+        for doc in _outcomes(todo, options, jobs, scheduler):
+            results.append(doc)
+            bar.update(task, advance=1, description="RTL co-simulation: " + markup(
+                f"{Path(doc['object']).stem}:{doc['program']} {_status(doc)}"))
     order = {(str(o), p): i for i, (o, p) in enumerate(jobs_list)}
     return sorted(results, key=lambda d: order.get((str(d["object"]), d["program"]), 0))
 
@@ -188,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=cli_args.seed, default=DEFAULT_SEED, metavar="S")
     p.add_argument("--jobs", type=cli_args.jobs, default=min(2, os.cpu_count() or 1),
                    metavar="J")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the co-simulations as tasks on a running dask.distributed "
+                        "scheduler (tcp://HOST:8786), the engine of offload sweep "
+                        "(default: --jobs local processes)")
     p.add_argument("--results", default=str(build_root() / "results"), metavar="DIR")
     p.add_argument("--junit", default=str(build_root() / "junit-system.xml"), metavar="FILE")
     p.add_argument("--summary", default=str(build_root() / "summary.md"), metavar="FILE")
@@ -212,16 +236,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     options = {"target": args.target, "packets": args.packets, "seed": args.seed,
                "results": args.results, "workdir": str(build_root() / "system")}
-    results = run(todo, options=options, jobs=args.jobs, reuse=args.reuse)
+    results = run(todo, options=options, jobs=args.jobs, reuse=args.reuse,
+                  scheduler=args.scheduler)
     print_table(results)
     Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
     Path(args.summary).write_text(markdown(results))
     junit(results, Path(args.junit))
+    engine = (f"dask scheduler {args.scheduler}" if args.scheduler
+              else f"{args.jobs} local processes")
     bad = [d for d in results if "error" in d or ("packets" in d and not d["ok"])]
     done = [d for d in results if "packets" in d]
     print(f"{len(done)} programs co-simulated ({sum(d['packets'] for d in done)} packets), "
           f"{len(results) - len(done) - sum('error' in d for d in results)} host-only, "
-          f"{len(bad)} failed; {time.perf_counter() - started:.0f} s. Results: {args.results}, "
+          f"{len(bad)} failed; {time.perf_counter() - started:.0f} s on {engine}. "
+          f"Results: {args.results}, "
           f"JUnit: {args.junit}, summary: {args.summary}")
     return 1 if bad else 0
 

@@ -110,6 +110,10 @@ def zeros(n: int, body_width: int = 0) -> Columns:
 def _put(m: np.ndarray, rows: np.ndarray, col: np.ndarray | int, value: np.ndarray,
          width: int) -> None:
     """Write ``value`` (integers) big-endian, ``width`` bytes, at column ``col`` of ``rows``."""
+    if isinstance(col, int):  # one assignment of the big-endian bytes
+        be = np.asarray(value, dtype=np.uint64).astype(">u8").view(np.uint8)
+        m[rows, col:col + width] = be.reshape(-1, 8)[:, 8 - width:]
+        return
     v = np.asarray(value, dtype=np.uint64)
     for k in range(width):
         m[rows, col + k] = ((v >> np.uint64(8 * (width - 1 - k))) & np.uint64(0xFF)).astype(
@@ -297,9 +301,14 @@ def _build(c: Columns) -> PacketArray:
 
     # One buffer: [L2 | L3 | L4 | body | pad] per packet.
     big = np.concatenate([l2, l3, l4, body], axis=1)
-    mask = np.concatenate([np.arange(m.shape[1])[None, :] < ln[:, None] for m, ln in
-                           ((l2, l2_len), (l3, l3_len), (l4, l4_len), (body, body_len))],
-                          axis=1)
+    mask = np.empty(big.shape, dtype=bool)
+    at = 0
+    for m, ln in ((l2, l2_len), (l3, l3_len), (l4, l4_len), (body, body_len)):
+        w = m.shape[1]
+        dt = np.int16 if w < 1 << 15 else np.int64  # int16 compares are the cheap ones
+        np.less(np.arange(w, dtype=dt)[None, :], np.minimum(ln, w).astype(dt)[:, None],
+                out=mask[:, at:at + w])
+        at += w
     content = big[mask]
     clen = l2_len + l3_len + l4_len + body_len
     start = np.zeros(n, np.int64)

@@ -630,9 +630,9 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
                          where=f"target '{target.name}'")
     traffic = _traffic(sc, spec, target.line_rate_gbps, min_duration_ns)
 
+    kind = executor_for(sc, on_host)  # before the mapping: a refused executor fails fast
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
-    beh = run_behaviour(sc, traffic, executor_for(sc, on_host), cost, step,
-                        paths=target.kind in ("npu", "vliw"))
+    beh = run_behaviour(sc, traffic, kind, cost, step, paths=target.kind in ("npu", "vliw"))
     program, verdicts, costs = beh.program, beh.verdicts, beh.costs
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")

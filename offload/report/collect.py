@@ -107,11 +107,14 @@ class Plan:
     # the kernel refuses)
     skipped: list[dict[str, str]] = field(default_factory=list)
 
+    def steps_per_program(self) -> int:
+        """Progress steps ``collect_program`` reports per program."""
+        return 4 + (count_runs(len(self.targets), self.options.sizes)
+                    if self.options.simulate else 0)
+
     def num_steps(self) -> int:
         """Progress steps ``collect_program`` reports per program, summed."""
-        per = 4 + (count_runs(len(self.targets), self.options.sizes)
-                   if self.options.simulate else 0)
-        return per * len(self.programs)
+        return self.steps_per_program() * len(self.programs)
 
 
 # --- planning: every input checked before any slow work ----------------------------------

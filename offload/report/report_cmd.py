@@ -28,7 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ebpf.display import markup, printable
+from ebpf.display import file_part, markup, printable
 from offload import cli_args
 from offload.cleanup import Janitor, die_with_parent
 from offload.report.collect import (
@@ -127,14 +127,44 @@ def _worker(spec: Any, plan_: Plan, permitted: tuple[bool, str]) -> dict[str, An
     return collect_program(spec, plan_, permitted=permitted, step=step)
 
 
-def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None = None
-           ) -> dict[str, Any]:
-    """The whole document: every program of the plan, in ``jobs`` processes (1: here)."""
+def _remote(spec: Any, plan_: Plan, permitted: tuple[bool, str]) -> dict[str, Any]:
+    """One program on a Dask worker (no progress queue there: the bar moves per program)."""
+    return collect_program(spec, plan_, permitted=permitted)
+
+
+def _gather_dask(plan_: Plan, doc: dict[str, Any], permitted: tuple[bool, str],
+                 scheduler: str, step: Callable[[str], None]) -> dict[str, Any]:
+    """Every program as a task on the Dask scheduler (``offload.sweep.engine``)."""
+    from offload.sweep.engine import dask_client, run_all
+
+    results: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    items = [(s, plan_, permitted) for s in plan_.programs]
+    keys = [f"report-{os.getpid()}-{i}-{file_part(s.id)}" for i, s in enumerate(plan_.programs)]
+    with dask_client(scheduler) as client:
+        for outcome in run_all(client, _remote, items, keys):
+            spec = plan_.programs[outcome.index]
+            if outcome.error is None:
+                results[spec.id] = outcome.result
+            else:
+                failed[spec.id] = outcome.error
+            for _ in range(plan_.steps_per_program()):
+                step(f"{spec.program}: done")
+    return _finish(doc, plan_, results, failed)
+
+
+def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None = None,
+           scheduler: str | None = None) -> dict[str, Any]:
+    """The whole document: every program of the plan, in ``jobs`` processes (1: here), or
+    as tasks on a Dask ``scheduler`` (the engine ``offload sweep`` uses)."""
     from ebpf.kernel_load import bpf_permitted
 
     permitted = bpf_permitted()
     doc = new_document(plan_, permitted)
     step = progress or (lambda _msg: None)
+    doc["engine"] = engine_text(jobs, scheduler, len(plan_.programs))
+    if scheduler:
+        return _gather_dask(plan_, doc, permitted, scheduler, step)
     results: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     if jobs <= 1 or len(plan_.programs) <= 1:
@@ -248,6 +278,17 @@ def _sizes(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(sizes)))
 
 
+def engine_text(jobs: int, scheduler: str | None, programs: int) -> str:
+    """Where the programs were gathered, for the outputs that state it."""
+    from offload.sweep.engine import describe
+
+    if scheduler:
+        return describe(scheduler, 0)
+    if jobs <= 1 or programs <= 1:
+        return "this process"
+    return f"local process pool, {jobs} workers"
+
+
 def default_jobs() -> int:
     """Two worker processes where there are two CPUs. Not more: most of the gathering time
     is BPF_PROG_TEST_RUN, which the kernel serialises (each call with repeat > 1 waits
@@ -267,6 +308,7 @@ def options_from_args(args: argparse.Namespace) -> ReportOptions:
 
 
 def run_report(objects: list[str], out: str, options: ReportOptions, *, jobs: int = 1,
+               scheduler: str | None = None,
                show_progress: bool | None = None) -> dict[str, Any]:
     """Check the inputs, gather, write DIR atomically; the document."""
     from offload.report.render import write_report
@@ -277,7 +319,7 @@ def run_report(objects: list[str], out: str, options: ReportOptions, *, jobs: in
     # previous report back if the kill came between the two renames of the swap
     with Janitor([tmp, old], restore=(old / "report", Path(out).resolve())):
         with _progress(plan_.num_steps() + len(plan_.programs) + 1, show_progress) as advance:
-            doc = gather(plan_, jobs=jobs, progress=advance)
+            doc = gather(plan_, jobs=jobs, progress=advance, scheduler=scheduler)
             write_report(doc, tmp, step=advance)
         commit_output(tmp, out, old)
     return doc
@@ -327,14 +369,14 @@ class _progress:
 def cmd_report(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     jobs = args.jobs if args.jobs is not None else default_jobs()
-    doc = run_report(args.objects, args.output, options, jobs=jobs)
+    doc = run_report(args.objects, args.output, options, jobs=jobs, scheduler=args.scheduler)
     rows = doc["comparison"]
     print(f"{printable(args.output)}: {len(doc['programs'])} programs x "
-          f"{len(doc['targets'])} targets ({len(rows)} rows); "
+          f"{len(doc['targets'])} targets ({len(rows)} rows; engine: {doc['engine']}); "
           f"open {printable(os.path.join(args.output, 'index.html'))}",
           file=sys.stderr)
     for f in doc.get("failed", []):
-        print(f"{args.output}: {f['id']} failed ({f['object']}): {f['reason']}",
+        print(printable(f"{args.output}: {f['id']} failed ({f['object']}): {f['reason']}"),
               file=sys.stderr)
     return 0
 
@@ -390,5 +432,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=cli_args.jobs, default=None,
                    help="worker processes (default: 2, or 1 on one CPU; the kernel "
                         "serialises BPF_PROG_TEST_RUN, so more do not help)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="gather the programs as tasks on a running dask.distributed "
+                        "scheduler (tcp://HOST:8786), the engine of offload sweep; its "
+                        "workers must see the same files (default: --jobs local processes)")
     p.add_argument("--no-sim", action="store_true", help="skip the simulation runs")
     p.set_defaults(func=cmd_report)

@@ -311,3 +311,49 @@ def test_deeply_nested_state_file_is_one_error(tmp_path):
     path.write_text('{"maps": ' + "[" * 50_000 + "]" * 50_000 + "}")
     with pytest.raises(MapStateError, match="deep.json: not JSON we read: nested too deeply"):
         Scenario.load(path)
+
+
+LOADER_SIZED_SOURCE = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+} counts SEC(".maps");
+SEC("xdp")
+int xdp_sized(struct xdp_md *ctx)
+{
+	__u32 k = ctx->rx_queue_index;
+	__u64 *v = bpf_map_lookup_elem(&counts, &k);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_loader_sized_map_needs_its_size_from_the_state(tmp_path):
+    """max_entries 0 in the ELF (the loader sizes it): without "max_entries" in the state
+    the error names the object and the map; with it the VM and the kernel agree."""
+    from ebpf.differential import size_maps
+    from ebpf.elf import load
+    from ebpf.errors import ElfError
+    from ebpf.map_state import MapStateError
+    from tests.conftest import compile_bpf
+
+    obj_path = compile_bpf(tmp_path, LOADER_SIZED_SOURCE, "sized")
+    obj = load(obj_path)
+    with pytest.raises(ElfError, match=r"sized\.o: map 'counts' has max_entries 0 .*"
+                                       r"\"max_entries\": \{\"counts\""):
+        size_maps(obj, Scenario())
+    with pytest.raises(MapStateError, match="no map named 'nope'"):
+        size_maps(obj, Scenario.from_dict({"maps": {}, "max_entries": {"nope": 4}}))
+    scenario = Scenario.from_dict({"maps": {}, "max_entries": {"counts": 8}})
+    assert size_maps(obj, scenario).get_map("counts").max_entries == 8
+    from ebpf.kernel_load import bpf_permitted
+
+    if bpf_permitted()[0]:  # the kernel half needs bpf(2); the sizing above does not
+        report = differential(str(obj_path), obj, PACKETS[:50], scenario)
+        assert not report.mismatches and report.packets == 50

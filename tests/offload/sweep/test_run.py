@@ -20,6 +20,7 @@ from hw.targets import BUILTIN_DIR
 from offload.cli import main
 from offload.sweep.results import COLUMNS, read_table
 from tests.conftest import ROOT, corpus_object
+from tests.dask_cluster import external_dask
 
 SPEC = """
 programs = [{{object = "{obj}"}}]
@@ -185,32 +186,44 @@ cores = [1, 2, 3, 4]
 
 def test_external_scheduler_gives_same_rows(tmp_path, capsys):
     """`dask scheduler` + `dask worker` started here: same rows as the LocalCluster run."""
-    dask_cli = Path(sys.executable).parent / "dask"
-    sched_file = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen([str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port",
-                               "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
-        procs.append(subprocess.Popen(
-            [str(dask_cli), "worker", "--scheduler-file", str(sched_file), "--nworkers",
-             "1", "--nthreads", "1", "--no-dashboard"], cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        spec = sweep(tmp_path, name="xdp_drop", packets=2000)
+    spec = sweep(tmp_path, name="xdp_drop", packets=2000)
+    with external_dask(tmp_path) as address:
         assert main(["sweep", str(spec), "-o", str(tmp_path / "ext"), "--scheduler",
                      address, "--json"]) == 0
         ext = json.loads(capsys.readouterr().out)
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-            p.wait(timeout=30)
     assert ext["engine"] == f"dask scheduler {address}" and ext["computed"] == 4
     assert main(["sweep", str(spec), "-o", str(tmp_path / "local"), "--json"]) == 0
     local = json.loads(capsys.readouterr().out)
     drop = ("wall_s",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in ext["rows"]] == [
         {k: v for k, v in r.items() if k not in drop} for r in local["rows"]]
+
+
+def test_one_scheduler_serves_report_and_regression(tmp_path):
+    """offload report and the RTL regression run their work on the same scheduler."""
+    drop, tx = corpus_object("xdp_drop"), corpus_object("xdp_tx")
+    with external_dask(tmp_path) as address:
+        rep = subprocess.run(
+            [sys.executable, "-m", "offload", "report", str(drop), str(tx), "-o",
+             str(tmp_path / "rep"), "--target", "pipe", "--no-sim", "--scheduler", address],
+            capture_output=True, text=True, cwd=ROOT)
+        rtl = subprocess.run(
+            [sys.executable, "-m", "offload.regression", str(drop), "--packets", "8",
+             "--results", str(tmp_path / "rtl"), "--junit", str(tmp_path / "j.xml"),
+             "--summary", str(tmp_path / "s.md"), "--scheduler", address],
+            capture_output=True, text=True, cwd=ROOT)
+    assert rep.returncode == 0, rep.stderr
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert doc["engine"] == f"dask scheduler {address}"
+    assert f"engine: dask scheduler {address}" in rep.stderr
+    local = subprocess.run(
+        [sys.executable, "-m", "offload", "report", str(drop), str(tx), "-o",
+         str(tmp_path / "loc"), "--target", "pipe", "--no-sim", "--jobs", "1"],
+        capture_output=True, text=True, cwd=ROOT, check=True)
+    assert "engine: this process" in local.stderr
+    loc = json.loads((tmp_path / "loc" / "report.json").read_text())
+    assert [(r["program"], r["target"], r["verdict"]) for r in doc["comparison"]] == [
+        (r["program"], r["target"], r["verdict"]) for r in loc["comparison"]]
+    assert rtl.returncode == 0, rtl.stderr + rtl.stdout
+    assert f"on dask scheduler {address}" in rtl.stdout
+    assert json.loads(next((tmp_path / "rtl").glob("*.json")).read_text())["ok"] is True
