@@ -57,9 +57,10 @@ def render_check(result: CheckResult, path: str) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from offload.inspect import note_default_program
 
-    note_default_program(args.program_file, args.program)
     result = check(args.program_file, args.program, args.target,
                    extra_targets=args.target_file)
+    # after the work: a bad input stays one line (the error), a good one gets the note
+    note_default_program(args.program_file, args.program)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -83,11 +83,12 @@ def cmd_map(args: argparse.Namespace) -> int:
                           "-o CONFIG.json")
     from offload.inspect import note_default_program
 
-    note_default_program(args.program_file, args.program)
     report = map_program(args.program_file, args.target, args.program,
                          time_limit_s=args.time_limit, scenario=args.scenario,
                          equivalence=not args.no_equivalence,
                          extra_targets=args.target_file)
+    # after the work: a bad input stays one line (the error), a good one gets the note
+    note_default_program(args.program_file, args.program)
     if args.output:
         write_config(report, args.output, args.images)
     if args.json:

@@ -71,12 +71,10 @@ def render(result: CosimResult, kept: bool = True) -> None:
 
 
 def cmd_rtl(args: argparse.Namespace) -> int:
-    from offload.inspect import note_default_program
-
-    note_default_program(args.program_file, args.program)
     from rich.console import Console
 
     from offload.cosim import prepare, simulate, write_result
+    from offload.inspect import note_default_program
 
     err = Console(file=sys.stderr, highlight=False, emoji=False)
     # Without --workdir (or --waves, whose waveform is the point) the images, build and log
@@ -95,6 +93,8 @@ def cmd_rtl(args: argparse.Namespace) -> int:
                         f"{args.packets} packets + {min(job.timed, args.packets)} timed",
                         spinner="dots"):
             result = simulate(job, waves=args.waves or None, quiet=True)
+    # after the work: a bad input stays one line (the error), a good one gets the note
+    note_default_program(args.program_file, args.program)
     if not result.ok:
         where = f"kept in {printable(job.workdir)}" if kept else \
             "removed; run again with --workdir DIR to keep it"

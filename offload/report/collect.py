@@ -37,7 +37,7 @@ from offload.report.simulate import (
     count_runs,
     simulate_program,
 )
-from offload.report.source import display_path, line_anchor, main_file, source_files
+from offload.report.source import display_name, display_path, line_anchor, main_file, source_files
 
 SCHEMA = "xdp-offload-report/1"
 RTL_KEYS = ("packets", "mismatches", "cycles_per_packet", "ii", "mpps")
@@ -552,8 +552,8 @@ def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, st
     prog = obj.get_xdp_program(spec.program)
     main = main_file(prog)
     doc: dict[str, Any] = {
-        "id": spec.id, "object": spec.path, "object_display": display_path(spec.path),
-        "program": prog.name, "maps_state": spec.maps,
+        "id": spec.id, "name": display_name(spec.path, prog.name), "object": spec.path,
+        "object_display": display_path(spec.path), "program": prog.name, "maps_state": spec.maps,
         "summary": _summary(spec, obj, prog),
         "sources": [sf.to_dict() for sf in source_files(prog, spec.path)],
         "rtl": spec.rtl,
@@ -627,7 +627,8 @@ def comparison_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             st = f["stats"]
             reach = st.get("reachable_insns") or 0
             row: dict[str, Any] = {
-                "id": p["id"], "program": p["program"], "object": p["object_display"],
+                "id": p["id"], "name": p["name"], "program": p["program"],
+                "object": p["object_display"],
                 "target": t, "verdict": f.get("final_verdict", f["verdict"]),
                 "check_verdict": f["verdict"], "verdict_source": f.get("final_source"),
                 "reasons": len((f.get("mapper") or {}).get("reasons", f["reasons"])),

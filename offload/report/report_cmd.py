@@ -41,7 +41,7 @@ from offload.report.collect import (
     plan,
 )
 from offload.report.simulate import DEFAULT_LATENCY_TRAFFIC, DEFAULT_SIZES
-from offload.report.source import display_path
+from offload.report.source import display_name, display_path
 
 REPORT_MARKER = "report.json"
 
@@ -245,7 +245,8 @@ def _finish(doc: dict[str, Any], plan_: Plan, results: dict[str, dict[str, Any]]
     """The document with every program gathered, and one ``failed`` row (object, program,
     reason) per program whose gathering failed: one bad object does not lose the rest."""
     doc["programs"] = [results[s.id] for s in plan_.programs if s.id in results]
-    doc["failed"] = [{"id": s.id, "object": display_path(s.path), "program": s.program,
+    doc["failed"] = [{"id": s.id, "name": display_name(s.path, s.program),
+                      "object": display_path(s.path), "program": s.program,
                       "reason": failed[s.id]} for s in plan_.programs if s.id in failed]
     return finish_document(doc)
 

@@ -75,6 +75,12 @@ class SourceFile:
                 "btf_lines": {str(k): v for k, v in sorted(self.btf_lines.items())}}
 
 
+def display_name(path: str, program: str) -> str:
+    """How a program is named in the report's rows: ``<object stem>.<program>``, the real
+    names (the templates escape them; the ``id`` is the file-safe form of it)."""
+    return f"{Path(path).stem}.{program}"
+
+
 def display_path(name: str, root: str | os.PathLike[str] = PROJECT_ROOT) -> str:
     """``name`` relative to the project root when it lies inside it."""
     try:

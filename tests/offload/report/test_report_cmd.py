@@ -37,8 +37,8 @@ def assert_nothing_written(folder):
 
 def test_help_prints(run):
     """report --help prints the options (a '%' in a default once crashed argparse)."""
-    code, out, _ = run("report", "--help")  # cli.main turns --help's SystemExit into 0
-    assert code == 0 and "--target" in out and "--packets" in out
+    code, out, _ = run("report", "--help")
+    assert code == 0 and "(default imix@100%)" in out and "--scheduler" in out
 
 
 def test_unknown_target(run, tmp_path):

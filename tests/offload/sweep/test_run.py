@@ -151,7 +151,8 @@ def test_killed_worker_sweep_completes_once(tmp_path):
 programs = [{{object = "{corpus_object('xdp_drop')}"}}]
 targets = ["host"]
 traffic = ["64B@100G", "64B@40G", "64B@25G"]
-packets = 300000
+packets = 150000
+host_cost = "model"
 [params.host]
 cores = [1, 2, 3, 4]
 """)
@@ -160,7 +161,7 @@ cores = [1, 2, 3, 4]
                              str(out), "--workers", "2", "--json"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = None
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600  # a hang guard, not a speed assertion
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             done = len(list((out / "points").glob("*.json"))) if out.exists() else 0
@@ -170,7 +171,7 @@ cores = [1, 2, 3, 4]
                 os.kill(killed, signal.SIGKILL)
                 break
             time.sleep(0.05)
-        stdout, stderr = proc.communicate(timeout=300)
+        stdout, stderr = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
             proc.kill()
