@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ebpf.errors import KernelError
-from ebpf.isa import LDDW_OPCODE, PseudoSrc, encode
+from ebpf.isa import LDDW_OPCODE, AluOp, Insn, InsnClass, JmpOp, PseudoSrc, Source, encode
 from ebpf.kernel import (
     KernelLoadError,
     KernelObject,
@@ -64,7 +64,7 @@ from ebpf.kernel_enums import PROG_TYPE_IDS
 from ebpf.kernel_load import _SYS_BPF, DEFAULT_LOG_SIZE
 from ebpf.program import ElfObject, MapDef, ProgramDef
 
-__all__ = ["ATTACH_TYPE_IDS", "RawKernelObject", "kernel_name"]
+__all__ = ["ATTACH_TYPE_IDS", "RawKernelObject", "empty_xdp_object", "kernel_name"]
 
 # enum bpf_cmd
 BPF_MAP_CREATE = 0
@@ -95,6 +95,20 @@ ATTACH_TYPE_NAMES: tuple[str, ...] = (
 ATTACH_TYPE_IDS: dict[str, int] = {name: i for i, name in enumerate(ATTACH_TYPE_NAMES)}
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def empty_xdp_object(verdict: int = 1) -> ElfObject:
+    """An object with one XDP program, ``empty``: ``r0 = verdict; exit`` (XDP_DROP by
+    default). Its BPF_PROG_TEST_RUN time is the harness's own (timer, context set-up, the
+    dispatcher), which a program's cost must not include."""
+    from ebpf.program import Function
+
+    insns = [Insn(InsnClass.ALU64 | AluOp.MOV | Source.K, dst=0, imm=verdict),
+             Insn(InsnClass.JMP | JmpOp.EXIT)]
+    prog = ProgramDef(name="empty", section="xdp", prog_type="xdp", insns=insns,
+                      functions=[Function("empty", 0, 2, "xdp")], lines={}, map_indices=[],
+                      attach_type="xdp", own_slots=2)
+    return ElfObject(path="<empty xdp program>", programs=[prog], maps=[], license="GPL")
 
 
 class MapCreateAttr(ctypes.Structure):

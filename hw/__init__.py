@@ -1,7 +1,8 @@
 """Hardware descriptions and models: target profiles (``hw.targets``, TOML with cited
 numbers), the pipe target's configuration and functional / timing models (``hw.pipeline``),
-the run-to-completion cost models (``hw.rtc``: NPU, VLIW, CPU cores) and Ethernet framing
-(``hw.ethernet``). Exposes the target loaders and errors below.
+the run-to-completion cost models (``hw.rtc``: NPU, VLIW, CPU cores), the per-packet cost of
+each target kind that the mapper, the report and the simulator share (``hw.cost``) and
+Ethernet framing (``hw.ethernet``). Exposes the target loaders and errors below.
 
 Depends on ``ebpf`` only (docs/architecture.md: ``ebpf`` <- ``hw`` <- ``sim``; ``rtl_models``
 and ``offload`` above).

@@ -35,7 +35,9 @@ Per kind:
   ``[packet]`` ``window_bytes``, ``bus_bits``, ``variable_offset_access``; ``[timing]``
   ``map_access_cycles``, ``helper_cycles``, ``start_latency_cycles``.
 - ``cpu`` (kernel JIT): ``[cores]`` as for ``npu``; ``[cpu]`` ``model``, ``relative_speed``
-  (per core, against the host core = 1), ``driver_overhead_ns`` (per packet), ``jit``.
+  (per core, against the host core = 1), ``driver_overhead_ns`` (per packet), ``jit``, and
+  optionally ``contention_ns`` and the tables ``[cpu.verdict_ns]`` / ``[cpu.bus_ns]`` (keys
+  drop, tx, redirect, pass): the per-verdict cost model of ``hw.cost.host``.
 
 A malformed or inconsistent profile raises one ``TargetError`` line naming the file, the key
 and the problem: ``hw/targets/bad.toml: stages.count: expected a positive integer, got -3``.
@@ -62,6 +64,8 @@ DEFAULT_TARGET = "pipe"
 KINDS = ("pipeline", "npu", "vliw", "cpu")
 LOCATIONS = ("nic", "host")
 XDP_VERDICTS = ("aborted", "drop", "pass", "tx", "redirect")
+# The verdicts a host profile prices separately (XDP_ABORTED is priced as XDP_DROP).
+HOST_VERDICTS = ("drop", "tx", "redirect", "pass")
 ATOMIC_OPS = ("add", "and", "or", "xor", "xchg", "cmpxchg")
 DIV_SUPPORT = ("none", "constant", "full")
 JITS = ("kernel",)
@@ -156,6 +160,10 @@ class Target:
         """Every field, JSON-ready (tuples become lists, ``reference`` a mapping)."""
         doc = dataclasses.asdict(self)
         doc["reference"] = dict(self.reference)
+        cpu = getattr(self, "cpu", None)
+        if cpu is not None:  # per-verdict tables as mappings, as the TOML spells them
+            doc["cpu"]["verdict_ns"] = dict(cpu.verdict_ns)
+            doc["cpu"]["bus_ns"] = dict(cpu.bus_ns)
         return doc
 
 
@@ -330,6 +338,15 @@ class CpuCost:
     driver_overhead_ns: float
     """Fixed per-packet cost of the driver and XDP hook, ns (an XDP_DROP program costs this)."""
     jit: str
+    verdict_ns: tuple[tuple[str, float], ...] = ()
+    """Per verdict (drop, tx, redirect, pass): the driver's ns per packet on one uncontended
+    core with a trivial program; empty: ``driver_overhead_ns`` for every verdict."""
+    bus_ns: tuple[tuple[str, float], ...] = ()
+    """Per verdict: ns of the shared PCIe / memory path one packet occupies (1000 / bus_ns
+    is that path's ceiling in Mpps); empty: no shared ceiling."""
+    contention_ns: float = 0.0
+    """Stall per packet on a core = contention_ns x u / (1 - u), u the shared path's
+    utilisation (``hw.cost.host``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -617,9 +634,19 @@ def _read_vliw(top: _Table, common: dict[str, Any]) -> VliwTarget:
 
 
 def _read_cpu(top: _Table, common: dict[str, Any]) -> CpuTarget:
-    c = top.table("cpu", ("model", "relative_speed", "driver_overhead_ns", "jit"))
+    c = top.table("cpu", ("model", "relative_speed", "driver_overhead_ns", "jit", "verdict_ns",
+                          "bus_ns", "contention_ns"))
+    per_verdict = {}
+    for key in ("verdict_ns", "bus_ns"):
+        if c.has(key):
+            t = c.table(key, HOST_VERDICTS)
+            per_verdict[key] = tuple((v, t.number(v)) for v in HOST_VERDICTS)
     cost = CpuCost(model=c.string("model"), relative_speed=c.number("relative_speed"),
-                   driver_overhead_ns=c.number("driver_overhead_ns"), jit=c.string("jit", JITS))
+                   driver_overhead_ns=c.number("driver_overhead_ns"), jit=c.string("jit", JITS),
+                   contention_ns=c.number("contention_ns") if c.has("contention_ns") else 0.0,
+                   **per_verdict)
+    if cost.bus_ns and not cost.contention_ns:
+        c.fail("contention_ns", "missing: bus_ns needs the stall per packet it causes")
     if common["location"] == "host" and cost.relative_speed != 1.0:
         c.fail("relative_speed", f"the host core is the reference: expected 1.0, got "
                f"{cost.relative_speed:g}")

@@ -24,10 +24,10 @@ from sim.scenario import RunCache, Scenario, run
 
 TARGETS = ("pipe", "host")
 TRAFFIC = ("64B@100G", "imix@100G")
-DEFAULT_PACKETS = 50_000
+DEFAULT_PACKETS: int | None = None  # None: sim.scenario's steady-state run length
 
 
-def default_set(root: Path, packets: int = DEFAULT_PACKETS, seed: int = 1, *,
+def default_set(root: Path, packets: int | None = DEFAULT_PACKETS, seed: int = 1, *,
                 progress: bool | None = None, cache: RunCache | None = None
                 ) -> list[dict[str, Any]]:
     """One report per (program, target, traffic), in corpus order. One ``RunCache`` serves
@@ -123,7 +123,8 @@ def render(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=".", help="project root (default: .)")
-    parser.add_argument("--packets", type=int, default=DEFAULT_PACKETS)
+    parser.add_argument("--packets", type=int, default=DEFAULT_PACKETS,
+                        help="packets per run (default: at least 1 ms of traffic, steady)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -50,8 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="traffic spec, e.g. 64B@100G, imix@40G,poisson, "
                         "512B@20Mpps,flows=1000,zipf=1.1, pcap:trace.pcap@10G "
                         "(default: 64B@10G)")
-    p.add_argument("--packets", type=cli_args.sim_packets, metavar="N", help="packets to simulate "
-                   "(default: 100000; a capture: its length)")
+    p.add_argument("--packets", type=cli_args.sim_packets, metavar="N",
+                   help="packets to simulate (default: at least 1.25 ms of traffic, run "
+                        "longer until the steady rate converges; a capture: its length)")
     p.add_argument("--seed", type=cli_args.seed, metavar="S", help="seed of everything random "
                    "(default: 0)")
     p.add_argument("--engine", choices=ENGINES, help="fast (numpy, default) or simpy "
@@ -162,6 +163,13 @@ def render(report: dict[str, Any]) -> None:
                        if k != "total" and v)
     console.print(markup(f"drops by place: {places or 'none'}; program verdicts: "
                          + ", ".join(f"{k} {v}" for k, v in m["verdicts"].items())))
+    st = m.get("steady")
+    if st:
+        console.print(f"steady state (after {st['warmup_ns'] / 1e3:,.0f} us warm-up, "
+                      f"{st['window_ns'] / 1e3:,.0f} us): achieved "
+                      f"{_fmt(st['achieved_mpps'])} Mpps, drops {st['lost']} "
+                      f"({100 * st['loss_fraction']:.2f} %), "
+                      + ("converged" if st["converged"] else "NOT converged"))
     lat = m["latency_ns"]
     if lat:
         console.print(f"latency: p50 {lat['p50']:,.0f} ns, p99 {lat['p99']:,.0f} ns, "

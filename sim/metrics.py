@@ -16,6 +16,9 @@ JSON-ready dict (plain ints, floats, strings, lists, dicts). Definitions:
   over finished packets, ns: p50, p99, p99.9 (nearest rank), mean, max;
 - utilisation: busy time of a station's servers (sum of the services of the packets it
   admitted) over servers x the run's duration (first arrival to last departure);
+- steady: the same over the packets that arrive after a warm-up (``warmup_ns`` from the first
+  arrival, discarded): achieved Mpps, losses and their share, and ``converged`` when the
+  achieved rates of the window's two halves (by arrival) agree within ``CONVERGED`` (2 %);
 - host cores needed: the offered host load in Erlangs (offered packet rate x mean host
   service per offered packet, over the packets that go to the host) rounded up: the fewest
   cores that keep utilisation below 1, ignoring RSS imbalance.
@@ -48,6 +51,7 @@ from sim.model import (
 VERDICT_NAMES = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
 QUANTILES = (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999))
 _CHUNK = 1 << 20
+CONVERGED = 0.02  # modelling choice: two halves within 2 % count as a steady rate
 
 
 def _rate(count: int, span_ps: int) -> float:
@@ -55,9 +59,36 @@ def _rate(count: int, span_ps: int) -> float:
     return (count - 1) / span_ps * 1e12 if count > 1 and span_ps > 0 else 0.0
 
 
+def steady_state(workload: Workload, result: SimResult, warmup_ns: float) -> dict[str, Any]:
+    """Achieved rate and losses over the packets arriving ``warmup_ns`` after the first, and
+    whether the rate is steady over that window (see the module docstring)."""
+    arrival_ps = workload.arrival_ns * PS_PER_NS
+    n = len(arrival_ps)
+    start = (int(arrival_ps[0]) if n else 0) + int(round(warmup_ns * PS_PER_NS))
+    lo = int(np.searchsorted(arrival_ps, start, side="left"))
+    depart, lost_at = result.depart_ps[lo:], result.lost_at[lo:]
+    m = len(depart)
+
+    def achieved(d: np.ndarray) -> float:
+        d = d[d >= 0]
+        return _rate(len(d), int(d.max() - d.min())) if len(d) > 1 else 0.0
+
+    whole = achieved(depart)
+    halves = [achieved(depart[: m // 2]), achieved(depart[m // 2:])]
+    lost = int(np.count_nonzero(lost_at >= 0))
+    top = max(halves)
+    return {"warmup_ns": float(warmup_ns),
+            "window_ns": float(arrival_ps[-1] - arrival_ps[lo]) / PS_PER_NS if m else 0.0,
+            "packets": m, "achieved_mpps": whole / 1e6,
+            "halves_mpps": [h / 1e6 for h in halves],
+            "converged": m > 3 and top > 0 and abs(halves[0] - halves[1]) <= CONVERGED * top,
+            "lost": lost, "loss_fraction": lost / m if m else 0.0}
+
+
 def summarize(workload: Workload, result: SimResult, *,
-              offered_pps: float | None = None) -> dict[str, Any]:
-    """The run's metrics, JSON-ready."""
+              offered_pps: float | None = None,
+              warmup_ns: float | None = None) -> dict[str, Any]:
+    """The run's metrics, JSON-ready; with ``warmup_ns`` also the steady-state window."""
     n = workload.num_packets
     depart = result.depart_ps
     done = depart >= 0
@@ -133,7 +164,8 @@ def summarize(workload: Workload, result: SimResult, *,
         "engine": result.engine,
         "wall_s": result.wall_s,
         "simulated_pps": n / result.wall_s if result.wall_s > 0 else None,
-    }
+    } | ({"steady": steady_state(workload, result, warmup_ns)} if warmup_ns is not None and n
+         else {})
 
 
 def _mean_wire(size: np.ndarray) -> float:

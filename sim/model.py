@@ -441,14 +441,6 @@ class SimResult:
 
 # --- costs from the program's behaviour: the trace-driven part ---------------------------
 
-# Per-instruction host cost model, used when the kernel cannot time the program here.
-# Modelling estimates of this project (JITed eBPF on a ~3.6 GHz x86 core at about one
-# instruction per cycle, hash-map helpers ~10 ns, other helpers ~5 ns); see
-# ``sim.scenario`` for where measured costs replace them.
-HOST_NS_PER_INSN = 0.3
-HOST_NS_PER_MAP_HELPER = 10.0
-HOST_NS_PER_HELPER = 5.0
-
 
 @dataclass(frozen=True)
 class TraceCost:
@@ -469,12 +461,6 @@ class TraceCost:
         maps = sum(1 for n in names if n in MAP_HELPERS)
         return cls(insns=int(trace.insns), map_helpers=maps, helpers=len(names) - maps,
                    helper_names=names)
-
-
-def host_program_ns_model(cost: TraceCost) -> float:
-    """Program time on a host core from the per-instruction model, ns (no driver)."""
-    return (cost.insns * HOST_NS_PER_INSN + cost.map_helpers * HOST_NS_PER_MAP_HELPER
-            + cost.helpers * HOST_NS_PER_HELPER)
 
 
 PuntRule = Callable[[TraceCost], bool]
@@ -566,18 +552,10 @@ class NicCost:
                 "latency_cycles": self.latency_cycles, "punt": punt}
 
 
-def _drop_calibration(target: Any, servers: int, base_cycles: float) -> tuple[float, str]:
-    """Fixed cycles per packet so that XDP_DROP runs at reference.xdp_drop_mpps, if given."""
-    mpps = target.get_reference("xdp_drop_mpps")
-    if mpps is None:
-        return 0.0, "no reference.xdp_drop_mpps: no fixed per-packet overhead"
-    fixed = max(0.0, servers * target.clock_mhz / mpps - base_cycles)
-    return fixed, (f"fixed overhead {fixed:.1f} cycles per packet, calibrated so that "
-                   f"XDP_DROP runs at reference.xdp_drop_mpps = {mpps:g}")
-
-
-def nic_model(target: Any, cost: NicCost, queue: int | None) -> tuple[NicModel, list[str]]:
-    """The NIC station for a NIC target, with the assumptions it rests on."""
+def nic_model(target: Any, cost: NicCost, queue: int | None, servers: int = 1,
+              note: str = "") -> tuple[NicModel, list[str]]:
+    """The NIC station for a NIC target, with the assumptions it rests on. ``servers`` and
+    ``note`` come from the target's cost model (``hw.cost``) on run-to-completion NICs."""
     notes: list[str] = []
     kind = target.kind
     if kind == "pipeline":
@@ -589,64 +567,22 @@ def nic_model(target: Any, cost: NicCost, queue: int | None) -> tuple[NicModel, 
                          f"cycles at least")
         return NicModel(name=target.name, servers=1, queue=queue, clock_mhz=target.clock_mhz,
                         bus_bits=bus), notes
-    if kind == "npu":
-        servers = target.cores.usable * target.cores.threads_per_core
-        notes.append(f"npu: {target.cores.usable} cores x {target.cores.threads_per_core} "
-                     f"threads = {servers} servers; a thread holds a packet for threads x "
-                     f"compute cycles + map and helper latencies")
+    if kind in ("npu", "vliw", "cpu"):
+        notes.append(f"{note or kind}: {servers} server(s); per-packet service from hw.cost")
+        bus = target.packet.bus_bits if kind == "vliw" else None
+        if queue is not None and queue < servers:
+            queue = servers
         return NicModel(name=target.name, servers=servers, queue=queue,
-                        clock_mhz=target.clock_mhz), notes
-    if kind == "vliw":
-        notes.append(f"vliw: one core, {target.vliw.lanes} lanes, rows = ceil(executed "
-                     f"instructions / lanes) (perfect packing: optimistic)")
-        return NicModel(name=target.name, servers=1, queue=queue, clock_mhz=target.clock_mhz,
-                        bus_bits=target.packet.bus_bits), notes
-    if kind == "cpu":
-        servers = target.cores.usable * target.cores.threads_per_core
-        notes.append(f"cpu NIC: {servers} cores, per packet driver overhead "
-                     f"{target.cpu.driver_overhead_ns:g} ns + host program time / "
-                     f"relative_speed {target.cpu.relative_speed:g}")
-        return NicModel(name=target.name, servers=servers, queue=queue,
-                        clock_mhz=target.clock_mhz), notes
+                        clock_mhz=target.clock_mhz, bus_bits=bus), notes
     raise ModelError(f"target {target.name}: unknown kind {kind!r}")
 
 
-def nic_service(target: Any, cost: NicCost, trace: TraceCost,
-                host_program_ns: float) -> tuple[float, float]:
-    """(service ns on one NIC server, pure delay ns after it) for one packet's path."""
+def pipeline_service(target: Any, cost: NicCost) -> tuple[float, float]:
+    """(service ns, pure delay ns) of one packet on a pipeline: the mapping's issue time
+    (II x passes cycles) and its latency."""
     cycle_ns = target.cycle_ns
-    kind = target.kind
-    if kind == "pipeline":
-        latency = cost.pipeline_latency_cycles(target)
-        return cost.ii_cycles * cost.passes * cycle_ns, latency * cycle_ns
-    if kind == "npu":
-        t = target.timing
-        threads = target.cores.threads_per_core
-        fixed, _ = _drop_calibration(target, target.cores.usable, 2 * t.cycles_per_insn)
-        compute = fixed + trace.insns * t.cycles_per_insn
-        waits = trace.map_helpers * t.map_access_cycles + trace.helpers * t.helper_cycles
-        return (threads * compute + waits) * cycle_ns, 0.0
-    if kind == "vliw":
-        t = target.timing
-        fixed, _ = _drop_calibration(target, 1, t.start_latency_cycles + 1)
-        rows = -(-trace.insns // target.vliw.lanes)
-        cycles = (fixed + t.start_latency_cycles + rows + trace.map_helpers *
-                  t.map_access_cycles + trace.helpers * t.helper_cycles)
-        return cycles * cycle_ns, 0.0
-    if kind == "cpu":
-        return (target.cpu.driver_overhead_ns
-                + host_program_ns / target.cpu.relative_speed), 0.0
-    raise ModelError(f"target {target.name}: unknown kind {kind!r}")
-
-
-def calibration_note(target: Any) -> str | None:
-    """The fixed-overhead assumption of an NPU or VLIW target, for the output."""
-    if target.kind == "npu":
-        return _drop_calibration(target, target.cores.usable,
-                                 2 * target.timing.cycles_per_insn)[1]
-    if target.kind == "vliw":
-        return _drop_calibration(target, 1, target.timing.start_latency_cycles + 1)[1]
-    return None
+    return (cost.ii_cycles * cost.passes * cycle_ns,
+            cost.pipeline_latency_cycles(target) * cycle_ns)
 
 
 def pcie_model(target: Any, queue: int | None) -> PcieModel:

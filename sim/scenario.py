@@ -46,11 +46,13 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
    approximation, said so in the assumptions);
 4. the host's cost of the program per class: BPF_PROG_TEST_RUN on this machine of the
    class's first packet (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted
-   and the object loads) or the per-instruction model of ``sim.model`` (``"model"``, or the
-   fallback);
-5. per class an ``Outcome`` (``sim.model``): NIC service from the target's kind
-   and the ``NicCost``, punt decision, host service = driver overhead (+ program when it
-   runs on the host);
+   and the object loads: ``hw.cost.host.ProgramTimer``, fresh copies minus an empty
+   program) or the per-instruction model of ``hw.rtc.cpu`` (``"model"``, or the fallback);
+5. per class an ``Outcome`` (``sim.model``): NIC service from ``hw.cost`` (NPU and VLIW:
+   ``hw.cost.nic`` on the class's trace; the DPU's cores: ``hw.cost.host``; pipelines: the
+   ``NicCost``), punt decision, host service from ``hw.cost.host.HostCost`` (the verdict's
+   driver cost + the program beyond an empty one when it runs on the host, the stack's
+   PASS price otherwise, + the shared-path stall at the operating point on the host);
 6. the ``Workload`` and the engine.
 
 Mappings and kernel timings repeat across runs: a ``RunCache`` passed to ``prepare`` /
@@ -64,6 +66,7 @@ Every assumption this rests on is listed in the result's ``assumptions``.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -73,6 +76,7 @@ from typing import Any
 
 import numpy as np
 
+from hw.cost.host import XDP_PASS, HostCost
 from sim.errors import SimError
 from sim.mapping import (
     MappingCache,
@@ -83,9 +87,6 @@ from sim.mapping import (
     object_key,
 )
 from sim.model import (
-    HOST_NS_PER_HELPER,
-    HOST_NS_PER_INSN,
-    HOST_NS_PER_MAP_HELPER,
     HostModel,
     LinkModel,
     NicCost,
@@ -93,11 +94,9 @@ from sim.model import (
     PacketClasses,
     TraceCost,
     Workload,
-    calibration_note,
-    host_program_ns_model,
     nic_model,
-    nic_service,
     pcie_model,
+    pipeline_service,
 )
 from sim.spec import parse_traffic
 from sim.traffic import Traffic, generate
@@ -106,9 +105,16 @@ ENGINES = ("fast", "simpy")
 BEHAVIOURS = ("exact", "sampled")
 EXECUTORS = ("auto", "kernel", "vm")  # ebpf.executor.EXECUTORS (sim does not import it early)
 HOST_COSTS = ("auto", "kernel", "model")
-KERNEL_REPEAT = 1000
+KERNEL_RUNS = 1000
 DEFAULT_TRAFFIC = "64B@10G"
 DEFAULT_PACKETS = 100_000
+# Steady state (modelling choices): without a packet count a synthetic run covers at least
+# DEFAULT_DURATION_NS of traffic; the first WARMUP_FRACTION of it (queues filling) is left
+# out of ``metrics.steady``; a run whose steady rate has not converged is run again twice as
+# long, at most MAX_EXTENSIONS times.
+DEFAULT_DURATION_NS = 1_250_000.0
+WARMUP_FRACTION = 0.2
+MAX_EXTENSIONS = 3
 # Ranges checked where a scenario's values enter (file or command line). Modelling choice:
 # 10^7 packets per run (the fast engine keeps a few numpy columns per packet, ~1 GB);
 # seeds are u32 so that a printed seed can be typed back; host cores as many as a host has.
@@ -310,6 +316,8 @@ class Behaviour:
     ``klass[i]`` is packet i's class; per class: the verdict, the cost the models read
     (``TraceCost``: the path of the class's packets on the VM; from the kernel executor,
     which gives no path, only the verdict), one packet of the class (its first) and a label.
+    On the VM ``traces`` holds each class's first whole trace (``hw.cost`` reads the blocks
+    it executed) and ``obj`` the object it ran.
     """
 
     program: str
@@ -323,6 +331,8 @@ class Behaviour:
     counts: list[int]
     stateless: bool = False
     """The program keeps no state (no maps, no helpers): each distinct packet ran once."""
+    traces: list[Any] = field(default_factory=list)
+    obj: Any = None
 
 
 def executor_for(sc: Scenario, on_host: bool) -> str:
@@ -339,14 +349,16 @@ def executor_for(sc: Scenario, on_host: bool) -> str:
 
 
 def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None = None,
-                  step: Step | None = None) -> Behaviour:
+                  step: Step | None = None, paths: bool = False) -> Behaviour:
     """Run every packet of ``traffic`` on the ``kind`` executor (``ebpf.executor``): in
     arrival order, maps persisting, the clock reading the packet's arrival time. With a
     mapped ``cost`` (punt "model") the pipeline model decides each packet's punt.
     ``sc.behaviour == "sampled"``: only the first packet of each distinct template runs, and
     the later ones take its class (an approximation for a stateful program). A program
     without maps and helper calls keeps no state and reads no clock: its result is a
-    function of the packet's bytes, so each distinct packet runs once, exactly."""
+    function of the packet's bytes, so each distinct packet runs once, exactly.
+    ``paths``: packets share a class only if they executed the same blocks (the cost models
+    of run-to-completion NICs price the blocks, ``hw.cost.nic``)."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.elf import load
     from ebpf.errors import EbpfError
@@ -364,6 +376,7 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
     firsts: list[bytes] = []
     labels: list[str] = []
     counts: list[int] = []
+    traces: list[Any] = []
     reps, rep = traffic.reps, traffic.rep.tolist()
     arrival = traffic.arrival_ns.tolist()
     with open_executor(kind, sc.program, obj, sc.program_name, state, seed=sc.seed) as ex:
@@ -395,6 +408,9 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
             if res.trace is not None:
                 tc = replace(TraceCost.from_trace(res.trace), punted=punted)
                 key: Any = (res.verdict, tc)
+                if paths:
+                    key = (*key, tuple(res.trace.path),
+                           tuple(t.target for t in res.trace.tail_calls))
             else:
                 tc = TraceCost(insns=0, map_helpers=0, helpers=0, punted=punted)
                 key = (res.verdict, len(packet), punted)
@@ -404,6 +420,7 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
                 verdicts.append(int(res.verdict))
                 costs.append(tc)
                 firsts.append(packet)
+                traces.append(res.trace)
                 labels.append(f"{res.verdict_name} like packet {i} "
                               f"({traffic.rep_labels[rep[i]]})")
                 counts.append(0)
@@ -411,7 +428,7 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
             klass[i] = k
             template_class[rep[i]] = k
         return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts,
-                         labels, counts, stateless)
+                         labels, counts, stateless, traces, ex.obj)
 
 
 def _state_key(maps: str | None) -> tuple[Any, ...] | None:
@@ -420,12 +437,15 @@ def _state_key(maps: str | None) -> tuple[Any, ...] | None:
 
 def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
                   cache: RunCache) -> list[float]:
-    """Per representative: the kernel's ns per run (BPF_PROG_TEST_RUN, KERNEL_REPEAT runs),
-    each distinct packet timed once per ``cache``, in order of first appearance."""
+    """Per representative: the program's ns beyond an empty program on this machine
+    (``hw.cost.host.ProgramTimer``: KERNEL_RUNS single BPF_PROG_TEST_RUNs each, every one on
+    a fresh copy of the packet, interleaved with the empty program), each distinct packet
+    timed once per ``cache``, in order of first appearance."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.differential import kernel_side
     from ebpf.elf import load
     from ebpf.errors import EbpfError
+    from hw.cost.host import ProgramTimer
 
     assert sc.program is not None
     base = (*object_key(sc.program), program, _state_key(sc.maps))
@@ -437,10 +457,10 @@ def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
         obj = load(sc.program)
         timed = 0
         try:
-            with kernel_side(sc.program, obj, state, raw=False) as kobj:
+            with kernel_side(sc.program, obj, state, raw=False) as kobj, \
+                    ProgramTimer(KERNEL_RUNS) as timer:
                 for p in todo:
-                    cache.host_ns[(base, p)] = float(kobj.time_ns_per_packet(
-                        p, repeat=KERNEL_REPEAT, prog=program))
+                    cache.host_ns[(base, p)] = timer.program_ns(kobj, program, p)
                     timed += 1
         except EbpfError as exc:
             if not timed:  # the program does not load here: do not try again
@@ -453,25 +473,34 @@ def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
 
 def host_program_costs(sc: Scenario, program: str, reps: list[bytes],
                        costs: list[TraceCost], cache: RunCache | None = None
-                       ) -> tuple[list[float], str]:
-    """The program's ns per packet on a host core, per representative, and where from."""
-    model_note = (f"per-instruction model ({HOST_NS_PER_INSN:g} ns per instruction, "
-                  f"{HOST_NS_PER_MAP_HELPER:g} ns per map helper, {HOST_NS_PER_HELPER:g} ns "
-                  f"per other helper; modelling estimates)")
+                       ) -> tuple[list[float], str, bool]:
+    """The program's ns per packet beyond an empty program, per representative, where from,
+    and whether measured on this machine (True: to be carried to the profile's core) or
+    modelled on the profile's core (False)."""
+    from hw.rtc.cpu import DEFAULT_MODEL, DROP_INSNS
+
+    m = DEFAULT_MODEL
+    model_note = (f"per-instruction model of hw.rtc.cpu ({m.b_ns_per_insn:g} ns per "
+                  f"instruction beyond the {DROP_INSNS}-instruction empty program; {m.source})")
+
+    def host_program_ns_model(c: TraceCost) -> float:
+        return max(0.0, m.predict(c.insns) - m.predict(DROP_INSNS))
+
     if sc.host_cost != "model":
         from ebpf.errors import EbpfError
 
         try:
             ns = _kernel_costs(sc, program, reps, cache if cache is not None else RunCache())
-            return ns, (f"measured on this machine with BPF_PROG_TEST_RUN ({KERNEL_REPEAT} "
-                        f"runs of one packet per class, kernel JIT)")
+            return ns, (f"measured on this machine with BPF_PROG_TEST_RUN ({KERNEL_RUNS} "
+                        f"single runs of one packet per class, each on a fresh copy, minus "
+                        f"an empty program's runs interleaved; kernel JIT)"), True
         except EbpfError as exc:
             if sc.host_cost == "kernel":
                 raise
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return ([host_program_ns_model(c) for c in costs],
-                    f"{model_note}; the kernel could not time it: {reason}")
-    return [host_program_ns_model(c) for c in costs], model_note
+                    f"{model_note}; the kernel could not time it: {reason}", False)
+    return [host_program_ns_model(c) for c in costs], model_note, False
 
 
 def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
@@ -481,6 +510,11 @@ def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
     if sc.nic_cost is not None:
         return sc.nic_cost
     if target.kind != "pipeline":
+        refused = _refusal(sc, target)
+        if refused:  # what `offload check` refuses does not run on the NIC here either
+            return NicCost(punt="all", source=f"the target refuses the program "
+                                              f"(hw.rtc.npu.check_feasibility: {refused}): "
+                                              f"every packet runs on the host")
         return NicCost(source="simulator rule for run-to-completion NICs: punt a packet "
                               "whose path calls a helper the target lacks")
     if nic_cost_for is None:
@@ -489,6 +523,38 @@ def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
     if step:
         step(f"mapping onto {target.name}")
     return cached_cost(nic_cost_for, sc.program, sc.program_name, target, cache.mappings)
+
+
+def _refusal(sc: Scenario, target: Any) -> str:
+    """The first reason the target's ``[ebpf]`` limits refuse the program, or ""."""
+    from ebpf.elf import load
+    from hw.rtc.npu import check_feasibility
+
+    assert sc.program is not None
+    obj = load(sc.program)
+    feas = check_feasibility(obj, obj.get_program(sc.program_name), target)
+    return "" if feas.ok else feas.reasons[0].message
+
+
+def _nic_services(target: Any, beh: Behaviour, prog_ns: list[float], measured: bool,
+                  cost: NicCost) -> tuple[list[tuple[float, float]], int, str]:
+    """Per class (NIC service ns, NIC delay ns), the NIC's servers and a note: from
+    ``hw.cost`` (the same model the report's estimates use), or the mapping's pipeline."""
+    if target.kind == "pipeline":
+        return [pipeline_service(target, cost)] * len(prog_ns), 1, ""
+    if target.kind == "cpu":  # the DPU's cores: the host model on its profile
+        # modelled ns are on the host core: slower by relative_speed
+        dpu = HostCost.from_target(target, carry=None if measured else
+                                   1.0 / target.cpu.relative_speed)
+        servers = target.cores.usable * target.cores.threads_per_core
+        return ([(dpu.core_ns(v, ns), 0.0) for v, ns in zip(beh.verdicts, prog_ns,
+                                                              strict=True)],
+                servers, f"cpu NIC: {servers} cores, hw.cost.host ({dpu.carry_note})")
+    from hw.cost.nic import nic_service
+
+    svc = nic_service(target, beh.obj, beh.obj.get_program(beh.program), beh.traces,
+                      [float(c) for c in beh.counts] if sum(beh.counts) else None)
+    return [(ns, 0.0) for ns in svc.service_ns], svc.servers, svc.note
 
 
 def _percent(fraction: float) -> str:
@@ -522,8 +588,26 @@ def _punt_note(cost: NicCost) -> str:
     return f"punt: {text}; punted packets run the whole program again on the host"
 
 
+def _traffic(sc: Scenario, spec: Any, line_rate_gbps: float,
+             min_duration_ns: float) -> Traffic:
+    """The scenario's traffic: ``sc.packets`` packets, a capture's own, or (by default)
+    DEFAULT_PACKETS stretched to cover at least ``min_duration_ns``."""
+    if sc.packets is not None or spec.pcap:
+        return generate(spec, sc.packets, sc.seed, line_rate_gbps=line_rate_gbps,
+                        base_dir=sc.base_dir)
+    traffic = generate(spec, DEFAULT_PACKETS, sc.seed, line_rate_gbps=line_rate_gbps,
+                       base_dir=sc.base_dir)
+    span = float(traffic.arrival_ns[-1] - traffic.arrival_ns[0])
+    if 0 < span < min_duration_ns:
+        n = math.ceil((DEFAULT_PACKETS - 1) * min_duration_ns / span) + 1
+        traffic = generate(spec, n, sc.seed, line_rate_gbps=line_rate_gbps,
+                           base_dir=sc.base_dir)
+    return traffic
+
+
 def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = None,
-            nic_cost_for: NicCostFor | None = None) -> Prepared:
+            nic_cost_for: NicCostFor | None = None,
+            min_duration_ns: float = DEFAULT_DURATION_NS) -> Prepared:
     """Traffic, the trace-driven outcomes and the workload for ``sc``. ``cache`` keeps
     mappings and kernel timings for later runs; ``step(text)`` hears of long steps;
     ``nic_cost_for`` maps the program onto a pipeline target (``sim.mapping.NicCostFor``;
@@ -544,18 +628,16 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
                             f"(location = {host_target.location!r})")
     spec = parse_traffic(sc.traffic, line_rate_gbps=target.line_rate_gbps,
                          where=f"target '{target.name}'")
-    traffic = generate(spec, sc.packets if sc.packets is not None else (
-        None if spec.pcap else DEFAULT_PACKETS), sc.seed,
-        line_rate_gbps=target.line_rate_gbps, base_dir=sc.base_dir)
+    traffic = _traffic(sc, spec, target.line_rate_gbps, min_duration_ns)
 
     kind = executor_for(sc, on_host)  # before the mapping: a refused executor fails fast
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
-    beh = run_behaviour(sc, traffic, kind, cost, step)
+    beh = run_behaviour(sc, traffic, kind, cost, step, paths=target.kind in ("npu", "vliw"))
     program, verdicts, costs = beh.program, beh.verdicts, beh.costs
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")
-    prog_ns, cost_note = host_program_costs(sc, program, beh.packets, costs, cache)
-    drv = host_target.cpu.driver_overhead_ns
+    prog_ns, cost_note, measured = host_program_costs(sc, program, beh.packets, costs, cache)
+    hcost = HostCost.from_target(host_target, carry=None if measured else 1.0)
     if sc.behaviour == "sampled":
         how = (f"APPROXIMATION (behaviour = sampled): only the first packet of each of the "
                f"{len(traffic.reps)} distinct packets runs the program on the {beh.executor} "
@@ -573,16 +655,26 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
              f"behaviour: {how}; {len(verdicts)} class(es) of packets with the same verdict "
              f"and " + ("path cost" if beh.executor == "vm" else "length")
              + " share one cost",
-             f"host program cost: {cost_note}",
-             f"host: driver overhead {drv:g} ns per packet (target '{host_target.name}')"]
+             f"host program cost: {cost_note}; carried to the profile's core: "
+             f"{hcost.carry_note}",
+             "host driver per verdict (ns, target '" + host_target.name + "'): "
+             + ", ".join(f"{k} {v:g}" for k, v in hcost.verdict_ns.items())]
     q = sc.queues
     link = LinkModel(gbps=target.line_rate_gbps, queue=q.get("link"))
     cores = sc.host_cores or host_target.cores.num_threads
     host = HostModel(cores=cores, ring=q.get("host_ring"))
     outcomes = []
     if on_host:
+        weights = beh.counts if sum(beh.counts) else [1] * len(verdicts)
+        core_ns, bus_ns = hcost.mix(verdicts, prog_ns, weights)
+        stall = hcost.operating_stall_ns(cores, core_ns, bus_ns, traffic.offered_pps / 1e6)
         for v, ns in zip(verdicts, prog_ns, strict=True):
-            outcomes.append(Outcome(verdict=v, host_ns=drv + ns))
+            outcomes.append(Outcome(verdict=v, host_ns=hcost.core_ns(v, ns) + stall))
+        if hcost.bus_ns:
+            cap = hcost.capacity_mpps(cores, core_ns, bus_ns)
+            notes.append(f"host shared PCIe / memory path: {bus_ns:.3g} ns per packet on "
+                         f"this traffic; stall {stall:.3g} ns per packet at the achieved "
+                         f"rate; {cores} cores process at most {cap:.4g} Mpps")
         classes = PacketClasses.from_outcomes(outcomes, beh.klass, has_nic=False,
                                               has_host=True)
         workload = Workload(arrival_ns=traffic.arrival_ns, size=traffic.size,
@@ -590,11 +682,13 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
         notes.append(f"the program runs on {cores} host cores, RSS by flow hash")
     else:
         assert cost is not None
-        for v, tc, ns in zip(verdicts, costs, prog_ns, strict=True):
+        services, servers, svc_note = _nic_services(target, beh, prog_ns, measured, cost)
+        for v, tc, ns, (nic_ns, delay) in zip(verdicts, costs, prog_ns, services, strict=True):
             punted = cost.is_punted(target, tc)
-            nic_ns, delay = nic_service(target, cost, tc, ns)
+            # on the host: the packet's verdict there when punted, else the stack (PASS)
+            host_ns = hcost.core_ns(v, ns) if punted else hcost.core_ns(XDP_PASS, 0.0)
             outcomes.append(Outcome(verdict=v, punted=punted, nic_ns=nic_ns,
-                                    nic_delay_ns=delay, host_ns=drv + (ns if punted else 0.0)))
+                                    nic_delay_ns=delay, host_ns=host_ns))
         classes = PacketClasses.from_outcomes(outcomes, beh.klass, has_nic=True,
                                               has_host=True)
         if cost.verdict is not None:  # a mapping: say how much of this traffic it punts
@@ -602,11 +696,8 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
             share = float(classes.punted[beh.klass].mean()) if len(beh.klass) else 0.0
             cost = replace(cost, source=f"{cost.source} ({_percent(share)} % punted on this "
                                         f"traffic)")
-        nic, nic_notes = nic_model(target, cost, q.get("nic"))
+        nic, nic_notes = nic_model(target, cost, q.get("nic"), servers, svc_note)
         notes.extend(nic_notes)
-        cal = calibration_note(target)
-        if cal:
-            notes.append(cal)
         if target.kind == "pipeline":
             notes.extend(_pipeline_notes(target, cost))
         notes.append(_punt_note(cost))
@@ -637,7 +728,10 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
     with progress_bar(n, f"sim ({sc.engine})", min_total=200_000 if sc.engine == "fast"
                       else 20_000, enabled=progress_enabled) as advance:
         result = engine.run(prep.workload, progress=advance)
-    metrics = summarize(prep.workload, result, offered_pps=prep.traffic.offered_pps)
+    arrival = prep.traffic.arrival_ns
+    span = float(arrival[-1] - arrival[0]) if len(arrival) else 0.0
+    metrics = summarize(prep.workload, result, offered_pps=prep.traffic.offered_pps,
+                        warmup_ns=WARMUP_FRACTION * span)
     beh = prep.behaviour
     assert beh is not None
     classes = [{"label": label, "packets": count, "verdict": o.verdict, "punted": o.punted,
@@ -660,6 +754,22 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
 
 def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache | None = None,
         step: Step | None = None, nic_cost_for: NicCostFor | None = None) -> dict[str, Any]:
-    """Prepare and simulate ``sc`` (see ``prepare`` for ``nic_cost_for``)."""
-    return simulate(prepare(sc, cache=cache, step=step, nic_cost_for=nic_cost_for),
-                    progress_enabled=progress_enabled)
+    """Prepare and simulate ``sc`` (see ``prepare`` for ``nic_cost_for``). Without a packet
+    count, a synthetic run lasts at least DEFAULT_DURATION_NS and is run again twice as long
+    while its steady rate has not converged (at most MAX_EXTENSIONS times)."""
+    cache = cache if cache is not None else RunCache()
+    duration = DEFAULT_DURATION_NS
+    for attempt in range(MAX_EXTENSIONS + 1):
+        prep = prepare(sc, cache=cache, step=step, nic_cost_for=nic_cost_for,
+                       min_duration_ns=duration)
+        report = simulate(prep, progress_enabled=progress_enabled)
+        steady = report["metrics"].get("steady", {})
+        auto = sc.packets is None and "pcap_packets" not in prep.traffic.info
+        if not auto or steady.get("converged", True) or attempt == MAX_EXTENSIONS:
+            break
+        duration *= 2
+    report["assumptions"].append(
+        f"run length: {report['metrics']['duration_ns'] / 1e6:.3g} ms of traffic; the first "
+        f"{WARMUP_FRACTION:.0%} is warm-up, left out of metrics.steady (steady rate "
+        + ("converged" if steady.get("converged") else "NOT converged") + ")")
+    return report

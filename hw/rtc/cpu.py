@@ -1,34 +1,26 @@
 """General-purpose cores running the kernel JIT: the host, and a DPU's cores.
 
-The program's own cost comes from the kernel where bpf(2) is permitted: BPF_PROG_TEST_RUN
-times ``repeat`` runs of the JITed program per packet (``KernelObject.time_ns_per_packet``)
-and ``measure_host`` averages that over a packet sample. Where it is not permitted, a
-per-instruction model stands in for it:
+The per-packet cost is ``hw.cost.host``'s (the simulator uses the same model): the driver's
+cost for the packet's verdict, plus what the program costs beyond an empty program, carried
+to the profile's core, plus the stall of the shared PCIe / memory path when many cores run.
+
+The program's own cost comes from the kernel where bpf(2) is permitted: ``measure_host``
+times it with ``hw.cost.host.ProgramTimer`` (single BPF_PROG_TEST_RUNs, each on a fresh copy
+of the packet, minus an empty program's runs interleaved with them). Where it is not
+permitted, a per-instruction model stands in for it:
 
     test_run ns = a + b x (instructions the VM executed)
 
 fitted by least squares (``fit_linear``, numpy) over corpus programs, each point one
 program's mean measured time against its mean VM instruction count over the same packets
 (``calibration_point``, ``calibrate``). ``DEFAULT_MODEL`` is such a fit made on the
-development machine; the result says which source it used (``source``: ``"measured"`` or
-``"model"``).
+development machine; the program's cost beyond the empty program is then
+``predict(insns) - predict(2)``. The result says which source it used (``source``:
+``"measured"`` or ``"model"``).
 
-Per packet on a core of the target (ns):
-
-    ns = driver_overhead_ns + max(0, program_ns - baseline_ns) / relative_speed
-
-``driver_overhead_ns`` is the profile's fixed per-packet cost of the driver and the XDP hook
-with an XDP_DROP program (host: 41.67 ns, the XDP paper's 24 Mpps on one core:
-Høiland-Jørgensen et al., CoNEXT 2018). Since that figure already includes running a
-trivial program, only what the program costs beyond XDP_DROP is added: ``baseline_ns`` is
-the test_run time of XDP_DROP (``r0 = XDP_DROP; exit``, measured the same way; by default
-the model's prediction for its 2 instructions), which also removes test_run's own per-run
-overhead. ``relative_speed`` scales the host core's program time to the target's core
-(the host is 1.0; the DPU profile's Arm cores 0.4). The machine this runs on stands for the
-host core.
-
-Rates: one core runs 1000 / ns Mpps; ``usable`` cores together, capped by the line rate at
-the chosen frame size; ``CostEstimate.cores_for(mpps)`` gives the cores a rate needs.
+Rates: one core runs 1000 / ns Mpps; ``usable`` cores together reach
+``HostCost.capacity_mpps`` (linear until the shared path saturates), capped by the line
+rate at the chosen frame size; ``CostEstimate.cores_for(mpps)`` gives the cores a rate needs.
 """
 
 from __future__ import annotations
@@ -103,13 +95,14 @@ def fit_linear(insns: Sequence[float], ns: Sequence[float], source: str = "fit",
 
 @dataclass(frozen=True)
 class HostMeasurement:
-    """BPF_PROG_TEST_RUN times of one program, one per packet (each the kernel's mean over
-    ``repeat`` runs, integer ns)."""
+    """One program timed on this machine, per packet: ``samples_ns`` its ns beyond an empty
+    program (``ProgramTimer``, ``repeat`` runs each), ``verdicts`` the kernel's verdicts."""
 
     path: str
     program: str
     repeat: int
-    samples_ns: tuple[int, ...]
+    samples_ns: tuple[float, ...]
+    verdicts: tuple[int, ...] = ()
 
     @property
     def ns_per_packet(self) -> float:
@@ -131,11 +124,13 @@ def kernel_permitted() -> tuple[bool, str]:
 def measure_host(path: str | os.PathLike[str], program: str | None,
                  packets: Sequence[bytes], repeat: int = 1000, *,
                  state: dict[str, Any] | None = None) -> HostMeasurement:
-    """Time ``program`` (the object's first when None) with BPF_PROG_TEST_RUN on each packet
-    (``repeat`` runs each: the kernel's mean). ``state`` is a map-state document loaded
-    first. Raises RtcError when bpf(2) is not usable or the kernel refuses."""
+    """Time ``program`` (the object's first when None) beyond an empty program on each
+    packet (``hw.cost.host.ProgramTimer``: ``repeat`` single runs, each on a fresh copy).
+    ``state`` is a map-state document loaded first. Raises RtcError when bpf(2) is not usable
+    or the kernel refuses."""
     from ebpf.errors import KernelError
     from ebpf.kernel import KernelObject
+    from hw.cost.host import ProgramTimer
 
     if not packets:
         raise RtcError("measure_host needs at least one packet")
@@ -143,12 +138,13 @@ def measure_host(path: str | os.PathLike[str], program: str | None,
     if not ok:
         raise RtcError(f"cannot measure on the host: bpf(2) not usable: {reason}")
     try:
-        with KernelObject(path, state=state) as k:
+        with KernelObject(path, state=state) as k, ProgramTimer(repeat) as timer:
             name = program or k.program_names[0]
-            samples = tuple(k.time_ns_per_packet(p, repeat, name) for p in packets)
+            verdicts = tuple(k.test_run(p, name).retval for p in packets)
+            samples = tuple(timer.program_ns(k, name, p) for p in packets)
     except KernelError as exc:
         raise RtcError(f"{os.fspath(path)}: measurement failed: {exc}") from exc
-    return HostMeasurement(os.fspath(path), name, repeat, samples)
+    return HostMeasurement(os.fspath(path), name, repeat, samples, verdicts)
 
 
 @dataclass(frozen=True)
@@ -188,43 +184,52 @@ def calibrate(points: Sequence[CalibrationPoint], source: str = "calibrated") ->
 
 def estimate_cpu(target: Target, program: str, *, measurement: HostMeasurement | None = None,
                  traces: Sequence[Trace] = (), model: LinearModel = DEFAULT_MODEL,
-                 baseline_ns: float | None = None, frame_bytes: int = 64) -> CostEstimate:
-    """The cost on a ``cpu`` target (host or DPU) of ``program``: from ``measurement`` when
-    given (source "measured"), else from the VM ``traces`` through ``model`` (source
-    "model"). See the module docstring for the formula."""
+                 baseline_ns: float | None = None, frame_bytes: int = 64,
+                 carry: float | None = None) -> CostEstimate:
+    """The cost on a ``cpu`` target (host or DPU) of ``program`` with ``hw.cost.host``: from
+    ``measurement`` when given (source "measured"; ``baseline_ns``, default 0, is taken off
+    its samples, which are already beyond an empty program), else from the VM ``traces``
+    through ``model`` (source "model"; the baseline defaults to the model's 2-instruction
+    empty program). ``carry`` overrides the factor from this machine to the profile's core
+    (measured ns; modelled ns are on the host core already)."""
+    from hw.cost.host import XDP_DROP, HostCost
+
     if not isinstance(target, CpuTarget):
         raise RtcError(f"target '{target.name}' is a {target.kind} target, not cpu")
     details: dict[str, Any] = {"frame_bytes": frame_bytes}
+    trace_verdicts = [t.verdict if t.verdict is not None else XDP_DROP for t in traces]
     if measurement is not None:
-        program_ns = measurement.ns_per_packet
+        base = 0.0 if baseline_ns is None else baseline_ns
+        extras = [s - base for s in measurement.samples_ns]
+        verdicts = (list(measurement.verdicts) or
+                    (trace_verdicts if len(trace_verdicts) == len(extras) else
+                     [XDP_DROP] * len(extras)))
         source = "measured"
+        hc = HostCost.from_target(target, carry=carry)
         details["measurement"] = measurement.to_dict()
     elif traces:
-        insns = statistics.fmean(t.insns for t in traces)
-        program_ns = model.predict(insns)
+        base = model.predict(DROP_INSNS) if baseline_ns is None else baseline_ns
+        extras = [model.predict(t.insns) - base for t in traces]
+        verdicts = trace_verdicts
         source = "model"
-        details["mean_insns"] = insns
+        hc = HostCost.from_target(target, carry=1.0 / target.cpu.relative_speed)
+        details["mean_insns"] = statistics.fmean(t.insns for t in traces)
         details["packets"] = len(traces)
     else:
         raise RtcError(f"{program}: give a host measurement or VM traces")
     details["model"] = model.to_dict()
-    if baseline_ns is None:
-        baseline_ns = model.predict(DROP_INSNS)
-        details["baseline_source"] = "model"
-    else:
-        details["baseline_source"] = "given"
-    extra = max(0.0, program_ns - baseline_ns)
-    cpu = target.cpu
-    ns = cpu.driver_overhead_ns + extra / cpu.relative_speed
-    per_core = 1000.0 / ns
+    details["baseline_source"] = "given" if baseline_ns is not None else "empty program"
+    core_ns, bus_ns = hc.mix(verdicts, extras)
     units = target.cores.usable
     line = wire_mpps(target.line_rate_gbps, frame_bytes)
-    total = units * per_core
-    details.update({"program_ns": program_ns, "baseline_ns": baseline_ns,
-                    "program_extra_ns": extra, "driver_overhead_ns": cpu.driver_overhead_ns,
-                    "relative_speed": cpu.relative_speed})
+    total = hc.capacity_mpps(units, core_ns, bus_ns)
+    details.update({"program_extra_ns": statistics.fmean(max(0.0, e) for e in extras),
+                    "baseline_ns": base, "host_cost": hc.describe(), "bus_ns": bus_ns,
+                    "relative_speed": target.cpu.relative_speed})
     return CostEstimate(
         target=target.name, kind=target.kind, program=program, source=source,
-        ns_per_packet=ns, cycles_per_packet=None, mpps_per_unit=per_core, units=units,
-        mpps_total=min(total, line), line_rate_mpps=line,
-        bound="line rate" if total > line else "compute", details=details)
+        ns_per_packet=core_ns, cycles_per_packet=None, mpps_per_unit=1000.0 / core_ns,
+        units=units, mpps_total=min(total, line), line_rate_mpps=line,
+        bound="line rate" if total > line else (
+            "shared PCIe / memory" if total < 0.95 * units * 1000.0 / core_ns else "compute"),
+        details=details)

@@ -464,3 +464,21 @@ def test_no_fd_leaks():
     for _ in range(3):
         cycle()
     assert open_fds() == before
+
+
+@needs_bpf
+def test_time_fresh_runs_every_time_on_the_input():
+    """time_fresh: each run truncates a fresh 200 B copy (adjust_tail counts 4 truncations,
+    where repeat=4 on one buffer counts 1), the first run's result is returned, and fewer
+    than one run is refused."""
+    packet = bytes(14) + bytes(186)
+    with KernelObject(corpus_object("adjust_tail")) as k:
+        res, ns = k.time_fresh(packet, 4)
+        assert len(res.data_out) == 128 and ns >= 0
+        (value,) = [v for _, v in k.items("trunc_stats")]
+        assert int.from_bytes(value, "little") == 4
+        k.test_run(packet, repeat=4)
+        (value,) = [v for _, v in k.items("trunc_stats")]
+        assert int.from_bytes(value, "little") == 5
+        with pytest.raises(KernelError, match="runs must be at least 1, got 0"):
+            k.time_fresh(packet, 0)

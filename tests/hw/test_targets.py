@@ -26,7 +26,7 @@ from hw.targets import (
 from offload import targets_cmd
 from tests.conftest import ROOT
 
-BUILTIN = ("pipe", "rmt", "nfp", "hxdp", "dpu", "host")
+BUILTIN = ("pipe", "rmt", "nfp", "hxdp", "dpu", "host", "host-hxdp")
 
 
 def builtin_text(name: str) -> str:
@@ -51,7 +51,7 @@ def test_builtin_profile_loads(name):
 
 
 def test_builtin_set_and_default():
-    """list_targets gives the six built-ins, NIC styles first, the host last; pipe is default."""
+    """list_targets gives the seven built-ins, NIC styles first, the hosts last; pipe is default."""
     names = [t.name for t in list_targets()]
     assert names == list(BUILTIN)
     assert DEFAULT_TARGET == "pipe"
@@ -126,13 +126,25 @@ def test_dpu_figures():
 
 
 def test_host_driver_overhead():
-    """host: 24 Mpps XDP_DROP on one core gives a ~41.67 ns per-packet driver overhead."""
+    """host: 23.86 Mpps XDP_DROP on one core (XDP paper Fig. 3) gives 41.91 ns per packet; the
+    per-verdict table prices TX, REDIRECT and PASS above DROP, and has a shared ceiling."""
     t = load_target("host")
     assert isinstance(t, CpuTarget)
     assert t.location == "host" and t.pcie is None and t.ebpf is None
-    assert t.get_reference("xdp_drop_mpps") == 24
-    assert t.cpu.driver_overhead_ns == pytest.approx(1000 / 24, abs=0.01)
+    assert t.get_reference("xdp_drop_mpps") == 23.86
+    assert t.cpu.driver_overhead_ns == pytest.approx(1000 / 23.86, abs=0.01)
     assert t.cpu.relative_speed == 1.0 and t.cores.count >= 1
+    v = dict(t.cpu.verdict_ns)
+    assert v["drop"] < v["tx"] < v["redirect"] < v["pass"]
+    assert set(dict(t.cpu.bus_ns)) == set(v) and t.cpu.contention_ns > 0
+
+
+def test_bus_without_contention_is_refused(tmp_path):
+    """A [cpu.bus_ns] table without contention_ns is one line naming the key."""
+    text = builtin_text("host").replace("contention_ns = 0.205", "")
+    (tmp_path / "host.toml").write_text(text)
+    with pytest.raises(TargetError, match=r"host.toml: cpu.contention_ns: missing"):
+        load_target_file(tmp_path / "host.toml")
 
 
 NUMBER_LINE = re.compile(r"^\s*[A-Za-z0-9_-]+\s*=\s*[-+]?\.?\d")
@@ -315,8 +327,8 @@ def test_malformed_profile_is_one_line_error(tmp_path, old, new, pattern):
     ("host", "relative_speed = 1.0", "relative_speed = 0.5",
      r"host\.toml: cpu\.relative_speed: the host core is the reference: expected 1\.0, "
      r"got 0\.5$"),
-    ("host", "driver_overhead_ns = 41.67", "driver_overhead_ns = 50.0",
-     r"host\.toml: cpu\.driver_overhead_ns: 50 ns disagrees with reference\.xdp_drop_mpps 24"),
+    ("host", "driver_overhead_ns = 41.91", "driver_overhead_ns = 50.0",
+     r"host\.toml: cpu\.driver_overhead_ns: 50 ns disagrees with reference\.xdp_drop_mpps 23.86"),
     ("host", 'jit = "kernel"', 'jit = "ubpf"',
      r"host\.toml: cpu\.jit: unknown value 'ubpf' \(expected one of kernel\)"),
     ("host", "[cores]", "[pcie]\ngen = 3\n\n[cores]",
@@ -375,8 +387,8 @@ def test_user_target_file_loads(tmp_path):
 
 def test_unknown_target_name_lists_known():
     """An unknown name lists the known targets and suggests the closest."""
-    with pytest.raises(TargetError, match=r"^unknown target 'pipee' \(known: dpu, host, hxdp, "
-                                          r"nfp, pipe, rmt\) \(did you mean 'pipe'\?\)$"):
+    with pytest.raises(TargetError, match=r"^unknown target 'pipee' \(known: dpu, host, "
+                                          r"host-hxdp, hxdp, nfp, pipe, rmt\) \(did you mean 'pipe'\?\)$"):
         load_target("pipee")
 
 
@@ -405,7 +417,8 @@ def test_targets_json_has_every_field(capsys):
     assert list(by_name) == list(BUILTIN)
     assert by_name["rmt"]["stages"]["sram"] == {"blocks": 106, "entries": 1024,
                                                  "width_bits": 112}
-    assert by_name["host"]["reference"] == {"xdp_drop_mpps": 24}
+    assert by_name["host"]["reference"] == {"xdp_drop_mpps": 23.86}
+    assert by_name["host"]["cpu"]["verdict_ns"]["tx"] == 57.48
     assert by_name["nfp"]["ebpf"]["map_types"] == ["array", "hash"]
     for d in doc:
         assert {"name", "kind", "location", "clock_mhz", "line_rate_gbps", "pcie", "ebpf",

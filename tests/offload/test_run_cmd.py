@@ -52,6 +52,21 @@ def test_kernel_reports_timing(pcap):
 
 
 @needs_kernel
+def test_kernel_repeat_runs_on_fresh_copies(tmp_path):
+    """kernel --repeat 5 on adjust_tail truncates a fresh copy every run: each of the 3 long
+    frames is counted 5 times (a re-used buffer would be 128 B after the first run, passed
+    uncounted), and every output is the truncated 128 B frame."""
+    path = tmp_path / "long.pcap"
+    write_pcap(path, [bytes(14) + bytes([i]) * 186 for i in range(3)])
+    doc = json.loads(offload("kernel", str(corpus_object("adjust_tail")), "--pcap", str(path),
+                             "--repeat", "5", "--json", check=True).stdout)
+    assert doc["verdicts"] == {"XDP_PASS": 3}
+    assert [r["len_out"] for r in doc["results"]] == [128, 128, 128]
+    (entry,) = doc["maps"]["trunc_stats"]
+    assert int.from_bytes(bytes.fromhex(entry["value"]), "little") == 3 * 5
+
+
+@needs_kernel
 def test_diff_agrees(pcap):
     """diff of the VM and the kernel on icmp_echo finds no mismatch and exits 0."""
     proc = offload("diff", str(corpus_object("icmp_echo")), "--random", "200", "--seed", "1",
