@@ -33,7 +33,8 @@ Per kind:
   ``map_access_cycles``, ``helper_cycles``.
 - ``vliw`` (soft core): ``[vliw]`` ``lanes``, ``helper_calls_per_row``, ``pipeline_depth``;
   ``[packet]`` ``window_bytes``, ``bus_bits``, ``variable_offset_access``; ``[timing]``
-  ``map_access_cycles``, ``helper_cycles``, ``start_latency_cycles``.
+  ``map_access_cycles``, ``helper_cycles`` (both may be 0), ``start_latency_cycles`` and
+  optionally ``tx_cycles`` (emission of a transmitted packet, default 0).
 - ``cpu`` (kernel JIT): ``[cores]`` as for ``npu``; ``[cpu]`` ``model``, ``relative_speed``
   (per core, against the host core = 1), ``driver_overhead_ns`` (per packet), ``jit``, and
   optionally ``contention_ns`` and the tables ``[cpu.verdict_ns]`` / ``[cpu.bus_ns]`` (keys
@@ -321,6 +322,8 @@ class VliwTiming:
     helper_cycles: int
     start_latency_cycles: int
     """Cycles from the first bus frame of a packet to the first instruction."""
+    tx_cycles: int = 0
+    """Cycles to emit a transmitted (XDP_TX / XDP_REDIRECT) packet; overlaps the next one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -626,10 +629,13 @@ def _read_vliw(top: _Table, common: dict[str, Any]) -> VliwTarget:
                           variable_offset_access=k.boolean("variable_offset_access"))
     assert packet.bus_bits is not None
     _check_bus(k, packet.bus_bits, common["clock_mhz"], common["line_rate_gbps"])
-    m = top.table("timing", ("map_access_cycles", "helper_cycles", "start_latency_cycles"))
-    timing = VliwTiming(map_access_cycles=m.integer("map_access_cycles"),
-                        helper_cycles=m.integer("helper_cycles"),
-                        start_latency_cycles=m.integer("start_latency_cycles"))
+    m = top.table("timing", ("map_access_cycles", "helper_cycles", "start_latency_cycles",
+                             "tx_cycles"))
+    timing = VliwTiming(map_access_cycles=m.integer("map_access_cycles", minimum=0),
+                        helper_cycles=m.integer("helper_cycles", minimum=0),
+                        start_latency_cycles=m.integer("start_latency_cycles"),
+                        tx_cycles=m.integer("tx_cycles", minimum=0) if m.has("tx_cycles")
+                        else 0)
     return VliwTarget(**common, vliw=core, packet=packet, timing=timing)
 
 

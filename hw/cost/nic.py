@@ -12,7 +12,8 @@ same values, so the report's capacity is the simulator's uncongested capacity:
   ``C_i`` when the mix is compute-bound and ``(C_i + M_i) / T`` when it is memory-bound,
   whose mean is that bound exactly.
 - VLIW: one server (the core); a packet's service is its ``packet_cycles`` (start latency,
-  the scheduled rows of the blocks it executed, helper and map cycles); the bus bound of long
+  the scheduled rows of the blocks it executed, helper and map cycles, the pipeline drain
+  without early exit; at least the emission of a transmitted packet); the bus bound of long
   frames is the simulator's (``sim.model.NicModel.bus_table``).
 """
 
@@ -67,10 +68,13 @@ def npu_cycles(target: NpuTarget, obj: ElfObject, prog: ProgramDef,
 
 
 def vliw_cycles(target: VliwTarget, obj: ElfObject, traces: Sequence[Trace],
-                optimizations: Iterable[str] = ()) -> tuple[list[float], list[float]]:
-    """(service cycles per packet, latency cycles per packet) on the VLIW core."""
-    from hw.rtc.vliw import packet_cycles, schedule_program
+                optimizations: Iterable[str] | None = None) -> tuple[list[float], list[float]]:
+    """(service cycles per packet, latency cycles per packet) on the VLIW core, with the
+    named hXDP optimisations (default: all, as ``hw.rtc.vliw``)."""
+    from hw.rtc.vliw import DEFAULT_OPTIMIZATIONS, packet_cycles, schedule_program
 
+    if optimizations is None:
+        optimizations = DEFAULT_OPTIMIZATIONS
     opts = tuple(optimizations)
     schedules = {p.name: schedule_program(p, target, optimizations=opts) for p in obj.programs}
     costs = [packet_cycles(schedules, t, target) for t in traces]

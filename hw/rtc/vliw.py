@@ -33,30 +33,56 @@ latency-weighted path to the end of the block (ties: program order). It is optim
 shapes the tests pin (independent ops: ceil(n / L) rows; a chain of n: n rows) and a
 heuristic in general; ``rows <= instructions`` always.
 
-Optional hXDP compiler optimisations (Brunella et al. sec. 3), applied only when named in
-``optimizations``:
+hXDP compiler and pipeline optimisations (Brunella et al. sec. 3 and 4.2), each switchable
+by name in ``optimizations``, all on by default (``DEFAULT_OPTIMIZATIONS``), as in the
+paper's measurements ("all the compiler and hardware optimizations", sec. 5.2.1);
+``optimization_effects`` reports what each one saves:
 
 - ``"mov_alu"``: ``mov rD, rS`` followed at once by an ALU-immediate op on rD becomes one
-  three-operand op (reads rS, writes rD) (hXDP's three-operand instructions);
+  three-operand op (reads rS, writes rD) (sec. 3.2, three-operand instructions);
 - ``"movi_exit"``: ``mov r0, imm`` followed at once by ``exit`` becomes one exit op
-  (hXDP's parametrized exit);
+  (sec. 3.2, parametrized exit);
 - ``"bounds_checks"``: a conditional jump comparing a packet pointer with the packet end
   (found by ``hw.rtc.common.analyze_pointers``) is removed: Sephirot checks packet bounds in
-  hardware. The block keeps its boundary (the model does not merge blocks), so the saving
-  is a lower bound. Off by default, as in hXDP's own compiler
-  (``REMOVE_MEM_BOUNDARY_CHECKS = False``).
+  hardware (sec. 3.1), and so is what only fed it (the ``data_end`` load, the pointer
+  arithmetic: register liveness over the CFG). The block keeps its boundary (blocks are not
+  merged at a removed branch), so the saving is a lower bound;
+- ``"ldst6"``: a 6-byte copy written as consecutive load/store pairs of one width (six byte
+  pairs or three half-word pairs: ``ldx rX, [rA+a+k]; stx [rB+b+k], rX``, the loads covering
+  six contiguous bytes in any order, one store offset delta, source and destination disjoint
+  when ``rA`` is ``rB``) becomes one 6 B load and one 6 B store (sec. 3.2, 6 B load/store
+  for MAC addresses). As hXDP's compiler, the model does not check that the copied value is
+  dead in the data register afterwards;
+- ``"code_motion"``: a block that ends in a helper call (not ``tail_call``) and the block
+  after it, when that block has no other predecessor, are control equivalent (one runs iff
+  the other does); they are scheduled as one sequence, so instructions after the call that
+  do not depend on it move into earlier rows (sec. 3.4/5.1, "anticipating instructions from
+  control equivalent blocks"). Hoisting out of a join below a branch is not modelled (a
+  lower bound on the saving). The merged block's rows are charged to its first block;
+- ``"early_exit"``: the exit is recognised at instruction fetch, so a packet does not pay
+  the ``pipeline_depth - 1`` cycles of the pipeline's drain (sec. 4.2, "early processor
+  exit ... save the 3 remaining clock cycles"); without it every packet pays them.
+
+A helper call on Sephirot reads r1-r5 and writes only r0 (sec. 4.1.4: the helper module
+returns its value in r0 over the helper bus; the eBPF convention that r1-r5 are clobbered is
+a verifier contract, not something the hardware does), so a later write of an argument
+register may share the call's row (WAR). bpf-to-bpf calls keep the r0-r5 clobber.
 
 Cost per packet (``packet_cycles``), from the blocks a VM trace executed:
 
-    cycles  = start_latency_cycles + sum(rows of each executed block)
+    compute = start_latency_cycles + sum(rows of each executed block)
               + helper_cycles x (non-map helper calls) + map_access_cycles x (map helper calls)
-    latency = cycles + pipeline_depth - 1
+              + (pipeline_depth - 1 unless "early_exit")
+    cycles  = max(compute, tx_cycles if the verdict is XDP_TX or XDP_REDIRECT)
+    latency = compute + pipeline_depth - 1
 
-``cycles`` is the issue-rate cost: consecutive packets overlap the pipeline fill (hXDP's
-published 52 Mpps XDP_DROP at 156.25 MHz is 3.0 cycles per packet, which a 4-stage fill
-per packet could not reach); ``latency`` adds the fill for one packet alone. A packet also
-needs ceil(frame bytes / bus bytes) cycles on the packet bus; the rate is
-clock / max(cycles, bus cycles), capped by the line rate (``estimate_vliw``).
+``cycles`` is the issue-rate cost: consecutive packets overlap the pipeline fill, and the
+emission of a transmitted packet overlaps the next packet's processing (sec. 4.1.2: "the
+emission of a packet happens in parallel with the reading of the next packet"), so a
+transmitted packet costs at least ``tx_cycles``. ``latency`` adds the fill for one packet
+alone. A packet also needs ceil(frame bytes / bus bytes) cycles on the packet bus; the rate
+is clock / max(cycles, bus cycles), capped by the line rate (``estimate_vliw``). The
+calibration of these numbers against the paper's microbenchmarks is in docs/calibration.md.
 """
 
 from __future__ import annotations
@@ -64,27 +90,35 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ebpf.isa import FRAME_POINTER, AluOp, CallKind, Insn, Kind, Source
+from ebpf.kernel_enums import HELPER_IDS
 from ebpf.program import ElfObject, ProgramDef
 from ebpf.trace import Trace
+from ebpf.xdp import XDP_REDIRECT, XDP_TX
 from hw.rtc.common import (
     MAP_HELPERS,
     Block,
+    Cfg,
     CostEstimate,
     RtcError,
     analyze_pointers,
     build_cfg,
     insn_regs,
     iter_executed_blocks,
+    jump_target,
     wire_mpps,
 )
 from hw.rtc.npu import check_feasibility
 from hw.targets import Target, VliwTarget
 
-OPTIMIZATIONS = ("mov_alu", "movi_exit", "bounds_checks")
+OPTIMIZATIONS = ("mov_alu", "movi_exit", "bounds_checks", "ldst6", "code_motion",
+                 "early_exit")
+DEFAULT_OPTIMIZATIONS = OPTIMIZATIONS
+_TAIL_CALL = HELPER_IDS["tail_call"]
+_EMITTED = (XDP_TX, XDP_REDIRECT)
 
 
 # --- ops and dependencies ----------------------------------------------------------------
@@ -128,6 +162,8 @@ def make_op(insn: Insn, slot: int) -> VliwOp:
         mem = "store"
     control = kind in (Kind.JA, Kind.JCOND, Kind.EXIT, Kind.CALL)
     helper = kind is Kind.CALL and insn.src == CallKind.HELPER
+    if helper:
+        writes = frozenset({0})  # Sephirot's helper module writes only r0 (module docstring)
     return VliwOp((slot,), reads, writes, mem, stack, control, helper)
 
 
@@ -155,6 +191,50 @@ def _fusible_mov_alu(first: Insn, second: Insn) -> bool:
             and second.dst == first.dst)
 
 
+def _copy6(items: Sequence[tuple[Insn, int]], k: int) -> int:
+    """Instructions from ``items[k]`` that form a 6-byte copy ``"ldst6"`` fuses (0: none)."""
+    for width in (1, 2):
+        n = 2 * (6 // width)
+        pairs = items[k:k + n]
+        if len(pairs) < n:
+            continue
+        loads = [i for i, _ in pairs[0::2]]
+        stores = [i for i, _ in pairs[1::2]]
+        if not all(ld.kind is Kind.LDX and ld.spec.width == width for ld in loads):
+            continue
+        if not all(st.kind is Kind.STX and st.spec.width == width for st in stores):
+            continue
+        lbase, sbase = loads[0].src, stores[0].dst
+        if any(ld.src != lbase or ld.dst in (lbase, sbase) for ld in loads):
+            continue
+        if any(st.dst != sbase or st.src != ld.dst for ld, st in zip(loads, stores, strict=True)):
+            continue
+        delta = stores[0].off - loads[0].off
+        if any(st.off - ld.off != delta for ld, st in zip(loads, stores, strict=True)):
+            continue
+        low = min(ld.off for ld in loads)
+        if sorted(ld.off for ld in loads) != list(range(low, low + 6, width)):
+            continue
+        if lbase == sbase and abs(delta) < 6:
+            continue  # the copy overlaps itself: its order matters
+        return n
+    return 0
+
+
+def _fused_copy(items: Sequence[tuple[Insn, int]]) -> list[VliwOp]:
+    """The 6 B load and the 6 B store that replace the copy in ``items``."""
+    loads, stores = items[0::2], items[1::2]
+    lbase, sbase = loads[0][0].src, stores[0][0].dst
+    data = frozenset(i.dst for i, _ in loads)
+    low = min(i.off for i, _ in loads)
+    slow = min(i.off for i, _ in stores)
+    load = VliwOp(tuple(s for _, s in loads), frozenset({lbase}), data, "load",
+                  (low, 6) if lbase == FRAME_POINTER else None)
+    store = VliwOp(tuple(s for _, s in stores), frozenset({sbase}) | data, frozenset(), "store",
+                   (slow, 6) if sbase == FRAME_POINTER else None)
+    return [load, store]
+
+
 def block_ops(block: Block, optimizations: Iterable[str] = (),
               removed: frozenset[int] = frozenset()) -> list[VliwOp]:
     """The ops of ``block`` in program order, after the named optimisations; ``removed``
@@ -165,6 +245,11 @@ def block_ops(block: Block, optimizations: Iterable[str] = (),
     k = 0
     while k < len(items):
         insn, slot = items[k]
+        copy = _copy6(items, k) if "ldst6" in opts else 0
+        if copy:
+            ops.extend(_fused_copy(items[k:k + copy]))
+            k += copy
+            continue
         if k + 1 < len(items):
             nxt, nslot = items[k + 1]
             if "mov_alu" in opts and _fusible_mov_alu(insn, nxt):
@@ -237,6 +322,8 @@ class BlockSchedule:
     insns: int
     """Instructions in the block before optimisations."""
     ops: tuple[VliwOp, ...] = field(repr=False, compare=False, default=())
+    merged_into: int | None = None
+    """``"code_motion"``: the block whose rows hold this block's ops (it has none itself)."""
 
     @property
     def num_rows(self) -> int:
@@ -291,11 +378,100 @@ def _vliw_params(target: VliwTarget | None, lanes: int | None,
     return lanes, helper_calls_per_row
 
 
+def _code_motion_chains(cfg: Cfg) -> list[list[Block]]:
+    """Blocks in chains of control-equivalent blocks (``"code_motion"``): a block ending in a
+    helper call other than ``tail_call`` and the next block, when that one has no other
+    predecessor and starts no function. Every block is in exactly one chain."""
+    preds: dict[int, int] = {}
+    for b in cfg:
+        last = b.last
+        succ = _successors(cfg, b)
+        if last.kind is Kind.CALL and last.src == CallKind.LOCAL:
+            succ.append(jump_target(last, b.slots[-1]) or 0)
+            succ.append(b.end)  # the callee's exit returns here too
+        for t in succ:
+            preds[t] = preds.get(t, 0) + 1
+
+    def joins_next(b: Block) -> bool:
+        last = b.last
+        nxt = b.end
+        return (last.kind is Kind.CALL and last.src == CallKind.HELPER
+                and last.imm != _TAIL_CALL and nxt in cfg.blocks
+                and nxt not in cfg.function_starts and preds.get(nxt, 0) == 1)
+
+    followers = {b.end for b in cfg if joins_next(b)}
+    chains = []
+    for b in cfg:
+        if b.start in followers:
+            continue
+        chain = [b]
+        while joins_next(chain[-1]):
+            chain.append(cfg.blocks[chain[-1].end])
+        chains.append(chain)
+    return chains
+
+
+_PURE = (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.BSWAP, Kind.LDDW, Kind.LDX, Kind.LDXSX)
+
+
+def _successors(cfg: Cfg, b: Block) -> list[int]:
+    last = b.last
+    target = jump_target(last, b.slots[-1])
+    succ = [] if target is None or last.kind is Kind.CALL else [target]
+    if last.kind not in (Kind.JA, Kind.EXIT):
+        succ.append(b.end)
+    return [s for s in succ if s in cfg.blocks]
+
+
+def _live_transfer(b: Block, live: frozenset[int], gone: set[int] | frozenset[int],
+                   dead: set[int] | None = None) -> frozenset[int]:
+    """Registers live at the start of ``b`` given those live at its end, skipping the slots
+    in ``gone``; with ``dead``, collects the side-effect-free instructions nothing reads."""
+    for insn, slot in zip(reversed(b.insns), reversed(b.slots), strict=True):
+        if slot in gone:
+            continue
+        reads, writes = insn_regs(insn)
+        if insn.kind is Kind.CALL and insn.src != CallKind.HELPER:
+            reads = frozenset(range(1, 6))
+        if dead is not None and insn.kind in _PURE and writes and not writes & live:
+            dead.add(slot)
+            continue
+        live = (live - writes) | reads
+    return live
+
+
+def _dead_code(cfg: Cfg, removed: frozenset[int]) -> frozenset[int]:
+    """Slots of side-effect-free instructions (ALU, loads, lddw) whose results nothing reads
+    once the ``removed`` slots are gone. Register liveness, iterated over the CFG; ``exit``
+    reads r0, a bpf-to-bpf call r1-r5."""
+    gone = set(removed)
+    blocks = list(cfg)
+    while True:
+        live_in = {b.start: frozenset[int]() for b in blocks}
+        changed = True
+        while changed:
+            changed = False
+            for b in reversed(blocks):
+                out = frozenset[int]().union(*(live_in[s] for s in _successors(cfg, b)))
+                new = _live_transfer(b, out, gone)
+                if new != live_in[b.start]:
+                    live_in[b.start] = new
+                    changed = True
+        dead: set[int] = set()
+        for b in blocks:
+            out = frozenset[int]().union(*(live_in[s] for s in _successors(cfg, b)))
+            _live_transfer(b, out, gone, dead)
+        if not dead:
+            return frozenset(gone - removed)
+        gone |= dead
+
+
 def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
                      lanes: int | None = None, helper_calls_per_row: int | None = None,
-                     optimizations: Iterable[str] = ()) -> VliwSchedule:
+                     optimizations: Iterable[str] = DEFAULT_OPTIMIZATIONS) -> VliwSchedule:
     """Schedule every basic block of ``prog`` (lanes and helper limit from ``target`` unless
-    given); ``optimizations`` names hXDP optimisations from ``OPTIMIZATIONS``."""
+    given); ``optimizations`` names hXDP optimisations from ``OPTIMIZATIONS`` (all by
+    default)."""
     lanes, per_row = _vliw_params(target, lanes, helper_calls_per_row)
     opts = tuple(sorted(set(optimizations)))
     unknown = [o for o in opts if o not in OPTIMIZATIONS]
@@ -303,16 +479,30 @@ def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
         raise RtcError(f"unknown VLIW optimisation {unknown[0]!r} (expected one of "
                        f"{', '.join(OPTIMIZATIONS)})")
     cfg = build_cfg(prog)
-    removed = analyze_pointers(prog, cfg).bounds_checks if "bounds_checks" in opts \
-        else frozenset()
+    removed: frozenset[int] = frozenset()
+    if "bounds_checks" in opts:
+        removed = analyze_pointers(prog, cfg).bounds_checks
+        if removed:  # what only the checks read (hXDP Fig. 3); code dead anyway stays
+            removed |= _dead_code(cfg, removed) - _dead_code(cfg, frozenset())
+    chains = _code_motion_chains(cfg) if "code_motion" in opts else [[b] for b in cfg]
     blocks = {}
-    for block in cfg:
-        ops = block_ops(block, opts, removed)
+    for chain in chains:
+        ops: list[VliwOp] = []
+        for i, block in enumerate(chain):
+            part = block_ops(block, opts, removed)
+            if i < len(chain) - 1 and part and part[-1].helper:
+                part[-1] = replace(part[-1], control=False)  # the call returns in place
+            ops.extend(part)
         rows = schedule_ops(ops, lanes, per_row)
-        blocks[block.start] = BlockSchedule(
-            block.start, tuple(tuple(ops[i].slot for i in row) for row in rows), len(block),
+        head = chain[0]
+        blocks[head.start] = BlockSchedule(
+            head.start, tuple(tuple(ops[i].slot for i in row) for row in rows), len(head),
             tuple(ops))
-    return VliwSchedule(prog.name, lanes, per_row, opts, blocks, removed, prog)
+        for block in chain[1:]:
+            blocks[block.start] = BlockSchedule(block.start, (), len(block),
+                                                merged_into=head.start)
+    return VliwSchedule(prog.name, lanes, per_row, opts, dict(sorted(blocks.items())),
+                        removed, prog)
 
 
 # --- cycles per packet -------------------------------------------------------------------
@@ -326,7 +516,10 @@ class VliwPacketCost:
     helper_calls: int
     map_calls: int
     cycles: int
+    """Issue-rate cycles: max(compute, emission of a transmitted packet)."""
     latency_cycles: int
+    compute_cycles: int = 0
+    emit_cycles: int = 0
 
 
 def packet_cycles(schedules: VliwSchedule | Mapping[str, VliwSchedule], trace: Trace,
@@ -351,10 +544,12 @@ def packet_cycles(schedules: VliwSchedule | Mapping[str, VliwSchedule], trace: T
     map_calls = sum(1 for h in trace.helper_calls if h.name in MAP_HELPERS)
     helper_calls = len(trace.helper_calls) - map_calls
     t = target.timing
-    cycles = (t.start_latency_cycles + rows + t.helper_cycles * helper_calls
-              + t.map_access_cycles * map_calls)
-    return VliwPacketCost(rows, blocks, helper_calls, map_calls, cycles,
-                          cycles + target.vliw.pipeline_depth - 1)
+    drain = 0 if "early_exit" in main.optimizations else target.vliw.pipeline_depth - 1
+    compute = (t.start_latency_cycles + rows + t.helper_cycles * helper_calls
+               + t.map_access_cycles * map_calls + drain)
+    emit = t.tx_cycles if trace.verdict in _EMITTED else 0
+    return VliwPacketCost(rows, blocks, helper_calls, map_calls, max(compute, emit),
+                          compute + target.vliw.pipeline_depth - 1, compute, emit)
 
 
 def cycles_per_packet(schedules: VliwSchedule | Mapping[str, VliwSchedule], trace: Trace,
@@ -364,7 +559,8 @@ def cycles_per_packet(schedules: VliwSchedule | Mapping[str, VliwSchedule], trac
 
 
 def estimate_vliw(target: Target, obj: ElfObject, prog: ProgramDef, traces: Sequence[Trace],
-                  *, optimizations: Iterable[str] = (), frame_bytes: int = 64,
+                  *, optimizations: Iterable[str] = DEFAULT_OPTIMIZATIONS,
+                  frame_bytes: int = 64,
                   ) -> CostEstimate:
     """The VLIW core's packet rate for ``prog`` over the packets of ``traces`` (mean cycles),
     with the target's feasibility verdict (``hw.rtc.npu.check_feasibility``)."""
@@ -402,3 +598,21 @@ def estimate_vliw(target: Target, obj: ElfObject, prog: ProgramDef, traces: Sequ
             "program_rows": sched.num_rows, "program_insns": sched.num_insns,
             "optimizations": list(sched.optimizations),
         })
+
+
+def optimization_effects(target: VliwTarget, obj: ElfObject, prog: ProgramDef,
+                         traces: Sequence[Trace]) -> dict[str, dict[str, float]]:
+    """What each optimisation is worth for ``prog`` on these packets: the program's rows and
+    the packets' mean cycles with every optimisation (``"all"``), with none (``"none"``), and
+    with all but one (``"-name"``: the saving of that one given the others)."""
+    variants: dict[str, tuple[str, ...]] = {"all": OPTIMIZATIONS, "none": ()}
+    for name in OPTIMIZATIONS:
+        variants[f"-{name}"] = tuple(o for o in OPTIMIZATIONS if o != name)
+    out = {}
+    for label, opts in variants.items():
+        schedules = {p.name: schedule_program(p, target, optimizations=opts)
+                     for p in obj.programs}
+        costs = [packet_cycles(schedules, t, target) for t in traces]
+        out[label] = {"rows": float(schedules[prog.name].num_rows),
+                      "cycles": statistics.fmean(c.cycles for c in costs)}
+    return out

@@ -26,7 +26,9 @@ HXDP = load_target("hxdp")
 
 
 def rows_of(text: str, **kwargs) -> list[int]:
-    """Rows per block (in slot order) of a program written in assembler."""
+    """Rows per block (in slot order) of a program written in assembler (no optimisation
+    unless ``optimizations`` is given)."""
+    kwargs.setdefault("optimizations", ())
     sched = schedule_program(prog(text), HXDP, **kwargs)
     return [sched.blocks[s].num_rows for s in sorted(sched.blocks)]
 
@@ -86,7 +88,7 @@ def test_memory_ordering(text, rows):
 def test_lddw_is_one_op():
     """Four lddw (8 slots), mov r0, exit: 6 ops in 2 rows."""
     text = "\n".join(f"lddw %r{r}, 0x1122334455667788" for r in range(1, 5))
-    sched = schedule_program(prog(text + "\nmov %r0, 0\nexit"), HXDP)
+    sched = schedule_program(prog(text + "\nmov %r0, 0\nexit"), HXDP, optimizations=())
     assert sched.num_rows == 2
     assert sched.num_insns == 6
     assert sorted(s for row in sched.blocks[0].rows for s in row) == [0, 2, 4, 6, 8, 9]
@@ -95,7 +97,7 @@ def test_lddw_is_one_op():
 def test_branch_is_alone_in_its_block_last_row():
     """The block's jump issues in the last row, after everything it depends on."""
     sched = schedule_program(prog("mov %r1, 1\nmov %r2, 2\njeq %r1, 0, +1\nmov %r0, 0\n"
-                                  "exit"), HXDP)
+                                  "exit"), HXDP, optimizations=())
     assert sched.blocks[0].rows == ((0, 1), (2,))
 
 
@@ -115,14 +117,19 @@ def test_mov_alu_becomes_three_operand():
 
 
 def test_bounds_checks_removed_only_when_asked():
-    """xdp_tx's packet bounds checks go away with "bounds_checks" and no block grows."""
+    """xdp_tx's packet bounds check goes away with "bounds_checks", with the data_end load and
+    the pointer arithmetic only it read (hXDP Fig. 3: three instructions); no block grows."""
     p = corpus("xdp_tx").programs[0]
-    plain = schedule_program(p, HXDP)
+    plain = schedule_program(p, HXDP, optimizations=())
     opt = schedule_program(p, HXDP, optimizations=["bounds_checks"])
     assert plain.removed == frozenset()
     by_slot = dict(zip(p.get_slot_offsets(), p.insns, strict=True))
-    assert opt.removed
-    assert all(by_slot[s].opcode & 0x0F == 0x0D for s in opt.removed)  # JMP, register source
+    jumps = {s for s in opt.removed if by_slot[s].opcode & 0x0F == 0x0D}  # JMP, reg source
+    assert len(jumps) == 1
+    others = [by_slot[s] for s in opt.removed - jumps]
+    # r2 = data_end (ldxw [r1+4]), r3 = r1 (mov), r3 += 14: what fed only the check
+    assert sorted((i.opcode, i.off, i.imm) for i in others) == [
+        (0x07, 0, 14), (0x61, 4, 0), (0xBF, 0, 0)]
     assert all(opt.blocks[s].num_rows <= plain.blocks[s].num_rows for s in plain.blocks)
     assert opt.num_rows < plain.num_rows
     with pytest.raises(RtcError, match="unknown VLIW optimisation 'loop_unroll'"):
@@ -143,7 +150,9 @@ def _regs(insn) -> tuple[set[int], set[int]]:
             return {insn.dst}, {insn.dst}
         return ({insn.dst, insn.src} if src_x else {insn.dst}), {insn.dst}
     if cls in (5, 6):  # JMP, JMP32
-        if code == 0x80:  # call: arguments r1-r5 (conservative), clobbers r0-r5
+        if code == 0x80 and insn.src == 0:  # helper: r1-r5 in, r0 out (hXDP sec. 4.1.4)
+            return set(range(1, 6)), {0}
+        if code == 0x80:  # bpf-to-bpf call: arguments r1-r5 (conservative), clobbers r0-r5
             return set(range(1, 6)), set(range(6))
         if code == 0x90:
             return {0}, set()
@@ -217,7 +226,7 @@ def test_checker_rejects_broken_schedules():
 def test_every_corpus_schedule_is_valid(name):
     """Each block of each corpus program: a valid schedule with rows <= instructions."""
     for p in corpus(name).programs:
-        sched = schedule_program(p, HXDP)
+        sched = schedule_program(p, HXDP, optimizations=())
         for block in build_cfg(p):
             bs = sched.blocks[block.start]
             check_block(block, bs.rows, HXDP.vliw.lanes, HXDP.vliw.helper_calls_per_row)
@@ -229,15 +238,20 @@ def test_every_corpus_schedule_is_valid(name):
 # --- cycles per packet ----------------------------------------------------------------------
 
 def test_cycles_count_rows_helpers_and_start():
-    """mov r6; call ktime_get_ns | mov r0, 2; exit: 1 + 3 rows + 4 helper cycles = 8."""
+    """mov r6; call ktime_get_ns | mov r0, 2; exit: start + 2 rows + the helper's cycles,
+    and the pipeline's drain (depth - 1) when early exit is off."""
     p = prog(f"mov %r6, 1\ncall {HELPER_IDS['ktime_get_ns']}\nmov %r0, 2\nexit")
-    sched = schedule_program(p, HXDP)
     trace = Vm(None, p).run_xdp(bytes(64)).trace
-    cost = packet_cycles(sched, trace, HXDP)
-    assert (cost.rows, cost.helper_calls, cost.map_calls) == (3, 1, 0)
-    assert cost.cycles == 1 + 3 + 4
-    assert cost.latency_cycles == 8 + 3
-    assert cycles_per_packet(sched, trace, HXDP) == 8
+    t, depth = HXDP.timing, HXDP.vliw.pipeline_depth
+    for opts, rows, drain in ((("movi_exit", "early_exit"), 2, 0), (("movi_exit",), 2, depth - 1),
+                              ((), 3, depth - 1)):
+        sched = schedule_program(p, HXDP, optimizations=opts)
+        cost = packet_cycles(sched, trace, HXDP)
+        assert (cost.rows, cost.helper_calls, cost.map_calls) == (rows, 1, 0)
+        expected = t.start_latency_cycles + rows + t.helper_cycles + drain
+        assert cost.cycles == cost.compute_cycles == expected
+        assert cost.latency_cycles == expected + depth - 1
+        assert cycles_per_packet(sched, trace, HXDP) == expected
 
 
 def test_xdp_drop_matches_hxdp_published_rate():
