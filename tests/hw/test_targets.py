@@ -114,6 +114,16 @@ def test_hxdp_figures():
     assert t.vliw.lanes == 4 and t.clock_mhz == 156.25
     assert t.vliw.helper_calls_per_row == 1
     assert t.ebpf is not None and t.ebpf.stack_bytes == 512
+    # calibrated on the paper's microbenchmarks (docs/calibration.md)
+    assert (t.timing.start_latency_cycles, t.timing.tx_cycles) == (2, 7)
+    assert (t.timing.helper_cycles, t.timing.map_access_cycles) == (0, 0)
+
+
+def test_vliw_tx_cycles_optional(tmp_path):
+    """A vliw profile without tx_cycles has no transmit bound (0)."""
+    lines = [ln for ln in builtin_text("hxdp").splitlines() if not ln.startswith("tx_cycles")]
+    t = load_target_file(write(tmp_path, "hxdp", "\n".join(lines)))
+    assert isinstance(t, VliwTarget) and t.timing.tx_cycles == 0
 
 
 def test_dpu_figures():
@@ -339,6 +349,8 @@ def test_malformed_profile_is_one_line_error(tmp_path, old, new, pattern):
      r"nfp\.toml: gen: unknown key"),
     ("hxdp", "helper_calls_per_row = 1", "helper_calls_per_row = 5",
      r"hxdp\.toml: vliw\.helper_calls_per_row: 5 is more than the 4 lanes of a row$"),
+    ("hxdp", "tx_cycles = 7", "tx_cycles = -1",
+     r"hxdp\.toml: timing\.tx_cycles: expected an integer >= 0, got -1$"),
     ("hxdp", "xdp_drop_mpps = 52", "xdp_drop_mpps = -52",
      r"hxdp\.toml: reference\.xdp_drop_mpps: expected a positive number, got -52$"),
 ])

@@ -10,10 +10,12 @@ from ebpf.kernel_enums import HELPER_IDS
 from ebpf.vm import Vm
 from hw.rtc.common import RtcError, build_cfg
 from hw.rtc.vliw import (
+    OPTIMIZATIONS,
     VliwOp,
     block_ops,
     cycles_per_packet,
     estimate_vliw,
+    optimization_effects,
     packet_cycles,
     schedule_ops,
     schedule_program,
@@ -134,6 +136,133 @@ def test_bounds_checks_removed_only_when_asked():
     assert opt.num_rows < plain.num_rows
     with pytest.raises(RtcError, match="unknown VLIW optimisation 'loop_unroll'"):
         schedule_program(p, HXDP, optimizations=["loop_unroll"])
+
+
+# a 6-byte copy from packet bytes 0-5 to 6-11, in the order clang emits xdp_tx's swap
+COPY6 = "\n".join(f"ldxb %r2, [%r1+{o}]\nstxb [%r1+{o + 6}], %r2" for o in (2, 3, 0, 1, 4, 5))
+COPY3H = "\n".join(f"ldxh %r2, [%r1+{o}]\nstxh [%r1+{o + 6}], %r2" for o in (0, 2, 4))
+DATA = "ldxw %r1, [%r1+0]\n"
+
+
+@pytest.mark.parametrize(("body", "fused"), [
+    (COPY6, True),
+    (COPY3H, True),
+    (COPY6.replace("+11], %r2", "+11], %r3"), False),     # stores another register
+    (COPY6.replace("[%r1+5]\n", "[%r1+7]\n"), False),     # the bytes are not contiguous
+    (COPY6.replace("+6]", "+2]").replace("+8]", "+4]").replace("+7]", "+3]")
+     .replace("+9]", "+5]").replace("+10]", "+6]").replace("+11]", "+7]"), False),  # overlap
+])
+def test_ldst6_fuses_six_byte_copies(body, fused):
+    """A 6 B copy by byte or half-word pairs becomes one load and one store; near misses
+    stay as they are."""
+    block = build_cfg(prog(DATA + body + "\nmov %r0, 3\nexit")).block_at(0)
+    plain = block_ops(block)
+    ops = block_ops(block, ["ldst6"])
+    assert len(ops) == (5 if fused else len(plain))  # data load, 6 B load, 6 B store, mov, exit
+    if fused:
+        assert [op.mem for op in ops[1:3]] == ["load", "store"]
+        assert sorted(s for op in ops for s in op.slots) == sorted(block.slots)
+
+
+def test_ldst6_pattern_is_a_copy_by_the_vm():
+    """What ldst6 takes for a copy is one: the VM moves bytes 0-5 to 6-11 (COPY6 and
+    COPY3H) and leaves every other byte as it was."""
+    packet = bytes(range(64))
+    for body in (COPY6, COPY3H):
+        out = Vm(None, prog(DATA + body + "\nmov %r0, 3\nexit")).run_xdp(packet).trace
+        assert out.packet_out == packet[:6] + packet[:6] + packet[12:]
+
+
+def test_xdp_tx_swap_loses_ten_rows_to_ldst6():
+    """xdp_tx.c's byte-wise copy (slots 22-33) is one of the copies; fusing it shortens the
+    program."""
+    p = corpus("xdp_tx").programs[0]
+    with_it = schedule_program(p, HXDP)
+    without = schedule_program(p, HXDP, optimizations=[o for o in OPTIMIZATIONS
+                                                       if o != "ldst6"])
+    ops = with_it.blocks[min(s for s, b in with_it.blocks.items() if len(b.ops) > 10)].ops
+    assert any(op.slots == (22, 24, 26, 28, 30, 32) for op in ops)
+    assert with_it.num_rows < without.num_rows
+
+
+CALL_THEN_CHAIN = f"""
+    mov %r6, 1
+    call {HELPER_IDS['ktime_get_ns']}
+    mov %r7, 5
+    add %r7, 1
+    add %r7, 2
+    mov %r0, 1
+    exit
+"""
+
+
+def test_code_motion_moves_work_above_a_helper_call():
+    """The block after a helper call (its only predecessor) is scheduled with it: the
+    chain's first move shares the call's row, 4 rows become 3, charged to the first block."""
+    p = prog(CALL_THEN_CHAIN)
+    base = ("movi_exit",)
+    plain = schedule_program(p, HXDP, optimizations=base)
+    moved = schedule_program(p, HXDP, optimizations=(*base, "code_motion"))
+    assert [plain.blocks[s].num_rows for s in sorted(plain.blocks)] == [1, 3]
+    assert moved.blocks[0].num_rows == 3 and moved.blocks[2].num_rows == 0
+    assert moved.blocks[2].merged_into == 0
+    trace = Vm(None, p).run_xdp(bytes(64)).trace
+    assert packet_cycles(moved, trace, HXDP).rows == 3
+    assert packet_cycles(plain, trace, HXDP).rows == 4
+
+
+@pytest.mark.parametrize("text", [
+    # a jump into the block after the call: it has two predecessors
+    f"mov %r6, 1\njeq %r6, 0, +1\ncall {HELPER_IDS['ktime_get_ns']}\nmov %r0, 1\nexit",
+    # tail_call may not return
+    f"mov %r6, 1\ncall {HELPER_IDS['tail_call']}\nmov %r0, 1\nexit",
+])
+def test_code_motion_only_between_control_equivalent_blocks(text):
+    """No merge where the next block can be reached another way or may not run."""
+    sched = schedule_program(prog(text), HXDP, optimizations=["code_motion"])
+    assert all(b.merged_into is None for b in sched.blocks.values())
+
+
+def test_transmitted_packets_pay_the_transmit_path():
+    """A one-row XDP_TX costs tx_cycles (the emission bounds it), a one-row XDP_DROP only
+    its compute; early exit off adds the drain to the compute."""
+    t = HXDP.timing
+    for verdict, expected in ((3, max(t.tx_cycles, t.start_latency_cycles + 1)),
+                              (1, t.start_latency_cycles + 1)):
+        p = prog(f"mov %r0, {verdict}\nexit")
+        cost = packet_cycles(schedule_program(p, HXDP), Vm(None, p).run_xdp(bytes(64)).trace,
+                             HXDP)
+        assert cost.compute_cycles == t.start_latency_cycles + 1
+        assert cost.cycles == expected
+        assert cost.emit_cycles == (t.tx_cycles if verdict == 3 else 0)
+
+
+def test_every_optimisation_on_by_default():
+    """schedule_program and estimate_vliw apply all of OPTIMIZATIONS unless told."""
+    obj = corpus("xdp_tx")
+    assert schedule_program(obj.programs[0], HXDP).optimizations == tuple(sorted(OPTIMIZATIONS))
+    est = estimate_vliw(HXDP, obj, obj.programs[0], traces(obj, count=3))
+    assert sorted(est.details["optimizations"]) == sorted(OPTIMIZATIONS)
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_optimised_schedules_cover_the_program(name):
+    """With every optimisation each instruction is in exactly one op of one row or was
+    removed, rows fit the lanes, and the program has no more rows nor packet cycles than
+    without any."""
+    obj = corpus(name)
+    p = obj.programs[0]
+    sched = schedule_program(p, HXDP)
+    seen = list(sched.removed)
+    for b in sched.blocks.values():
+        ops_by_slot = {op.slot: op for op in b.ops}
+        for row in b.rows:
+            assert len(row) <= HXDP.vliw.lanes
+            seen.extend(s for first in row for s in ops_by_slot[first].slots)
+    assert sorted(seen) == sorted(s for blk in build_cfg(p) for s in blk.slots)
+    eff = optimization_effects(HXDP, obj, p, traces(obj, count=5))
+    assert eff["all"]["rows"] <= eff["none"]["rows"]
+    assert eff["all"]["cycles"] <= eff["none"]["cycles"]
 
 
 # --- an independent validity check over the corpus ------------------------------------------
