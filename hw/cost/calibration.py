@@ -127,9 +127,24 @@ def hxdp_points() -> list[Point]:
     return points
 
 
+def nfp_points() -> list[Point]:
+    """The nfp profile's one reference figure (XDP_DROP), against the NPU model."""
+    from hw.cost import hxdp_bench as hb
+    from hw.cost.nic import nic_service
+    from hw.rtc.common import wire_mpps
+
+    target = load_target("nfp")
+    obj, prog, trace = hb.bench_object(hb.drop())
+    model = min(nic_service(target, obj, prog, [trace]).capacity_mpps(),
+                wire_mpps(target.line_rate_gbps, 64))
+    return [Point("nfp", "XDP_DROP, 64 B", "nfp.toml [reference] (not re-verified)",
+                  target.get_reference("xdp_drop_mpps"), model,
+                  "the line rate binds: no per-packet fixed cost in the NPU model", False)]
+
+
 def all_points() -> list[Point]:
-    """Every point: the host profiles' and hXDP's."""
-    return host_points() + hxdp_points()
+    """Every point: the host profiles', hXDP's and nfp's."""
+    return host_points() + hxdp_points() + nfp_points()
 
 
 def markdown(points: list[Point]) -> str:

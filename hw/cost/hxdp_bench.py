@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from ebpf.asm import assemble_insns
 from ebpf.kernel_enums import HELPER_IDS, MAP_TYPE_IDS
 from ebpf.program import ElfObject, MapDef, ProgramDef
+from ebpf.trace import Trace
 from ebpf.vm import Vm
 from hw.rtc.vliw import DEFAULT_OPTIMIZATIONS, packet_cycles, schedule_program
 from hw.targets import VliwTarget
@@ -119,11 +120,10 @@ class BenchCost:
     mpps: float
 
 
-def run(target: VliwTarget, text: str, *, key_bytes: int = 0,
-        optimizations: tuple[str, ...] = DEFAULT_OPTIMIZATIONS) -> BenchCost:
-    """The model's cycles and Mpps for the benchmark ``text`` on a 64 B packet in steady
-    state (the second of two runs, so a map benchmark's entry exists); the core's rate, the
-    packet's two bus frames being below every benchmark's cycles."""
+def bench_object(text: str, key_bytes: int = 0) -> tuple[ElfObject, ProgramDef, Trace]:
+    """The benchmark ``text`` as an object (a hash map of ``key_bytes`` keys when given) and
+    its VM trace on a 64 B packet in steady state (the second of two runs, so a map
+    benchmark's entry exists)."""
     maps = []
     if key_bytes:
         maps = [MapDef("rxcnt", MAP_TYPE_IDS["hash"], key_bytes, 8, 256)]
@@ -132,7 +132,14 @@ def run(target: VliwTarget, text: str, *, key_bytes: int = 0,
     obj = ElfObject("<hxdp benchmark>", [prog], maps, "GPL")
     vm = Vm(obj, prog)
     vm.run_xdp(PACKET)
-    trace = vm.run_xdp(PACKET).trace
+    return obj, prog, vm.run_xdp(PACKET).trace
+
+
+def run(target: VliwTarget, text: str, *, key_bytes: int = 0,
+        optimizations: tuple[str, ...] = DEFAULT_OPTIMIZATIONS) -> BenchCost:
+    """The model's cycles and Mpps for the benchmark ``text`` (``bench_object``); the core's
+    rate, the packet's two bus frames being below every benchmark's cycles."""
+    _, prog, trace = bench_object(text, key_bytes)
     sched = schedule_program(prog, target, optimizations=optimizations)
     cycles = packet_cycles(sched, trace, target).cycles
     return BenchCost(cycles, target.clock_mhz / cycles)

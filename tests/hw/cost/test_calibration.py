@@ -14,6 +14,7 @@ from hw.cost.calibration import (
     host_points,
     hxdp_points,
     markdown,
+    nfp_points,
 )
 from tests.conftest import ROOT
 
@@ -63,8 +64,17 @@ def test_hxdp_map_access_is_flat_and_helper_calls_fall():
 
 
 def test_every_point_in_the_full_table():
-    """all_points is the host points followed by the hXDP ones."""
-    assert [p.what for p in all_points()] == [p.what for p in host_points() + hxdp_points()]
+    """all_points is the host points, then the hXDP ones, then nfp's."""
+    assert [p.what for p in all_points()] == [
+        p.what for p in host_points() + hxdp_points() + nfp_points()]
+
+
+def test_nfp_drop_point_is_shown_not_held():
+    """nfp's XDP_DROP reference is listed with the model's value (the 40 G line rate) and
+    not held to the tolerance."""
+    (point,) = nfp_points()
+    assert point.published == 32 and not point.calibrated
+    assert point.model == pytest.approx(40e9 / (84 * 8) / 1e6)
 
 
 def test_bench_script_prints_the_table():

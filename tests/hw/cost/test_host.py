@@ -18,8 +18,8 @@ from hw.cost.host import (
     carry_factor,
     this_machine_mhz,
 )
-from hw.targets import load_target
-from tests.conftest import corpus_object
+from hw.targets import load_target, load_target_file
+from tests.conftest import ROOT, corpus_object
 
 PERMITTED, REASON = bpf_permitted()
 needs_bpf = pytest.mark.skipif(not PERMITTED, reason=f"bpf(2) not usable: {REASON}")
@@ -114,12 +114,28 @@ def test_this_machine_mhz_reads_cpuinfo(tmp_path):
     assert this_machine_mhz(tmp_path / "missing") is None
 
 
-def test_profile_without_verdict_table_uses_the_driver_overhead():
-    """The DPU profile has no per-verdict table: every verdict costs driver_overhead_ns and
-    there is no shared ceiling."""
-    dpu = HostCost.from_target(load_target("dpu"), carry=1.0)
-    assert set(dpu.verdict_ns.values()) == {104.0} and dpu.bus_ns == {}
-    assert dpu.capacity_mpps(7, 104.0, 0.0) == pytest.approx(7000 / 104)
+def test_dpu_verdicts_are_the_hosts_slowed_by_its_speed():
+    """The DPU's drop, tx and redirect are the host's fitted costs / relative_speed (its
+    modelling choice, within the table's rounding); pass is priced as tx; no shared ceiling."""
+    dpu_t = load_target("dpu")
+    dpu = HostCost.from_target(dpu_t, carry=1.0)
+    host = dict(load_target("host").cpu.verdict_ns)
+    speed = dpu_t.cpu.relative_speed
+    for v in ("drop", "tx", "redirect"):
+        assert dpu.verdict_ns[v] == pytest.approx(host[v] / speed, abs=0.05)
+    assert dpu.verdict_ns["pass"] == dpu.verdict_ns["tx"]
+    assert dpu.bus_ns == {} and dpu_t.cpu.driver_overhead_ns == dpu.verdict_ns["drop"]
+    assert dpu.capacity_mpps(7, 108.6, 0.0) == pytest.approx(7000 / 108.6)
+
+
+def test_profile_without_verdict_table_uses_the_driver_overhead(tmp_path):
+    """A cpu profile without [cpu.verdict_ns] prices every verdict at driver_overhead_ns."""
+    text = (ROOT / "hw" / "targets" / "dpu.toml").read_text()
+    text = text[:text.index("[cpu.verdict_ns]")]
+    path = tmp_path / "dpu.toml"
+    path.write_text(text)
+    dpu = HostCost.from_target(load_target_file(path), carry=1.0)
+    assert set(dpu.verdict_ns.values()) == {108.6} and dpu.bus_ns == {}
 
 
 @needs_bpf
