@@ -83,3 +83,10 @@ def test_bench_script_prints_the_table():
                           capture_output=True, text=True, check=True)
     assert markdown(host_points()).splitlines()[2] in proc.stdout
     assert "0 outside" in proc.stdout
+
+
+def test_docs_show_the_code_table():
+    """docs/calibration.md holds every row of the calibration table as the code gives it."""
+    doc = (ROOT / "docs" / "calibration.md").read_text()
+    missing = [row for row in markdown(all_points()).splitlines() if row not in doc]
+    assert not missing, missing[:3]
