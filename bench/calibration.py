@@ -30,8 +30,8 @@ EFFECT_PACKETS = 20
 def effects_table(corpus: Path) -> str:
     """Per corpus program on hxdp: rows and mean cycles with no optimisation and with all,
     and the cycles each optimisation saves given the others."""
-    from ebpf.elf import load
-    from ebpf.vm import Vm
+    from ebpf.loader.elf import load
+    from ebpf.vm.machine import Vm
     from hw.targets import load_target
     from sim.packets import random_packets
 

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ebpf.asm import assemble_insns
+from ebpf.code.asm import assemble_insns
 from ebpf.kernel_enums import HELPER_IDS, MAP_TYPE_IDS
-from ebpf.program import ElfObject, MapDef, ProgramDef
-from ebpf.trace import Trace
-from ebpf.vm import Vm
+from ebpf.loader.program import ElfObject, MapDef, ProgramDef
+from ebpf.vm.machine import Vm
+from ebpf.vm.trace import Trace
 from hw.rtc.vliw import DEFAULT_OPTIMIZATIONS, packet_cycles, schedule_program
 from hw.targets import VliwTarget
 

@@ -36,7 +36,7 @@ hw.cost.host)."""
 def measured_ns(path: Path, runs: int = HOST_RUNS) -> float:
     """The program's ns beyond an empty program on ``PACKET``, measured on this machine."""
     from ebpf.differential import Scenario, kernel_side
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
     from hw.cost.host import ProgramTimer
 
     obj = load(path)
@@ -67,8 +67,8 @@ def host_points(corpus: str | os.PathLike[str], runs: int = HOST_RUNS) -> list[P
 
 def hxdp_points(corpus: str | os.PathLike[str]) -> list[Point]:
     """xdp_tx.o and firewall.o on ``hxdp`` (VLIW model, all optimisations)."""
-    from ebpf.elf import load
-    from ebpf.vm import Vm
+    from ebpf.loader.elf import load
+    from ebpf.vm.machine import Vm
     from hw.cost.nic import nic_service
 
     target = load_target("hxdp")

@@ -93,11 +93,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ebpf.isa import FRAME_POINTER, AluOp, CallKind, Insn, Kind, Source
+from ebpf.code.isa import FRAME_POINTER, AluOp, CallKind, Insn, Kind, Source
 from ebpf.kernel_enums import HELPER_IDS
-from ebpf.program import ElfObject, ProgramDef
-from ebpf.trace import Trace
-from ebpf.xdp import XDP_REDIRECT, XDP_TX
+from ebpf.loader.program import ElfObject, ProgramDef
+from ebpf.vm.trace import Trace
+from ebpf.vm.xdp import XDP_REDIRECT, XDP_TX
 from hw.rtc.common import (
     MAP_HELPERS,
     Block,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from ebpf.asm import assemble_insns
+from ebpf.code.asm import assemble_insns
 from ebpf.kernel_enums import MAP_TYPE_IDS
-from ebpf.program import ElfObject, MapDef, ProgramDef
-from ebpf.vm import Vm
+from ebpf.loader.program import ElfObject, MapDef, ProgramDef
+from ebpf.vm.machine import Vm
 from hw.cost import hxdp_bench as hb
 from hw.rtc.vliw import packet_cycles, schedule_program
 from hw.targets import load_target
