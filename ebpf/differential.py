@@ -199,10 +199,10 @@ class VmSide:
     """The program on the reference VM, maps persisting across packets."""
 
     def __init__(self, obj: ElfObject, program: str | None, scenario: Scenario, *,
-                 cpus: int | None = None, seed: int = 0):
+                 cpus: int | None = None, seed: int = 0, vm_class: type[Vm] = Vm):
         env = HelperEnv(cpu=0, num_cpus=cpus or num_cpus(), seed=seed,
                         routes=list(scenario.routes), clock_start_ns=scenario.clock_start_ns)
-        self.vm = Vm(obj, obj.get_xdp_program(program), env=env)
+        self.vm = vm_class(obj, obj.get_xdp_program(program), env=env)
         self.maps = {m.name: m for m in self.vm.maps}
         if scenario.state is not None:
             load_state(self.maps, scenario.state, programs=None)

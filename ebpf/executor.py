@@ -16,8 +16,14 @@ Backends:
   returns the kernel's own ns for the run. test_run does not say where a redirect goes,
   so ``redirect`` stays None; maps are read back only when asked (``dump_maps``).
 
-``auto`` is ``kernel`` where the object loads into the kernel, else ``vm``.
-A ``compiled`` backend (native code, no kernel) is not built yet: asking for it is an error.
+- ``compiled``: the program compiled to native code with LLVM (``ebpf.compiled``): the
+  VM's maps, helpers and memory, its instruction loop replaced by the native function, so
+  every result is the VM's (verdict, bytes, redirect target, map writes) without its
+  per-instruction cost. No trace (``trace`` stays None). Programs it does not compile
+  (``ebpf.compiled.unsupported_reason``) are refused with that reason.
+
+``auto`` is ``compiled`` where the program compiles, else ``kernel`` where the object loads
+into the kernel, else ``vm``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from ebpf.program import ElfObject
 from ebpf.trace import Redirect, Trace
 from ebpf.xdp import VERDICT_NAMES
 
-EXECUTORS = ("auto", "kernel", "vm")
+EXECUTORS = ("auto", "kernel", "compiled", "vm")
 """The names ``--executor`` accepts."""
 
 
@@ -126,7 +132,14 @@ class VmExecutor(Executor):
         from ebpf.differential import VmSide
 
         super().__init__(obj, program, clock, scenario.clock_start_ns)
-        self.side = VmSide(obj, self.program, scenario, seed=seed, cpus=cpus)
+        self.side = VmSide(obj, self.program, scenario, seed=seed, cpus=cpus,
+                           vm_class=self._vm_class())
+
+    @staticmethod
+    def _vm_class() -> type:
+        from ebpf.vm import Vm
+
+        return Vm
 
     @property
     def maps(self) -> dict[str, Any]:
@@ -142,6 +155,22 @@ class VmExecutor(Executor):
 
     def dump_maps(self) -> dict[str, Any]:
         return self.side.dump()
+
+
+class CompiledExecutor(VmExecutor):
+    """Native code (``ebpf.compiled.CompiledVm``): the VM's results at native speed."""
+
+    name = "compiled"
+
+    @staticmethod
+    def _vm_class() -> type:
+        from ebpf.compiled import CompiledVm
+
+        return CompiledVm
+
+    def _run(self, packet: bytes) -> PacketResult:
+        res = self.side.run(packet)
+        return PacketResult(res.verdict, bytes(res.packet_out), res.meta_len, res.redirect)
 
 
 class _TestRunner:
@@ -245,14 +274,23 @@ def open_executor(kind: str, path: str, obj: ElfObject, program: str | None = No
                   scenario: Any = None, *, seed: int = 0) -> Executor:
     """An executor of ``kind`` (one of EXECUTORS) for ``program`` in ``obj`` (loaded from
     ``path``), maps from ``scenario`` (an ``ebpf.differential.Scenario``; None: empty).
-    The clock is injected when the program reads it; ``auto`` falls back to the VM when
-    the kernel refuses the object or bpf(2) is not permitted."""
+    The clock is injected when the program reads it; ``auto`` takes the compiled backend
+    where the program compiles, else the kernel, else the VM (when the kernel refuses the
+    object or bpf(2) is not permitted)."""
+    from ebpf.compiled import CompiledUnsupported
     from ebpf.differential import Scenario, prepare
 
     scenario = scenario if scenario is not None else Scenario()
     if kind not in EXECUTORS:
         raise ExecutorError(f"executor: expected one of {', '.join(EXECUTORS)}, got {kind!r}")
     run_obj, clock = prepare(obj, scenario)
+    if kind in ("compiled", "auto"):
+        try:
+            return CompiledExecutor(run_obj, program, scenario, clock=clock, seed=seed)
+        except CompiledUnsupported as exc:
+            if kind == "compiled":
+                raise ExecutorError(f"{path}: the compiled executor cannot run it: "
+                                    f"{exc}") from exc
     if kind in ("kernel", "auto"):
         try:
             return KernelExecutor(path, run_obj, program, scenario, clock=clock)

@@ -1,0 +1,275 @@
+"""The compiled VM: the reference VM with its instruction loop replaced by native code.
+
+``CompiledVm`` is a ``ebpf.vm.Vm`` (same maps, memory regions, helper state, XDP buffer
+handling, results) whose ``_execute`` runs the program's native function
+(``ebpf.compiled.codegen``) instead of the closure loop. The native code reads and writes
+the VM's own buffers (packet frame, stacks, map values: the maps' storage) through a
+region table kept here; whatever it does not do itself it hands back to the VM's handler
+of that one instruction through the ``interp`` callback (helper calls, faults, the
+context's hooks), so results are the VM's by construction.
+
+LLVM (llvmlite's MCJIT) compiles each program once per VM, optimised at -O2. A program
+that needs what the native code cannot do (a helper that runs a callback, ``bpf_loop``; a
+tail call from a bpf-to-bpf sub-program) is refused at construction with
+``CompiledUnsupported`` naming the reason (``unsupported_reason``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+from typing import Any
+
+from ebpf.errors import VmError
+from ebpf.isa import CallKind, Kind, PseudoSrc, slot_offsets
+from ebpf.kernel_enums import HELPER_IDS
+from ebpf.memory import FIRST_BASE, REGION_STRIDE, Region
+from ebpf.program import ElfObject, ProgramDef
+from ebpf.vm import _STOP, _SWITCH, MAX_CALL_FRAMES, STACK_SIZE, Vm
+
+from . import codegen as cg
+
+_SERIAL = itertools.count()
+CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
+                              "user_ringbuf_drain"})
+"""Helpers that call back into the program (``Vm.start_callback``): not compiled."""
+
+_INTERP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)
+_NATIVE = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class CompiledUnsupported(VmError):
+    """A program the compiled backend does not run (the reason is in the message)."""
+
+
+def unsupported_reason(programs: list[ProgramDef]) -> str | None:
+    """Why these programs cannot be compiled, or None."""
+    ids = {HELPER_IDS[n]: n for n in CALLBACK_HELPERS if n in HELPER_IDS}
+    tail_call = HELPER_IDS.get("tail_call")
+    for prog in programs:
+        local = tail = False
+        for insn in prog.insns:
+            if insn.spec.kind is not Kind.CALL:
+                continue
+            if insn.src == CallKind.LOCAL:
+                local = True
+            elif insn.src == CallKind.HELPER and insn.imm in ids:
+                return (f"program '{prog.name}' calls bpf_{ids[insn.imm]}, which runs a "
+                        f"callback (not compiled)")
+            elif insn.src == CallKind.HELPER and insn.imm == tail_call:
+                tail = True
+        if local and tail:
+            return (f"program '{prog.name}' has both bpf-to-bpf calls and tail calls "
+                    f"(a tail call from a sub-program is not compiled)")
+    return None
+
+
+class _Jit:
+    """One MCJIT engine: modules added one per program, optimised with LLVM's -O2."""
+
+    def __init__(self) -> None:
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        self.llvm = llvm
+        self.tm = llvm.Target.from_default_triple().create_target_machine(opt=2)
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.tm)
+
+    def add(self, ir_text: str, name: str) -> int:
+        llvm = self.llvm
+        mod = llvm.parse_assembly(ir_text)
+        mod.verify()
+        pto = llvm.create_pipeline_tuning_options(speed_level=2)
+        pb = llvm.create_pass_builder(self.tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+        self.engine.add_module(mod)
+        self.engine.finalize_object()
+        return self.engine.get_function_address(name)
+
+
+class CompiledVm(Vm):
+    """``Vm`` running native code; construct it exactly as a ``Vm``."""
+
+    def __init__(self, obj_or_maps: Any, program: ProgramDef, **options: Any) -> None:
+        programs = obj_or_maps.programs if isinstance(obj_or_maps, ElfObject) else [program]
+        reason = unsupported_reason(list(programs))
+        if reason is not None:
+            raise CompiledUnsupported(reason)
+        self._jit = _Jit()
+        self._native: dict[int, Any] = {}
+        self._interp_cb = _INTERP(self._interp)
+        self._interp_symbol = f"bpf_interp_{next(_SERIAL)}"
+        self._jit.llvm.add_symbol(self._interp_symbol,
+                                  ctypes.cast(self._interp_cb, ctypes.c_void_p).value)
+        self._pending: BaseException | None = None
+        self._regs_arr = (ctypes.c_uint64 * 11)()
+        self._rt = (ctypes.c_uint64 * cg.RT_WORDS)()
+        self._rt[cg.RT_CTX_IDX] = (1 << 64) - 1
+        self._table = (ctypes.c_uint64 * 0)()
+        self._exports: dict[int, Any] = {}
+        self._known = 0
+        self._region_list: list[Region] = []
+        self._ready = False
+        super().__init__(obj_or_maps, program, **options)
+        self._ready = True
+        for prog, _code in list(self._compiled.values()):
+            self._build_native(prog)
+
+    # -- native code -----------------------------------------------------------------------
+
+    def compile(self, prog: ProgramDef) -> list:
+        code = super().compile(prog)
+        if self._ready and id(prog) not in self._native:
+            self._build_native(prog)
+        return code
+
+    def _build_native(self, prog: ProgramDef) -> None:
+        from llvmlite import ir
+
+        plan = cg.Plan(self._lddw_values(prog),
+                       [s.base for s in self._stacks],
+                       [self._host(s) for s in self._stacks],
+                       self._interp_symbol)
+        module = ir.Module(name=f"bpf_{len(self._native)}")
+        name = f"prog_{len(self._native)}"
+        cg.build_function(module, name, prog, plan)
+        addr = self._jit.add(str(module), name)
+        self._native[id(prog)] = _NATIVE(addr)
+        self._sync_regions()
+
+    def _lddw_values(self, prog: ProgramDef) -> dict[int, int | None]:
+        """Each 64-bit load's value, computed as the VM's ``_build_lddw`` computes it."""
+        out: dict[int, int | None] = {}
+        for insn, slot in zip(prog.insns, slot_offsets(prog.insns), strict=True):
+            if insn.spec.kind is not Kind.LDDW:
+                continue
+            src = insn.src
+            if src == PseudoSrc.IMM64:
+                out[slot] = insn.imm64
+            elif src in (PseudoSrc.MAP_IDX, PseudoSrc.MAP_FD):
+                out[slot] = self.map_pointer(self._map_index(insn.imm))
+            elif src in (PseudoSrc.MAP_IDX_VALUE, PseudoSrc.MAP_VALUE):
+                out[slot] = self.global_value_address(insn.imm, insn.next_imm or 0)
+            elif src == PseudoSrc.FUNC:
+                out[slot] = self.function_pointer(prog, slot + 1 + insn.imm)
+            else:
+                out[slot] = None
+        return out
+
+    # -- the region table ------------------------------------------------------------------
+
+    def _host(self, region: Region) -> int:
+        """The host address of a region's buffer (exported once per buffer object)."""
+        key = id(region)
+        held = self._exports.get(key)
+        if held is None or held[0] is not region.buf:
+            arr = (ctypes.c_char * len(region.buf)).from_buffer(region.buf)
+            held = self._exports[key] = (region.buf, arr, ctypes.addressof(arr))
+        return held[2]
+
+    def _set_entry(self, region: Region) -> None:
+        idx = (region.base - FIRST_BASE) // REGION_STRIDE
+        if idx < 0:
+            return
+        if (idx + 1) * cg.ENTRY_WORDS > len(self._table):
+            grown = (ctypes.c_uint64 * (max(64, 2 * (idx + 1)) * cg.ENTRY_WORDS))()
+            ctypes.memmove(grown, self._table, ctypes.sizeof(self._table))
+            self._table = grown
+            self._rt[cg.RT_TABLE] = ctypes.addressof(grown)
+        flags = 0
+        if len(region.buf) < REGION_STRIDE:  # larger regions: the VM's path
+            if region.load_hook is None:
+                flags |= cg.F_LOAD
+            if not region.readonly and region.store_error is None:
+                flags |= cg.F_STORE
+                if region.atomic_ok:
+                    flags |= cg.F_ATOMIC
+        w = idx * cg.ENTRY_WORDS
+        table = self._table
+        table[w] = self._host(region) if flags else 0
+        table[w + 1] = region.lo
+        table[w + 2] = region.hi
+        table[w + 3] = flags
+        if idx + 1 > self._rt[cg.RT_NREG]:
+            self._rt[cg.RT_NREG] = idx + 1
+
+    def _sync_regions(self) -> None:
+        """New regions into the table; the per-packet ones (packet, mem) and xdp_md."""
+        regions = self.mem.regions
+        for region in regions[self._known:]:
+            self._set_entry(region)
+        self._known = len(regions)
+        for region in (self._packet_region, self._mem_region):
+            if region is not None:
+                self._set_entry(region)
+        xdp, ctx = self.xdp, self._ctx_region
+        if xdp is not None and ctx is not None:
+            rt, base = self._rt, self._packet_region.base
+            rt[cg.RT_CTX_IDX] = (ctx.base - FIRST_BASE) // REGION_STRIDE
+            rt[cg.RT_CTX_VALS] = base + xdp.data
+            rt[cg.RT_CTX_VALS + 1] = base + xdp.data_end
+            rt[cg.RT_CTX_VALS + 2] = base + xdp.data_meta
+            rt[cg.RT_CTX_VALS + 3] = xdp.ingress_ifindex & 0xFFFFFFFF
+            rt[cg.RT_CTX_VALS + 4] = xdp.rx_queue_index & 0xFFFFFFFF
+            rt[cg.RT_CTX_VALS + 5] = xdp.egress_ifindex & 0xFFFFFFFF
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _interp(self, slot: int) -> int:
+        """One instruction on the VM's handler (called from native code)."""
+        try:
+            regs = self.regs
+            regs[:] = self._regs_arr
+            self.trace.insns = self._rt[cg.RT_STEPS]
+            pc = self._code[slot](slot)
+            self._regs_arr[:] = regs
+            self._sync_regions()
+            if pc == _STOP:
+                return cg.INTERP_STOP
+            if pc == _SWITCH:
+                return cg.INTERP_SWITCH
+            return pc
+        except BaseException as exc:  # noqa: BLE001 - carried across the native frames
+            self._pending = exc
+            return cg.INTERP_ERROR
+
+    def _execute(self) -> None:
+        rt, arr = self._rt, self._regs_arr
+        arr[:] = self.regs
+        rt[cg.RT_STEPS] = self.trace.insns
+        rt[cg.RT_BUDGET] = self.budget
+        self._sync_regions()
+        regs_addr, rt_addr = ctypes.addressof(arr), ctypes.addressof(rt)
+        while True:
+            status = self._native[id(self._prog)](regs_addr, rt_addr)
+            if status == cg.EXIT:
+                break
+            if status == cg.SWITCH:
+                continue
+            self.regs[:] = arr
+            self.trace.insns = rt[cg.RT_STEPS]
+            raise self._native_error()
+        self.regs[:] = arr
+        self.trace.insns = rt[cg.RT_STEPS]
+
+    def _native_error(self) -> BaseException:
+        rt = self._rt
+        slot, kind, arg = rt[cg.RT_ERR_SLOT], rt[cg.RT_ERR_KIND], rt[cg.RT_ERR_ARG]
+        if kind == cg.ERR_INTERP:
+            exc, self._pending = self._pending, None
+            assert exc is not None
+            if not isinstance(exc, VmError):
+                return exc
+        elif kind == cg.ERR_BUDGET:
+            exc = VmError(f"instruction budget of {self.budget} exceeded")
+        elif kind == cg.ERR_DEPTH:
+            exc = VmError(f"the call stack of {arg + 1} frames is too deep "
+                          f"(MAX_CALL_FRAMES {MAX_CALL_FRAMES})")
+        else:
+            exc = CompiledUnsupported(f"compiled code: unsupported control transfer "
+                                      f"(kind {kind}, value {arg})")
+        return self._located(self._prog, slot, exc)
+
+
+assert STACK_SIZE == 512
