@@ -269,10 +269,13 @@ class DiffReport:
     clock_injected: bool
     fib_namespace: bool
     first_packet: bytes | None = None  # the first packet that differed
+    executor: str = "vm"
+    """What ran the VM's side: vm or compiled (the "vm" verdicts below are its)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "program": self.program,
+            "executor": self.executor,
             "packets": self.packets,
             "mismatches": len(self.mismatches),
             "verdicts": {"vm": _named(self.vm_verdicts), "kernel": _named(self.kernel_verdicts)},
@@ -312,10 +315,12 @@ def _first_difference(a: dict, b: dict) -> tuple[str, str]:
 
 
 def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: Scenario,
-                 program: str | None = None, *, progress: Any = None) -> DiffReport:
-    """Run ``packets`` through both sides (``ebpf.executor``'s vm and kernel backends)
-    and compare everything observable."""
-    from ebpf.executor import KernelExecutor, VmExecutor
+                 program: str | None = None, *, progress: Any = None,
+                 executor: str = "vm") -> DiffReport:
+    """Run ``packets`` through both sides (the VM's semantics, on ``executor``: ``vm``,
+    ``compiled``, or ``auto`` = compiled where the program compiles, else vm; and the
+    kernel backend) and compare everything observable."""
+    from ebpf.executor import KernelExecutor, reference_executor
 
     run_obj, clock = prepare(obj, scenario)
     prog = run_obj.get_xdp_program(program)
@@ -323,7 +328,9 @@ def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: 
                         bool(scenario.routes))
     with KernelExecutor(path, run_obj, prog.name, scenario, clock=clock) as kernel:
         # per-CPU layouts must match the kernel's
-        vm = VmExecutor(run_obj, prog.name, scenario, clock=clock, cpus=kernel.num_cpus)
+        vm = reference_executor(executor, path, run_obj, prog.name, scenario, clock=clock,
+                                cpus=kernel.num_cpus)
+        report.executor = vm.name
         for i, packet in enumerate(packets):
             t = scenario.clock_ns(i) - scenario.clock_start_ns
             try:

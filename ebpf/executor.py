@@ -55,9 +55,9 @@ class PacketResult:
     """data_meta .. data_end after the program (BPF_PROG_TEST_RUN's data_out)."""
     meta_len: int = 0
     redirect: Redirect | None = None
-    """Where XDP_REDIRECT sends the packet (vm only; None elsewhere)."""
+    """Where XDP_REDIRECT sends the packet (vm and compiled; None from the kernel)."""
     trace: Trace | None = None
-    """The VM's trace (vm only)."""
+    """The VM's trace (vm and compiled; compiled: no map_ops for pointer stores)."""
     kernel_ns: int | None = None
     """The kernel's own duration of this run, ns (kernel only)."""
 
@@ -168,10 +168,6 @@ class CompiledExecutor(VmExecutor):
 
         return CompiledVm
 
-    def _run(self, packet: bytes) -> PacketResult:
-        res = self.side.run(packet)
-        return PacketResult(res.verdict, bytes(res.packet_out), res.meta_len, res.redirect)
-
 
 class _TestRunner:
     """BPF_PROG_TEST_RUN of one program on one packet, buffers and options allocated once:
@@ -268,6 +264,27 @@ class KernelExecutor(Executor):
 
     def dump_maps(self) -> dict[str, Any]:
         return self.kobj.dump_state()
+
+
+def reference_executor(kind: str, path: str, obj: ElfObject, program: str | None,
+                       scenario: Any, *, clock: bool, cpus: int | None = None,
+                       seed: int = 0) -> VmExecutor:
+    """The VM's semantics on ``kind``: ``vm``, ``compiled``, or ``auto`` (compiled where
+    the program compiles, else vm). ``obj`` is already prepared (``differential.prepare``).
+    ``kernel`` is refused: this is the side compared with the kernel."""
+    from ebpf.compiled import CompiledUnsupported
+
+    if kind not in ("auto", "compiled", "vm"):
+        raise ExecutorError(f"executor: expected auto, compiled or vm for the side compared "
+                            f"with the kernel, got {kind!r}")
+    if kind != "vm":
+        try:
+            return CompiledExecutor(obj, program, scenario, clock=clock, seed=seed, cpus=cpus)
+        except CompiledUnsupported as exc:
+            if kind == "compiled":
+                raise ExecutorError(f"{path}: the compiled executor cannot run it: "
+                                    f"{exc}") from exc
+    return VmExecutor(obj, program, scenario, clock=clock, seed=seed, cpus=cpus)
 
 
 def open_executor(kind: str, path: str, obj: ElfObject, program: str | None = None,

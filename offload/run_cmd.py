@@ -176,7 +176,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         tick = None
     try:
         report = differential(args.program_file, obj, packets, scenario, args.program,
-                              progress=tick)
+                              progress=tick, executor=args.executor)
     finally:
         if progress:
             progress.stop()
@@ -191,7 +191,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         console.print(f"{markup(args.program_file)} ({markup(report.program)}): "
                       f"{report.packets} packets, "
                       f"{status}")
-        console.print(f"  verdicts  vm: {doc['verdicts']['vm']}")
+        console.print(f"  verdicts  vm: {doc['verdicts']['vm']} ({report.executor} executor)")
         console.print(f"        kernel: {doc['verdicts']['kernel']}")
         if report.clock_injected:
             console.print("  clock reads replaced by the clock map on both sides")
@@ -228,8 +228,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an XDP program on the reference VM")
     _common(p, random_ok=True)
     p.add_argument("--executor", choices=EXECUTORS, default="vm",
-                   help="what runs the packets: vm (reference VM, default), kernel "
-                        "(BPF_PROG_TEST_RUN per packet), auto (kernel when it loads)")
+                   help="what runs the packets: vm (reference VM, default), compiled "
+                        "(native code, the VM's results), kernel (BPF_PROG_TEST_RUN per "
+                        "packet), auto (compiled where the program compiles, else kernel "
+                        "where it loads, else vm)")
     p.add_argument("--out", metavar="OUT.pcap", help="write the output packets")
     p.set_defaults(func=cmd_run)
 
@@ -242,4 +244,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("diff", help="compare the VM with the kernel on the same packets")
     _common(p, random_ok=True)
+    p.add_argument("--executor", choices=EXECUTORS, default="auto",
+                   help="what runs the VM's side: compiled (native code), vm (the reference "
+                        "interpreter), auto (compiled where the program compiles, else vm; "
+                        "default); kernel is the other side, so it is refused")
     p.set_defaults(func=cmd_diff)

@@ -43,7 +43,12 @@ INTERP_ERROR, INTERP_SWITCH, INTERP_STOP = -1, -2, -3
 RT_NREG, RT_TABLE, RT_STEPS, RT_BUDGET, RT_CTX_IDX = 0, 1, 2, 3, 4
 RT_CTX_VALS = 5  # six words: the xdp_md fields as the VM's loads return them
 RT_ERR_SLOT, RT_ERR_KIND, RT_ERR_ARG = 11, 12, 13
+RT_PATH_PTR, RT_PATH_LEN = 14, 15  # the path buffer (u64 slots) and how much of it is used
 RT_WORDS = 16
+PATH_CAP = 4096
+"""Path entries buffered natively; when full the runtime moves them into the VM's path."""
+INTERP_FLUSH = -1
+"""The slot the interp callback gets to flush the path buffer."""
 ENTRY_WORDS = 4  # region table entry: host pointer, lo, hi, flags
 F_LOAD, F_STORE, F_ATOMIC = 1, 2, 4
 
@@ -176,6 +181,25 @@ class _Fn:
         b.store(res, self.rt_ptr(RT_ERR_ARG))
         b.ret(c64(ERROR))
 
+    def record(self, slot: int) -> None:
+        """Append ``slot`` to the path (the VM's ``path.append``), flushing when full."""
+        b = self.b
+        full, put = self.block("path_full"), self.block("path_put")
+        b.cbranch(b.icmp_unsigned(">=", self.rt_load(RT_PATH_LEN), c64(PATH_CAP)), full, put)
+        b.position_at_end(full)
+        b.call(self.interp_ptr, [c64(INTERP_FLUSH)])
+        b.branch(put)
+        b.position_at_end(put)
+        n = self.rt_load(RT_PATH_LEN)
+        buf = b.inttoptr(self.rt_load(RT_PATH_PTR), P64)
+        b.store(c64(slot), b.gep(buf, [n]))
+        b.store(b.add(n, c64(1)), self.rt_ptr(RT_PATH_LEN))
+
+    def goto(self, slot: int) -> None:
+        """Branch to ``slot``, recording it in the path (a jump, a call, a return)."""
+        self.record(slot)
+        self.b.branch(self.slot_block(slot))
+
     def slot_block(self, slot: int) -> ir.Block:
         blk = self.slots.get(slot)
         if blk is None:
@@ -235,7 +259,10 @@ class _Fn:
         bad = self.block("exit_bad")
         sw = b.switch(site, bad)
         for i, ret_slot in enumerate(self.return_sites):
-            sw.add_case(c64(i), self.slot_block(ret_slot))
+            tramp = self.block(f"ret{i}")
+            sw.add_case(c64(i), tramp)
+            b.position_at_end(tramp)
+            self.goto(ret_slot)
         b.position_at_end(bad)
         self.leave(ERROR, 0, ERR_CONTROL)
 
@@ -348,7 +375,7 @@ _ICMP = {JmpOp.JEQ: ("==", False), JmpOp.JNE: ("!=", False), JmpOp.JGT: (">", Fa
 
 def _emit_ja(f: _Fn, slot: int, insn, spec) -> None:
     rel = insn.off if spec.cls is InsnClass.JMP else insn.imm
-    f.b.branch(f.slot_block(slot + 1 + rel))
+    f.goto(slot + 1 + rel)
 
 
 def _emit_jcond(f: _Fn, slot: int, insn, spec) -> None:
@@ -363,7 +390,12 @@ def _emit_jcond(f: _Fn, slot: int, insn, spec) -> None:
     else:
         pred, signed = _ICMP[op]
         cond = b.icmp_signed(pred, a, c) if signed else b.icmp_unsigned(pred, a, c)
-    b.cbranch(cond, f.slot_block(slot + 1 + insn.off), f.slot_block(slot + 1))
+    taken, fall = f.block(f"s{slot}_taken"), f.block(f"s{slot}_fall")
+    b.cbranch(cond, taken, fall)
+    b.position_at_end(taken)
+    f.goto(slot + 1 + insn.off)
+    b.position_at_end(fall)
+    f.goto(slot + 1)
 
 
 def _emit_call(f: _Fn, slot: int, insn, spec) -> None:
@@ -389,7 +421,7 @@ def _emit_call(f: _Fn, slot: int, insn, spec) -> None:
     b.call(_memset(f), [b.inttoptr(host, I8.as_pointer()), ir.Constant(I8, 0),
                         c64(STACK_SIZE), ir.Constant(I1, 0)])
     f.set_reg(10, b.add(base, c64(STACK_SIZE)))
-    b.branch(f.slot_block(target))
+    f.goto(target)
 
 
 def _select_const(f: _Fn, index: ir.Value, values: list[int]) -> ir.Value:

@@ -89,9 +89,15 @@ class _Jit:
 
 
 class CompiledVm(Vm):
-    """``Vm`` running native code; construct it exactly as a ``Vm``."""
+    """``Vm`` running native code; construct it exactly as a ``Vm``.
 
-    def __init__(self, obj_or_maps: Any, program: ProgramDef, **options: Any) -> None:
+    The trace is the VM's (path, instruction count, helper calls, tail calls, redirect)
+    except that stores through a map value pointer are native and not in ``map_ops``,
+    unless ``map_writes_in_trace`` (then they go through the VM's handler, slower).
+    """
+
+    def __init__(self, obj_or_maps: Any, program: ProgramDef, *,
+                 map_writes_in_trace: bool = False, **options: Any) -> None:
         programs = obj_or_maps.programs if isinstance(obj_or_maps, ElfObject) else [program]
         reason = unsupported_reason(list(programs))
         if reason is not None:
@@ -106,11 +112,15 @@ class CompiledVm(Vm):
         self._regs_arr = (ctypes.c_uint64 * 11)()
         self._rt = (ctypes.c_uint64 * cg.RT_WORDS)()
         self._rt[cg.RT_CTX_IDX] = (1 << 64) - 1
+        self._path_buf = (ctypes.c_uint64 * cg.PATH_CAP)()
+        self._rt[cg.RT_PATH_PTR] = ctypes.addressof(self._path_buf)
         self._table = (ctypes.c_uint64 * 0)()
         self._exports: dict[int, Any] = {}
         self._known = 0
-        self._region_list: list[Region] = []
+        self._mem_seen: tuple = ()
+        self._xdp_seen: tuple = ()
         self._ready = False
+        self._map_writes_in_trace = map_writes_in_trace
         super().__init__(obj_or_maps, program, **options)
         self._ready = True
         for prog, _code in list(self._compiled.values()):
@@ -181,7 +191,8 @@ class CompiledVm(Vm):
         if len(region.buf) < REGION_STRIDE:  # larger regions: the VM's path
             if region.load_hook is None:
                 flags |= cg.F_LOAD
-            if not region.readonly and region.store_error is None:
+            if not region.readonly and region.store_error is None and not (
+                    self._map_writes_in_trace and region.map_name is not None):
                 flags |= cg.F_STORE
                 if region.atomic_ok:
                     flags |= cg.F_ATOMIC
@@ -195,30 +206,49 @@ class CompiledVm(Vm):
             self._rt[cg.RT_NREG] = idx + 1
 
     def _sync_regions(self) -> None:
-        """New regions into the table; the per-packet ones (packet, mem) and xdp_md."""
+        """New regions into the table; the per-packet ones (packet, mem) and xdp_md when
+        they moved (a new packet, an adjust helper)."""
         regions = self.mem.regions
-        for region in regions[self._known:]:
-            self._set_entry(region)
-        self._known = len(regions)
-        for region in (self._packet_region, self._mem_region):
-            if region is not None:
+        if len(regions) != self._known:
+            for region in regions[self._known:]:
                 self._set_entry(region)
-        xdp, ctx = self.xdp, self._ctx_region
-        if xdp is not None and ctx is not None:
-            rt, base = self._rt, self._packet_region.base
-            rt[cg.RT_CTX_IDX] = (ctx.base - FIRST_BASE) // REGION_STRIDE
-            rt[cg.RT_CTX_VALS] = base + xdp.data
-            rt[cg.RT_CTX_VALS + 1] = base + xdp.data_end
-            rt[cg.RT_CTX_VALS + 2] = base + xdp.data_meta
-            rt[cg.RT_CTX_VALS + 3] = xdp.ingress_ifindex & 0xFFFFFFFF
-            rt[cg.RT_CTX_VALS + 4] = xdp.rx_queue_index & 0xFFFFFFFF
-            rt[cg.RT_CTX_VALS + 5] = xdp.egress_ifindex & 0xFFFFFFFF
+            self._known = len(regions)
+        mem = self._mem_region
+        if mem is not None and (not self._mem_seen or mem.buf is not self._mem_seen[0]
+                                or (mem.lo, mem.hi) != self._mem_seen[1:]):
+            self._set_entry(mem)
+            self._mem_seen = (mem.buf, mem.lo, mem.hi)  # the buffer compared by identity
+        xdp, pkt = self.xdp, self._packet_region
+        if pkt is None or xdp is None:
+            return
+        seen = (xdp, xdp.data, xdp.data_end, xdp.data_meta)
+        if seen == self._xdp_seen:
+            return
+        self._xdp_seen = seen
+        self._set_entry(pkt)
+        rt, base, ctx = self._rt, pkt.base, self._ctx_region
+        rt[cg.RT_CTX_IDX] = (ctx.base - FIRST_BASE) // REGION_STRIDE
+        rt[cg.RT_CTX_VALS] = base + xdp.data
+        rt[cg.RT_CTX_VALS + 1] = base + xdp.data_end
+        rt[cg.RT_CTX_VALS + 2] = base + xdp.data_meta
+        rt[cg.RT_CTX_VALS + 3] = xdp.ingress_ifindex & 0xFFFFFFFF
+        rt[cg.RT_CTX_VALS + 4] = xdp.rx_queue_index & 0xFFFFFFFF
+        rt[cg.RT_CTX_VALS + 5] = xdp.egress_ifindex & 0xFFFFFFFF
 
     # -- running ---------------------------------------------------------------------------
+
+    def _flush_path(self) -> None:
+        n = self._rt[cg.RT_PATH_LEN]
+        if n:
+            self.path.extend(self._path_buf[:n])
+            self._rt[cg.RT_PATH_LEN] = 0
 
     def _interp(self, slot: int) -> int:
         """One instruction on the VM's handler (called from native code)."""
         try:
+            self._flush_path()
+            if slot == cg.INTERP_FLUSH:
+                return 0
             regs = self.regs
             regs[:] = self._regs_arr
             self.trace.insns = self._rt[cg.RT_STEPS]
@@ -247,9 +277,11 @@ class CompiledVm(Vm):
                 break
             if status == cg.SWITCH:
                 continue
+            self._flush_path()
             self.regs[:] = arr
             self.trace.insns = rt[cg.RT_STEPS]
             raise self._native_error()
+        self._flush_path()
         self.regs[:] = arr
         self.trace.insns = rt[cg.RT_STEPS]
 
