@@ -244,8 +244,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("diff", help="compare the VM with the kernel on the same packets")
     _common(p, random_ok=True)
-    p.add_argument("--executor", choices=EXECUTORS, default="auto",
+    p.add_argument("--executor", choices=("auto", "compiled", "vm"), default="auto",
                    help="what runs the VM's side: compiled (native code), vm (the reference "
                         "interpreter), auto (compiled where the program compiles, else vm; "
-                        "default); kernel is the other side, so it is refused")
+                        "default); the kernel is the other side")
     p.set_defaults(func=cmd_diff)

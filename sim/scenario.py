@@ -103,7 +103,7 @@ from sim.traffic import Traffic, generate
 
 ENGINES = ("fast", "simpy")
 BEHAVIOURS = ("exact", "sampled")
-EXECUTORS = ("auto", "kernel", "vm")  # ebpf.executor.EXECUTORS (sim does not import it early)
+EXECUTORS = ("auto", "kernel", "compiled", "vm")  # ebpf.executor.EXECUTORS (sim does not import it early)
 HOST_COSTS = ("auto", "kernel", "model")
 KERNEL_RUNS = 1000
 DEFAULT_TRAFFIC = "64B@10G"
@@ -336,15 +336,24 @@ class Behaviour:
 
 
 def executor_for(sc: Scenario, on_host: bool) -> str:
-    """The executor the run uses: the cost models read per-packet paths (NIC targets and
-    the host cost model), which only the VM gives; otherwise ``auto`` lets the kernel run."""
+    """The executor the run uses. The cost models read per-packet paths (NIC targets and
+    the host cost model), which the VM and the compiled code give: there ``auto`` is
+    compiled where the program compiles, else vm; otherwise ``auto`` lets
+    ``ebpf.executor.open_executor`` choose (compiled, else kernel, else vm)."""
     needs_paths = not on_host or sc.host_cost == "model"
     if sc.executor == "auto":
-        return "vm" if needs_paths else "auto"
+        if not needs_paths:
+            return "auto"
+        from ebpf.compiled import unsupported_reason
+        from ebpf.elf import load
+
+        assert sc.program is not None
+        return "vm" if unsupported_reason(load(sc.program).programs) else "compiled"
     if sc.executor == "kernel" and needs_paths:
         why = "the NIC cost model" if not on_host else "host_cost = \"model\""
         raise ScenarioError(f"{sc.source}: executor: the kernel executor gives no "
-                            f"per-packet path, which {why} reads: use the vm executor")
+                            f"per-packet path, which {why} reads: use the compiled or vm "
+                            f"executor")
     return sc.executor
 
 

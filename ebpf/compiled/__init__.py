@@ -5,6 +5,6 @@ as a ``CompiledVm``, the reference VM with its instruction loop replaced by the 
 function.
 """
 
-from ebpf.compiled.native import CompiledUnsupported, CompiledVm, unsupported_reason
+from ebpf.compiled.native import CompiledUnsupported, CompiledVm, unsupported_reason, vm_class
 
-__all__ = ["CompiledUnsupported", "CompiledVm", "unsupported_reason"]
+__all__ = ["CompiledUnsupported", "CompiledVm", "unsupported_reason", "vm_class"]

@@ -44,7 +44,9 @@ RT_NREG, RT_TABLE, RT_STEPS, RT_BUDGET, RT_CTX_IDX = 0, 1, 2, 3, 4
 RT_CTX_VALS = 5  # six words: the xdp_md fields as the VM's loads return them
 RT_ERR_SLOT, RT_ERR_KIND, RT_ERR_ARG = 11, 12, 13
 RT_PATH_PTR, RT_PATH_LEN = 14, 15  # the path buffer (u64 slots) and how much of it is used
-RT_WORDS = 16
+RT_INTERP = 16  # the address of the ``i64 interp(i64 slot)`` callback
+RT_STACK_HOSTS = 17  # MAX_CALL_FRAMES words: the host address of each depth's stack
+RT_WORDS = RT_STACK_HOSTS + MAX_CALL_FRAMES
 PATH_CAP = 4096
 """Path entries buffered natively; when full the runtime moves them into the VM's path."""
 INTERP_FLUSH = -1
@@ -72,11 +74,10 @@ class Plan:
     lddw: dict[int, int | None]
     """slot -> the value a 64-bit load yields (None: the VM's handler raises)."""
     stack_bases: list[int]
-    """The VM's synthetic stack base per call depth (r10 = base + 512)."""
-    stack_hosts: list[int]
-    """The host address of each stack's buffer."""
-    interp_symbol: str
-    """The symbol of the ``i64 interp(i64 slot)`` callback (bound by the runtime)."""
+    """The VM's synthetic stack base per call depth (r10 = base + 512).
+
+    Everything else that differs from one VM to the next (host addresses, the callback)
+    is read from ``rt``, so the same program compiles to the same code (cached)."""
 
 
 class _Fn:
@@ -99,7 +100,7 @@ class _Fn:
         self.entry = entry
         self.slots: dict[int, ir.Block] = {}
         self.interp_ty = ir.FunctionType(I64, [I64])
-        self.interp_ptr = ir.Function(module, self.interp_ty, plan.interp_symbol)
+        self.interp_ptr = b.inttoptr(self.rt_load(RT_INTERP), self.interp_ty.as_pointer())
         self.return_sites: list[int] = []
         self.exit_block: ir.Block | None = None
 
@@ -417,7 +418,7 @@ def _emit_call(f: _Fn, slot: int, insn, spec) -> None:
     f.return_sites.append(slot + 1)
     b.store(depth, f.depth)
     base = _select_const(f, depth, f.plan.stack_bases)
-    host = _select_const(f, depth, f.plan.stack_hosts)
+    host = b.load(b.gep(f.rt, [b.add(depth, c64(RT_STACK_HOSTS))]))
     b.call(_memset(f), [b.inttoptr(host, I8.as_pointer()), ir.Constant(I8, 0),
                         c64(STACK_SIZE), ir.Constant(I1, 0)])
     f.set_reg(10, b.add(base, c64(STACK_SIZE)))

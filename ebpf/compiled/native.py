@@ -17,7 +17,7 @@ tail call from a bpf-to-bpf sub-program) is refused at construction with
 from __future__ import annotations
 
 import ctypes
-import itertools
+import hashlib
 from typing import Any
 
 from ebpf.errors import VmError
@@ -29,7 +29,6 @@ from ebpf.vm import _STOP, _SWITCH, MAX_CALL_FRAMES, STACK_SIZE, Vm
 
 from . import codegen as cg
 
-_SERIAL = itertools.count()
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
                               "user_ringbuf_drain"})
 """Helpers that call back into the program (``Vm.start_callback``): not compiled."""
@@ -64,8 +63,20 @@ def unsupported_reason(programs: list[ProgramDef]) -> str | None:
     return None
 
 
+def vm_class(kind: str, programs: list[ProgramDef]) -> type[Vm]:
+    """The VM class for an executor name: ``vm`` the reference VM, ``compiled`` this one
+    (a program it does not compile raises ``CompiledUnsupported`` when constructed),
+    ``auto`` this one where every program compiles, else the reference VM."""
+    if kind == "vm" or (kind == "auto" and unsupported_reason(programs) is not None):
+        return Vm
+    if kind not in ("auto", "compiled"):
+        raise VmError(f"executor: expected auto, compiled or vm (the VM's semantics), "
+                      f"got {kind!r}")
+    return CompiledVm
+
+
 class _Jit:
-    """One MCJIT engine: modules added one per program, optimised with LLVM's -O2."""
+    """One MCJIT engine for the process: each distinct function compiled once (-O2)."""
 
     def __init__(self) -> None:
         import llvmlite.binding as llvm
@@ -75,17 +86,35 @@ class _Jit:
         self.llvm = llvm
         self.tm = llvm.Target.from_default_triple().create_target_machine(opt=2)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.tm)
+        self.cache: dict[str, int] = {}
 
     def add(self, ir_text: str, name: str) -> int:
+        """The address of function ``name`` of ``ir_text`` (compiled on first sight)."""
+        key = hashlib.sha256(ir_text.encode()).hexdigest()[:24]
+        addr = self.cache.get(key)
+        if addr is not None:
+            return addr
         llvm = self.llvm
-        mod = llvm.parse_assembly(ir_text)
+        unique = f"{name}_{key}"
+        mod = llvm.parse_assembly(ir_text.replace(f'@"{name}"', f'@"{unique}"'))
         mod.verify()
         pto = llvm.create_pipeline_tuning_options(speed_level=2)
         pb = llvm.create_pass_builder(self.tm, pto)
         pb.getModulePassManager().run(mod, pb)
         self.engine.add_module(mod)
         self.engine.finalize_object()
-        return self.engine.get_function_address(name)
+        addr = self.cache[key] = self.engine.get_function_address(unique)
+        return addr
+
+
+_JIT: _Jit | None = None
+
+
+def _jit() -> _Jit:
+    global _JIT
+    if _JIT is None:
+        _JIT = _Jit()
+    return _JIT
 
 
 class CompiledVm(Vm):
@@ -102,18 +131,15 @@ class CompiledVm(Vm):
         reason = unsupported_reason(list(programs))
         if reason is not None:
             raise CompiledUnsupported(reason)
-        self._jit = _Jit()
         self._native: dict[int, Any] = {}
         self._interp_cb = _INTERP(self._interp)
-        self._interp_symbol = f"bpf_interp_{next(_SERIAL)}"
-        self._jit.llvm.add_symbol(self._interp_symbol,
-                                  ctypes.cast(self._interp_cb, ctypes.c_void_p).value)
         self._pending: BaseException | None = None
         self._regs_arr = (ctypes.c_uint64 * 11)()
         self._rt = (ctypes.c_uint64 * cg.RT_WORDS)()
         self._rt[cg.RT_CTX_IDX] = (1 << 64) - 1
         self._path_buf = (ctypes.c_uint64 * cg.PATH_CAP)()
         self._rt[cg.RT_PATH_PTR] = ctypes.addressof(self._path_buf)
+        self._rt[cg.RT_INTERP] = ctypes.cast(self._interp_cb, ctypes.c_void_p).value or 0
         self._table = (ctypes.c_uint64 * 0)()
         self._exports: dict[int, Any] = {}
         self._known = 0
@@ -123,6 +149,8 @@ class CompiledVm(Vm):
         self._map_writes_in_trace = map_writes_in_trace
         super().__init__(obj_or_maps, program, **options)
         self._ready = True
+        for d, stack in enumerate(self._stacks):
+            self._rt[cg.RT_STACK_HOSTS + d] = self._host(stack)
         for prog, _code in list(self._compiled.values()):
             self._build_native(prog)
 
@@ -137,15 +165,10 @@ class CompiledVm(Vm):
     def _build_native(self, prog: ProgramDef) -> None:
         from llvmlite import ir
 
-        plan = cg.Plan(self._lddw_values(prog),
-                       [s.base for s in self._stacks],
-                       [self._host(s) for s in self._stacks],
-                       self._interp_symbol)
-        module = ir.Module(name=f"bpf_{len(self._native)}")
-        name = f"prog_{len(self._native)}"
-        cg.build_function(module, name, prog, plan)
-        addr = self._jit.add(str(module), name)
-        self._native[id(prog)] = _NATIVE(addr)
+        plan = cg.Plan(self._lddw_values(prog), [s.base for s in self._stacks])
+        module = ir.Module(name="bpf")
+        cg.build_function(module, "prog", prog, plan)
+        self._native[id(prog)] = _NATIVE(_jit().add(str(module), "prog"))
         self._sync_regions()
 
     def _lddw_values(self, prog: ProgramDef) -> dict[int, int | None]:
