@@ -46,7 +46,8 @@ RT_ERR_SLOT, RT_ERR_KIND, RT_ERR_ARG = 11, 12, 13
 RT_PATH_PTR, RT_PATH_LEN = 14, 15  # the path buffer (u64 slots) and how much of it is used
 RT_INTERP = 16  # the address of the ``i64 interp(i64 slot)`` callback
 RT_STACK_HOSTS = 17  # MAX_CALL_FRAMES words: the host address of each depth's stack
-RT_WORDS = RT_STACK_HOSTS + MAX_CALL_FRAMES
+RT_CUR = RT_STACK_HOSTS + MAX_CALL_FRAMES  # the packet a batch is running (ebpf.compiled.batch)
+RT_WORDS = RT_CUR + 1
 PATH_CAP = 4096
 """Path entries buffered natively; when full the runtime moves them into the VM's path."""
 INTERP_FLUSH = -1

@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ebpf.errors import VmError
 from ebpf.isa import CallKind, Kind, PseudoSrc, slot_offsets
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.memory import FIRST_BASE, REGION_STRIDE, Region
-from ebpf.program import ElfObject, ProgramDef
+from ebpf.program import ElfObject, ProgramDef, non_xdp_reason
+from ebpf.trace import Trace
 from ebpf.vm import _STOP, _SWITCH, MAX_CALL_FRAMES, STACK_SIZE, Vm
+from ebpf.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
+from . import batch
 from . import codegen as cg
 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
@@ -108,6 +112,15 @@ class _Jit:
 
 
 _JIT: _Jit | None = None
+_DRIVER: Any = None
+
+
+def _driver() -> Any:
+    """The batch driver (``ebpf.compiled.batch.driver_ir``), compiled once."""
+    global _DRIVER
+    if _DRIVER is None:
+        _DRIVER = _NATIVE(_jit().add(batch.driver_ir(), "batch"))
+    return _DRIVER
 
 
 def _jit() -> _Jit:
@@ -146,6 +159,10 @@ class CompiledVm(Vm):
         self._mem_seen: tuple = ()
         self._xdp_seen: tuple = ()
         self._ready = False
+        self._batch: batch.Batch | None = None
+        self._batch_on_packet: Callable[[int], None] | None = None
+        self._batches: batch.Batch | None = None
+        self._frame = bytearray(TEST_RUN_FRAME_SIZE)
         self._map_writes_in_trace = map_writes_in_trace
         super().__init__(obj_or_maps, program, **options)
         self._ready = True
@@ -272,6 +289,8 @@ class CompiledVm(Vm):
             self._flush_path()
             if slot == cg.INTERP_FLUSH:
                 return 0
+            if self._batch is not None and self._rt[cg.RT_CUR] != self._batch.current:
+                self._materialize()
             regs = self.regs
             regs[:] = self._regs_arr
             self.trace.insns = self._rt[cg.RT_STEPS]
@@ -307,6 +326,144 @@ class CompiledVm(Vm):
         self._flush_path()
         self.regs[:] = arr
         self.trace.insns = rt[cg.RT_STEPS]
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def iter_xdp(self, packets: Sequence[bytes], clock: tuple[bytearray, Any] | None = None
+                 ) -> Iterator[tuple[int, bytes, int, Any]]:
+        """Each packet as ``run_xdp(packet)`` would run it, in order, many per native call:
+        (verdict, output bytes, metadata length, redirect target or None). ``clock``: the
+        clock map's value buffer and a uint64 array of each packet's clock value, written
+        before the packet runs. Runts and packets longer than the linear frame go through
+        ``run_xdp`` one at a time."""
+        reason = non_xdp_reason(self.program)
+        if reason is not None:
+            raise VmError(reason)
+        clock_ns = None
+        if clock is not None:
+            buf, clock_ns = clock
+            view = (ctypes.c_char * len(buf)).from_buffer(buf)
+            self._clock_view = view  # pins the buffer while batches may write it
+
+        def on_packet(i: int) -> None:
+            if clock is not None:
+                clock[0][:8] = int(clock_ns[i]).to_bytes(8, "little")
+
+        n, pos = len(packets), 0
+        while pos < n:
+            end = pos
+            while end < n and end - pos < batch.CHUNK and \
+                    14 <= len(packets[end]) <= batch.MAX_LINEAR:
+                end += 1
+            if end == pos:
+                on_packet(pos)
+                res = self.run_xdp(packets[pos])
+                yield res.verdict, res.packet_out, res.meta_len, res.redirect
+                pos += 1
+                continue
+            yield from self._run_chunk(list(packets[pos:end]), pos, on_packet,
+                                       None if clock_ns is None else clock_ns[pos:end])
+            pos = end
+
+    def _batch_setup(self) -> batch.Batch:
+        if self._packet_region is None:
+            self._packet_region, self._ctx_region = XdpBuff(bytes(14)).map_into(self.mem)
+        b = self._batches
+        if b is None:
+            b = self._batches = batch.Batch()
+            d = b.desc
+            d[batch.D_PROG] = ctypes.cast(self._native[id(self.program)], ctypes.c_void_p).value
+            d[batch.D_REGS] = ctypes.addressof(self._regs_arr)
+            d[batch.D_STACK_HOST] = self._host(self._stacks[0])
+            d[batch.D_STACK_BASE] = self._stacks[0].base
+            d[batch.D_CTX_BASE] = self._ctx_region.base
+            d[batch.D_PKT_BASE] = self._packet_region.base
+            d[batch.D_PKT_IDX] = (self._packet_region.base - FIRST_BASE) // REGION_STRIDE
+        self._packet_region.buf = self._frame
+        self._sync_regions()
+        self._set_entry(self._packet_region)
+        b.desc[batch.D_FRAME_HOST] = self._host(self._packet_region)
+        self._rt[cg.RT_CTX_IDX] = (self._ctx_region.base - FIRST_BASE) // REGION_STRIDE
+        self._rt[cg.RT_BUDGET] = self.budget
+        return b
+
+    def _run_chunk(self, chunk: list[bytes], first: int, on_packet: Callable[[int], None],
+                   clock_ns: Any) -> Iterator[tuple[int, bytes, int, Any]]:
+        b = self._batch_setup()
+        keep = b.load(chunk, first, clock_ns)
+        b.desc[batch.D_CLOCK_HOST] = 0 if clock_ns is None else \
+            ctypes.addressof(self._clock_view)
+        self._batch, self._batch_on_packet = b, on_packet
+        driver = _driver()
+        rt_addr, desc_addr = ctypes.addressof(self._rt), ctypes.addressof(b.desc)
+        start, m = 0, len(chunk)
+        try:
+            while start < m:
+                b.desc[batch.D_START] = start
+                status = driver(rt_addr, desc_addr)
+                stop = b.desc[batch.D_STOP]
+                done = [self._chunk_result(b, k) for k in range(start, stop)]
+                yield from done
+                if status == cg.EXIT:
+                    break
+                if status != cg.SWITCH:
+                    self._flush_path()
+                    self.regs[:] = self._regs_arr
+                    raise self._native_error()
+                yield self._finish_switched()
+                start = stop + 1
+        finally:
+            self._batch = None
+            self._xdp_seen = ()
+            self._code, self._prog = self._entry_code, self.program
+            del keep
+
+    def _chunk_result(self, b: batch.Batch, k: int) -> tuple[int, bytes, int, Any]:
+        verdict, out, meta = b.result(k)
+        trace = b.traces.get(k)
+        redirect = trace.redirect if trace is not None and verdict == XDP_REDIRECT else None
+        return verdict, out, meta, redirect
+
+    def _finish_switched(self) -> tuple[int, bytes, int, Any]:
+        """The rest of a packet that tail-called (its VM state is built: the tail call
+        went through the VM's handler)."""
+        arr, rt_addr = self._regs_arr, ctypes.addressof(self._rt)
+        while True:
+            status = self._native[id(self._prog)](ctypes.addressof(arr), rt_addr)
+            if status == cg.EXIT:
+                break
+            if status != cg.SWITCH:
+                self._flush_path()
+                self.regs[:] = arr
+                raise self._native_error()
+        self.regs[:] = arr
+        xdp, verdict = self.xdp, arr[0] & 0xFFFFFFFF
+        assert xdp is not None
+        redirect = self.trace.redirect if verdict == XDP_REDIRECT else None
+        return verdict, xdp.output(), xdp.metalen, redirect
+
+    def _materialize(self) -> None:
+        """The VM's view of the batch's current packet, built from the native state."""
+        b = self._batch
+        assert b is not None
+        k = self._rt[cg.RT_CUR]
+        b.current = k
+        if self._batch_on_packet is not None:  # (the driver already set the clock)
+            self._batch_on_packet(b.first + k)
+        buff = XdpBuff(b.chunk[k], metalen_max=self.env.metalen_max)
+        base, rt = self._packet_region.base, self._rt
+        buff.frame = self._frame
+        buff.data = rt[cg.RT_CTX_VALS] - base
+        buff.data_end = rt[cg.RT_CTX_VALS + 1] - base
+        buff.data_meta = rt[cg.RT_CTX_VALS + 2] - base
+        buff.attach(self._packet_region, self._ctx_region)
+        self.xdp = buff
+        self.trace = b.traces[k] = Trace(program=self.program.name)
+        self.frames.clear()
+        self.path.clear()
+        self.ringbuf_samples.clear()
+        self._tail_calls = 0
+        self._code, self._prog = self._entry_code, self.program
 
     def _native_error(self) -> BaseException:
         rt = self._rt
