@@ -181,9 +181,3 @@ class Batch:
         self.chunk, self.first, self.current = chunk, first, -1
         self.traces = {}
         return data, offs
-
-    def result(self, k: int) -> tuple[int, bytes, int]:
-        """Verdict, output bytes and metadata length of chunk packet ``k``."""
-        at = k * OUT_STRIDE
-        return (int(self.verdict[k]), self.out[at:at + int(self.out_len[k])].tobytes(),
-                int(self.meta_len[k]))

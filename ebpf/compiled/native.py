@@ -402,8 +402,7 @@ class CompiledVm(Vm):
                 b.desc[batch.D_START] = start
                 status = driver(rt_addr, desc_addr)
                 stop = b.desc[batch.D_STOP]
-                done = [self._chunk_result(b, k) for k in range(start, stop)]
-                yield from done
+                yield from self._chunk_results(b, start, stop)
                 if status == cg.EXIT:
                     break
                 if status != cg.SWITCH:
@@ -418,11 +417,20 @@ class CompiledVm(Vm):
             self._code, self._prog = self._entry_code, self.program
             del keep
 
-    def _chunk_result(self, b: batch.Batch, k: int) -> tuple[int, bytes, int, Any]:
-        verdict, out, meta = b.result(k)
-        trace = b.traces.get(k)
-        redirect = trace.redirect if trace is not None and verdict == XDP_REDIRECT else None
-        return verdict, out, meta, redirect
+    def _chunk_results(self, b: batch.Batch, start: int, stop: int
+                       ) -> list[tuple[int, bytes, int, Any]]:
+        """The results of chunk packets ``start .. stop`` (all returned natively)."""
+        out = b.out.data
+        lens = b.out_len[start:stop].tolist()
+        at = [k * batch.OUT_STRIDE for k in range(start, stop)]
+        done = list(zip(b.verdict[start:stop].tolist(),
+                        [bytes(out[a:a + n]) for a, n in zip(at, lens, strict=True)],
+                        b.meta_len[start:stop].tolist(), [None] * (stop - start),
+                        strict=True))
+        for k, trace in b.traces.items():  # the packets that called back: their redirects
+            if start <= k < stop and done[k - start][0] == XDP_REDIRECT:
+                done[k - start] = (*done[k - start][:3], trace.redirect)
+        return done
 
     def _finish_switched(self) -> tuple[int, bytes, int, Any]:
         """The rest of a packet that tail-called (its VM state is built: the tail call
