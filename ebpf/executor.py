@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ebpf.errors import EbpfError
-from ebpf.program import ElfObject
-from ebpf.trace import Redirect, Trace
-from ebpf.xdp import VERDICT_NAMES
+from ebpf.loader.program import ElfObject
+from ebpf.vm.trace import Redirect, Trace
+from ebpf.vm.xdp import VERDICT_NAMES
 
 EXECUTORS = ("auto", "kernel", "compiled", "vm")
 """The names ``--executor`` accepts."""
@@ -137,7 +137,7 @@ class VmExecutor(Executor):
 
     @staticmethod
     def _vm_class() -> type:
-        from ebpf.vm import Vm
+        from ebpf.vm.machine import Vm
 
         return Vm
 
@@ -201,8 +201,8 @@ class _TestRunner:
     def __init__(self, kobj: Any, prog: str):
         import ctypes
 
-        from ebpf.kernel import DATA_OUT_SLACK
-        from ebpf.kernel_load import TestRunOpts, libbpf
+        from ebpf.kernel.load import TestRunOpts, libbpf
+        from ebpf.kernel.results import DATA_OUT_SLACK
 
         self.ct, self.kobj, self.prog = ctypes, kobj, prog
         self.fd = kobj.prog_fd(prog)

@@ -1,6 +1,6 @@
 """The compiled executor: eBPF translated to LLVM IR and run as native code (llvmlite).
 
-``codegen`` translates one program (one emitter per ``ebpf.isa.Kind``); ``native`` runs it
+``codegen`` translates one program (one emitter per ``ebpf.code.isa.Kind``); ``native`` runs it
 as a ``CompiledVm``, the reference VM with its instruction loop replaced by the native
 function.
 """

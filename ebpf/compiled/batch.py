@@ -2,7 +2,7 @@
 
 ``driver_ir()`` is one LLVM function, the same for every program: ``i64 batch(i64 *rt,
 i64 *desc)`` runs packets ``desc[START] ..`` of a chunk through the program function at
-``desc[PROG]``, each as ``ebpf.xdp.run_xdp`` would set it up (a zeroed 4096-byte frame,
+``desc[PROG]``, each as ``ebpf.vm.xdp.run_xdp`` would set it up (a zeroed 4096-byte frame,
 the packet at the 256-byte headroom, ``xdp_md`` pointing at it, ingress ifindex 1, rx queue
 0, registers zero but r1 = the context and r10 = the top of a zeroed stack; the clock map's
 u64 set to the packet's time when the program reads the clock) and stores its
@@ -24,8 +24,8 @@ from llvmlite import ir
 
 from ebpf.compiled import codegen as cg
 from ebpf.compiled.codegen import I8, I64, P64, c64
-from ebpf.vm import STACK_SIZE
-from ebpf.xdp import TEST_RUN_FRAME_SIZE, XDP_PACKET_HEADROOM
+from ebpf.vm.limits import STACK_SIZE
+from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_PACKET_HEADROOM
 
 # desc[] layout (i64 words)
 D_N, D_START, D_STOP, D_PKT_DATA, D_PKT_OFF, D_OUT, D_VERDICT, D_OUT_LEN, D_META_LEN = range(9)
@@ -35,7 +35,7 @@ D_WORDS = 19
 OUT_STRIDE = TEST_RUN_FRAME_SIZE
 """Bytes of output kept per packet: no packet outgrows its frame."""
 MAX_LINEAR = TEST_RUN_FRAME_SIZE - XDP_PACKET_HEADROOM - 320
-"""The longest packet without fragments (``ebpf.xdp``: 3520 bytes); longer ones, and
+"""The longest packet without fragments (``ebpf.vm.xdp``: 3520 bytes); longer ones, and
 runts, run one at a time on the VM's own path."""
 
 

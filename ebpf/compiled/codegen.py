@@ -6,9 +6,9 @@ the ``RT_*`` indices below). It returns ``EXIT`` (the program returned r0), ``SW
 tail call chose another program: run its function next on the same registers) or ``ERROR``
 (``rt[RT_ERR_KIND]`` says why; ``RT_ERR_SLOT`` where).
 
-Semantics are the reference VM's (``ebpf.vm``; its docstring lists the edge cases: division
+Semantics are the reference VM's (``ebpf.vm``; its modules list the edge cases: division
 by zero, shift masks, 32-bit zero extension, signed division of INT_MIN by -1, ...). Values
-are the VM's own: pointers are the VM's synthetic addresses (``ebpf.memory``), which the
+are the VM's own: pointers are the VM's synthetic addresses (``ebpf.vm.memory``), which the
 native code turns into host addresses through the region table (one entry per 4 GiB
 stride from ``FIRST_BASE``: host pointer, accessible ``lo``/``hi``, what is allowed).
 Anything off the fast path (an access the table does not allow, a helper call, LD_ABS,
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ebpf.isa import AluOp, AtomicOp, CallKind, Endian, InsnClass, JmpOp, Kind, Source
-from ebpf.memory import FIRST_BASE
-from ebpf.program import ProgramDef
-from ebpf.vm import MAX_CALL_FRAMES, STACK_SIZE
+from ebpf.code.isa import AluOp, AtomicOp, CallKind, Endian, InsnClass, JmpOp, Kind, Source
+from ebpf.loader.program import ProgramDef
+from ebpf.vm.limits import MAX_CALL_FRAMES, STACK_SIZE
+from ebpf.vm.memory import FIRST_BASE
 
 EXIT, SWITCH, ERROR = 0, 1, 2
 """What a native function returns."""
@@ -564,14 +564,14 @@ EMITTERS: dict[Kind, Callable[..., None]] = {
     Kind.STX: _emit_store,
     Kind.ATOMIC: _emit_atomic,
 }
-assert set(EMITTERS) == set(Kind), "every Kind of ebpf.isa needs an emitter"
+assert set(EMITTERS) == set(Kind), "every Kind of ebpf.code.isa needs an emitter"
 
 _FALLS_THROUGH = {Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.BSWAP}
 
 
 def jump_targets(prog: ProgramDef) -> set[int]:
     """Slots a jump or a local call lands on (where the budget is checked)."""
-    from ebpf.isa import slot_offsets
+    from ebpf.code.isa import slot_offsets
 
     out = set()
     for insn, slot in zip(prog.insns, slot_offsets(prog.insns), strict=True):
@@ -587,7 +587,7 @@ def jump_targets(prog: ProgramDef) -> set[int]:
 
 def build_function(module: ir.Module, name: str, prog: ProgramDef, plan: Plan) -> None:
     """Add ``name``: the native code of ``prog`` (already validated by the VM's compile)."""
-    from ebpf.isa import slot_offsets
+    from ebpf.code.isa import slot_offsets
 
     f = _Fn(module, name, prog, plan)
     offsets = slot_offsets(prog.insns)

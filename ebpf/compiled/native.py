@@ -1,6 +1,6 @@
 """The compiled VM: the reference VM with its instruction loop replaced by native code.
 
-``CompiledVm`` is a ``ebpf.vm.Vm`` (same maps, memory regions, helper state, XDP buffer
+``CompiledVm`` is a ``ebpf.vm.machine.Vm`` (same maps, memory regions, helper state, XDP buffer
 handling, results) whose ``_execute`` runs the program's native function
 (``ebpf.compiled.codegen``) instead of the closure loop. The native code reads and writes
 the VM's own buffers (packet frame, stacks, map values: the maps' storage) through a
@@ -21,14 +21,17 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ebpf.code.isa import CallKind, Kind, PseudoSrc, slot_offsets
 from ebpf.errors import VmError
-from ebpf.isa import CallKind, Kind, PseudoSrc, slot_offsets
 from ebpf.kernel_enums import HELPER_IDS
-from ebpf.memory import FIRST_BASE, REGION_STRIDE, Region
-from ebpf.program import ElfObject, ProgramDef, non_xdp_reason
-from ebpf.trace import Trace
-from ebpf.vm import _STOP, _SWITCH, MAX_CALL_FRAMES, STACK_SIZE, Vm
-from ebpf.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
+from ebpf.loader.program import ElfObject, ProgramDef, non_xdp_reason
+from ebpf.vm.limits import MAX_CALL_FRAMES, STACK_SIZE
+from ebpf.vm.limits import STOP as _STOP
+from ebpf.vm.limits import SWITCH as _SWITCH
+from ebpf.vm.machine import Vm
+from ebpf.vm.memory import FIRST_BASE, REGION_STRIDE, Region
+from ebpf.vm.trace import Trace
+from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
 from . import batch
 from . import codegen as cg

@@ -1,5 +1,5 @@
 """The translation of every ISA corner: the cases the kernel checks the VM on
-(tests/ebpf/test_isa_kernel.py), run on the compiled code and on the VM with every operand
+(tests/ebpf/code/test_isa_kernel.py), run on the compiled code and on the VM with every operand
 pair; and the emitter table covers the ISA's table."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import struct
 
 import pytest
 
-from ebpf.asm import assemble_insns
+from ebpf.code.asm import assemble_insns
+from ebpf.code.isa import OPCODES, Kind
 from ebpf.compiled import CompiledVm
 from ebpf.compiled.codegen import EMITTERS
-from ebpf.isa import OPCODES, Kind
-from ebpf.program import Function, ProgramDef
-from ebpf.vm import Vm
-from tests.ebpf.test_isa_kernel import CASES, EPILOGUE, PAIRS, PROLOGUE
+from ebpf.loader.program import Function, ProgramDef
+from ebpf.vm.machine import Vm
+from tests.ebpf.code.test_isa_kernel import CASES, EPILOGUE, PAIRS, PROLOGUE
 
 
 def _prog(body: str) -> ProgramDef:

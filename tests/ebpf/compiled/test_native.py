@@ -7,9 +7,9 @@ import inspect
 
 import pytest
 
-import tests.ebpf.test_vm as vm_tests
+import tests.ebpf.vm.test_machine as vm_tests
 from ebpf.compiled import CompiledUnsupported, CompiledVm, unsupported_reason
-from ebpf.vm import Vm
+from ebpf.vm.machine import Vm
 
 VM_CASES = sorted(n for n, f in vars(vm_tests).items()
                   if n.startswith("test_") and inspect.isfunction(f))

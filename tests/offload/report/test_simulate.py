@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from hw.pipeline import load_config
 from hw.pipeline.timing import TimingModel
 from hw.targets import load_target
