@@ -331,13 +331,11 @@ def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: 
         vm = reference_executor(executor, path, run_obj, prog.name, scenario, clock=clock,
                                 cpus=kernel.num_cpus)
         report.executor = vm.name
+        times = [scenario.clock_ns(i) - scenario.clock_start_ns for i in range(len(packets))]
+        mine_all = _results_or_errors(vm, list(packets), times)
         for i, packet in enumerate(packets):
-            t = scenario.clock_ns(i) - scenario.clock_start_ns
-            try:
-                mine = vm.run(packet, t)
-                vm_verdict, vm_data = mine.verdict, mine.packet_out
-            except EbpfError as exc:
-                vm_verdict, vm_data = -1, str(exc).encode()
+            t = times[i]
+            vm_verdict, vm_data = mine_all[i]
             theirs = kernel.run(packet, t)
             report.vm_verdicts[vm_verdict] += 1
             report.kernel_verdicts[theirs.verdict] += 1
@@ -357,6 +355,21 @@ def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: 
     kernel_state = {"maps": {k: v for k, v in kernel_state["maps"].items() if k not in skip}}
     report.mismatches += compare_states(vm_state, kernel_state)
     return report
+
+
+def _results_or_errors(ex: Any, packets: list[bytes], times: list[int]
+                       ) -> list[tuple[int, bytes]]:
+    """(verdict, output) per packet as one stream (the compiled backend batches it); a
+    packet the VM's semantics refuse gives (-1, the error text) and the stream goes on."""
+    out: list[tuple[int, bytes]] = []
+    while len(out) < len(packets):
+        start = len(out)
+        try:
+            for r in ex.iter_results(packets[start:], times[start:]):
+                out.append((r.verdict, r.packet_out))
+        except EbpfError as exc:  # iter_results names the packet; the cause is the VM's
+            out.append((-1, str(exc.__cause__ or exc).encode()))
+    return out
 
 
 def _vname(verdict: int, detail: bytes) -> str:

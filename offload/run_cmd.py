@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -59,6 +60,23 @@ def _times(scenario: Scenario, n: int) -> list[int]:
     return [i * scenario.clock_step_ns for i in range(n)]
 
 
+def _stream(ex: Any, args: argparse.Namespace, packets: list[bytes], times: list[int]
+            ) -> Iterator[Any]:
+    """Each packet's result: one ``run`` per packet for ``--json`` (it carries the trace),
+    else the executor's stream (the compiled backend runs it in native batches)."""
+    if args.json:
+        for i, packet in enumerate(packets):
+            try:
+                yield ex.run(packet, times[i])
+            except EbpfError as exc:
+                raise type(exc)(f"{args.program_file}: packet {i}: {exc}") from exc
+        return
+    try:
+        yield from ex.iter_results(packets, times)
+    except EbpfError as exc:  # iter_results names the packet
+        raise type(exc)(f"{args.program_file}: {exc}") from exc
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     obj = load(args.program_file)
     scenario = _scenario(args)
@@ -72,11 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.start()
         try:
             times = _times(scenario, len(packets))
-            for i, packet in enumerate(packets):
-                try:
-                    res = ex.run(packet, times[i])
-                except EbpfError as exc:
-                    raise type(exc)(f"{args.program_file}: packet {i}: {exc}") from exc
+            for i, (packet, res) in enumerate(zip(packets, _stream(ex, args, packets, times),
+                                                  strict=True)):
                 verdicts[res.verdict] += 1
                 outputs.append(res.packet)
                 entry: dict[str, Any] = {"index": i, "verdict": res.verdict_name,
