@@ -120,7 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     console = _console()
-    where = {"vm": "the VM", "kernel": "the kernel (BPF_PROG_TEST_RUN)"}[executor]
+    where = {"vm": "the VM", "kernel": "the kernel (BPF_PROG_TEST_RUN)",
+             "compiled": "the compiled code (the VM's semantics, native)"}[executor]
     console.print(f"{markup(args.program_file)}: {len(packets)} packets on {where}")
     table = Table()
     for col in ("verdict", "packets"):
