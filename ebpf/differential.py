@@ -199,10 +199,10 @@ class VmSide:
     """The program on the reference VM, maps persisting across packets."""
 
     def __init__(self, obj: ElfObject, program: str | None, scenario: Scenario, *,
-                 cpus: int | None = None, seed: int = 0):
+                 cpus: int | None = None, seed: int = 0, vm_class: type[Vm] = Vm):
         env = HelperEnv(cpu=0, num_cpus=cpus or num_cpus(), seed=seed,
                         routes=list(scenario.routes), clock_start_ns=scenario.clock_start_ns)
-        self.vm = Vm(obj, obj.get_xdp_program(program), env=env)
+        self.vm = vm_class(obj, obj.get_xdp_program(program), env=env)
         self.maps = {m.name: m for m in self.vm.maps}
         if scenario.state is not None:
             load_state(self.maps, scenario.state, programs=None)
@@ -269,10 +269,13 @@ class DiffReport:
     clock_injected: bool
     fib_namespace: bool
     first_packet: bytes | None = None  # the first packet that differed
+    executor: str = "vm"
+    """What ran the VM's side: vm or compiled (the "vm" verdicts below are its)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "program": self.program,
+            "executor": self.executor,
             "packets": self.packets,
             "mismatches": len(self.mismatches),
             "verdicts": {"vm": _named(self.vm_verdicts), "kernel": _named(self.kernel_verdicts)},
@@ -312,10 +315,12 @@ def _first_difference(a: dict, b: dict) -> tuple[str, str]:
 
 
 def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: Scenario,
-                 program: str | None = None, *, progress: Any = None) -> DiffReport:
-    """Run ``packets`` through both sides (``ebpf.executor``'s vm and kernel backends)
-    and compare everything observable."""
-    from ebpf.executor import KernelExecutor, VmExecutor
+                 program: str | None = None, *, progress: Any = None,
+                 executor: str = "vm") -> DiffReport:
+    """Run ``packets`` through both sides (the VM's semantics, on ``executor``: ``vm``,
+    ``compiled``, or ``auto`` = compiled where the program compiles, else vm; and the
+    kernel backend) and compare everything observable."""
+    from ebpf.executor import KernelExecutor, reference_executor
 
     run_obj, clock = prepare(obj, scenario)
     prog = run_obj.get_xdp_program(program)
@@ -323,14 +328,14 @@ def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: 
                         bool(scenario.routes))
     with KernelExecutor(path, run_obj, prog.name, scenario, clock=clock) as kernel:
         # per-CPU layouts must match the kernel's
-        vm = VmExecutor(run_obj, prog.name, scenario, clock=clock, cpus=kernel.num_cpus)
+        vm = reference_executor(executor, path, run_obj, prog.name, scenario, clock=clock,
+                                cpus=kernel.num_cpus)
+        report.executor = vm.name
+        times = [scenario.clock_ns(i) - scenario.clock_start_ns for i in range(len(packets))]
+        mine_all = _results_or_errors(vm, list(packets), times)
         for i, packet in enumerate(packets):
-            t = scenario.clock_ns(i) - scenario.clock_start_ns
-            try:
-                mine = vm.run(packet, t)
-                vm_verdict, vm_data = mine.verdict, mine.packet_out
-            except EbpfError as exc:
-                vm_verdict, vm_data = -1, str(exc).encode()
+            t = times[i]
+            vm_verdict, vm_data = mine_all[i]
             theirs = kernel.run(packet, t)
             report.vm_verdicts[vm_verdict] += 1
             report.kernel_verdicts[theirs.verdict] += 1
@@ -350,6 +355,21 @@ def differential(path: str, obj: ElfObject, packets: Sequence[bytes], scenario: 
     kernel_state = {"maps": {k: v for k, v in kernel_state["maps"].items() if k not in skip}}
     report.mismatches += compare_states(vm_state, kernel_state)
     return report
+
+
+def _results_or_errors(ex: Any, packets: list[bytes], times: list[int]
+                       ) -> list[tuple[int, bytes]]:
+    """(verdict, output) per packet as one stream (the compiled backend batches it); a
+    packet the VM's semantics refuse gives (-1, the error text) and the stream goes on."""
+    out: list[tuple[int, bytes]] = []
+    while len(out) < len(packets):
+        start = len(out)
+        try:
+            for r in ex.iter_results(packets[start:], times[start:]):
+                out.append((r.verdict, r.packet_out))
+        except EbpfError as exc:  # iter_results names the packet; the cause is the VM's
+            out.append((-1, str(exc.__cause__ or exc).encode()))
+    return out
 
 
 def _vname(verdict: int, detail: bytes) -> str:

@@ -16,8 +16,14 @@ Backends:
   returns the kernel's own ns for the run. test_run does not say where a redirect goes,
   so ``redirect`` stays None; maps are read back only when asked (``dump_maps``).
 
-``auto`` is ``kernel`` where the object loads into the kernel, else ``vm``.
-A ``compiled`` backend (native code, no kernel) is not built yet: asking for it is an error.
+- ``compiled``: the program compiled to native code with LLVM (``ebpf.compiled``): the
+  VM's maps, helpers and memory, its instruction loop replaced by the native function, so
+  every result is the VM's (verdict, bytes, redirect target, map writes) without its
+  per-instruction cost. No trace (``trace`` stays None). Programs it does not compile
+  (``ebpf.compiled.unsupported_reason``) are refused with that reason.
+
+``auto`` is ``compiled`` where the program compiles, else ``kernel`` where the object loads
+into the kernel, else ``vm``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from ebpf.loader.program import ElfObject
 from ebpf.vm.trace import Redirect, Trace
 from ebpf.vm.xdp import VERDICT_NAMES
 
-EXECUTORS = ("auto", "kernel", "vm")
+EXECUTORS = ("auto", "kernel", "compiled", "vm")
 """The names ``--executor`` accepts."""
 
 
@@ -49,9 +55,9 @@ class PacketResult:
     """data_meta .. data_end after the program (BPF_PROG_TEST_RUN's data_out)."""
     meta_len: int = 0
     redirect: Redirect | None = None
-    """Where XDP_REDIRECT sends the packet (vm only; None elsewhere)."""
+    """Where XDP_REDIRECT sends the packet (vm and compiled; None from the kernel)."""
     trace: Trace | None = None
-    """The VM's trace (vm only)."""
+    """The VM's trace (vm and compiled; compiled: no map_ops for pointer stores)."""
     kernel_ns: int | None = None
     """The kernel's own duration of this run, ns (kernel only)."""
 
@@ -126,7 +132,14 @@ class VmExecutor(Executor):
         from ebpf.differential import VmSide
 
         super().__init__(obj, program, clock, scenario.clock_start_ns)
-        self.side = VmSide(obj, self.program, scenario, seed=seed, cpus=cpus)
+        self.side = VmSide(obj, self.program, scenario, seed=seed, cpus=cpus,
+                           vm_class=self._vm_class())
+
+    @staticmethod
+    def _vm_class() -> type:
+        from ebpf.vm.machine import Vm
+
+        return Vm
 
     @property
     def maps(self) -> dict[str, Any]:
@@ -142,6 +155,41 @@ class VmExecutor(Executor):
 
     def dump_maps(self) -> dict[str, Any]:
         return self.side.dump()
+
+
+class CompiledExecutor(VmExecutor):
+    """Native code (``ebpf.compiled.CompiledVm``): the VM's results at native speed."""
+
+    name = "compiled"
+
+    @staticmethod
+    def _vm_class() -> type:
+        from ebpf.compiled import CompiledVm
+
+        return CompiledVm
+
+    def iter_results(self, packets: Iterable[bytes], time_ns: Sequence[int] | None = None
+                     ) -> Iterator[PacketResult]:
+        """As ``Executor.iter_results``, many packets per native call
+        (``CompiledVm.iter_xdp``); the results carry no trace (``run`` gives it)."""
+        import numpy as np
+
+        from ebpf.differential import CLOCK_MAP
+
+        packets = list(packets)
+        clock = None
+        if self.clock:
+            t = np.asarray(time_ns if time_ns is not None else
+                           [i * 1_000_000 for i in range(len(packets))], dtype=np.uint64)
+            ns = t + np.uint64(self.clock_start_ns & ((1 << 64) - 1))  # wraps like the VM's
+            clock = (self.maps[CLOCK_MAP].lookup(bytes(4)), ns)
+        i = 0
+        try:
+            for verdict, out, meta, redirect in self.side.vm.iter_xdp(packets, clock):
+                yield PacketResult(verdict, out, meta, redirect)
+                i += 1
+        except EbpfError as exc:
+            raise type(exc)(f"packet {i}: {exc}") from exc
 
 
 class _TestRunner:
@@ -241,18 +289,48 @@ class KernelExecutor(Executor):
         return self.kobj.dump_state()
 
 
+def reference_executor(kind: str, path: str, obj: ElfObject, program: str | None,
+                       scenario: Any, *, clock: bool, cpus: int | None = None,
+                       seed: int = 0) -> VmExecutor:
+    """The VM's semantics on ``kind``: ``vm``, ``compiled``, or ``auto`` (compiled where
+    the program compiles, else vm). ``obj`` is already prepared (``differential.prepare``).
+    ``kernel`` is refused: this is the side compared with the kernel."""
+    from ebpf.compiled import CompiledUnsupported
+
+    if kind not in ("auto", "compiled", "vm"):
+        raise ExecutorError(f"executor: expected auto, compiled or vm for the side compared "
+                            f"with the kernel, got {kind!r}")
+    if kind != "vm":
+        try:
+            return CompiledExecutor(obj, program, scenario, clock=clock, seed=seed, cpus=cpus)
+        except CompiledUnsupported as exc:
+            if kind == "compiled":
+                raise ExecutorError(f"{path}: the compiled executor cannot run it: "
+                                    f"{exc}") from exc
+    return VmExecutor(obj, program, scenario, clock=clock, seed=seed, cpus=cpus)
+
+
 def open_executor(kind: str, path: str, obj: ElfObject, program: str | None = None,
                   scenario: Any = None, *, seed: int = 0) -> Executor:
     """An executor of ``kind`` (one of EXECUTORS) for ``program`` in ``obj`` (loaded from
     ``path``), maps from ``scenario`` (an ``ebpf.differential.Scenario``; None: empty).
-    The clock is injected when the program reads it; ``auto`` falls back to the VM when
-    the kernel refuses the object or bpf(2) is not permitted."""
+    The clock is injected when the program reads it; ``auto`` takes the compiled backend
+    where the program compiles, else the kernel, else the VM (when the kernel refuses the
+    object or bpf(2) is not permitted)."""
+    from ebpf.compiled import CompiledUnsupported
     from ebpf.differential import Scenario, prepare
 
     scenario = scenario if scenario is not None else Scenario()
     if kind not in EXECUTORS:
         raise ExecutorError(f"executor: expected one of {', '.join(EXECUTORS)}, got {kind!r}")
     run_obj, clock = prepare(obj, scenario)
+    if kind in ("compiled", "auto"):
+        try:
+            return CompiledExecutor(run_obj, program, scenario, clock=clock, seed=seed)
+        except CompiledUnsupported as exc:
+            if kind == "compiled":
+                raise ExecutorError(f"{path}: the compiled executor cannot run it: "
+                                    f"{exc}") from exc
     if kind in ("kernel", "auto"):
         try:
             return KernelExecutor(path, run_obj, program, scenario, clock=clock)

@@ -98,11 +98,16 @@ def scenario_cpus(scenario: Scenario) -> int:
     return n
 
 
-def _vm(obj: ElfObject, program: str, scenario: Scenario, cpus: int) -> tuple[Vm, dict]:
+def _vm(obj: ElfObject, program: str, scenario: Scenario, cpus: int,
+        executor: str = "vm") -> tuple[Vm, dict]:
+    """A VM (``executor``: vm, compiled or auto, ``ebpf.compiled.vm_class``) with the
+    scenario's maps."""
+    from ebpf.compiled import vm_class
+
     env = HelperEnv(cpu=0, num_cpus=cpus, routes=list(scenario.routes),
                     clock_start_ns=scenario.clock_start_ns)
     obj = size_maps(obj, scenario)
-    vm = Vm(obj, obj.get_program(program), env=env)
+    vm = vm_class(executor, obj.programs)(obj, obj.get_program(program), env=env)
     maps = {m.name: m for m in vm.maps}
     if scenario.state is not None:
         load_state(maps, scenario.state)
@@ -162,12 +167,14 @@ def _combined(config: PipelineConfig, model: PipelineModel, host_maps: dict,
 
 def check_equivalence(obj: ElfObject, program: str, config: PipelineConfig | dict,
                       scenario: Scenario, packets: list[bytes],
-                      written_maps: set[str] | None = None) -> EquivalenceResult:
-    """Compare VM and pipeline (+ host) on ``packets``; see the module docstring."""
+                      written_maps: set[str] | None = None, *,
+                      executor: str = "vm") -> EquivalenceResult:
+    """Compare VM and pipeline (+ host) on ``packets``; see the module docstring. The VM's
+    semantics run on ``executor`` (vm, compiled or auto: ``ebpf.compiled.vm_class``)."""
     config = load_config(config)
     cpus = scenario_cpus(scenario)
-    ref, ref_maps = _vm(obj, program, scenario, cpus)
-    host, host_maps = _vm(obj, program, scenario, cpus)
+    ref, ref_maps = _vm(obj, program, scenario, cpus, executor)
+    host, host_maps = _vm(obj, program, scenario, cpus, executor)
     model = PipelineModel(config)
     bound = {m.name for m in config.maps}
     initial = dump_state({n: ref_maps[n] for n in bound})

@@ -86,7 +86,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     report = map_program(args.program_file, args.target, args.program,
                          time_limit_s=args.time_limit, scenario=args.scenario,
                          equivalence=not args.no_equivalence,
-                         extra_targets=args.target_file)
+                         extra_targets=args.target_file, executor=args.executor)
     # after the work: a bad input stays one line (the error), a good one gets the note
     note_default_program(args.program_file, args.program)
     if args.output:
@@ -128,6 +128,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"schedule found is used")
     p.add_argument("--scenario", metavar="FILE",
                    help="map state for the trace (default: examples/xdp/scenarios/<stem>.json)")
+    p.add_argument("--executor", choices=("auto", "compiled", "vm"), default="auto",
+                   help="what runs the VM's semantics for the equivalence check and the "
+                        "traces: compiled (native code), vm (the reference interpreter), "
+                        "auto (compiled where the program compiles, else vm; default). The "
+                        "kernel is not offered: the check reads the VM's helper state")
     p.add_argument("--no-equivalence", action="store_true",
                    help="skip the equivalence run (the verdict is then unproven)")
     add_target_options(p, choose=True)

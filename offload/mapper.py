@@ -159,8 +159,10 @@ def default_trace(path: str | os.PathLike[str] | None, scenario: Any = None,
 def map_program(obj_or_path: ElfObject | str | os.PathLike[str], target: Target | str = "pipe",
                 program: str | None = None, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
                 scenario: Any = None, packets: list[bytes] | None = None,
-                equivalence: bool = True, extra_targets: Any = ()) -> MapReport:
-    """Map ``program`` of the object onto ``target``; see the module docstring."""
+                equivalence: bool = True, extra_targets: Any = (),
+                executor: str = "vm") -> MapReport:
+    """Map ``program`` of the object onto ``target``; see the module docstring. The VM runs
+    (equivalence, traces) use ``executor``: vm, compiled or auto (``ebpf.compiled``)."""
     started = time.perf_counter()
     tgt = get_target(target, extra_targets)
     obj, prog = get_object(obj_or_path, program)
@@ -179,9 +181,10 @@ def map_program(obj_or_path: ElfObject | str | os.PathLike[str], target: Target 
     if not need_trace and scenario is not None:
         default_trace(path, scenario, [])  # a scenario given is read (and refused if bad)
     if isinstance(tgt, PipelineTarget):
-        _map_pipeline(report, an, obj, prog, tgt, time_limit_s, scen, pkts, equivalence)
+        _map_pipeline(report, an, obj, prog, tgt, time_limit_s, scen, pkts, equivalence,
+                      executor)
     else:
-        _map_rtc(report, an, obj, prog, tgt, scen, pkts)
+        _map_rtc(report, an, obj, prog, tgt, scen, pkts, executor)
     report.mapping_time_s = time.perf_counter() - started
     return report
 
@@ -190,7 +193,7 @@ def map_program(obj_or_path: ElfObject | str | os.PathLike[str], target: Target 
 
 def _map_pipeline(report: MapReport, an: Any, obj: ElfObject, prog: Any,
                   tgt: PipelineTarget, time_limit_s: float, scen: Any, pkts: list[bytes],
-                  equivalence: bool) -> None:
+                  equivalence: bool, executor: str = "vm") -> None:
     from offload.lower import compile_pipeline, lower_program
 
     reasons = list(report.reasons)
@@ -255,7 +258,8 @@ def _map_pipeline(report: MapReport, an: Any, obj: ElfObject, prog: Any,
         return
     from offload.equivalence import check_equivalence
 
-    eq = check_equivalence(obj, prog.name, config, scen, pkts, written_maps(an))
+    eq = check_equivalence(obj, prog.name, config, scen, pkts, written_maps(an),
+                           executor=executor)
     report.equivalence = eq.to_dict()
     report.punted, report.packets = eq.punted, eq.packets
     report.punted_fraction = round(eq.punted_fraction, 6)
@@ -280,12 +284,12 @@ def _resources(sched: Any) -> dict[str, Any]:
 # --- run-to-completion targets ------------------------------------------------------------
 
 def _map_rtc(report: MapReport, an: Any, obj: ElfObject, prog: Any, tgt: Target, scen: Any,
-             pkts: list[bytes]) -> None:
+             pkts: list[bytes], executor: str = "vm") -> None:
     from offload.equivalence import _vm, scenario_cpus
 
     part = partition(an, report.reasons)
     report.cuts = [c.to_dict() for c in part.cuts]
-    vm, _ = _vm(obj, prog.name, scen, scenario_cpus(scen))
+    vm, _ = _vm(obj, prog.name, scen, scenario_cpus(scen), executor)
     traces = []
     for p in pkts:
         if len(p) < 14:

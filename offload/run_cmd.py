@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -59,6 +60,23 @@ def _times(scenario: Scenario, n: int) -> list[int]:
     return [i * scenario.clock_step_ns for i in range(n)]
 
 
+def _stream(ex: Any, args: argparse.Namespace, packets: list[bytes], times: list[int]
+            ) -> Iterator[Any]:
+    """Each packet's result: one ``run`` per packet for ``--json`` (it carries the trace),
+    else the executor's stream (the compiled backend runs it in native batches)."""
+    if args.json:
+        for i, packet in enumerate(packets):
+            try:
+                yield ex.run(packet, times[i])
+            except EbpfError as exc:
+                raise type(exc)(f"{args.program_file}: packet {i}: {exc}") from exc
+        return
+    try:
+        yield from ex.iter_results(packets, times)
+    except EbpfError as exc:  # iter_results names the packet
+        raise type(exc)(f"{args.program_file}: {exc}") from exc
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     obj = load(args.program_file)
     scenario = _scenario(args)
@@ -72,11 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.start()
         try:
             times = _times(scenario, len(packets))
-            for i, packet in enumerate(packets):
-                try:
-                    res = ex.run(packet, times[i])
-                except EbpfError as exc:
-                    raise type(exc)(f"{args.program_file}: packet {i}: {exc}") from exc
+            for i, (packet, res) in enumerate(zip(packets, _stream(ex, args, packets, times),
+                                                  strict=True)):
                 verdicts[res.verdict] += 1
                 outputs.append(res.packet)
                 entry: dict[str, Any] = {"index": i, "verdict": res.verdict_name,
@@ -105,7 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     console = _console()
-    where = {"vm": "the VM", "kernel": "the kernel (BPF_PROG_TEST_RUN)"}[executor]
+    where = {"vm": "the VM", "kernel": "the kernel (BPF_PROG_TEST_RUN)",
+             "compiled": "the compiled code (the VM's semantics, native)"}[executor]
     console.print(f"{markup(args.program_file)}: {len(packets)} packets on {where}")
     table = Table()
     for col in ("verdict", "packets"):
@@ -176,7 +192,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         tick = None
     try:
         report = differential(args.program_file, obj, packets, scenario, args.program,
-                              progress=tick)
+                              progress=tick, executor=args.executor)
     finally:
         if progress:
             progress.stop()
@@ -191,7 +207,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         console.print(f"{markup(args.program_file)} ({markup(report.program)}): "
                       f"{report.packets} packets, "
                       f"{status}")
-        console.print(f"  verdicts  vm: {doc['verdicts']['vm']}")
+        console.print(f"  verdicts  vm: {doc['verdicts']['vm']} ({report.executor} executor)")
         console.print(f"        kernel: {doc['verdicts']['kernel']}")
         if report.clock_injected:
             console.print("  clock reads replaced by the clock map on both sides")
@@ -228,8 +244,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an XDP program on the reference VM")
     _common(p, random_ok=True)
     p.add_argument("--executor", choices=EXECUTORS, default="vm",
-                   help="what runs the packets: vm (reference VM, default), kernel "
-                        "(BPF_PROG_TEST_RUN per packet), auto (kernel when it loads)")
+                   help="what runs the packets: vm (reference VM, default), compiled "
+                        "(native code, the VM's results), kernel (BPF_PROG_TEST_RUN per "
+                        "packet), auto (compiled where the program compiles, else kernel "
+                        "where it loads, else vm)")
     p.add_argument("--out", metavar="OUT.pcap", help="write the output packets")
     p.set_defaults(func=cmd_run)
 
@@ -242,4 +260,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("diff", help="compare the VM with the kernel on the same packets")
     _common(p, random_ok=True)
+    p.add_argument("--executor", choices=("auto", "compiled", "vm"), default="auto",
+                   help="what runs the VM's side: compiled (native code), vm (the reference "
+                        "interpreter), auto (compiled where the program compiles, else vm; "
+                        "default); the kernel is the other side")
     p.set_defaults(func=cmd_diff)

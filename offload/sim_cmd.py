@@ -69,9 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="program cost on the host: kernel (BPF_PROG_TEST_RUN here), model "
                         "(per instruction), auto (kernel when permitted; default)")
     p.add_argument("--executor", choices=EXECUTORS,
-                   help="what runs every packet: vm (reference VM), kernel (BPF_PROG_TEST_RUN "
-                        "per packet), auto (kernel when no per-packet path is needed and "
-                        "bpf(2) permits; default)")
+                   help="what runs every packet: vm (reference VM), compiled (native code, "
+                        "the VM's results), kernel (BPF_PROG_TEST_RUN per packet), auto "
+                        "(compiled where the program compiles, else kernel when no "
+                        "per-packet path is needed and bpf(2) permits, else vm; default)")
     p.add_argument("--behaviour", choices=BEHAVIOURS,
                    help="exact: every packet runs the program (default); sampled: each "
                         "distinct packet once, later ones repeat its verdict (an "

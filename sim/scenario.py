@@ -37,12 +37,13 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
    configuration), or without a hook the simulator's defaults, whose source says that no
    mapping was supplied; otherwise the ``[nic]`` values or the simulator's defaults;
 3. the behaviour (``run_behaviour``): every packet runs on an executor (``ebpf.executor``:
-   the VM where the cost models read per-packet paths, else the kernel when permitted) in
-   arrival order, maps persisting, the clock reading its arrival time, and gives a verdict
-   (and on the VM a trace); with a mapping, the configuration runs on the pipeline model
-   beside it and decides whether the packet is punted (``sim.mapping.PipelinePunts``).
-   Packets with the same verdict and path cost (the kernel: verdict and length) form a
-   class. ``behaviour = "sampled"`` runs only each distinct packet's first occurrence (an
+   the compiled code, or the VM for a program it does not compile, where the cost models
+   read per-packet paths, else compiled / kernel / VM) in arrival order, maps persisting,
+   the clock reading its arrival time, and gives a verdict (and on the VM and the compiled
+   code a trace); with a mapping, the configuration runs on the pipeline model beside it
+   and decides whether the packet is punted (``sim.mapping.PipelinePunts``). Packets with
+   the same verdict and path cost (the kernel: verdict and length) form a class.
+   ``behaviour = "sampled"`` runs only each distinct packet's first occurrence (an
    approximation, said so in the assumptions);
 4. the host's cost of the program per class: BPF_PROG_TEST_RUN on this machine of the
    class's first packet (``host_cost = "kernel"``, or ``"auto"`` when bpf(2) is permitted
@@ -103,7 +104,7 @@ from sim.traffic import Traffic, generate
 
 ENGINES = ("fast", "simpy")
 BEHAVIOURS = ("exact", "sampled")
-EXECUTORS = ("auto", "kernel", "vm")  # ebpf.executor.EXECUTORS (sim does not import it early)
+EXECUTORS = ("auto", "kernel", "compiled", "vm")  # ebpf.executor.EXECUTORS (sim does not import it early)
 HOST_COSTS = ("auto", "kernel", "model")
 KERNEL_RUNS = 1000
 DEFAULT_TRAFFIC = "64B@10G"
@@ -336,15 +337,24 @@ class Behaviour:
 
 
 def executor_for(sc: Scenario, on_host: bool) -> str:
-    """The executor the run uses: the cost models read per-packet paths (NIC targets and
-    the host cost model), which only the VM gives; otherwise ``auto`` lets the kernel run."""
+    """The executor the run uses. The cost models read per-packet paths (NIC targets and
+    the host cost model), which the VM and the compiled code give: there ``auto`` is
+    compiled where the program compiles, else vm; otherwise ``auto`` lets
+    ``ebpf.executor.open_executor`` choose (compiled, else kernel, else vm)."""
     needs_paths = not on_host or sc.host_cost == "model"
     if sc.executor == "auto":
-        return "vm" if needs_paths else "auto"
+        if not needs_paths:
+            return "auto"
+        from ebpf.compiled import unsupported_reason
+        from ebpf.loader.elf import load
+
+        assert sc.program is not None
+        return "vm" if unsupported_reason(load(sc.program).programs) else "compiled"
     if sc.executor == "kernel" and needs_paths:
         why = "the NIC cost model" if not on_host else "host_cost = \"model\""
         raise ScenarioError(f"{sc.source}: executor: the kernel executor gives no "
-                            f"per-packet path, which {why} reads: use the vm executor")
+                            f"per-packet path, which {why} reads: use the compiled or vm "
+                            f"executor")
     return sc.executor
 
 
@@ -653,7 +663,7 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
                + (", the clock reading the packet's arrival time" if beh.clock else "") + ")")
     notes = [f"traffic: {traffic.description}; {traffic.num_packets} packets, seed {sc.seed}",
              f"behaviour: {how}; {len(verdicts)} class(es) of packets with the same verdict "
-             f"and " + ("path cost" if beh.executor == "vm" else "length")
+             f"and " + ("path cost" if beh.executor in ("vm", "compiled") else "length")
              + " share one cost",
              f"host program cost: {cost_note}; carried to the profile's core: "
              f"{hcost.carry_note}",

@@ -120,6 +120,11 @@ class Memory:
             self._by_buffer[id(buf)] = region
         return region
 
+    @property
+    def regions(self) -> list[Region]:
+        """Every region, in the order (and base address order) they were added."""
+        return self._regions
+
     def find(self, addr: int) -> Region | None:
         """The region whose address range contains ``addr`` (ignoring lo/hi), or None."""
         i = bisect_right(self._bases, addr) - 1

@@ -75,7 +75,7 @@ class ReportOptions:
     """CP-SAT time limit per program and pipeline target (the mapper's default)."""
     simulate: bool = True
     executor: str = "auto"
-    """What runs every simulated packet (``sim.scenario.executor_for``: vm, kernel, auto)."""
+    """What runs every simulated packet (``sim.scenario.executor_for``: auto, compiled, vm)."""
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)

@@ -406,9 +406,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "`offload rtl PROG.o --results DIR` writes them (else "
                         "DIR/<program>.json or DIR/<object stem>.json); at least packets, "
                         "mismatches, cycles_per_packet, ii, mpps")
-    p.add_argument("--executor", choices=("auto", "vm"), default=ReportOptions.executor,
-                   help="what runs every simulated packet: vm, or auto (the VM where a cost "
-                        "model reads paths, else the kernel's BPF_PROG_TEST_RUN; default)")
+    p.add_argument("--executor", choices=("auto", "compiled", "vm"),
+                   default=ReportOptions.executor,
+                   help="what runs every simulated packet: vm, compiled (native code, the "
+                        "VM's results and paths), or auto (compiled where the program "
+                        "compiles, else the VM where a cost model reads paths, else the "
+                        "kernel's BPF_PROG_TEST_RUN; default). The kernel is not offered: "
+                        "the NIC runs read per-packet paths")
     p.add_argument("--packets", type=cli_args.sim_packets, default=ReportOptions.packets,
                    help=f"packets per simulation run (default {ReportOptions.packets})")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, metavar="LIST",

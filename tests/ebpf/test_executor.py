@@ -81,18 +81,24 @@ def test_vm_executor_returns_trace_and_redirect():
 def test_unknown_executor_is_one_clear_error():
     """An unknown backend name is an ExecutorError naming the choices."""
     path = str(corpus_object("xdp_pass"))
-    with pytest.raises(ExecutorError, match="expected one of auto, kernel, vm, got 'jit'"):
+    with pytest.raises(ExecutorError,
+                       match="expected one of auto, kernel, compiled, vm, got 'jit'"):
         open_executor("jit", path, load(path))
 
 
 def test_auto_falls_back_to_the_vm(monkeypatch):
-    """auto runs on the VM when the kernel refuses the object."""
+    """auto runs on the VM when the program does not compile and the kernel refuses it."""
     import ebpf.executor as mod
+    from ebpf.compiled import CompiledUnsupported
 
     def refuse(*args, **kwargs):
         raise EbpfError("BPF_PROG_LOAD: Operation not permitted")
 
+    def not_compiled(*args, **kwargs):
+        raise CompiledUnsupported("not compiled")
+
     monkeypatch.setattr(mod, "KernelExecutor", refuse)
+    monkeypatch.setattr(mod, "CompiledExecutor", not_compiled)
     path = str(corpus_object("xdp_drop"))
     with open_executor("auto", path, load(path)) as ex:
         assert isinstance(ex, VmExecutor)
@@ -141,7 +147,7 @@ def _random_case():
 @needs_bpf
 def test_random_program_and_stream_equal_on_all_backends(tmp_path_factory):
     """A random program and packet stream give the same verdict and bytes per packet on
-    every backend (the VM, the kernel, and auto)."""
+    every backend (the VM, the kernel, the compiled code, and auto)."""
     import shutil
     import struct
 
@@ -162,8 +168,87 @@ def test_random_program_and_stream_equal_on_all_backends(tmp_path_factory):
                                  assemble(PROLOGUE + body + EPILOGUE)))
         packets = [bytes(8) + struct.pack("<QQ", a, b) + bytes(tail) for a, b, tail in stream]
         outs = []
-        for kind in ("vm", "kernel", "auto"):
+        for kind in ("vm", "kernel", "compiled", "auto"):
             with open_executor(kind, path, load(path)) as ex:
                 outs.append([(r.verdict, r.packet_out) for r in ex.run_all(packets)])
-        assert outs[0] == outs[1] == outs[2], body
+        assert outs[0] == outs[1] == outs[2] == outs[3], body
     check()
+
+
+# --- the compiled backend against the VM ----------------------------------------------------
+
+def _states(name: str) -> dict[str, Scenario]:
+    """The program's scenario, and the same with every map empty (routes and sizes kept)."""
+    doc = json.loads((SCENARIOS / f"{name}.json").read_text())
+    return {"scenario": Scenario.from_dict(doc),
+            "empty": Scenario.from_dict({**doc, "maps": {}})}
+
+
+def _observed(kind: str, name: str, state: Scenario, packets: list[bytes], seed: int, *,
+              traces: bool = False):
+    """Per packet what the backend returns, and the maps after. ``traces``: one ``run``
+    per packet with the trace's instruction count, path and helper calls; else the
+    stream at once (``iter_results``: the compiled backend's batches)."""
+    path = str(corpus_object(name))
+    times = [i * state.clock_step_ns for i in range(len(packets))]
+    with open_executor(kind, path, load(path), None, state, seed=seed) as ex:
+        assert ex.name == kind
+        if traces:
+            results = [ex.run(p, t) for p, t in zip(packets, times, strict=True)]
+            out = [(r.verdict, r.packet_out, r.meta_len, r.redirect, r.trace.insns,
+                    r.trace.path, [(h.name, h.args, h.ret) for h in r.trace.helper_calls])
+                   for r in results]
+        else:
+            out = [(r.verdict, r.packet_out, r.meta_len, r.redirect)
+                   for r in ex.iter_results(packets, times)]
+        return out, ex.dump_maps()
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+@pytest.mark.parametrize("seed,state", [(1, "scenario"), (2, "scenario"), (3, "empty")])
+def test_compiled_equals_vm_on_the_corpus(name, seed, state):
+    """10,000 packets per program, seed and map state, run as one stream (native batches):
+    the compiled backend gives the VM's verdict, output bytes, metadata and redirect target
+    on every packet, in order, and the VM's maps after (every map write)."""
+    packets = random_packets(10_000, seed=seed)
+    scenario = _states(name)[state]
+    vm, vm_maps = _observed("vm", name, scenario, packets, seed)
+    native, native_maps = _observed("compiled", name, scenario, packets, seed)
+    for i, (a, b) in enumerate(zip(vm, native, strict=True)):
+        assert a == b, f"packet {i}"
+    assert native_maps == vm_maps
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_compiled_traces_equal_the_vm(name):
+    """Packet by packet (``run``), the compiled backend's trace is the VM's: instruction
+    count, basic-block path and helper calls (arguments and results), besides the result."""
+    packets = random_packets(2000, seed=4)
+    scenario = _states(name)["scenario"]
+    vm, vm_maps = _observed("vm", name, scenario, packets, 4, traces=True)
+    native, native_maps = _observed("compiled", name, scenario, packets, 4, traces=True)
+    for i, (a, b) in enumerate(zip(vm, native, strict=True)):
+        assert a == b, f"packet {i}"
+    assert native_maps == vm_maps
+
+
+def test_compiled_refusal_is_one_line(tmp_path):
+    """`--executor compiled` on a program it does not compile (bpf_loop) is one line, exit
+    status 2; auto runs it on another backend with the VM's result."""
+    import shutil
+
+    from ebpf.code.asm import assemble
+    from tests.ebpf.code.test_isa_kernel import elf_from_code
+
+    if shutil.which("llvm-mc") is None:
+        pytest.skip("llvm-mc not installed")
+    code = assemble("mov %r1, 0\nlddw %r2, 0\nmov %r3, 0\nmov %r4, 0\ncall 181\n"
+                    "mov %r0, 2\nexit")
+    path = str(elf_from_code(tmp_path, "loop", code))
+    proc = offload("run", path, "--random", "3", "--executor", "compiled")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().count("\n") == 0
+    assert "compiled executor cannot run it" in proc.stderr and "bpf_loop" in proc.stderr
+    with open_executor("auto", path, load(path)) as ex:
+        assert ex.name in ("kernel", "vm")
+        assert ex.run(PACKETS[0]).verdict == 2

@@ -151,3 +151,21 @@ def test_run_on_the_kernel_executor(tmp_path, pcap):
         out[kind] = (doc["verdicts"], [r["verdict"] for r in doc["results"]], doc["maps"],
                      [p.data for p in read_pcap(dst)])
     assert out["vm"] == out["kernel"]
+
+
+def test_run_on_the_compiled_executor(tmp_path, pcap):
+    """run --executor compiled (text output: native batches) writes the VM's output
+    packets and names its executor; with --json it gives the VM's verdicts and maps."""
+    prog = str(corpus_object("rate_limiter"))
+    vm_out, cc_out = tmp_path / "vm.pcap", tmp_path / "cc.pcap"
+    vm = json.loads(offload("run", prog, "--pcap", str(pcap), "--executor", "vm", "--out",
+                            str(vm_out), "--json", check=True).stdout)
+    text = offload("run", prog, "--pcap", str(pcap), "--executor", "compiled", "--out",
+                   str(cc_out), check=True).stdout
+    assert "packets on the compiled code" in text
+    assert [p.data for p in read_pcap(cc_out)] == [p.data for p in read_pcap(vm_out)]
+    cc = json.loads(offload("run", prog, "--pcap", str(pcap), "--executor", "compiled",
+                            "--json", check=True).stdout)
+    assert cc["executor"] == "compiled"
+    assert (cc["verdicts"], cc["maps"]) == (vm["verdicts"], vm["maps"])
+    assert [r["verdict"] for r in cc["results"]] == [r["verdict"] for r in vm["results"]]

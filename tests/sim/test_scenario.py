@@ -240,13 +240,14 @@ def test_rate_limiter_kernel_equals_vm():
 
 def test_kernel_executor_refused_where_paths_are_needed():
     """A NIC target reads per-packet paths: asking for the kernel executor is one clear
-    error naming the reason."""
+    error naming the reason; auto takes the compiled code there (it gives the paths)."""
     from sim.scenario import ScenarioError, executor_for
 
     with pytest.raises(ScenarioError, match="kernel executor gives no per-packet path"):
         executor_for(Scenario(executor="kernel"), on_host=False)
-    assert executor_for(Scenario(), on_host=False) == "vm"
-    assert executor_for(Scenario(), on_host=True) == "auto"
+    prog = str(corpus_object("firewall"))
+    assert executor_for(Scenario(program=prog), on_host=False) == "compiled"
+    assert executor_for(Scenario(program=prog), on_host=True) == "auto"
 
 
 def test_sampled_behaviour_is_marked_and_differs_on_state():
