@@ -27,7 +27,11 @@ Per kind:
   ``max_key_bits`` and ``[stages.sram]`` / ``[stages.tcam]`` (``blocks``, ``entries`` per
   block, ``width_bits``) and ``[stages.externs]`` (``checksum``, ``hash``, ``random``,
   ``timestamp`` units); ``[alu]`` ``width_bits`` (one op per container per stage);
-  ``[recirculation]`` ``allowed`` and, when allowed, ``penalty_cycles``, ``max_passes``.
+  ``[recirculation]`` ``allowed`` and, when allowed, ``penalty_cycles``, ``max_passes``;
+  ``[datapath]`` (optional, each key optional, integers >= 0): ``parser_cycles``,
+  ``deparser_cycles``, ``window_headroom``, ``key_slices``, ``action_containers``,
+  ``window_loads``, ``window_stores``, ``punt_containers`` (the configuration format's names,
+  docs/pipeline.md section 2; an absent key takes ``pipe.toml``'s value).
 - ``npu`` (run to completion): ``[cores]`` ``count``, ``usable``, ``threads_per_core``;
   ``[packet]`` ``window_bytes``, ``variable_offset_access``; ``[timing]`` ``cycles_per_insn``,
   ``map_access_cycles``, ``helper_cycles``.
@@ -262,12 +266,31 @@ class Recirculation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Datapath:
+    """Pipeline details the configuration format names (docs/pipeline.md, section 2).
+
+    Keys as ``hw.pipeline.TargetParams`` spells them; None: the profile leaves it to the
+    reference pipeline's value (``pipe.toml``, where every key is given).
+    """
+
+    parser_cycles: int | None = None
+    deparser_cycles: int | None = None
+    window_headroom: int | None = None
+    key_slices: int | None = None
+    action_containers: int | None = None
+    window_loads: int | None = None
+    window_stores: int | None = None
+    punt_containers: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class PipelineTarget(Target):
     phv: Phv
     packet: PacketWindow
     stages: StageResources
     alu: Alu
     recirculation: Recirculation
+    datapath: Datapath = Datapath()
 
     @property
     def alu_slots_per_stage(self) -> int:
@@ -465,7 +488,7 @@ class _Table:
 _COMMON_KEYS = ("name", "kind", "location", "description", "notes", "clock_mhz",
                 "line_rate_gbps", "pcie", "ebpf", "reference")
 _KIND_SECTIONS = {
-    "pipeline": ("phv", "packet", "stages", "alu", "recirculation"),
+    "pipeline": ("phv", "packet", "stages", "alu", "recirculation", "datapath"),
     "npu": ("cores", "packet", "timing"),
     "vliw": ("vliw", "packet", "timing"),
     "cpu": ("cores", "cpu"),
@@ -589,8 +612,13 @@ def _read_pipeline(top: _Table, common: dict[str, Any]) -> PipelineTarget:
     recirc = Recirculation(allowed=allowed,
                            penalty_cycles=r.integer("penalty_cycles") if allowed else None,
                            max_passes=r.integer("max_passes") if allowed else None)
+    datapath = Datapath()
+    if top.has("datapath"):
+        names = tuple(f.name for f in dataclasses.fields(Datapath))
+        d = top.table("datapath", names)
+        datapath = Datapath(**{n: d.integer(n, minimum=0) for n in names if d.has(n)})
     return PipelineTarget(**common, phv=phv, packet=packet, stages=stages, alu=alu,
-                          recirculation=recirc)
+                          recirculation=recirc, datapath=datapath)
 
 
 def _read_cores(top: _Table) -> Cores:

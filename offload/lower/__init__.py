@@ -30,8 +30,7 @@ from typing import Any
 
 from ebpf.elf import ElfObject
 from ebpf.program import ProgramDef
-from hw.pipeline.config import TargetParams
-from hw.pipeline.profile import target_params
+from hw.pipeline.config import TargetParams, target_params
 from hw.targets import PipelineTarget
 from offload.analysis.dataflow import Analysis
 from offload.lower.containers import Allocation, AllocationError, allocate

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hw.pipeline.profile import target_params
+from hw.pipeline.config import target_params
 from hw.targets import PipelineTarget
 
 M64 = (1 << 64) - 1
