@@ -27,6 +27,7 @@ bits (gateways) by control dependence.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,6 +179,9 @@ class Op:
     def reads(self) -> list[Value | Meta]:
         return []
 
+    def replace_read(self, old: Value, new: Src) -> None:
+        """Read ``new`` wherever this op reads ``old`` (use lists: ``replace_all_uses``)."""
+
     @property
     def uid(self) -> str:
         return f"{self.kind[0]}{self.id}"
@@ -204,6 +208,12 @@ class AluOp(Op):
     def reads(self) -> list[Value | Meta]:
         return [x for x in (self.a, self.b) if x is not None]
 
+    def replace_read(self, old: Value, new: Src) -> None:
+        if self.a is old:
+            self.a = new
+        if self.b is old:
+            self.b = new
+
 
 class GatewayOp(Op):
     """A gateway writing predicate ``out`` = cmp(A, B) [xor invert] combined with ``pred_in``."""
@@ -224,6 +234,12 @@ class GatewayOp(Op):
         if self.cmp == "pred":
             return []
         return [x for x in (self.a, self.b) if x is not None]
+
+    def replace_read(self, old: Value, new: Src) -> None:
+        if self.a is old:
+            self.a = new
+        if self.b is old:
+            self.b = new
 
 
 @dataclass
@@ -253,6 +269,13 @@ class TableOp(Op):
             out += s.reads()
         return out
 
+    def replace_read(self, old: Value, new: Src) -> None:
+        for k in self.key:
+            if k.src is old:
+                k.src = new
+        for s in self.stateful:
+            s.replace_read(old, new)
+
 
 class StatefulOp(Op):
     """A read-modify-write on word ``word`` of a map's values (registers)."""
@@ -273,6 +296,14 @@ class StatefulOp(Op):
     def reads(self) -> list[Value | Meta]:
         return [x for x in (self.b, self.index, self.cmp) if x is not None]
 
+    def replace_read(self, old: Value, new: Src) -> None:
+        if self.b is old:
+            self.b = new
+        if self.index is old:
+            self.index = new
+        if self.cmp is old:
+            self.cmp = new
+
 
 class ExternOp(Op):
     kind = "extern"
@@ -289,6 +320,26 @@ class ExternOp(Op):
             if buf is not None and buf[0] == "containers":
                 out += list(buf[1])
         return out
+
+    def replace_read(self, old: Value, new: Src) -> None:
+        if self.seed_src is old:
+            self.seed_src = new
+        for key in ("x", "y"):
+            buf = getattr(self, key)
+            if buf is not None and buf[0] == "containers":
+                setattr(self, key, (buf[0], [new if v is old else v for v in buf[1]], buf[2]))
+
+
+def replace_all_uses(old: Value, new: Value, ops: Iterable[Op] | None = None) -> None:
+    """Every op of ``ops`` (default: ``old``'s uses) reads ``new`` where it read ``old``;
+    each such op joins ``new``'s uses (once) and leaves ``old``'s."""
+    changed = list(old.uses if ops is None else ops)
+    for op in changed:
+        op.replace_read(old, new)
+        if any(x is new for x in op.reads()) and not any(u is op for u in new.uses):
+            new.uses.append(op)
+    gone = {id(op) for op in changed}
+    old.uses = [u for u in old.uses if id(u) not in gone]
 
 
 class Pred:
