@@ -53,7 +53,6 @@ import dataclasses
 import difflib
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +60,7 @@ from typing import Any, NoReturn
 
 from ebpf.kernel_enums import HELPER_IDS, MAP_TYPE_IDS
 from hw.errors import TargetError
+from hw.tomlfile import read_toml
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "targets"
 DEFAULT_TARGET = "pipe"
@@ -753,18 +753,7 @@ def load_target_file(path: str | os.PathLike[str]) -> Target:
     """Load and validate one profile file."""
     path = Path(path)
     file = _display(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TargetError(f"{file}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise TargetError(f"{file}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise TargetError(f"{file}: TOML syntax error: {exc}") from exc
-    except RecursionError as exc:
-        raise TargetError(f"{file}: not TOML we read: nested too deeply") from exc
+    data = read_toml(path, TargetError, name=file)
     return parse_target(data, file, stem=path.stem)
 
 
