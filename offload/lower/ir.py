@@ -179,8 +179,13 @@ class Op:
     def reads(self) -> list[Value | Meta]:
         return []
 
+    operands: tuple[str, ...] = ()  # the attributes holding a source it reads
+
     def replace_read(self, old: Value, new: Src) -> None:
         """Read ``new`` wherever this op reads ``old`` (use lists: ``replace_all_uses``)."""
+        for name in self.operands:
+            if getattr(self, name) is old:
+                setattr(self, name, new)
 
     @property
     def uid(self) -> str:
@@ -194,6 +199,7 @@ class AluOp(Op):
     """A VLIW op: ``dst`` a Value, a writable Meta (verdict, redirect, punt) or None (discard)."""
 
     kind = "alu"
+    operands = ("a", "b")
 
     def __init__(self, oid: int, node: int, slot: int | None, guard: tuple, op: str,
                  dst: Value | Meta | None, a: Src | None = None, b: Src | None = None,
@@ -208,17 +214,12 @@ class AluOp(Op):
     def reads(self) -> list[Value | Meta]:
         return [x for x in (self.a, self.b) if x is not None]
 
-    def replace_read(self, old: Value, new: Src) -> None:
-        if self.a is old:
-            self.a = new
-        if self.b is old:
-            self.b = new
-
 
 class GatewayOp(Op):
     """A gateway writing predicate ``out`` = cmp(A, B) [xor invert] combined with ``pred_in``."""
 
     kind = "gateway"
+    operands = ("a", "b")
 
     def __init__(self, oid: int, node: int, slot: int | None, cmp: str, a: Any,
                  b: Src | None = None, imm: int = 0, width: int = 64, a_offset: int = 0,
@@ -234,12 +235,6 @@ class GatewayOp(Op):
         if self.cmp == "pred":
             return []
         return [x for x in (self.a, self.b) if x is not None]
-
-    def replace_read(self, old: Value, new: Src) -> None:
-        if self.a is old:
-            self.a = new
-        if self.b is old:
-            self.b = new
 
 
 @dataclass
@@ -281,6 +276,7 @@ class StatefulOp(Op):
     """A read-modify-write on word ``word`` of a map's values (registers)."""
 
     kind = "stateful"
+    operands = ("b", "index", "cmp")
 
     def __init__(self, oid: int, node: int, slot: int | None, guard: tuple, lookup: Lookup,
                  op: str, word: int, size: int, offset: int, b: Src | None = None,
@@ -295,14 +291,6 @@ class StatefulOp(Op):
 
     def reads(self) -> list[Value | Meta]:
         return [x for x in (self.b, self.index, self.cmp) if x is not None]
-
-    def replace_read(self, old: Value, new: Src) -> None:
-        if self.b is old:
-            self.b = new
-        if self.index is old:
-            self.index = new
-        if self.cmp is old:
-            self.cmp = new
 
 
 class ExternOp(Op):
