@@ -37,10 +37,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from ebpf.analysis.graph import Loop, dominates, dominators, iter_dominators, natural_loops
+from ebpf.code.isa import CallKind, Insn, InsnClass, Kind, PseudoSrc
 from ebpf.errors import EbpfError
-from ebpf.isa import CallKind, Insn, InsnClass, Kind, PseudoSrc
 from ebpf.kernel_enums import HELPER_IDS
-from ebpf.program import Function, ProgramDef
+from ebpf.loader.program import Function, ProgramDef
 
 TAIL_CALL_ID = HELPER_IDS["tail_call"]
 MAX_CALL_DEPTH = 8  # MAX_CALL_FRAMES, include/linux/bpf_verifier.h

@@ -8,7 +8,7 @@ stage, 512-bit keys, 64 gateways and predicate bits; docs/pipeline.md). ``PIPE_D
 the reference pipeline's (``pipe.toml``) fields, are ``TargetParams``' defaults, so the
 profile is their one source; a profile that leaves out an optional key gets pipe's value.
 The frame geometry (``frame_headroom``, ``frame_end``, ``min_packet_bytes``) is the kernel's
-XDP frame (``ebpf.xdp``), the same for every target: a pipeline returns what the kernel does.
+XDP frame (``ebpf.vm.xdp``), the same for every target: a pipeline returns what the kernel does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ebpf import xdp
+from ebpf.vm import xdp
 from hw.errors import TargetError
 from hw.pipeline import ops as O
 from hw.targets import PipelineTarget, load_target

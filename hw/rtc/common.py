@@ -10,7 +10,7 @@ compiler cuts a program (Brunella et al., OSDI 2020, sec. 3). A block never span
 functions; ``lddw`` is one instruction of two slots.
 
 The walk (``iter_executed_blocks``). ``Trace.path`` lists the slot where each straight-line
-run starts (ebpf.trace). A run goes block by block through fall-throughs until its block
+run starts (ebpf.vm.trace). A run goes block by block through fall-throughs until its block
 ends in a control transfer: a branch, ``ja``, ``exit``, a bpf-to-bpf call, a taken tail call
 (``Trace.tail_calls``) or a helper that called back into the program (``bpf_loop``). The
 walk counts the instructions it covers and must reach ``Trace.insns`` exactly; otherwise it
@@ -35,10 +35,10 @@ from typing import Any
 
 from ebpf.analysis import CfgError, branch_target
 from ebpf.analysis import build_cfg as build_program_cfg
-from ebpf.isa import AluOp, AtomicOp, CallKind, Insn, Kind, PseudoSrc, Source
+from ebpf.code.isa import AluOp, AtomicOp, CallKind, Insn, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import MAP_HELPERS, helper_name  # noqa: F401  (MAP_HELPERS: npu, vliw)
-from ebpf.program import ProgramDef, SourceLine
-from ebpf.trace import Trace
+from ebpf.loader.program import ProgramDef, SourceLine
+from ebpf.vm.trace import Trace
 from hw.errors import HwError
 from hw.ethernet import wire_mpps  # noqa: F401  (hw.rtc.wire_mpps, used by the models)
 
@@ -104,7 +104,7 @@ class CostEstimate:
 def helper_nargs(helper_id: int) -> int:
     """Arguments the helper takes (r1..rN); 5 when the VM does not know the helper."""
     from ebpf.errors import VmError
-    from ebpf.helpers import get_helper
+    from ebpf.helpers.core import get_helper
 
     try:
         return get_helper(helper_id).nargs

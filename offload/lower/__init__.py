@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ebpf.analysis import descendants
-from ebpf.elf import ElfObject
-from ebpf.program import ProgramDef
+from ebpf.loader.elf import ElfObject
+from ebpf.loader.program import ProgramDef
 from hw.pipeline.config import TargetParams, target_params
 from hw.targets import PipelineTarget
 from offload.analysis.dataflow import Analysis

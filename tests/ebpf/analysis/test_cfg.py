@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ebpf.analysis import CfgError, build_cfg, dominators
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from tests.conftest import corpus_object
 from tests.offload.analysis import asm_program
 

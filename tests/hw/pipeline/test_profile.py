@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from ebpf import xdp
+from ebpf.vm import xdp
 from hw.errors import TargetError
 from hw.pipeline import TargetParams, target_params
 from hw.pipeline.profile import PIPE_DEFAULTS

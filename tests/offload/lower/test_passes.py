@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from hw.targets import load_target
 from offload.analysis import analyze
 from offload.lower import LOWER_PASSES, lower_program
