@@ -27,7 +27,11 @@ Per kind:
   ``max_key_bits`` and ``[stages.sram]`` / ``[stages.tcam]`` (``blocks``, ``entries`` per
   block, ``width_bits``) and ``[stages.externs]`` (``checksum``, ``hash``, ``random``,
   ``timestamp`` units); ``[alu]`` ``width_bits`` (one op per container per stage);
-  ``[recirculation]`` ``allowed`` and, when allowed, ``penalty_cycles``, ``max_passes``.
+  ``[recirculation]`` ``allowed`` and, when allowed, ``penalty_cycles``, ``max_passes``;
+  ``[datapath]`` (optional, each key optional, integers >= 0): ``parser_cycles``,
+  ``deparser_cycles``, ``window_headroom``, ``key_slices``, ``action_containers``,
+  ``window_loads``, ``window_stores``, ``punt_containers`` (the configuration format's names,
+  docs/pipeline.md section 2; an absent key takes ``pipe.toml``'s value).
 - ``npu`` (run to completion): ``[cores]`` ``count``, ``usable``, ``threads_per_core``;
   ``[packet]`` ``window_bytes``, ``variable_offset_access``; ``[timing]`` ``cycles_per_insn``,
   ``map_access_cycles``, ``helper_cycles``.
@@ -47,17 +51,16 @@ and the problem: ``hw/targets/bad.toml: stages.count: expected a positive intege
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
-import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from ebpf.kernel_enums import HELPER_IDS, MAP_TYPE_IDS
 from hw.errors import TargetError
+from hw.tomlfile import TomlTable, read_toml, show_value, suggest
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "targets"
 DEFAULT_TARGET = "pipe"
@@ -263,12 +266,31 @@ class Recirculation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Datapath:
+    """Pipeline details the configuration format names (docs/pipeline.md, section 2).
+
+    Keys as ``hw.pipeline.TargetParams`` spells them; None: the profile leaves it to the
+    reference pipeline's value (``pipe.toml``, where every key is given).
+    """
+
+    parser_cycles: int | None = None
+    deparser_cycles: int | None = None
+    window_headroom: int | None = None
+    key_slices: int | None = None
+    action_containers: int | None = None
+    window_loads: int | None = None
+    window_stores: int | None = None
+    punt_containers: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class PipelineTarget(Target):
     phv: Phv
     packet: PacketWindow
     stages: StageResources
     alu: Alu
     recirculation: Recirculation
+    datapath: Datapath = Datapath()
 
     @property
     def alu_slots_per_stage(self) -> int:
@@ -360,122 +382,17 @@ class CpuTarget(Target):
 
 # --- reading and validating --------------------------------------------------------------
 
-def _show(value: object) -> str:
-    """A value as the TOML file spells it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return str(value)
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-class _Table:
-    """One TOML table being read: every error names the file and the dotted key."""
-
-    def __init__(self, data: dict[str, Any], file: str, path: str,
-                 allowed: Sequence[str]) -> None:
-        self.data = data
-        self.file = file
-        self.path = path
-        for key in data:
-            if key not in allowed:
-                self.fail(key, "unknown key" + _suggest(key, allowed))
-
-    def key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def fail(self, key: str, problem: str) -> NoReturn:
-        raise TargetError(f"{self.file}: {self.key(key)}: {problem}")
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def _get(self, key: str, expected: str) -> Any:
-        if key not in self.data:
-            self.fail(key, f"missing (expected {expected})")
-        return self.data[key]
-
-    def integer(self, key: str, *, minimum: int = 1) -> int:
-        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        value = self._get(key, expected)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(key, f"expected {expected}, got {_show(value)}")
-        return value
-
-    def optional_integer(self, key: str) -> int | None:
-        return self.integer(key) if key in self.data else None
-
-    def number(self, key: str) -> float:
-        value = self._get(key, "a positive number")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            self.fail(key, f"expected a positive number, got {_show(value)}")
-        return float(value)
-
-    def boolean(self, key: str) -> bool:
-        value = self._get(key, "true or false")
-        if not isinstance(value, bool):
-            self.fail(key, f"expected true or false, got {_show(value)}")
-        return value
-
-    def string(self, key: str, choices: Sequence[str] | None = None) -> str:
-        expected = "a string" if choices is None else "one of " + ", ".join(choices)
-        value = self._get(key, expected)
-        if not isinstance(value, str) or (choices is None and not value.strip()):
-            self.fail(key, f"expected {expected}, got {_show(value)}")
-        if choices is not None and value not in choices:
-            self.fail(key, f"unknown value {value!r} (expected one of {', '.join(choices)})"
-                      + _suggest(value, choices))
-        return value
-
-    def strings(self, key: str, choices: Iterable[str], what: str) -> tuple[str, ...]:
-        value = self._get(key, "an array of strings")
-        if not isinstance(value, list):
-            self.fail(key, f"expected an array of strings, got {_show(value)}")
-        known = list(choices)
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                self.fail(f"{key}[{i}]", f"expected a string, got {_show(item)}")
-            if item not in known:
-                self.fail(key, f"unknown {what} {item!r}" + _suggest(item, known))
-        if len(set(value)) != len(value):
-            dup = next(v for v in value if value.count(v) > 1)
-            self.fail(key, f"{what} {dup!r} listed twice")
-        return tuple(value)
-
-    def table(self, key: str, allowed: Sequence[str]) -> _Table:
-        value = self._get(key, "a table")
-        if not isinstance(value, dict):
-            self.fail(key, f"expected a table, got {_show(value)}")
-        return _Table(value, self.file, self.key(key), allowed)
-
-    def tables(self, key: str, allowed: Sequence[str]) -> list[_Table]:
-        value = self._get(key, "an array of tables")
-        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
-            self.fail(key, f"expected a non-empty array of tables, got {_show(value)}")
-        return [_Table(v, self.file, f"{self.key(key)}[{i}]", allowed)
-                for i, v in enumerate(value)]
-
-
 _COMMON_KEYS = ("name", "kind", "location", "description", "notes", "clock_mhz",
                 "line_rate_gbps", "pcie", "ebpf", "reference")
 _KIND_SECTIONS = {
-    "pipeline": ("phv", "packet", "stages", "alu", "recirculation"),
+    "pipeline": ("phv", "packet", "stages", "alu", "recirculation", "datapath"),
     "npu": ("cores", "packet", "timing"),
     "vliw": ("vliw", "packet", "timing"),
     "cpu": ("cores", "cpu"),
 }
 
 
-def _read_pcie(t: _Table) -> PcieLink:
+def _read_pcie(t: TomlTable) -> PcieLink:
     gen = t.integer("gen")
     if gen not in PCIE_GT_PER_LANE:
         t.fail("gen", f"expected a PCIe generation 1-{max(PCIE_GT_PER_LANE)}, got {gen}")
@@ -491,7 +408,7 @@ def _read_pcie(t: _Table) -> PcieLink:
     return link
 
 
-def _read_ebpf(t: _Table) -> EbpfLimits:
+def _read_ebpf(t: TomlTable) -> EbpfLimits:
     stack = t.integer("stack_bytes")
     if stack > EBPF_MAX_STACK_BYTES:
         t.fail("stack_bytes", f"{stack} exceeds the eBPF stack limit of "
@@ -512,18 +429,18 @@ def _read_ebpf(t: _Table) -> EbpfLimits:
         max_map_entry_bytes=t.optional_integer("max_map_entry_bytes"))
 
 
-def _read_reference(t: _Table) -> tuple[tuple[str, float], ...]:
+def _read_reference(t: TomlTable) -> tuple[tuple[str, float], ...]:
     return tuple((key, t.number(key)) for key in t.data)
 
 
-def _check_bus(t: _Table, bus_bits: int, clock_mhz: float, line_rate_gbps: float) -> None:
+def _check_bus(t: TomlTable, bus_bits: int, clock_mhz: float, line_rate_gbps: float) -> None:
     gbps = bus_bits * clock_mhz / 1000
     if gbps < line_rate_gbps:
         t.fail("bus_bits", f"{bus_bits} bits at {clock_mhz:g} MHz carry {gbps:g} Gb/s, "
                f"below line_rate_gbps {line_rate_gbps:g}")
 
 
-def _read_pipeline(top: _Table, common: dict[str, Any]) -> PipelineTarget:
+def _read_pipeline(top: TomlTable, common: dict[str, Any]) -> PipelineTarget:
     p = top.table("phv", ("containers", "predicate_bits"))
     groups = []
     for g in p.tables("containers", ("bits", "count")):
@@ -592,11 +509,16 @@ def _read_pipeline(top: _Table, common: dict[str, Any]) -> PipelineTarget:
     recirc = Recirculation(allowed=allowed,
                            penalty_cycles=r.integer("penalty_cycles") if allowed else None,
                            max_passes=r.integer("max_passes") if allowed else None)
+    datapath = Datapath()
+    if top.has("datapath"):
+        names = tuple(f.name for f in dataclasses.fields(Datapath))
+        d = top.table("datapath", names)
+        datapath = Datapath(**{n: d.integer(n, minimum=0) for n in names if d.has(n)})
     return PipelineTarget(**common, phv=phv, packet=packet, stages=stages, alu=alu,
-                          recirculation=recirc)
+                          recirculation=recirc, datapath=datapath)
 
 
-def _read_cores(top: _Table) -> Cores:
+def _read_cores(top: TomlTable) -> Cores:
     c = top.table("cores", ("count", "usable", "threads_per_core"))
     cores = Cores(count=c.integer("count"), usable=c.integer("usable"),
                   threads_per_core=c.integer("threads_per_core"))
@@ -605,7 +527,7 @@ def _read_cores(top: _Table) -> Cores:
     return cores
 
 
-def _read_npu(top: _Table, common: dict[str, Any]) -> NpuTarget:
+def _read_npu(top: TomlTable, common: dict[str, Any]) -> NpuTarget:
     k = top.table("packet", ("window_bytes", "variable_offset_access"))
     packet = PacketWindow(window_bytes=k.integer("window_bytes"),
                           variable_offset_access=k.boolean("variable_offset_access"))
@@ -616,7 +538,7 @@ def _read_npu(top: _Table, common: dict[str, Any]) -> NpuTarget:
     return NpuTarget(**common, cores=_read_cores(top), packet=packet, timing=timing)
 
 
-def _read_vliw(top: _Table, common: dict[str, Any]) -> VliwTarget:
+def _read_vliw(top: TomlTable, common: dict[str, Any]) -> VliwTarget:
     v = top.table("vliw", ("lanes", "helper_calls_per_row", "pipeline_depth"))
     core = VliwCore(lanes=v.integer("lanes"),
                     helper_calls_per_row=v.integer("helper_calls_per_row"),
@@ -639,7 +561,7 @@ def _read_vliw(top: _Table, common: dict[str, Any]) -> VliwTarget:
     return VliwTarget(**common, vliw=core, packet=packet, timing=timing)
 
 
-def _read_cpu(top: _Table, common: dict[str, Any]) -> CpuTarget:
+def _read_cpu(top: TomlTable, common: dict[str, Any]) -> CpuTarget:
     c = top.table("cpu", ("model", "relative_speed", "driver_overhead_ns", "jit", "verdict_ns",
                           "bus_ns", "contention_ns"))
     per_verdict = {}
@@ -681,8 +603,8 @@ def parse_target(data: dict[str, Any], file: str, *, stem: str | None = None) ->
     if "kind" not in data:
         raise TargetError(f"{file}: kind: missing (expected one of {', '.join(KINDS)})")
     if kind not in KINDS:
-        hint = _suggest(kind, KINDS) if isinstance(kind, str) else ""
-        raise TargetError(f"{file}: kind: unknown kind {_show(kind)} (expected one of "
+        hint = suggest(kind, KINDS) if isinstance(kind, str) else ""
+        raise TargetError(f"{file}: kind: unknown kind {show_value(kind)} (expected one of "
                           f"{', '.join(KINDS)}){hint}")
     other = sorted({s for k, secs in _KIND_SECTIONS.items() if k != kind for s in secs}
                    - set(_KIND_SECTIONS[kind]))
@@ -690,7 +612,7 @@ def parse_target(data: dict[str, Any], file: str, *, stem: str | None = None) ->
         if key in other:
             raise TargetError(f"{file}: {key}: a {kind} target has no [{key}] section "
                               f"(sections: {', '.join(sorted(_KIND_SECTIONS[kind]))})")
-    top = _Table(data, file, "", _COMMON_KEYS + _KIND_SECTIONS[kind])
+    top = TomlTable(data, file, "", _COMMON_KEYS + _KIND_SECTIONS[kind])
 
     name = top.string("name")
     if not _NAME_RE.match(name):
@@ -731,18 +653,7 @@ def load_target_file(path: str | os.PathLike[str]) -> Target:
     """Load and validate one profile file."""
     path = Path(path)
     file = _display(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TargetError(f"{file}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise TargetError(f"{file}: not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise TargetError(f"{file}: TOML syntax error: {exc}") from exc
-    except RecursionError as exc:
-        raise TargetError(f"{file}: not TOML we read: nested too deeply") from exc
+    data = read_toml(path, TargetError, name=file)
     return parse_target(data, file, stem=path.stem)
 
 
@@ -783,7 +694,7 @@ def load_target(name_or_path: str | os.PathLike[str] = DEFAULT_TARGET,
     files = _check_unique(iter_target_files(extra))
     if name not in files:
         known = ", ".join(sorted(files))
-        raise TargetError(f"unknown target {name!r} (known: {known})" + _suggest(name, files))
+        raise TargetError(f"unknown target {name!r} (known: {known})" + suggest(name, files))
     return load_target_file(files[name])
 
 

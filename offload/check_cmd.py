@@ -12,27 +12,18 @@ shows the same reasons, one row each. docs/mapping.md says how to read them.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from ebpf.display import markup
+from offload.console import print_json, print_verdict, reasons_table, table_console
 from offload.feasibility import CheckResult, check
 from offload.targets_cmd import add_target_options
 
-VERDICT_STYLE = {"full": "bold green", "partial": "bold yellow", "host-only": "bold red"}
-
 
 def render_check(result: CheckResult, path: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False, emoji=False)
-    if not console.is_terminal:
-        console.width = 160
-    style = VERDICT_STYLE.get(result.verdict, "bold")
-    console.print(f"{markup(path)} {markup(result.program)} on {markup(result.target)}: "
-                  f"[{style}]{result.verdict}[/{style}]")
-    console.print(f"  {markup(result.explanation)}")
+    console = table_console()
+    print_verdict(console, path, result.program, result.target, result.verdict,
+                  result.explanation)
     stats = result.stats
     console.print(f"  {stats['nic_insns']} of {stats['reachable_insns']} reachable instructions "
                   f"stay on the NIC; {stats['infeasible_insns']} infeasible, "
@@ -44,14 +35,7 @@ def render_check(result: CheckResult, path: str) -> None:
                       + ("" if loop["unrollable"] else " (does not unroll into the stages)"))
     if not result.reasons:
         return
-    table = Table(title=f"Why not ({len(result.reasons)})", show_lines=False)
-    for col, wrap in (("insn", False), ("source", False), ("kind", False), ("what", True),
-                      ("fix", True)):
-        table.add_column(col, no_wrap=not wrap, overflow="fold")
-    for r in result.reasons:
-        slots = str(r.insn) + (f" (+{len(r.insns) - 1})" if len(r.insns) > 1 else "")
-        table.add_row(slots, markup(r.where), r.kind, markup(r.what), markup(r.fix))
-    console.print(table)
+    console.print(reasons_table("Why not", result.reasons))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -62,8 +46,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     # after the work: a bad input stays one line (the error), a good one gets the note
     note_default_program(args.program_file, args.program)
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(result.to_dict(), indent=2)
     else:
         render_check(result, args.program_file)
     return 0

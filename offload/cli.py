@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import sys
@@ -17,6 +16,7 @@ from hw.errors import HwError
 from offload.check_cmd import register as register_check
 from offload.cleanup import Terminated, terminate_as_interrupt
 from offload.cli_args import OneLineParser
+from offload.console import print_json
 from offload.errors import MapperError
 from offload.map_cmd import register as register_map
 from offload.report.report_cmd import register as register_report
@@ -56,8 +56,7 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
 
 
 def _print_json(doc: object) -> None:
-    json.dump(doc, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print_json(doc, indent=2)
 
 
 # --- inspect / disasm / asm ---------------------------------------------------------------

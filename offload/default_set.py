@@ -11,7 +11,6 @@ core), each program mapped once per target over the whole set.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ebpf.display import markup
+from offload.console import show
 from offload.sim_cost import mapped_nic_cost
 from sim.scenario import RunCache, Scenario, run
 
@@ -128,12 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    rows = default_set(Path(args.root), args.packets, args.seed)
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        render(rows)
+    show(default_set(Path(args.root), args.packets, args.seed), args.json, render)
     return 0
 
 

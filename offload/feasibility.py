@@ -55,6 +55,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ebpf.analysis import Loop
 from ebpf.code.isa import AluOp, AtomicOp, CallKind, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import helper_name
 from ebpf.loader.elf import ElfObject, load
@@ -66,7 +67,6 @@ from hw.targets import (
     list_targets,
     load_target,
 )
-from offload.analysis.cfg import Loop
 from offload.analysis.dataflow import Analysis, Region, analyze
 from offload.analysis.domain import M32, Scalar
 from offload.analysis.effects import Effect, find_effects

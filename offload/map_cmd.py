@@ -17,30 +17,21 @@ docs/mapping.md ("Reading a mapping report") explains each part.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 from ebpf.display import markup, printable
 from offload import cli_args
+from offload.console import print_json, print_verdict, reasons_table, table_console
 from offload.errors import MapperError
 from offload.mapper import DEFAULT_TIME_LIMIT_S, MapReport, map_program, write_config
 from offload.targets_cmd import add_target_options
 
-VERDICT_STYLE = {"full": "bold green", "partial": "bold yellow", "host-only": "bold red"}
-
 
 def render_map(report: MapReport, path: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False, emoji=False)
-    if not console.is_terminal:
-        console.width = 160
-    style = VERDICT_STYLE.get(report.verdict, "bold")
-    console.print(f"{markup(path)} {markup(report.program)} on {markup(report.target)}: "
-                  f"[{style}]{report.verdict}[/{style}]")
-    console.print(f"  {markup(report.explanation)}")
+    console = table_console()
+    print_verdict(console, path, report.program, report.target, report.verdict,
+                  report.explanation)
     if report.stages is not None:
         console.print(f"  stages: {report.stages} used (greedy {report.greedy_stages}, solver "
                       f"{report.solver_stages if report.solver_stages is not None else '-'} "
@@ -67,14 +58,7 @@ def render_map(report: MapReport, path: str) -> None:
         from offload.schedule import resource_table
         console.print(resource_table(report.schedule))
     if report.reasons:
-        table = Table(title=f"Reasons ({len(report.reasons)})")
-        for col, wrap in (("insn", False), ("source", False), ("kind", False),
-                          ("what", True), ("fix", True)):
-            table.add_column(col, no_wrap=not wrap, overflow="fold")
-        for r in report.reasons:
-            slots = str(r.insn) + (f" (+{len(r.insns) - 1})" if len(r.insns) > 1 else "")
-            table.add_row(slots, markup(r.where), r.kind, markup(r.what), markup(r.fix))
-        console.print(table)
+        console.print(reasons_table("Reasons", report.reasons))
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -95,8 +79,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         doc: dict[str, Any] = report.to_dict()
         if args.output:
             doc["config_file"] = args.output
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(doc, indent=2)
     else:
         render_map(report, args.program_file)
         if args.output:

@@ -46,7 +46,7 @@ from offload.errors import MapperError
 from offload.feasibility import VERDICT_HOST, Reason, check
 from offload.partition import Partition, lowering_reason, partition, trace_punts
 
-MAX_ROUNDS = 8
+MAX_ROUNDS = 8  # partition-and-lower rounds (offload.lower.passes.fixed_point)
 DEFAULT_TIME_LIMIT_S = 10.0
 
 
@@ -195,24 +195,26 @@ def _map_pipeline(report: MapReport, an: Any, obj: ElfObject, prog: Any,
                   tgt: PipelineTarget, time_limit_s: float, scen: Any, pkts: list[bytes],
                   equivalence: bool, executor: str = "vm") -> None:
     from offload.lower import compile_pipeline, lower_program
+    from offload.lower.passes import fixed_point
 
-    reasons = list(report.reasons)
-    part: Partition | None = None
-    low = None
-    for _ in range(MAX_ROUNDS):
+    def evaluate(reasons: list[Reason]) -> tuple[Partition, Any]:
         part = partition(an, reasons)
         if part.verdict == VERDICT_HOST:
-            break
-        low = lower_program(an, obj, prog, tgt, part.cut_slots)
-        if low.ok:
-            break
+            return part, None
+        return part, lower_program(an, obj, prog, tgt, part.cut_slots)
+
+    def refine(reasons: list[Reason], result: tuple[Partition, Any]) -> list[Reason] | None:
+        """What the lowering could not express becomes a reason to cut, and a new round."""
+        low = result[1]
+        if low is None or low.ok:
+            return None
         known = {s for r in reasons for s in r.insns}
         new = [lowering_reason(prog, r) for r in low.reasons if r.slot not in known]
-        if not new:
-            break
-        reasons += new
-    assert part is not None
-    report.reasons = reasons
+        return reasons + new if new else None
+
+    fp = fixed_point(evaluate, refine, list(report.reasons), limit=MAX_ROUNDS - 1)
+    part, low = fp.result
+    report.reasons = fp.state
     report.verdict, report.explanation = part.verdict, part.explanation
     report.cuts = [c.to_dict() for c in part.cuts]
     if part.verdict == VERDICT_HOST or low is None or not low.ok:

@@ -15,7 +15,6 @@ pipeline model, the timing model and the VM agree, 1 when they differ, 2 on bad 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from contextlib import nullcontext
@@ -24,6 +23,7 @@ from pathlib import Path
 from ebpf.display import markup, printable
 from offload import cli_args
 from offload.cleanup import Janitor
+from offload.console import print_json, table_console
 from offload.cosim import (
     DEFAULT_BACKPRESSURE,
     DEFAULT_IDLE,
@@ -37,12 +37,9 @@ from offload.cosim import (
 
 def render(result: CosimResult, kept: bool = True) -> None:
     """The result as text; ``kept``: the work directory is still there to point at."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False, emoji=False)
-    if not console.is_terminal:
-        console.width = 140
+    console = table_console(140)
     table = Table(title=f"RTL co-simulation on {markup(result.target)} ({result.verdict}: "
                         f"{result.stages} stages, {result.passes} pass(es), "
                         f"{result.clock_mhz:g} MHz)")
@@ -103,8 +100,7 @@ def cmd_rtl(args: argparse.Namespace) -> int:
     if args.results:
         write_result(result, args.results)
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(result.to_dict(), indent=2)
     else:
         render(result, kept=kept)
     return 0 if result.ok else 1

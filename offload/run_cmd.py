@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from ebpf.differential import Scenario, differential, kernel_side, prepare
@@ -20,6 +18,7 @@ from ebpf.executor import EXECUTORS, open_executor
 from ebpf.loader.elf import load
 from ebpf.vm.xdp import VERDICT_NAMES
 from offload import cli_args
+from offload.console import print_json, progress_bar
 
 PROGRESS_MIN = 500  # packets: show a progress bar on stderr from this many on
 
@@ -46,13 +45,20 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 def _progress(total: int, label: str):
     if total < PROGRESS_MIN or not sys.stderr.isatty():
         return None
-    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                        console=Console(stderr=True), transient=True)
-    return progress
+    return progress_bar(label, "", transient=True)
 
 
 def _verdicts(counter: Counter) -> dict[str, int]:
     return {VERDICT_NAMES.get(k, str(k)): v for k, v in sorted(counter.items())}
+
+
+def _verdict_table(verdicts: dict[str, int]) -> Table:
+    table = Table()
+    for col in ("verdict", "packets"):
+        table.add_column(col)
+    for name, n in verdicts.items():
+        table.add_row(markup(name), str(n))
+    return table
 
 
 def _times(scenario: Scenario, n: int) -> list[int]:
@@ -116,19 +122,13 @@ def cmd_run(args: argparse.Namespace) -> int:
            "verdicts": _verdicts(verdicts), "clock_injected": clock, "results": results,
            "maps": maps}
     if args.json:
-        json.dump(doc, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        print_json(doc)
         return 0
     console = _console()
     where = {"vm": "the VM", "kernel": "the kernel (BPF_PROG_TEST_RUN)",
              "compiled": "the compiled code (the VM's semantics, native)"}[executor]
     console.print(f"{markup(args.program_file)}: {len(packets)} packets on {where}")
-    table = Table()
-    for col in ("verdict", "packets"):
-        table.add_column(col)
-    for name, n in doc["verdicts"].items():
-        table.add_row(markup(name), str(n))
-    console.print(table)
+    console.print(_verdict_table(doc["verdicts"]))
     if args.out:
         console.print(f"wrote {len(outputs)} packets to {markup(args.out)}")
     return 0
@@ -162,18 +162,12 @@ def cmd_kernel(args: argparse.Namespace) -> int:
            "xlated_bytes": info.xlated_prog_len, "jited_bytes": info.jited_prog_len,
            "clock_injected": clock, "results": results, "maps": state["maps"]}
     if args.json:
-        json.dump(doc, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        print_json(doc)
         return 0
     console = _console()
     console.print(f"{markup(args.program_file)}: {len(packets)} packets in the kernel "
                   f"(BPF_PROG_TEST_RUN, repeat {args.repeat})")
-    table = Table()
-    for col in ("verdict", "packets"):
-        table.add_column(col)
-    for name, n in doc["verdicts"].items():
-        table.add_row(markup(name), str(n))
-    console.print(table)
+    console.print(_verdict_table(doc["verdicts"]))
     console.print(f"{mean_ns:.1f} ns per packet (kernel-measured); jited {info.jited_prog_len} "
                   f"bytes, xlated {info.xlated_prog_len} bytes")
     return 0
@@ -198,8 +192,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
             progress.stop()
     doc = report.to_dict()
     if args.json:
-        json.dump(doc, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        print_json(doc)
     else:
         console = _console()
         status = "[green]0 mismatches[/green]" if not report.mismatches else \

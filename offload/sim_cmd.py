@@ -13,13 +13,13 @@ the NIC cost of pipeline targets. Errors are
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
 from ebpf.display import markup
 from offload import cli_args
+from offload.console import show
 from offload.sim_cost import mapped_nic_cost
 from sim.scenario import (
     BEHAVIOURS,
@@ -124,12 +124,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    report = run(scenario_from_args(args), nic_cost_for=mapped_nic_cost)
-    if args.json:
-        json.dump(report, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        render(report)
+    show(run(scenario_from_args(args), nic_cost_for=mapped_nic_cost), args.json, render)
     return 0
 
 

@@ -7,7 +7,6 @@ profiles raise ``hw.TargetError``, which the command line prints as one line, ex
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from hw.targets import (
     VliwTarget,
     list_targets,
 )
+from offload.console import print_json
 
 COLUMNS = ("name", "kind", "clock", "compute", "memory", "window", "line rate", "notes")
 
@@ -106,8 +106,7 @@ def render_targets(targets: Sequence[Target]) -> None:
 def cmd_targets(args: argparse.Namespace) -> int:
     targets = list_targets(extra=args.target_file)
     if args.json:
-        json.dump(targets_doc(targets), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(targets_doc(targets), indent=2)
     else:
         render_targets(targets)
     return 0

@@ -86,7 +86,7 @@ def cost_from_report(report: Any, target: Any) -> NicCost:
     from hw.pipeline.timing import TimingModel
 
     if report.config is None:
-        from hw.pipeline.profile import target_params
+        from hw.pipeline.config import target_params
 
         latency = TimingModel(target_params(target), passes=1).latency_cycles()
         why = report.explanation.splitlines()[0] if report.explanation else "no configuration"

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -78,6 +77,7 @@ from typing import Any
 import numpy as np
 
 from hw.cost.host import XDP_PASS, HostCost
+from hw.tomlfile import read_toml
 from sim.errors import SimError
 from sim.mapping import (
     MappingCache,
@@ -161,16 +161,7 @@ class Scenario:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Scenario:
         file = os.fspath(path)
-        try:
-            doc = tomllib.loads(Path(file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ScenarioError(f"{file}: cannot read: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ScenarioError(f"{file}: not UTF-8 text: {exc.reason}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError(f"{file}: TOML syntax error: {exc}") from exc
-        except RecursionError as exc:
-            raise ScenarioError(f"{file}: not TOML we read: nested too deeply") from exc
+        doc = read_toml(file, ScenarioError)
         return cls.from_dict(doc, source=file, base_dir=str(Path(file).resolve().parent))
 
     @classmethod

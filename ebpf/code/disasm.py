@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ebpf.analysis.cfg import branch_target
 from ebpf.code.isa import (
     SIZE_BYTES,
     AluOp,
     AtomicOp,
-    CallKind,
     Endian,
     Insn,
     InsnClass,
@@ -167,19 +167,6 @@ FORMATTERS: dict[Kind, Callable[[Insn], str]] = {
 def format_insn(insn: Insn) -> str:
     """One instruction in llvm-objdump syntax (no address, no bytes)."""
     return FORMATTERS[insn.kind](insn)
-
-
-def branch_target(insn: Insn, slot: int) -> int | None:
-    """The slot a jump or local call at ``slot`` transfers to, else None."""
-    kind = insn.kind
-    if kind is Kind.JA:
-        delta = insn.imm if insn.spec.cls is InsnClass.JMP32 else insn.off
-        return slot + 1 + delta
-    if kind is Kind.JCOND:
-        return slot + 1 + insn.off
-    if kind is Kind.CALL and insn.src == CallKind.LOCAL:
-        return slot + 1 + insn.imm
-    return None
 
 
 Symbolizer = Callable[[int], str | None]

@@ -30,11 +30,11 @@ from hw.pipeline.config import (
     dump_config,
     load_config,
     save_config,
+    target_params,
 )
 from hw.pipeline.errors import ConfigError, PipelineError
 from hw.pipeline.images import canonical, read_memory_images, write_memory_images
 from hw.pipeline.model import PipelineModel, PipelineResult, Punt, RegisterWrite, parse_punt
-from hw.pipeline.profile import target_params
 from hw.pipeline.state import PipelineState, TableMemory
 from hw.pipeline.timing import SimResult, StageUse, TimingModel
 

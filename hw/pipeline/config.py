@@ -16,10 +16,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hw.pipeline import ops as O
 from hw.pipeline.errors import ConfigError, PipelineError
+from hw.pipeline.profile import PIPE_DEFAULTS as _D
+from hw.pipeline.profile import profile_fields
+
+if TYPE_CHECKING:
+    from hw.targets import PipelineTarget
 
 FORMAT = "xdp-offload-pipeline"
 VERSION = 1
@@ -34,46 +39,46 @@ PERCPU_TYPES = frozenset({"percpu_hash", "lru_percpu_hash", "percpu_array"})
 
 @dataclass(frozen=True, kw_only=True)
 class TargetParams:
-    """The target a configuration was made for. Defaults: hw/targets/pipe.toml."""
+    """The target a configuration was made for. Defaults: hw/targets/pipe.toml (``_D``)."""
 
-    name: str = "pipe"
-    clock_mhz: float = 250.0
-    bus_bits: int = 512
-    window_bytes: int = 256
-    window_headroom: int = 64
-    variable_offset: bool = True
-    num_containers: int = 32
-    predicate_bits: int = 64
-    num_stages: int = 12
-    stage_cycles: int = 4
-    parser_cycles: int = 5
-    deparser_cycles: int = 2
-    recirc_cycles: int = 8
-    max_passes: int = 4
-    gateways: int = 8
-    tables: int = 4
-    stateful_alus: int = 2
-    checksum_units: int = 1
-    hash_units: int = 1
-    random_units: int = 1
-    timestamp_units: int = 1
-    key_bits: int = 512
-    key_slices: int = 8
-    action_containers: int = 4
-    window_loads: int = 8
-    window_stores: int = 4
-    punt_containers: int = 8
-    sram_blocks: int = 16
-    sram_entries: int = 1024
-    sram_width_bits: int = 128
-    tcam_blocks: int = 2
-    tcam_entries: int = 512
-    tcam_width_bits: int = 160
-    mul_max_bits: int = 32
-    div: str = "none"
-    frame_headroom: int = 216
-    frame_end: int = 3520
-    min_packet_bytes: int = 14
+    name: str = _D["name"]
+    clock_mhz: float = _D["clock_mhz"]
+    bus_bits: int = _D["bus_bits"]
+    window_bytes: int = _D["window_bytes"]
+    window_headroom: int = _D["window_headroom"]
+    variable_offset: bool = _D["variable_offset"]
+    num_containers: int = _D["num_containers"]
+    predicate_bits: int = _D["predicate_bits"]
+    num_stages: int = _D["num_stages"]
+    stage_cycles: int = _D["stage_cycles"]
+    parser_cycles: int = _D["parser_cycles"]
+    deparser_cycles: int = _D["deparser_cycles"]
+    recirc_cycles: int = _D["recirc_cycles"]
+    max_passes: int = _D["max_passes"]
+    gateways: int = _D["gateways"]
+    tables: int = _D["tables"]
+    stateful_alus: int = _D["stateful_alus"]
+    checksum_units: int = _D["checksum_units"]
+    hash_units: int = _D["hash_units"]
+    random_units: int = _D["random_units"]
+    timestamp_units: int = _D["timestamp_units"]
+    key_bits: int = _D["key_bits"]
+    key_slices: int = _D["key_slices"]
+    action_containers: int = _D["action_containers"]
+    window_loads: int = _D["window_loads"]
+    window_stores: int = _D["window_stores"]
+    punt_containers: int = _D["punt_containers"]
+    sram_blocks: int = _D["sram_blocks"]
+    sram_entries: int = _D["sram_entries"]
+    sram_width_bits: int = _D["sram_width_bits"]
+    tcam_blocks: int = _D["tcam_blocks"]
+    tcam_entries: int = _D["tcam_entries"]
+    tcam_width_bits: int = _D["tcam_width_bits"]
+    mul_max_bits: int = _D["mul_max_bits"]
+    div: str = _D["div"]
+    frame_headroom: int = _D["frame_headroom"]
+    frame_end: int = _D["frame_end"]
+    min_packet_bytes: int = _D["min_packet_bytes"]
 
     @property
     def clock_khz(self) -> int:
@@ -86,6 +91,11 @@ class TargetParams:
 
     def get_extern_units(self, kind: str) -> int:
         return int(getattr(self, f"{kind}_units"))
+
+
+def target_params(target: PipelineTarget) -> TargetParams:
+    """The configuration's ``target`` section for a pipeline profile (``hw.pipeline.profile``)."""
+    return TargetParams(**profile_fields(target))
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """What the run-to-completion models share: the result type, basic blocks, the walk from a VM
 trace to the blocks it executed, register use, and a small pointer analysis.
 
-Basic blocks (``build_cfg``). Leaders are slot 0, every function entry (callbacks named by
-``lddw rX, func`` included), every jump target, and the slot after every conditional
-branch, ``ja``/``gotol``, call (helper, bpf-to-bpf, kfunc), ``exit`` and legacy packet load
-(``LD_ABS``/``LD_IND``, which may leave the program). This is how hXDP's compiler cuts a
-program (Brunella et al., OSDI 2020, sec. 3; its ``optimizer_core.py`` makes the slot after
-each jump, call and exit a leader). A block never spans two functions; ``lddw`` is one
-instruction of two slots.
+Basic blocks (``build_cfg``): the shared control-flow graph's finer cut
+(``ebpf.analysis.build_cfg(prog, cut_calls=True)``). Leaders are every function entry
+(callbacks named by ``lddw rX, func`` included), every jump target, and the slot after every
+conditional branch, ``ja``/``gotol``, call (helper, bpf-to-bpf, kfunc), ``exit`` and legacy
+packet load (``LD_ABS``/``LD_IND``, which may leave the program). This is how hXDP's
+compiler cuts a program (Brunella et al., OSDI 2020, sec. 3). A block never spans two
+functions; ``lddw`` is one instruction of two slots.
 
 The walk (``iter_executed_blocks``). ``Trace.path`` lists the slot where each straight-line
 run starts (ebpf.vm.trace). A run goes block by block through fall-throughs until its block
@@ -33,17 +33,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ebpf.code.isa import (
-    AluOp,
-    AtomicOp,
-    CallKind,
-    Insn,
-    InsnClass,
-    Kind,
-    PseudoSrc,
-    Source,
-    slot_offsets,
-)
+from ebpf.analysis import CfgError, branch_target
+from ebpf.analysis import build_cfg as build_program_cfg
+from ebpf.code.isa import AluOp, AtomicOp, CallKind, Insn, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import MAP_HELPERS, helper_name  # noqa: F401  (MAP_HELPERS: npu, vliw)
 from ebpf.loader.program import ProgramDef, SourceLine
 from ebpf.vm.trace import Trace
@@ -54,7 +46,6 @@ from hw.ethernet import wire_mpps  # noqa: F401  (hw.rtc.wire_mpps, used by the 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "user_ringbuf_drain"})
 # Helpers whose r0 is a pointer into a map value.
 LOOKUP_HELPERS = frozenset({"map_lookup_elem", "map_lookup_percpu_elem"})
-_CONTROL = (Kind.JA, Kind.JCOND, Kind.EXIT)
 
 
 class RtcError(HwError):
@@ -169,24 +160,6 @@ def insn_regs(insn: Insn) -> tuple[frozenset[int], frozenset[int]]:
     raise RtcError(f"no register model for {kind.value}")  # pragma: no cover
 
 
-def jump_target(insn: Insn, slot: int) -> int | None:
-    """The slot a jump or bpf-to-bpf call goes to; None for other instructions."""
-    kind = insn.kind
-    if kind is Kind.JA:
-        rel = insn.off if insn.spec.cls is InsnClass.JMP else insn.imm
-        return slot + 1 + rel
-    if kind is Kind.JCOND:
-        return slot + 1 + insn.off
-    if kind is Kind.CALL and insn.src == CallKind.LOCAL:
-        return slot + 1 + insn.imm
-    return None
-
-
-def is_block_end(insn: Insn) -> bool:
-    """True when the slot after ``insn`` starts a new block."""
-    return insn.kind in (*_CONTROL, Kind.CALL, Kind.LD_ABS, Kind.LD_IND)
-
-
 # --- basic blocks ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -231,40 +204,14 @@ class Cfg:
 
 def build_cfg(prog: ProgramDef) -> Cfg:
     """Cut ``prog`` into basic blocks (the leaders are listed in the module docstring)."""
-    offsets = slot_offsets(prog.insns)
-    end = prog.num_slots
-    func_starts = {f.start for f in prog.functions} | {0}
-    leaders = set(func_starts)
-    for insn, slot in zip(prog.insns, offsets, strict=True):
-        target = jump_target(insn, slot)
-        if target is not None:
-            if not 0 <= target < end:
-                raise RtcError(f"{prog.name}: insn {slot} jumps to slot {target}, outside "
-                               f"the program's {end} slots")
-            leaders.add(target)
-        if insn.kind is Kind.LDDW and insn.src == PseudoSrc.FUNC:
-            leaders.add(slot + 1 + insn.imm)  # a callback's entry
-        if is_block_end(insn):
-            leaders.add(slot + insn.slots)
-    blocks: dict[int, Block] = {}
-    cur_slots: list[int] = []
-    cur_insns: list[Insn] = []
-
-    def flush() -> None:
-        if cur_slots:
-            func = prog.function_at(cur_slots[0])
-            blocks[cur_slots[0]] = Block(cur_slots[0], tuple(cur_slots), tuple(cur_insns),
-                                         func.name if func else prog.name)
-            cur_slots.clear()
-            cur_insns.clear()
-
-    for insn, slot in zip(prog.insns, offsets, strict=True):
-        if slot in leaders:
-            flush()
-        cur_slots.append(slot)
-        cur_insns.append(insn)
-    flush()
-    return Cfg(prog.name, blocks, frozenset(func_starts))
+    try:
+        shared = build_program_cfg(prog, cut_calls=True)
+    except CfgError as exc:
+        raise RtcError(f"{prog.name}: {exc.args[0]}") from exc
+    insn_at = dict(zip(prog.get_slot_offsets(), prog.insns, strict=True))
+    blocks = {b.start: Block(b.start, b.slots, tuple(insn_at[s] for s in b.slots), b.func)
+              for b in sorted(shared.iter_blocks(), key=lambda b: b.start)}
+    return Cfg(prog.name, blocks, frozenset({f.start for f in prog.functions} | {0}))
 
 
 # --- from a trace to the blocks it executed ----------------------------------------------
@@ -596,7 +543,7 @@ def analyze_pointers(prog: ProgramDef, cfg: Cfg | None = None) -> PointerInfo:
                 pair = {state.regs[insn.dst].kind, state.regs[insn.src].kind}
                 if pair == {PKT, PKT_END}:
                     checks.add(slot)
-            target = jump_target(insn, slot)
+            target = branch_target(insn, slot)
             if kind in (Kind.JA, Kind.JCOND):
                 flow(target, state)  # type: ignore[arg-type]
         last = block.last

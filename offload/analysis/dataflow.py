@@ -35,11 +35,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import reduce
 
+from ebpf.analysis import MAX_CALL_DEPTH, CfgError, FunctionCfg, Loop, ProgramCfg, build_cfg
 from ebpf.code.isa import AluOp, AtomicOp, CallKind, InsnClass, JmpOp, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import helper_name
 from ebpf.loader.elf import ElfObject
 from ebpf.loader.program import ProgramDef
-from offload.analysis.cfg import MAX_CALL_DEPTH, FunctionCfg, Loop, ProgramCfg, build_cfg
 from offload.analysis.domain import (
     DATA,
     M32,
@@ -190,7 +190,10 @@ class Analysis:
                  cfg: ProgramCfg | None = None) -> None:
         self.prog = prog
         self.obj = obj
-        self.cfg = cfg or build_cfg(prog)
+        try:
+            self.cfg = cfg or build_cfg(prog)
+        except CfgError as exc:  # the compiler's error, as its callers catch
+            raise AnalysisError(exc.args[0]) from exc
         self.insn_at = dict(zip(prog.get_slot_offsets(), prog.insns, strict=True))
         self._memo: dict[tuple, _Result] = {}
         result = self._run((), self.cfg.entry, entry_state())

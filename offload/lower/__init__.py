@@ -19,7 +19,15 @@ and writes the configuration document. The phases, one module each:
 ``pressure``   after scheduling: ops as late as useful, late fields reloaded late
 ``containers`` virtual containers and predicates onto the PHV by liveness
 ``emit``       the configuration document
+``passes``     named passes and the one fixed-point driver of every retry loop
 ============== ==========================================================================
+
+After translation the lowering runs ``LOWER_PASSES`` in order (``if-convert``, ``prune``,
+``merge-stateful``, ``check-widths``, ``plan-maps``, ``check-sizes``, ``memory-rows``,
+``check-stage-memory``, ``build-problem``; ``Lowered.passes`` lists those that ran). The
+scheduling repairs and the container-pressure retry of ``compile_pipeline`` are fixed points
+of ``passes.fixed_point`` (at most ``MAX_REPAIRS`` and ``MAX_REMATERIALIZE`` refinements),
+as are the mapper's partition-and-lower rounds (``offload.mapper.MAX_ROUNDS``).
 """
 
 from __future__ import annotations
@@ -28,10 +36,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ebpf.analysis import descendants
 from ebpf.loader.elf import ElfObject
 from ebpf.loader.program import ProgramDef
-from hw.pipeline.config import TargetParams
-from hw.pipeline.profile import target_params
+from hw.pipeline.config import TargetParams, target_params
 from hw.targets import PipelineTarget
 from offload.analysis.dataflow import Analysis
 from offload.lower.containers import Allocation, AllocationError, allocate
@@ -48,6 +56,7 @@ from offload.lower.ir import (
     lower_params,
 )
 from offload.lower.memory import Unsupported
+from offload.lower.passes import Pass, fixed_point, run_passes
 from offload.lower.pressure import alap, rematerialize
 from offload.lower.tables import MapPlan, memory_rows, merge_stateful, plan_maps
 from offload.lower.translate import Translator
@@ -62,10 +71,11 @@ from offload.schedule import (
     solve_schedule,
 )
 
-__all__ = ["Compiled", "Lowered", "LowerError", "LowerReason", "compile_pipeline",
-           "lower_params", "lower_program"]
+__all__ = ["LOWER_PASSES", "Compiled", "Lowered", "LowerError", "LowerReason",
+           "compile_pipeline", "lower_params", "lower_program"]
 
 MAX_REPAIRS = 12
+MAX_REMATERIALIZE = 1  # late packet fields are reloaded once; then the program does not fit
 
 
 @dataclass
@@ -87,6 +97,7 @@ class Lowered:
     explicit: list = field(default_factory=list)  # translation's ordering dependencies
     memory: dict = field(default_factory=dict)
     reach: Any = None
+    passes: list[str] = field(default_factory=list)  # the named passes that ran, in order
 
     @property
     def ok(self) -> bool:
@@ -95,16 +106,66 @@ class Lowered:
 
 def _reach(dag: Dag, live: list[int]) -> Any:
     live_set = set(live)
-    desc: dict[int, int] = {}
-    for n in reversed(dag.order):
-        if n not in live_set:
-            continue
-        bits = 1 << n
-        for s in dag.nodes[n].succs:
-            if s in desc:
-                bits |= desc[s]
-        desc[n] = bits
+    order = [n for n in dag.order if n in live_set]
+    desc = descendants(order, {n: dag.nodes[n].succs for n in order})
     return lambda a, b: bool(desc.get(a, 0) >> b & 1)
+
+
+@dataclass
+class _State:
+    """What the lowering passes share: the translation and what each pass adds."""
+
+    tr: Translator
+    obj: ElfObject
+    params: LowerParams
+    tparams: TargetParams
+    ifc: Any = None
+    default: int = 0
+    reach: Any = None
+    live: list[Op] = field(default_factory=list)
+    plans: dict[int, MapPlan] = field(default_factory=dict)
+    mem: dict = field(default_factory=dict)
+    units: list[Unit] = field(default_factory=list)
+    deps: list[Dependency] = field(default_factory=list)
+
+
+def _if_convert(st: _State) -> None:
+    st.ifc = IfConverter(st.tr)
+    st.default = st.ifc.run()
+
+
+def _merge_stateful(st: _State) -> None:
+    st.reach = _reach(st.tr.dag, st.tr.live)
+    if merge_stateful(st.tr, st.ifc, st.reach):
+        prune(st.tr.ops)
+    st.live = [op for op in st.tr.ops if not op.dead]
+
+
+def _plan_maps(st: _State) -> None:
+    st.plans = plan_maps(st.obj, st.live, st.tr.lookups)
+
+
+def _memory_rows(st: _State) -> None:
+    st.mem = memory_rows(st.tparams, st.plans, st.live)
+
+
+def _build_problem(st: _State) -> None:
+    st.units, st.deps = build_problem(st.live, st.tr.deps, st.tparams, st.mem, st.reach)
+
+
+# After translation, in this order; each raises ``Unsupported`` for what it cannot lower.
+LOWER_PASSES: tuple[Pass[_State], ...] = (
+    Pass("if-convert", _if_convert),
+    Pass("prune", lambda st: prune(st.tr.ops)),
+    Pass("merge-stateful", _merge_stateful),
+    Pass("check-widths", lambda st: _check_widths(st.live, st.params)),
+    Pass("plan-maps", _plan_maps),
+    Pass("check-sizes", lambda st: _check_sizes(st.plans, st.live)),
+    Pass("memory-rows", _memory_rows),
+    Pass("check-stage-memory",
+         lambda st: _check_stage_memory(st.live, st.plans, st.mem, st.tparams)),
+    Pass("build-problem", _build_problem),
+)
 
 
 def lower_program(an: Analysis, obj: ElfObject, prog: ProgramDef, target: PipelineTarget,
@@ -119,28 +180,19 @@ def lower_program(an: Analysis, obj: ElfObject, prog: ProgramDef, target: Pipeli
     dag = build_dag(an, cuts, {k: v for k, v in trips.items() if v is not None})
     tr = Translator(an, obj, prog, params, dag)
     tr.run()
+    ran = ["translate"]
     if tr.reasons:
-        return Lowered(reasons=sorted(tr.reasons.values(), key=lambda r: r.slot), dag=dag)
+        return Lowered(reasons=sorted(tr.reasons.values(), key=lambda r: r.slot), dag=dag,
+                       passes=ran)
+    st = _State(tr, obj, params, tparams)
     try:
-        ifc = IfConverter(tr)
-        default = ifc.run()
-        prune(tr.ops)
-        reach = _reach(dag, tr.live)
-        if merge_stateful(tr, ifc, reach):
-            prune(tr.ops)
-        live = [op for op in tr.ops if not op.dead]
-        _check_widths(live, params)
-        plans = plan_maps(obj, live, tr.lookups)
-        _check_sizes(plans, live)
-        mem = memory_rows(tparams, plans, live)
-        _check_stage_memory(live, plans, mem, tparams)
-        units, deps = build_problem(live, tr.deps, tparams, mem, reach)
+        run_passes(LOWER_PASSES, st, ran)
     except Unsupported as exc:
-        return Lowered(reasons=[LowerReason(exc.slot, exc.what, exc.fix)], dag=dag)
-    return Lowered(ops=live, values=tr.values, preds=ifc.preds_made, units=units, deps=deps,
-                   plans=plans, default_verdict=default, dag=dag, params=params,
-                   tparams=tparams, cut_nodes=len(tr.punts), explicit=list(tr.deps),
-                   memory=mem, reach=reach)
+        return Lowered(reasons=[LowerReason(exc.slot, exc.what, exc.fix)], dag=dag, passes=ran)
+    return Lowered(ops=st.live, values=tr.values, preds=st.ifc.preds_made, units=st.units,
+                   deps=st.deps, plans=st.plans, default_verdict=st.default, dag=dag,
+                   params=params, tparams=tparams, cut_nodes=len(tr.punts),
+                   explicit=list(tr.deps), memory=st.mem, reach=st.reach, passes=ran)
 
 
 def _check_widths(ops: list[Op], params: LowerParams) -> None:
@@ -243,20 +295,36 @@ def _schedule(low: Lowered, budget: StageBudget, time_limit_s: float
               ) -> tuple[Schedule, Schedule, Schedule, list[Dependency], int]:
     """(greedy, solver, chosen, dependencies, repairs): both schedulers, then the per-stage
     limits the scheduler does not know (window ports, one adjust) repaired by extra
-    dependencies and scheduling again."""
-    deps = list(low.deps)
-    repairs = 0
-    while True:
+    dependencies and scheduling again, to a fixed point (at most ``MAX_REPAIRS`` times)."""
+
+    def evaluate(deps: list[Dependency]) -> tuple[Schedule, Schedule, Schedule]:
         greedy = greedy_schedule(low.units, deps, budget)
         solver = solve_schedule(low.units, deps, budget, time_limit_s=time_limit_s)
-        chosen = solver if solver.feasible else greedy
-        if not chosen.feasible:
-            return greedy, solver, chosen, deps, repairs
-        extra = _stage_limits(low, chosen)
-        if not extra or repairs >= MAX_REPAIRS:
-            return greedy, solver, chosen, deps, repairs
-        deps += extra
-        repairs += 1
+        return greedy, solver, solver if solver.feasible else greedy
+
+    def refine(deps: list[Dependency], scheds: tuple[Schedule, Schedule, Schedule]
+               ) -> list[Dependency] | None:
+        chosen = scheds[2]
+        extra = _stage_limits(low, chosen) if chosen.feasible else []
+        return deps + extra if extra else None
+
+    fp = fixed_point(evaluate, refine, list(low.deps), limit=MAX_REPAIRS)
+    greedy, solver, chosen = fp.result
+    return greedy, solver, chosen, fp.state, fp.refinements
+
+
+@dataclass
+class _Fit:
+    """One scheduling and allocation attempt of ``compile_pipeline``."""
+
+    greedy: Schedule
+    solver: Schedule
+    chosen: Schedule
+    deps: list[Dependency]
+    repairs: int
+    alloc: Allocation | None = None
+    reason: str = ""
+    stage: dict[str, int] = field(default_factory=dict)
 
 
 def compile_pipeline(low: Lowered, target: PipelineTarget, program: str,
@@ -270,38 +338,46 @@ def compile_pipeline(low: Lowered, target: PipelineTarget, program: str,
     assert low.tparams is not None
     t = low.tparams
     budget = pipeline_budget(target, t)
-    remat = False
-    while True:
-        greedy, solver, chosen, deps, repairs = _schedule(low, budget, time_limit_s)
-        if not chosen.feasible:
-            return Compiled(None, greedy, solver, chosen, None,
-                            chosen.reason or greedy.reason, repairs)
+
+    def evaluate(low: Lowered) -> _Fit:
+        fit = _Fit(*_schedule(low, budget, time_limit_s))
+        if not fit.chosen.feasible:
+            return fit
         used = used_values(low.ops)
-        alloc = None
-        reason = ""
-        stage: dict[str, int] = {}
-        for sched in (chosen, greedy) if chosen is not greedy else (chosen,):
+        scheds = (fit.chosen, fit.greedy) if fit.chosen is not fit.greedy else (fit.chosen,)
+        for sched in scheds:
             if not sched.feasible:
                 continue
-            stage = alap(low.ops, deps, sched.assignment, sched.num_stages, t)
+            stage = alap(low.ops, fit.deps, sched.assignment, sched.num_stages, t)
             try:
-                alloc = allocate(low.ops, low.values, low.preds, stage, t.num_containers,
-                                 t.predicate_bits, sched.num_stages, used)
-                chosen = sched
+                fit.alloc = allocate(low.ops, low.values, low.preds, stage, t.num_containers,
+                                     t.predicate_bits, sched.num_stages, used)
+                fit.chosen, fit.stage = sched, stage
                 break
             except AllocationError as exc:
-                reason = str(exc)
-        if alloc is not None:
-            break
-        if remat:
-            return Compiled(None, greedy, solver, chosen, None, reason, repairs)
-        remat = True
-        new_ops, new_deps = rematerialize(low.ops, low.values, chosen.assignment)
+                fit.reason, fit.stage = str(exc), stage
+        return fit
+
+    def refine(low: Lowered, fit: _Fit) -> Lowered | None:
+        """Containers short: late-read packet fields reloaded late (``rematerialize``)."""
+        if not fit.chosen.feasible or fit.alloc is not None:
+            return None
+        new_ops, new_deps = rematerialize(low.ops, low.values, fit.chosen.assignment)
         if not new_ops:
-            return Compiled(None, greedy, solver, chosen, None, reason, repairs)
+            return None
         low.ops = low.ops + new_ops
         low.explicit = low.explicit + new_deps
         low.units, low.deps = build_problem(low.ops, low.explicit, t, low.memory, low.reach)
+        return low
+
+    fit = fixed_point(evaluate, refine, low, limit=MAX_REMATERIALIZE).result
+    greedy, solver, chosen, repairs = fit.greedy, fit.solver, fit.chosen, fit.repairs
+    if not chosen.feasible:
+        return Compiled(None, greedy, solver, chosen, None, chosen.reason or greedy.reason,
+                        repairs)
+    if fit.alloc is None:
+        return Compiled(None, greedy, solver, chosen, None, fit.reason, repairs)
+    alloc, stage = fit.alloc, fit.stage
     config = emit_config(program, t, low.ops, low.values, stage, alloc, low.plans,
                          low.default_verdict, chosen.num_stages)
     placed = tuple(dataclasses.replace(d, gap=stage[d.dst] - stage[d.src])

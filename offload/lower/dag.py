@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from offload.analysis.cfg import Loop
+from ebpf.analysis import Loop
 from offload.analysis.dataflow import Analysis
 from offload.errors import MapperError
 

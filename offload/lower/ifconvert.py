@@ -30,6 +30,7 @@ import sys
 from collections import Counter
 from typing import Any
 
+from ebpf.analysis import SINK, descendants, dominates, immediate_dominators, post_dominators
 from offload.lower.ir import (
     M32,
     PUNT,
@@ -66,14 +67,9 @@ class IfConverter:
                 self.succs[a].append(b)
                 self.preds[b].append(a)
         self.order = [n for n in t.dag.order if n in live]
-        self.ipdom = self._post_dominators()
-        self.idom = self._dominators()
-        self.desc: dict[int, int] = {}
-        for n in reversed(self.order):
-            bits = 1 << n
-            for x in self.succs[n]:
-                bits |= self.desc[x]
-            self.desc[n] = bits
+        self.ipdom = post_dominators(self.order, self.succs)
+        self.idom = immediate_dominators(self.order[0], self.succs, self.order)
+        self.desc = descendants(self.order, self.succs)
         self.cd = self._control_dependence()
         self.preds_made: list[Pred] = []
         self._or_cache: dict[tuple, tuple] = {}
@@ -96,55 +92,8 @@ class IfConverter:
 
     # -- graph ----------------------------------------------------------------------------
 
-    def _post_dominators(self) -> dict[int, int]:
-        sink = -1
-        rorder = [sink] + list(reversed(self.order))
-        index = {n: i for i, n in enumerate(rorder)}
-        ipdom: dict[int, int] = {sink: sink}
-
-        def intersect(a: int, b: int) -> int:
-            while a != b:
-                while index[a] > index[b]:
-                    a = ipdom[a]
-                while index[b] > index[a]:
-                    b = ipdom[b]
-            return a
-
-        for n in rorder[1:]:
-            succ = self.succs[n] or [sink]
-            new = succ[0]
-            for s in succ[1:]:
-                new = intersect(s, new)
-            ipdom[n] = new
-        return ipdom
-
-    def _dominators(self) -> dict[int, int]:
-        index = {n: i for i, n in enumerate(self.order)}
-        idom = {self.order[0]: self.order[0]}
-
-        def intersect(a: int, b: int) -> int:
-            while a != b:
-                while index[a] > index[b]:
-                    a = idom[a]
-                while index[b] > index[a]:
-                    b = idom[b]
-            return a
-
-        for n in self.order[1:]:
-            ps = [p for p in self.preds[n] if p in idom]
-            new = ps[0]
-            for p in ps[1:]:
-                new = intersect(p, new)
-            idom[n] = new
-        return idom
-
     def dominates(self, a: int, b: int) -> bool:
-        while True:
-            if a == b:
-                return True
-            if self.idom[b] == b:
-                return False
-            b = self.idom[b]
+        return dominates(self.idom, a, b)
 
     def implied(self, x: int, side: int, m: int) -> bool:
         """Does every path that reaches ``m`` take ``side`` at branch ``x``?"""
@@ -162,7 +111,7 @@ class IfConverter:
             for s in self.succs[x]:
                 side = self.t.dag.succ_side(x, s)
                 y = s
-                while y != stop and y != -1:
+                while y != stop and y != SINK:
                     cd[y].add((x, side))
                     y = self.ipdom[y]
         return {n: frozenset(v) for n, v in cd.items()}

@@ -27,10 +27,11 @@ bits (gateways) by control dependence.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hw.pipeline.profile import target_params
+from hw.pipeline.config import target_params
 from hw.targets import PipelineTarget
 
 M64 = (1 << 64) - 1
@@ -178,6 +179,14 @@ class Op:
     def reads(self) -> list[Value | Meta]:
         return []
 
+    operands: tuple[str, ...] = ()  # the attributes holding a source it reads
+
+    def replace_read(self, old: Value, new: Src) -> None:
+        """Read ``new`` wherever this op reads ``old`` (use lists: ``replace_all_uses``)."""
+        for name in self.operands:
+            if getattr(self, name) is old:
+                setattr(self, name, new)
+
     @property
     def uid(self) -> str:
         return f"{self.kind[0]}{self.id}"
@@ -190,6 +199,7 @@ class AluOp(Op):
     """A VLIW op: ``dst`` a Value, a writable Meta (verdict, redirect, punt) or None (discard)."""
 
     kind = "alu"
+    operands = ("a", "b")
 
     def __init__(self, oid: int, node: int, slot: int | None, guard: tuple, op: str,
                  dst: Value | Meta | None, a: Src | None = None, b: Src | None = None,
@@ -209,6 +219,7 @@ class GatewayOp(Op):
     """A gateway writing predicate ``out`` = cmp(A, B) [xor invert] combined with ``pred_in``."""
 
     kind = "gateway"
+    operands = ("a", "b")
 
     def __init__(self, oid: int, node: int, slot: int | None, cmp: str, a: Any,
                  b: Src | None = None, imm: int = 0, width: int = 64, a_offset: int = 0,
@@ -253,11 +264,19 @@ class TableOp(Op):
             out += s.reads()
         return out
 
+    def replace_read(self, old: Value, new: Src) -> None:
+        for k in self.key:
+            if k.src is old:
+                k.src = new
+        for s in self.stateful:
+            s.replace_read(old, new)
+
 
 class StatefulOp(Op):
     """A read-modify-write on word ``word`` of a map's values (registers)."""
 
     kind = "stateful"
+    operands = ("b", "index", "cmp")
 
     def __init__(self, oid: int, node: int, slot: int | None, guard: tuple, lookup: Lookup,
                  op: str, word: int, size: int, offset: int, b: Src | None = None,
@@ -289,6 +308,26 @@ class ExternOp(Op):
             if buf is not None and buf[0] == "containers":
                 out += list(buf[1])
         return out
+
+    def replace_read(self, old: Value, new: Src) -> None:
+        if self.seed_src is old:
+            self.seed_src = new
+        for key in ("x", "y"):
+            buf = getattr(self, key)
+            if buf is not None and buf[0] == "containers":
+                setattr(self, key, (buf[0], [new if v is old else v for v in buf[1]], buf[2]))
+
+
+def replace_all_uses(old: Value, new: Value, ops: Iterable[Op] | None = None) -> None:
+    """Every op of ``ops`` (default: ``old``'s uses) reads ``new`` where it read ``old``;
+    each such op joins ``new``'s uses (once) and leaves ``old``'s."""
+    changed = list(old.uses if ops is None else ops)
+    for op in changed:
+        op.replace_read(old, new)
+        if any(x is new for x in op.reads()) and not any(u is op for u in new.uses):
+            new.uses.append(op)
+    gone = {id(op) for op in changed}
+    old.uses = [u for u in old.uses if id(u) not in gone]
 
 
 class Pred:

@@ -18,10 +18,9 @@ its container all along. Two remedies, both keeping the stage count:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from hw.pipeline.config import TargetParams
-from offload.lower.ir import TRUE, AluOp, ExternOp, GatewayOp, Op, StatefulOp, TableOp, Value
+from offload.lower.ir import TRUE, AluOp, Op, Value, replace_all_uses
 from offload.lower.units import unit_of
 from offload.schedule import MIN_STAGE_GAP, Dependency
 
@@ -95,43 +94,10 @@ def rematerialize(ops: list[Op], values: list[Value], stage: dict[str, int],
         load = AluOp(next_id, readers[0].node, v.slot, TRUE, "wld", dst=w, size=n, offset=x)
         next_id += 1
         w.defs.append(load)
-        for u in readers:
-            _swap(u, v, w)
+        replace_all_uses(v, w, readers)
         new_ops.append(load)
         for st in stores:
             if st.op == "wstv" or (st.offset < x + n and x < st.offset + st.size):
                 deps.append((load, st, "reverse_match"))
     values.extend(op.dst for op in new_ops)  # type: ignore[misc]
     return new_ops, deps
-
-
-def _swap(op: Op, old: Value, new: Value) -> None:
-    """Make ``op`` read ``new`` where it read ``old``."""
-    if isinstance(op, (AluOp, GatewayOp)):
-        if op.a is old:
-            op.a = new
-        if op.b is old:
-            op.b = new
-    elif isinstance(op, StatefulOp):
-        for f in ("b", "index", "cmp"):
-            if getattr(op, f) is old:
-                setattr(op, f, new)
-    elif isinstance(op, TableOp):
-        for k in op.key:
-            if k.src is old:
-                k.src = new
-        for s in op.stateful:
-            _swap(s, old, new)
-    elif isinstance(op, ExternOp):
-        if op.seed_src is old:
-            op.seed_src = new
-        for key in ("x", "y"):
-            buf = getattr(op, key)
-            if buf is not None and buf[0] == "containers":
-                setattr(op, key, (buf[0], [new if v is old else v for v in buf[1]], buf[2]))
-    if any(x is new for x in op.reads()):
-        new.uses.append(op)
-    old.uses = [u for u in old.uses if u is not op]
-
-
-_ = Any

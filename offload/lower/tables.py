@@ -22,7 +22,7 @@ from typing import Any
 
 from ebpf.loader.elf import ElfObject
 from hw.pipeline.config import TargetParams
-from offload.lower.ir import TRUE, Lookup, Op, StatefulOp, TableOp
+from offload.lower.ir import TRUE, Lookup, Op, StatefulOp, TableOp, replace_all_uses
 from offload.lower.memory import Unsupported
 from offload.lower.units import table_memory
 
@@ -167,7 +167,7 @@ def merge_stateful(t: Any, ifc: Any, reach: Any) -> bool:
             keep.fetch = keep.dst = target
             for f in fetches:
                 if f is not target:
-                    _replace_value(t.ops, f, target)
+                    replace_all_uses(f, target, t.ops)
         keep.pred = ifc.or_preds([o.pred for o in group])
         if keep.table is not None:
             keep.table.pred = ifc.or_preds([o.table.pred for o in group if o.table])
@@ -181,27 +181,6 @@ def merge_stateful(t: Any, ifc: Any, reach: Any) -> bool:
                 other.table.stateful = []
         merged = True
     return merged
-
-
-def _replace_value(ops: list[Op], old: Any, new: Any) -> None:
-    from offload.lower.ir import AluOp, GatewayOp
-    for op in ops:
-        if isinstance(op, (AluOp, GatewayOp)):
-            if op.a is old:
-                op.a = new
-            if op.b is old:
-                op.b = new
-        elif isinstance(op, StatefulOp):
-            for f in ("b", "index", "cmp"):
-                if getattr(op, f) is old:
-                    setattr(op, f, new)
-        elif isinstance(op, TableOp):
-            for k in op.key:
-                if k.src is old:
-                    k.src = new
-        if any(v is new for v in op.reads()) and op not in new.uses:
-            new.uses.append(op)
-    old.uses = []
 
 
 def plan_maps(obj: ElfObject, ops: list[Op], lookups: list[Lookup]) -> dict[int, MapPlan]:

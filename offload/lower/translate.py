@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ebpf.analysis import SINK, descendants, post_dominators
 from ebpf.code.isa import AluOp, CallKind, InsnClass, JmpOp, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import helper_name
 from ebpf.loader.elf import ElfObject
@@ -717,35 +718,12 @@ class Translator(AluMixin, MemoryMixin):
 
 
 def _dag_relations(dag: Dag) -> tuple[dict[int, int], dict[int, int]]:
-    """(descendant bitsets, immediate post-dominators) of the DAG's nodes."""
-    desc: dict[int, int] = {}
-    order = dag.order
-    for n in reversed(order):
-        bits = 1 << n
-        for s in dag.nodes[n].succs:
-            if s >= 0:
-                bits |= desc.get(s, 0)
-        desc[n] = bits
-    rorder = [-1] + list(reversed(order))
-    index = {x: i for i, x in enumerate(rorder)}
-    ipdom = {-1: -1}
-
-    def intersect(a: int, b: int) -> int:
-        while a != b:
-            while index[a] > index[b]:
-                a = ipdom[a]
-            while index[b] > index[a]:
-                b = ipdom[b]
-        return a
-
-    for n in rorder[1:]:
-        succ = [s for s in dag.nodes[n].succs if s >= 0] or [-1]
-        new = succ[0]
-        for s in succ[1:]:
-            new = intersect(s, new)
-        ipdom[n] = new
-    return desc, {n: (p if p != -1 else n) for n, p in ipdom.items() if n != -1}
-
+    """(descendant bitsets, immediate post-dominators) of the DAG's nodes; a node whose paths
+    share no later node maps to itself."""
+    succs = {n: [s for s in dag.nodes[n].succs if s >= 0] for n in dag.order}
+    ipdom = post_dominators(dag.order, succs)
+    return (descendants(dag.order, succs),
+            {n: (p if p != SINK else n) for n, p in ipdom.items() if n != SINK})
 
 
 def _signed32(v: int) -> int:

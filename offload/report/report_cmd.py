@@ -337,20 +337,9 @@ class _progress:
     def __enter__(self) -> Callable[[str], None]:
         if not self.enabled:
             return lambda _msg: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from offload.console import progress_bar
 
-        self.bar = Progress(TextColumn("report"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TimeRemainingColumn(),
-                            TextColumn("[dim]{task.description}"),
-                            console=Console(stderr=True, emoji=False), transient=True)
+        self.bar = progress_bar("report", "[dim]{task.description}", transient=True)
         task = self.bar.add_task("", total=self.total)
         started = False
 

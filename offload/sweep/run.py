@@ -39,24 +39,16 @@ def _progress(total: int, enabled: bool | None):
     import sys
 
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+
+    from offload.console import progress_bar
 
     console = Console(stderr=True)
     show = console.is_terminal if enabled is None else enabled
     if not show:
         yield lambda **_: None
         return
-    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=not sys.stderr.isatty()
-                  ) as bar:
+    with progress_bar("sweep", "{task.fields[status]}", console=console,
+                      transient=not sys.stderr.isatty()) as bar:
         task = bar.add_task("sweep", total=total, status="")
 
         def update(**fields: Any) -> None:

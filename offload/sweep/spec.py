@@ -33,13 +33,13 @@ from __future__ import annotations
 import copy
 import itertools
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hw.errors import HwError
 from hw.targets import load_target, parse_target
+from hw.tomlfile import read_toml
 from offload.errors import SweepSpecError
 from sim.errors import SimError
 from sim.scenario import HOST_COSTS, MAX_PACKETS, MAX_SEED
@@ -108,19 +108,6 @@ class SweepSpec:
 
 def _fail(source: str, key: str, problem: str) -> SweepSpecError:
     return SweepSpecError(f"{source}: {key}: {problem}")
-
-
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SweepSpecError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise SweepSpecError(f"{path}: not UTF-8 text: {exc.reason}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepSpecError(f"{path}: TOML syntax error: {exc}") from exc
-    except RecursionError as exc:
-        raise SweepSpecError(f"{path}: not TOML we read: nested too deeply") from exc
 
 
 def _path(value: Any, base: Path, source: str, key: str) -> str:
@@ -203,7 +190,7 @@ def _set_key(profile: dict[str, Any], dotted: str, value: Any) -> bool:
 
 def _builtin_doc(name: str, extra: tuple[str, ...]) -> tuple[dict[str, Any], Any]:
     target = load_target(name, extra=extra)
-    return _read_toml(Path(target.source), "target profile"), target
+    return read_toml(Path(target.source), SweepSpecError, what="target profile"), target
 
 
 def _combinations(table: dict[str, Any], source: str, key: str) -> list[dict[str, Any]]:
@@ -270,7 +257,7 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     """Read and check ``path``; every point expanded (``SweepSpecError`` on any problem)."""
     file = Path(path)
     source = str(path)
-    doc = _read_toml(file, "the sweep spec")
+    doc = read_toml(file, SweepSpecError, what="the sweep spec")
     unknown = sorted(set(doc) - set(SPEC_KEYS))
     if unknown:
         raise _fail(source, unknown[0], f"unknown key (expected {', '.join(SPEC_KEYS)})")

@@ -1,12 +1,11 @@
-"""Basic blocks, dominators and loops of hand-assembled programs and of the corpus."""
+"""ebpf.analysis.cfg: basic blocks, dominators and loops of hand-assembled programs and the corpus."""
 
 from __future__ import annotations
 
 import pytest
 
+from ebpf.analysis import CfgError, build_cfg, dominators
 from ebpf.loader.elf import load
-from offload.analysis.cfg import build_cfg, dominators
-from offload.errors import AnalysisError
 from tests.conftest import corpus_object
 from tests.offload.analysis import asm_program
 
@@ -93,7 +92,7 @@ def test_calls_and_tail_calls_end_blocks():
 def test_jump_out_of_function_is_an_error():
     """A jump past the end of its function is reported with the slot."""
     prog = asm_program("ja +1\nexit\nexit\n", functions={"f": 2})
-    with pytest.raises(AnalysisError, match="slot 0: jump target 2"):
+    with pytest.raises(CfgError, match="slot 0: jump target 2"):
         build_cfg(prog)
 
 

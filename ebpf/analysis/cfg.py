@@ -1,4 +1,4 @@
-"""Control-flow graphs of a linked program: basic blocks, dominators, natural loops.
+"""Control-flow graphs of a linked program: branch targets, basic blocks, dominators, loops.
 
 One graph per function of the linked program (``ProgramDef.functions``: the entry function
 and the sub-programs libbpf appended). Blocks are named by the slot of their first
@@ -16,29 +16,38 @@ instruction. A block ends at a jump, an ``exit``, a bpf-to-bpf call and a tail c
 ``exit``   none
 ========== =====================================================================
 
-Dominators use the iterative algorithm of Cooper, Harvey and Kennedy ("A Simple, Fast
-Dominance Algorithm", 2001) on the reverse postorder of the blocks reachable from the entry.
-A back edge goes from a block to one of its dominators; its natural loop is the header plus
-every block that reaches the latch without passing the header (loops sharing a header are
-merged, as in the kernel and LLVM). A retreating edge of the depth-first search that is not
-a back edge closes an irreducible cycle: reported as a loop with ``reducible=False``.
+``build_cfg(prog, cut_calls=True)`` cuts finer, as hXDP's compiler does (Brunella et al.,
+OSDI 2020, sec. 3; its ``optimizer_core.py`` makes the slot after each jump, call and exit a
+leader): a block also ends after every helper or kfunc call and every legacy packet load
+(``LD_ABS``/``LD_IND``, which may leave the program), with ``term`` ``fall``, and the entry
+of a callback (``lddw rX, func``) starts a block. The run-to-completion cost models
+(``hw.rtc``) count on those blocks; the offload compiler on the coarser ones.
 
-Call strings (``ProgramCfg.contexts``) name each inlined instance of a function: the tuple
-of call slots from the entry function down, ``()`` for the entry function itself.
+``branch_target`` is the one reading of a jump's or call's relative offset (the CFG, the
+disassembler's labels and the cost models use it). Dominators and loops come from
+``ebpf.analysis.graph``. Call strings (``ProgramCfg.contexts``) name each inlined instance
+of a function: the tuple of call slots from the entry function down, ``()`` for the entry
+function itself. A program whose jumps leave their function, land inside an ``lddw`` or run
+off its end raises ``CfgError`` naming the slot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ebpf.code.isa import CallKind, InsnClass, Kind
+from ebpf.analysis.graph import Loop, dominates, dominators, iter_dominators, natural_loops
+from ebpf.code.isa import CallKind, Insn, InsnClass, Kind, PseudoSrc
+from ebpf.errors import EbpfError
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.loader.program import Function, ProgramDef
-from offload.errors import AnalysisError
 
 TAIL_CALL_ID = HELPER_IDS["tail_call"]
 MAX_CALL_DEPTH = 8  # MAX_CALL_FRAMES, include/linux/bpf_verifier.h
+
+
+class CfgError(EbpfError):
+    """A program whose control flow cannot be taken apart: names the slot and the problem."""
 
 
 @dataclass(frozen=True)
@@ -58,29 +67,6 @@ class Block:
     @property
     def last(self) -> int:
         return self.slots[-1]
-
-
-@dataclass(frozen=True)
-class Loop:
-    """A natural loop (or an irreducible cycle, ``reducible`` False) of one function."""
-
-    func: str
-    header: int
-    latches: tuple[int, ...]
-    """Blocks with an edge back to the header."""
-    body: frozenset[int]
-    """Every block of the loop, the header included."""
-    exits: tuple[tuple[int, int], ...]
-    """Edges (block inside, block outside) that leave the loop."""
-    reducible: bool = True
-
-    @property
-    def first_slot(self) -> int:
-        return self.header
-
-    @property
-    def last_slot(self) -> int:
-        return max(self.body)
 
 
 @dataclass(frozen=True)
@@ -114,23 +100,11 @@ class FunctionCfg:
 
     def dominates(self, a: int, b: int) -> bool:
         """True when every path from the entry to block ``b`` passes block ``a``."""
-        if b not in self.idom or a not in self.idom:
-            return False
-        while True:
-            if a == b:
-                return True
-            parent = self.idom[b]
-            if parent == b:
-                return False
-            b = parent
+        return dominates(self.idom, a, b)
 
     def iter_dominators(self, b: int) -> Iterator[int]:
         """``b`` and its dominators up to the entry."""
-        while True:
-            yield b
-            if self.idom[b] == b:
-                return
-            b = self.idom[b]
+        return iter_dominators(self.idom, b)
 
 
 class ProgramCfg:
@@ -141,7 +115,7 @@ class ProgramCfg:
         self.prog = prog
         self.functions = functions
         self._block_at = block_at
-        self.entry = prog.functions[0].name
+        self.entry = next(iter(functions))
 
     def get_function(self, name: str) -> FunctionCfg:
         return self.functions[name]
@@ -151,7 +125,7 @@ class ProgramCfg:
         try:
             start = self._block_at[slot]
         except KeyError:
-            raise AnalysisError(f"slot {slot} does not start an instruction") from None
+            raise CfgError(f"slot {slot} does not start an instruction") from None
         return next(f.blocks[start] for f in self.functions.values() if start in f.blocks)
 
     def iter_blocks(self) -> Iterator[Block]:
@@ -174,7 +148,7 @@ class ProgramCfg:
         while stack:
             cs, name = stack.pop()
             if len(cs) >= MAX_CALL_DEPTH:
-                raise AnalysisError(f"call chain deeper than {MAX_CALL_DEPTH} frames at slot "
+                raise CfgError(f"call chain deeper than {MAX_CALL_DEPTH} frames at slot "
                                     f"{cs[-1]} (recursion?)")
             out[cs] = name
             fcfg = self.functions[name]
@@ -187,41 +161,64 @@ class ProgramCfg:
 
 # --- building --------------------------------------------------------------------------------
 
-def _jump_target(slot: int, insn) -> int:
-    spec = insn.spec
-    rel = insn.imm if spec.kind is Kind.JA and spec.cls is InsnClass.JMP32 else insn.off
-    return slot + 1 + rel
+def branch_target(insn: Insn, slot: int) -> int | None:
+    """The slot a jump or bpf-to-bpf call at ``slot`` transfers to; None for other
+    instructions (``gotol``, JMP32 ``ja``, holds its offset in ``imm``)."""
+    kind = insn.kind
+    if kind is Kind.JA:
+        delta = insn.imm if insn.spec.cls is InsnClass.JMP32 else insn.off
+        return slot + 1 + delta
+    if kind is Kind.JCOND:
+        return slot + 1 + insn.off
+    if kind is Kind.CALL and insn.src == CallKind.LOCAL:
+        return slot + 1 + insn.imm
+    return None
 
 
-def _is_tail_call(insn) -> bool:
+def is_tail_call(insn: Insn) -> bool:
     return insn.kind is Kind.CALL and insn.src == CallKind.HELPER and insn.imm == TAIL_CALL_ID
 
 
-def build_cfg(prog: ProgramDef) -> ProgramCfg:
-    """Blocks, dominators and loops of every function of ``prog``."""
+def _ends_block(insn: Insn, cut_calls: bool) -> bool:
+    """Does the slot after ``insn`` start a new block?"""
+    kind = insn.kind
+    if kind in (Kind.JA, Kind.JCOND, Kind.EXIT):
+        return True
+    if cut_calls:
+        return kind in (Kind.CALL, Kind.LD_ABS, Kind.LD_IND)
+    return kind is Kind.CALL and (insn.src == CallKind.LOCAL or is_tail_call(insn))
+
+
+def build_cfg(prog: ProgramDef, *, cut_calls: bool = False) -> ProgramCfg:
+    """Blocks, dominators and loops of every function of ``prog`` (``cut_calls``: the finer
+    blocks of the module docstring)."""
     slots = prog.get_slot_offsets()
     insn_at = dict(zip(slots, prog.insns, strict=True))
-    starts = {f.start: f for f in prog.functions}
+    # A program built without function records (assembler text) is one function.
+    funcs = prog.functions or [Function(prog.name, 0, prog.num_slots, prog.section)]
+    starts = {f.start: f for f in funcs}
     functions: dict[str, FunctionCfg] = {}
     block_at: dict[int, int] = {}
-    for func in prog.functions:
+    for func in funcs:
         own = [s for s in slots if func.start <= s < func.start + func.size]
         if not own or own[0] != func.start:
-            raise AnalysisError(f"function {func.name} at slot {func.start} does not start "
-                                f"an instruction")
+            raise CfgError(f"function {func.name} at slot {func.start} does not start "
+                           f"an instruction")
         leaders = {func.start}
         for s in own:
             insn = insn_at[s]
             kind = insn.kind
             nxt = s + insn.slots
             if kind in (Kind.JA, Kind.JCOND):
-                target = _jump_target(s, insn)
+                target = branch_target(insn, s)
+                assert target is not None
                 if not func.start <= target < func.start + func.size or target not in insn_at:
-                    raise AnalysisError(f"slot {s}: jump target {target} is outside "
-                                        f"{func.name} or inside an lddw")
-                leaders.update((target, nxt))
-            elif kind is Kind.EXIT or (kind is Kind.CALL and (insn.src == CallKind.LOCAL
-                                                               or _is_tail_call(insn))):
+                    raise CfgError(f"slot {s}: jump target {target} is outside "
+                                   f"{func.name} or inside an lddw")
+                leaders.add(target)
+            elif cut_calls and kind is Kind.LDDW and insn.src == PseudoSrc.FUNC:
+                leaders.add(s + 1 + insn.imm)  # a callback's entry
+            if _ends_block(insn, cut_calls):
                 leaders.add(nxt)
         end = func.start + func.size
         blocks: dict[int, Block] = {}
@@ -248,20 +245,20 @@ def _close(func: Function, slots: list[int], insn, nxt: int, end: int,
     if kind is Kind.EXIT:
         term, succs = "exit", ()
     elif kind is Kind.JA:
-        term, succs = "jump", (_jump_target(last, insn),)
+        term, succs = "jump", (branch_target(insn, last),)
     elif kind is Kind.JCOND:
-        term, succs = "branch", (nxt, _jump_target(last, insn))
+        term, succs = "branch", (nxt, branch_target(insn, last))
     elif kind is Kind.CALL and insn.src == CallKind.LOCAL:
         target = last + 1 + insn.imm
         if target not in starts:
-            raise AnalysisError(f"slot {last}: call target {target} is not a function start")
+            raise CfgError(f"slot {last}: call target {target} is not a function start")
         term, succs, callee = "call", (nxt,), starts[target].name
-    elif _is_tail_call(insn):
+    elif is_tail_call(insn):
         term, succs = "tail", (nxt,)
     else:
         term, succs = "fall", (nxt,)
     if any(s >= end for s in succs):
-        raise AnalysisError(f"slot {last}: {func.name} runs off its end without exit")
+        raise CfgError(f"slot {last}: {func.name} runs off its end without exit")
     return Block(func.name, slots[0], last + insn.slots, tuple(slots), term, succs, callee)
 
 
@@ -275,100 +272,3 @@ def _analyse(func: Function, blocks: dict[int, Block]) -> FunctionCfg:
     loops = natural_loops(func.name, rpo, succs, idom)
     return FunctionCfg(func, blocks, {b: tuple(p) for b, p in preds.items()}, tuple(rpo),
                        idom, tuple(loops))
-
-
-def reverse_postorder(entry: int, succs: Mapping[int, Sequence[int]]) -> list[int]:
-    """Nodes reachable from ``entry``, in reverse postorder of a depth-first search."""
-    order: list[int] = []
-    seen = {entry}
-    stack = [(entry, iter(succs[entry]))]
-    while stack:
-        node, it = stack[-1]
-        for s in it:
-            if s not in seen:
-                seen.add(s)
-                stack.append((s, iter(succs[s])))
-                break
-        else:
-            stack.pop()
-            order.append(node)
-    return order[::-1]
-
-
-def dominators(entry: int, succs: Mapping[int, Sequence[int]]) -> tuple[list[int], dict[int, int]]:
-    """(reverse postorder, immediate dominators) by Cooper-Harvey-Kennedy."""
-    rpo = reverse_postorder(entry, succs)
-    index = {b: i for i, b in enumerate(rpo)}
-    preds: dict[int, list[int]] = {b: [] for b in rpo}
-    for b in rpo:
-        for s in succs[b]:
-            preds[s].append(b)
-    idom = {entry: entry}
-
-    def intersect(a: int, b: int) -> int:
-        while a != b:
-            while index[a] > index[b]:
-                a = idom[a]
-            while index[b] > index[a]:
-                b = idom[b]
-        return a
-
-    changed = True
-    while changed:
-        changed = False
-        for b in rpo[1:]:
-            done = [p for p in preds[b] if p in idom]
-            new = done[0]
-            for p in done[1:]:
-                new = intersect(p, new)
-            if idom.get(b) != new:
-                idom[b] = new
-                changed = True
-    return rpo, idom
-
-
-def natural_loops(func: str, rpo: Sequence[int], succs: Mapping[int, Sequence[int]],
-                  idom: Mapping[int, int]) -> list[Loop]:
-    """Natural loops from back edges (merged per header), then irreducible cycles."""
-    index = {b: i for i, b in enumerate(rpo)}
-    preds: dict[int, set[int]] = {b: set() for b in rpo}
-    for b in rpo:
-        for s in succs[b]:
-            preds[s].add(b)
-
-    def dominates(a: int, b: int) -> bool:
-        while True:
-            if a == b:
-                return True
-            if idom[b] == b:
-                return False
-            b = idom[b]
-
-    latches: dict[int, list[int]] = {}
-    irreducible: dict[int, list[int]] = {}
-    for b in rpo:
-        for s in succs[b]:
-            if index[s] <= index[b]:  # retreating edge in this depth-first order
-                (latches if dominates(s, b) else irreducible).setdefault(s, []).append(b)
-    loops = []
-    for header, tails in sorted(latches.items()):
-        body = {header}
-        work = [t for t in tails if t != header]
-        body.update(work)
-        while work:
-            for p in preds[work.pop()]:
-                if p not in body:
-                    body.add(p)
-                    work.append(p)
-        loops.append(_loop(func, header, tails, body, succs, True))
-    for header, tails in sorted(irreducible.items()):
-        forward = set(reverse_postorder(header, succs))
-        body = {header} | {b for b in forward if header in set(reverse_postorder(b, succs))}
-        loops.append(_loop(func, header, tails, body, succs, False))
-    return loops
-
-
-def _loop(func: str, header: int, tails: list[int], body: set[int],
-          succs: Mapping[int, Sequence[int]], reducible: bool) -> Loop:
-    exits = tuple(sorted({(b, s) for b in body for s in succs[b] if s not in body}))
-    return Loop(func, header, tuple(sorted(set(tails))), frozenset(body), exits, reducible)
