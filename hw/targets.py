@@ -106,6 +106,13 @@ class PcieLink:
         return self.lanes * PCIE_GT_PER_LANE[self.gen] * PCIE_ENCODING[self.gen]
 
 
+# Map types the kernel keeps on the host for an offloaded program (kernel/bpf/offload.c,
+# bpf_map_offload_neutral: BPF_MAP_TYPE_PERF_EVENT_ARRAY), with the helper that uses them:
+# the device hands each bpf_perf_event_output record to the host (the nfp driver's
+# nfp_bpf_event_output, drivers/net/ethernet/netronome/nfp/bpf/offload.c).
+OFFLOAD_NEUTRAL_MAPS = {"perf_event_array": "perf_event_output"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class EbpfLimits:
     """What a NIC target accepts of an eBPF program, beyond what the kernel verifier checks."""
@@ -128,6 +135,11 @@ class EbpfLimits:
 
     def has_helper(self, name: str) -> bool:
         return name.removeprefix("bpf_") in self.helpers
+
+    def has_map_type(self, name: str) -> bool:
+        """``name`` is in ``map_types``, or offload-neutral for a helper the target has."""
+        helper = OFFLOAD_NEUTRAL_MAPS.get(name)
+        return name in self.map_types or (helper is not None and self.has_helper(helper))
 
 
 @dataclass(frozen=True, kw_only=True)

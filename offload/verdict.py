@@ -5,7 +5,9 @@ pipeline target (``pipe``, ``rmt``) that check is only the first step of the map
 also cuts what the lowering cannot express, what the stages cannot hold, and refuses a
 mapping whose equivalence with the VM fails: so the verdict, the explanation and the
 reasons become ``offload.mapper.map_program``'s, the ones ``offload map`` prints. Run-to-
-completion targets keep the check's verdict (the mapper uses it unchanged).
+completion targets keep the check's verdict and reasons (the mapper uses them unchanged);
+the explanation of a ``partial`` verdict gains the share of the trace's packets and of its
+executed instructions that stay on the NIC (``stats.nic_share``), as for pipelines.
 
 Then the kernel (``offload.kernel_check``, where bpf(2) is permitted): a program its
 verifier rejects runs nowhere, so the verdict is ``rejected`` with the verifier's line as
@@ -18,6 +20,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from ebpf.differential import loader_sized
 from ebpf.elf import load
 from hw.targets import PipelineTarget
 from offload.analysis import analyze
@@ -38,16 +41,17 @@ def check_program(path: str | os.PathLike[str], program: str | None = None,
     obj, prog = get_object(path, program)
     an = analyze(prog, obj)
     result = check(obj, prog.name, tgt, analysis=an)
+    rep = map_program(path, tgt, prog.name, scenario=scenario, extra_targets=extra)
+    result.verdict, result.explanation = rep.verdict, rep.explanation
+    result.stats["nic_share"] = rep.nic_share
     if isinstance(tgt, PipelineTarget):
-        rep = map_program(path, tgt, prog.name, scenario=scenario, extra_targets=extra)
-        result.verdict, result.explanation = rep.verdict, rep.explanation
         result.reasons = list(rep.reasons)
         nic = 0 if rep.verdict == VERDICT_HOST else partition(an, rep.reasons).nic_insns
         result.stats["nic_insns"] = nic
         result.stats["infeasible_insns"] = len({s for r in rep.reasons for s in r.insns})
         result.stats["mapper"] = _mapper_stats(rep)
     if kernel:
-        sized = [m.name for m in load(path).maps if m.max_entries == 0]
+        sized = [m.name for m in load(path).maps if loader_sized(m)]
         kv = kernel_verdict(path, prog.name, sized)
         result.stats["kernel"] = kv.to_dict()
         if kv.loaded is False:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from offload import cli
+from offload.feasibility import check
 from offload.mapper import map_program
 from offload.verdict import check_program
 from tests.conftest import compile_bpf, corpus_object
@@ -84,9 +85,15 @@ def test_lowering_cuts_reach_the_check(tmp_path):
 
 
 def test_run_to_completion_targets_keep_the_check_verdict():
-    """nfp: no mapper pass; the verdict is the feasibility check's."""
-    res = check_program(corpus_object("fib_router"), target="nfp", kernel=False)
-    assert res.verdict == "partial" and "mapper" not in res.stats
+    """nfp: the verdict and reasons are the feasibility check's; a partial one says the
+    share of packets and of work the NIC keeps, as the VM trace measures them."""
+    obj = corpus_object("fib_router")
+    plain = check(obj, target="nfp")
+    res = check_program(obj, target="nfp", kernel=False)
+    assert res.verdict == plain.verdict == "partial" and res.reasons == plain.reasons
+    share = res.stats["nic_share"]
+    assert 0 < share["work"] < share["packets"] < 1
+    assert f"{100 * share['packets']:.1f} % of the trace's packets" in res.explanation
 
 
 @pytest.mark.kernel
