@@ -2,7 +2,7 @@
 
 ``kernel_verdict(path, program)`` loads the object with libbpf (again with only
 ``program``, ``bpf_program__set_autoload`` off for the others, when a neighbour is what the
-kernel refuses: that does not count against ``program``), through ``ebpf.kernel_load.open_unpinned``: no map pinned or reused, nothing attached; every
+kernel refuses: that does not count against ``program``), through ``ebpf.kernel.load.open_unpinned``: no map pinned or reused, nothing attached; every
 fd dies with the object before the call returns. When the verifier refuses it, the result
 names the rejecting instruction, its C line (the log's ``; ... @ file:line``) and the
 verifier's message lines, the ones between the last instruction it printed and its
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ebpf.errors import KernelError
-from ebpf.kernel_load import (
+from ebpf.kernel.load import (
     bpf_permitted,
     collect_log,
     iter_objects,

@@ -39,7 +39,7 @@ MAX_BACKPRESSURE = 0.99
 
 
 def programs(objects: list[Path]) -> list[tuple[Path, str]]:
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
 
     return [(o, p.name) for o in objects for p in load(o).programs]
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ebpf.differential import loader_sized
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from hw.targets import PipelineTarget
 from offload.analysis import analyze
 from offload.feasibility import VERDICT_HOST, CheckResult, Reason, check, source_line

@@ -254,7 +254,7 @@ def _rtl_not_run_why(rtl: dict[str, Any], path: str, results: str | None,
 
 def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
     """Check every input (objects, targets, map states, RTL results) and list the programs."""
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
 
     if not objects:
         raise ReportError("no objects given")
@@ -466,7 +466,8 @@ def _host(spec: ProgramSpec, options: ReportOptions, permitted: tuple[bool, str]
           ) -> tuple[dict[str, Any], Any]:
     """Verifier outcome, JIT image and test_run timing; the measurement for the cost model."""
     from ebpf.differential import Scenario as MapScenario
-    from ebpf.kernel import KernelLoadError, KernelObject
+    from ebpf.kernel.bridge import KernelObject
+    from ebpf.kernel.results import KernelLoadError
     from hw.rtc.common import RtcError
     from hw.rtc.cpu import measure_host
     from sim.packets import random_packets
@@ -505,12 +506,12 @@ def _host(spec: ProgramSpec, options: ReportOptions, permitted: tuple[bool, str]
 def _host_sized(spec: ProgramSpec, scenario: Any) -> dict[str, Any]:
     """The host section of an object whose state file sizes its maps: libbpf would create
     them as the ELF declares, so the verifier runs on our sized load
-    (``ebpf.kernel_raw.RawKernelObject``); the timing, which loads through libbpf, is not
+    (``ebpf.kernel.raw.RawKernelObject``); the timing, which loads through libbpf, is not
     measured."""
     from ebpf.differential import size_maps
-    from ebpf.elf import load
-    from ebpf.kernel import KernelLoadError
-    from ebpf.kernel_raw import RawKernelObject
+    from ebpf.kernel.raw import RawKernelObject
+    from ebpf.kernel.results import KernelLoadError
+    from ebpf.loader.elf import load
 
     doc: dict[str, Any] = {"permitted": True, "reason": "", "kernel": platform.release()}
     try:
@@ -576,7 +577,7 @@ def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, st
     """The whole evidence for one program (docs/report-schema.md, ``programs[]``)."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.differential import size_maps
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
 
     options = plan_.options
     step = step or (lambda _msg: None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ebpf.elf import ElfObject, load
+from ebpf.loader.elf import ElfObject, load
 from hw.targets import BUILTIN_DIR
 from offload.analysis import analyze
 from offload.feasibility import check
@@ -284,7 +284,7 @@ def test_redirect_claimed_only_when_the_code_returns_it(tmp_path):
     """A verdict read from a map is not "may return XDP_REDIRECT" on nfp (the VM over a
     trace never sees 4 with the control plane's actions); bpf_redirect's return is."""
     from ebpf.differential import Scenario, size_maps
-    from ebpf.vm import Vm
+    from ebpf.vm.machine import Vm
     from sim.packets import random_packets
 
     obj = compile_bpf(tmp_path, MAP_ACTION_SOURCE, "action")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ebpf.kernel_load import load_object
+from ebpf.kernel.load import load_object
 from offload.kernel_check import kernel_verdict, rejection
 from tests.conftest import compile_bpf, corpus_object
 

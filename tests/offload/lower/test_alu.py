@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from ebpf.differential import Scenario, differential
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from hw.pipeline.ops import META_BY_NAME
 from offload.mapper import map_program
 from sim.packets import random_packets

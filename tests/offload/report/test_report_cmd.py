@@ -202,7 +202,7 @@ def test_loader_sized_map_takes_the_state_size(run, tmp_path):
     prog = doc["programs"][0]
     assert prog["traces"]["error"] is None and prog["traces"]["packets"] > 0
     assert {f["target"]: f["final_verdict"] for f in prog["feasibility"]}["pipe"] == "full"
-    from ebpf.kernel_load import bpf_permitted
+    from ebpf.kernel.load import bpf_permitted
 
     if bpf_permitted()[0]:
         assert prog["host"]["verifier"]["status"] == "accepted"
