@@ -106,12 +106,8 @@ class PcieLink:
         return self.lanes * PCIE_GT_PER_LANE[self.gen] * PCIE_ENCODING[self.gen]
 
 
-# Map types the kernel keeps on the host for an offloaded program (kernel/bpf/offload.c,
-# bpf_map_offload_neutral: BPF_MAP_TYPE_PERF_EVENT_ARRAY), with the helper that uses them:
-# the device hands each bpf_perf_event_output record to the host (the nfp driver's
-# nfp_bpf_event_output, drivers/net/ethernet/netronome/nfp/bpf/offload.c).
+# Kept on the host when offloaded (kernel/bpf/offload.c bpf_map_offload_neutral), by helper.
 OFFLOAD_NEUTRAL_MAPS = {"perf_event_array": "perf_event_output"}
-
 
 @dataclass(frozen=True, kw_only=True)
 class EbpfLimits:
@@ -138,8 +134,7 @@ class EbpfLimits:
 
     def has_map_type(self, name: str) -> bool:
         """``name`` is in ``map_types``, or offload-neutral for a helper the target has."""
-        helper = OFFLOAD_NEUTRAL_MAPS.get(name)
-        return name in self.map_types or (helper is not None and self.has_helper(helper))
+        return name in self.map_types or self.has_helper(OFFLOAD_NEUTRAL_MAPS.get(name, "-"))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,8 +44,9 @@ def render_check(result: CheckResult, path: str) -> None:
                       f"{mapper['packets']} trace packets punted, equivalence "
                       f"{mapper['equivalence']}")
     kernel = stats.get("kernel")
-    if kernel and kernel["loaded"] is not False:
-        console.print(f"  kernel: {markup(kernel['why'])}")
+    if kernel and not kernel["verifier"]:
+        said = f"{kernel['why']}: {kernel['message']}" if kernel["message"] else kernel["why"]
+        console.print(f"  kernel: {markup(said)}")
     for loop in stats.get("loops", []):
         trips = loop["trips"] if loop["trips"] is not None else "unbounded"
         console.print(f"  loop in {markup(loop['function'])} at slot {loop['header']}: {trips} "

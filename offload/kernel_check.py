@@ -38,7 +38,9 @@ _SRC = re.compile(r"^; .* @ ([^:\s]+):(\d+)$")
 
 @dataclass(frozen=True)
 class KernelVerdict:
-    """``loaded`` True / False, or None when the kernel was not asked (``why``)."""
+    """``loaded`` True / False, or None when the kernel was not asked (``why``);
+    ``verifier``: the refusal is the verifier's, on the code (not a name, map or BTF the
+    kernel refused before verifying)."""
 
     loaded: bool | None
     why: str = ""
@@ -46,10 +48,11 @@ class KernelVerdict:
     file: str | None = None
     line: int | None = None
     message: str = ""
+    verifier: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"loaded": self.loaded, "why": self.why, "insn": self.insn, "file": self.file,
-                "line": self.line, "message": self.message}
+                "line": self.line, "message": self.message, "verifier": self.verifier}
 
 
 def kernel_verdict(path: str | os.PathLike[str], program: str,
@@ -122,4 +125,4 @@ def rejection(log: str, program: str, err: int) -> KernelVerdict:
                 file, line = src.group(1), int(src.group(2))
                 break
     return KernelVerdict(False, "the kernel verifier rejects it", insn, file, line,
-                         "; ".join(message))
+                         "; ".join(message), verifier=True)

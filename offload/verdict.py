@@ -11,7 +11,9 @@ executed instructions that stay on the NIC (``stats.nic_share``), as for pipelin
 
 Then the kernel (``offload.kernel_check``, where bpf(2) is permitted): a program its
 verifier rejects runs nowhere, so the verdict is ``rejected`` with the verifier's line as
-a program-wide reason, whatever the target.
+a program-wide reason, whatever the target. A refusal before the verifier ran (an object
+name, a map, BTF the kernel refuses) is said in ``stats.kernel`` and the output, and
+leaves the verdict alone: it is about this kernel, not about the code.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def check_program(path: str | os.PathLike[str], program: str | None = None,
         sized = [m.name for m in load(path).maps if loader_sized(m)]
         kv = kernel_verdict(path, prog.name, sized)
         result.stats["kernel"] = kv.to_dict()
-        if kv.loaded is False:
+        if kv.verifier:  # a refusal before verifying (a name, a map) is the environment's
             where = f" at insn {kv.insn}" if kv.insn is not None else ""
             what = f"{kv.why}{where}: {kv.message}"
             src = source_line(prog, kv.insn) if kv.insn is not None else None

@@ -39,7 +39,7 @@ def test_rejected_program_names_the_verifier_line(tmp_path):
     obj = compile_bpf(tmp_path, UNCHECKED_SOURCE, "unchecked")
     assert not load_object(obj).ok  # the oracle: the kernel refuses the object
     kv = kernel_verdict(obj, "xdp_unchecked")
-    assert kv.loaded is False
+    assert kv.loaded is False and kv.verifier
     line = next(i for i, t in enumerate(UNCHECKED_SOURCE.splitlines(), 1) if "data[12]" in t)
     assert kv.insn == 1 and kv.file == "unchecked.c" and kv.line == line
     assert "invalid access to packet" in kv.message
@@ -66,8 +66,10 @@ def test_loader_sized_map_is_not_sent_to_the_kernel():
 
 
 def test_rejection_before_the_verifier_quotes_libbpf():
-    """A log without a verifier section: libbpf's last cause line is the message."""
+    """A log without a verifier section: libbpf's last cause line is the message, and it is
+    not a verifier rejection."""
     log = ("libbpf: map 'm': failed to create: Invalid argument(-22)\n"
            "libbpf: failed to load object 'x.o'\n")
     kv = rejection(log, "p", 22)
     assert kv.loaded is False and kv.insn is None and "failed to create" in kv.message
+    assert not kv.verifier  # not the code's fault: check keeps its verdict
