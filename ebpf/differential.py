@@ -164,6 +164,17 @@ def num_cpus() -> int:
 
 # --- the two sides ------------------------------------------------------------------------
 
+def loader_sized(m: Any) -> bool:
+    """A map whose ELF max_entries is 0 for its loader to set (not one libbpf sizes)."""
+    return m.max_entries == 0 and not m.is_global_data and not _libbpf_sized(m)
+
+
+def _libbpf_sized(m: Any) -> bool:
+    """A perf_event_array declared without max_entries: libbpf sizes it to the possible
+    CPUs itself (libbpf.c, map_set_def_max_entries), and so does ``size_maps``."""
+    return m.max_entries == 0 and m.type_name == "perf_event_array"
+
+
 def size_maps(obj: ElfObject, scenario: Scenario) -> ElfObject:
     """``obj`` with the scenario's ``max_entries`` applied; ElfError naming the object and
     the map when a map is still 0-sized (its loader sizes it: the state file must), or
@@ -174,14 +185,15 @@ def size_maps(obj: ElfObject, scenario: Scenario) -> ElfObject:
         if name not in names:
             raise MapStateError(f"{scenario.source}: max_entries: no map named '{name}' in "
                                 f"{obj.path} (have: {', '.join(sorted(names)) or 'none'})")
-    maps = [dataclasses.replace(m, max_entries=sizes[m.name]) if m.name in sizes else m
+    maps = [dataclasses.replace(m, max_entries=sizes[m.name]) if m.name in sizes else
+            dataclasses.replace(m, max_entries=num_cpus()) if _libbpf_sized(m) else m
             for m in obj.maps]
     for m in maps:
-        if m.max_entries == 0 and not m.is_global_data:
+        if loader_sized(m):
             raise ElfError(f"{obj.path}: map '{m.name}' has max_entries 0 (its loader sets it "
                            f"at run time): give it in the state file, e.g. "
                            f"\"max_entries\": {{\"{m.name}\": 1024}} (docs/state.md)")
-    return dataclasses.replace(obj, maps=maps) if sizes else obj
+    return dataclasses.replace(obj, maps=maps) if maps != obj.maps else obj
 
 
 def prepare(obj: ElfObject, scenario: Scenario) -> tuple[ElfObject, bool]:

@@ -110,6 +110,9 @@ class PcieLink:
         return self.lanes * PCIE_GT_PER_LANE[self.gen] * PCIE_ENCODING[self.gen]
 
 
+# Kept on the host when offloaded (kernel/bpf/offload.c bpf_map_offload_neutral), by helper.
+OFFLOAD_NEUTRAL_MAPS = {"perf_event_array": "perf_event_output"}
+
 @dataclass(frozen=True, kw_only=True)
 class EbpfLimits:
     """What a NIC target accepts of an eBPF program, beyond what the kernel verifier checks."""
@@ -132,6 +135,10 @@ class EbpfLimits:
 
     def has_helper(self, name: str) -> bool:
         return name.removeprefix("bpf_") in self.helpers
+
+    def has_map_type(self, name: str) -> bool:
+        """``name`` is in ``map_types``, or offload-neutral for a helper the target has."""
+        return name in self.map_types or self.has_helper(OFFLOAD_NEUTRAL_MAPS.get(name, "-"))
 
 
 @dataclass(frozen=True, kw_only=True)

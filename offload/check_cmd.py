@@ -15,7 +15,7 @@ import argparse
 
 from ebpf.display import markup
 from offload.console import print_json, print_verdict, reasons_table, table_console
-from offload.feasibility import CheckResult, check
+from offload.feasibility import CheckResult
 from offload.targets_cmd import add_target_options
 
 
@@ -28,6 +28,15 @@ def render_check(result: CheckResult, path: str) -> None:
     console.print(f"  {stats['nic_insns']} of {stats['reachable_insns']} reachable instructions "
                   f"stay on the NIC; {stats['infeasible_insns']} infeasible, "
                   f"{stats['side_effects']} side-effect sites, stack {stats['stack_bytes']} B")
+    mapper = stats.get("mapper")
+    if mapper and mapper["packets"]:
+        console.print(f"  mapper: {mapper['stages']} stage(s), {mapper['punted']} of "
+                      f"{mapper['packets']} trace packets punted, equivalence "
+                      f"{mapper['equivalence']}")
+    kernel = stats.get("kernel")
+    if kernel and not kernel["verifier"]:
+        said = f"{kernel['why']}: {kernel['message']}" if kernel["message"] else kernel["why"]
+        console.print(f"  kernel: {markup(said)}")
     for loop in stats.get("loops", []):
         trips = loop["trips"] if loop["trips"] is not None else "unbounded"
         console.print(f"  loop in {markup(loop['function'])} at slot {loop['header']}: {trips} "
@@ -40,9 +49,11 @@ def render_check(result: CheckResult, path: str) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from offload.inspect import note_default_program
+    from offload.verdict import check_program
 
-    result = check(args.program_file, args.program, args.target,
-                   extra_targets=args.target_file)
+    result = check_program(args.program_file, args.program, args.target,
+                           extra_targets=args.target_file, scenario=args.scenario,
+                           kernel=not args.no_kernel)
     # after the work: a bad input stays one line (the error), a good one gets the note
     note_default_program(args.program_file, args.program)
     if args.json:
@@ -62,5 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("program_file", metavar="PROG.o")
     p.add_argument("--program", metavar="NAME", help="program in the object (default: the first XDP program)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--scenario", metavar="FILE",
+                   help="pipelines: map state for the mapper's equivalence trace (default: "
+                        "examples/xdp/scenarios/<stem>.json)")
+    p.add_argument("--no-kernel", action="store_true",
+                   help="do not load the program into the running kernel (by default its "
+                        "verifier is asked where bpf(2) is permitted)")
     add_target_options(p, choose=True)
     p.set_defaults(func=cmd_check)

@@ -47,7 +47,8 @@ def progress_bar(label: str, status: str, *, transient: bool, console: Any = Non
                     console=console or Console(stderr=True, emoji=False), transient=transient)
 
 
-VERDICT_STYLE = {"full": "bold green", "partial": "bold yellow", "host-only": "bold red"}
+VERDICT_STYLE = {"full": "bold green", "partial": "bold yellow", "host-only": "bold red",
+                 "rejected": "bold red"}
 
 
 def table_console(width: int = 160) -> Any:

@@ -266,6 +266,8 @@ class _Checker:
         if not 0 <= index < len(self.obj.maps):
             return
         m = self.obj.maps[index]
+        if m.type_name not in lim.map_types and lim.has_map_type(m.type_name):
+            return  # offload-neutral: the map stays on the host (hw.targets)
         if m.type_name not in lim.map_types:
             alt = _MAP_ALTERNATIVE.get(m.type_name)
             if alt in lim.map_types:
@@ -389,18 +391,38 @@ class _Checker:
     def _verdicts(self) -> None:
         """Each definition of r0 that reaches an exit of the entry function with a value the
         target cannot return (clang merges returns into one ``exit``: the definition, not
-        the exit, is where the path goes wrong)."""
+        the exit, is where the path goes wrong).
+
+        Only values the code returns count: constants and what it computes (their ranges),
+        and XDP_REDIRECT from ``bpf_redirect`` / ``bpf_redirect_map``. A value read from a
+        map or the packet is the control plane's or the sender's, not a code the program
+        returns: claiming XDP_REDIRECT for every ``return *action`` would call a filter
+        that never returns 4 unfit (``offload map`` reports the verdicts its trace saw)."""
         lim = self.limits
         assert lim is not None
         for slot, reg in _r0_definitions(self.an):
-            num = self._reg_after(slot, reg)
-            for code, name in enumerate(XDP_VERDICTS):
-                if name not in lim.verdicts and num.contains(code):
+            insn = self.an.insn_at[slot]
+            if insn.kind is Kind.CALL and insn.src == CallKind.HELPER and \
+                    helper_name(insn.imm) in ("redirect", "redirect_map"):
+                codes = {XDP_VERDICTS.index("redirect")}
+            elif insn.kind in (Kind.LDX, Kind.LDXSX) and self._loads_data(slot, insn.src):
+                continue
+            else:
+                num = self._reg_after(slot, reg)
+                codes = {c for c in range(len(XDP_VERDICTS)) if num.contains(c)}
+            for code in sorted(codes):
+                name = XDP_VERDICTS[code]
+                if name not in lim.verdicts:
                     self.add(slot, "verdict", f"may return XDP_{name.upper()} ({code}); "
                              f"{self.target.name} supports "
                              f"{', '.join('XDP_' + v.upper() for v in lim.verdicts)}",
                              "rewrite the headers and return XDP_TX, or XDP_PASS and let the "
                              "host forward it")
+
+    def _loads_data(self, slot: int, src: int) -> bool:
+        """Does the load at ``slot`` read a map value or the packet (on every path)?"""
+        regions = {st.reg(src).kind for _, st in self.an.iter_states(slot)}
+        return bool(regions) and regions <= {Region.MAP_VALUE, Region.PACKET}
 
     def _reg_after(self, slot: int, reg: int) -> Scalar:
         cfg = self.an.cfg

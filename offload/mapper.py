@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,20 @@ from ebpf.errors import EbpfError
 from ebpf.loader.elf import ElfObject, load
 from hw.errors import HwError
 from hw.pipeline import ConfigError, load_config
-from hw.targets import CpuTarget, NpuTarget, PipelineTarget, Target, VliwTarget, load_target
+from hw.targets import (
+    XDP_VERDICTS,
+    CpuTarget,
+    NpuTarget,
+    PipelineTarget,
+    Target,
+    VliwTarget,
+    load_target,
+)
 from offload.analysis import analyze
 from offload.analysis.effects import EffectKind, find_effects
 from offload.errors import MapperError
-from offload.feasibility import VERDICT_HOST, Reason, check
-from offload.partition import Partition, lowering_reason, partition, trace_punts
+from offload.feasibility import VERDICT_HOST, VERDICT_PARTIAL, Reason, check
+from offload.partition import Partition, lowering_reason, partition, trace_shares
 
 MAX_ROUNDS = 8  # partition-and-lower rounds (offload.lower.passes.fixed_point)
 DEFAULT_TIME_LIMIT_S = 10.0
@@ -81,6 +90,9 @@ class MapReport:
     punted: int | None = None
     packets: int | None = None
     punt_reasons: dict[str, int] = field(default_factory=dict)
+    nic_share: dict[str, float | None] | None = None
+    """Of the trace: ``packets`` the NIC finishes, and (run-to-completion targets) ``work``,
+    the executed instructions of those packets over all executed instructions."""
     equivalence: dict[str, Any] | None = None
     resources: dict[str, Any] | None = None
     containers: int | None = None
@@ -101,6 +113,7 @@ class MapReport:
             "physical_stages": self.physical_stages, "passes": self.passes,
             "recirculations": self.recirculations, "punted_fraction": self.punted_fraction,
             "punted": self.punted, "packets": self.packets, "punt_reasons": self.punt_reasons,
+            "nic_share": self.nic_share,
             "equivalence": self.equivalence, "containers": self.containers,
             "predicates": self.predicates, "resources": self.resources, "cost": self.cost,
             "messages": self.messages, "mapping_time_s": round(self.mapping_time_s, 4),
@@ -266,6 +279,8 @@ def _map_pipeline(report: MapReport, an: Any, obj: ElfObject, prog: Any,
     report.punted, report.packets = eq.punted, eq.packets
     report.punted_fraction = round(eq.punted_fraction, 6)
     report.punt_reasons = {str(k): v for k, v in sorted(eq.punt_reasons.items())}
+    if eq.ok and report.verdict == VERDICT_PARTIAL and eq.packets:
+        _state_share(report, 1 - eq.punted_fraction, None)
     if not eq.ok:
         report.verdict = VERDICT_HOST
         report.explanation = f"equivalence failed: {eq.failure}"
@@ -305,9 +320,21 @@ def _map_rtc(report: MapReport, an: Any, obj: ElfObject, prog: Any, tgt: Target,
     if report.verdict == VERDICT_HOST:
         hit, total = len(traces), len(traces)
     else:
-        hit, total = trace_punts(prog, traces, part.cut_slots, programs)
+        hit, total, nic, work = trace_shares(prog, traces, part.cut_slots, programs)
+        if report.verdict == VERDICT_PARTIAL and total:
+            _state_share(report, 1 - hit / total, nic / work if work else None)
     report.punted, report.packets = hit, total
     report.punted_fraction = round(hit / total, 6) if total else None
+    lim = tgt.ebpf
+    if lim is not None:  # verdicts the code computes are reasons; these came from data
+        seen = Counter(tr.verdict for tr in traces if tr.verdict is not None)
+        for code, n in sorted(seen.items()):
+            name = XDP_VERDICTS[code] if 0 <= code < len(XDP_VERDICTS) else f"action {code}"
+            if name not in lim.verdicts:
+                report.messages.append(
+                    f"{n} of {len(traces)} trace packets returned XDP_{name.upper()} ({code}), "
+                    f"which {tgt.name} does not support (a value the program read from a map "
+                    f"or the packet)")
     try:
         if isinstance(tgt, NpuTarget):
             from hw.rtc import estimate_npu
@@ -323,6 +350,16 @@ def _map_rtc(report: MapReport, an: Any, obj: ElfObject, prog: Any, tgt: Target,
         report.cost = est.to_dict()
     except HwError as exc:
         report.messages.append(f"cost model: {exc}")
+
+
+def _state_share(report: MapReport, packets: float, work: float | None) -> None:
+    """Record the NIC's share of a partial mapping and say it in the explanation."""
+    report.nic_share = {"packets": round(packets, 6),
+                        "work": round(work, 6) if work is not None else None}
+    said = f"{100 * packets:.1f} % of the trace's packets"
+    if work is not None:
+        said += f" and {100 * work:.1f} % of its executed instructions"
+    report.explanation += f"; on the NIC: {said}"
 
 
 def write_config(report: MapReport, path: str | os.PathLike[str],

@@ -17,7 +17,8 @@ combined set:
 What the host needs from a punted packet is the packet itself (unchanged: the cut is
 before any packet write) and the cut's reason code; the punt header carries both.
 ``trace_punts`` measures, on the VM, which packets of a trace reach a cut (run-to-completion
-targets, where nothing is compiled to count punts with).
+targets, where nothing is compiled to count punts with); ``trace_shares`` also the executed
+instructions the NIC finishes (the packets that reach no cut) against all of them.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from offload.feasibility import (
 )
 from offload.lower.ir import LowerReason
 
-__all__ = ["Cut", "Partition", "partition", "lowering_reason", "trace_punts", "VERDICT_FULL",
-           "VERDICT_HOST", "VERDICT_PARTIAL"]
+__all__ = ["Cut", "Partition", "partition", "lowering_reason", "trace_punts", "trace_shares",
+           "VERDICT_FULL", "VERDICT_HOST", "VERDICT_PARTIAL"]
 
 
 @dataclass(frozen=True)
@@ -99,15 +100,23 @@ def partition(an: Analysis, reasons: Sequence[Reason]) -> Partition:
 def trace_punts(prog: ProgramDef, traces: Iterable[Any], cuts: set[int],
                 programs: dict[str, ProgramDef] | None = None) -> tuple[int, int]:
     """(packets whose run reaches a cut slot, packets) over VM ``traces``."""
+    hit, total, _, _ = trace_shares(prog, traces, cuts, programs)
+    return hit, total
+
+
+def trace_shares(prog: ProgramDef, traces: Iterable[Any], cuts: set[int],
+                 programs: dict[str, ProgramDef] | None = None) -> tuple[int, int, int, int]:
+    """(packets punted, packets, instructions the NIC finishes, instructions) over VM
+    ``traces``: the executed instructions of the packets that reach no cut, and of all."""
     from hw.rtc.common import iter_executed_blocks
 
-    hit = total = 0
+    hit = total = nic = work = 0
     for tr in traces:
         total += 1
-        if not cuts:
-            continue
-        for p, block in iter_executed_blocks(prog, tr, programs or {prog.name: prog}):
-            if p.name == prog.name and any(block.start <= s < block.end for s in cuts):
-                hit += 1
-                break
-    return hit, total
+        work += tr.insns
+        punted = bool(cuts) and any(
+            p.name == prog.name and any(block.start <= s < block.end for s in cuts)
+            for p, block in iter_executed_blocks(prog, tr, programs or {prog.name: prog}))
+        hit += punted
+        nic += 0 if punted else tr.insns
+    return hit, total, nic, work

@@ -1,12 +1,14 @@
 """The NIC cost of a pipeline target from the program's mapping.
 
 The simulator does not map programs itself (``sim`` does not depend on ``offload``): the
-caller supplies the mapping as a hook, ``nic_cost_for(obj_path, program, target) ->
-NicCost`` (``NicCostFor``), passed to ``sim.scenario.prepare`` / ``run``. The command line
-(``offload sim``, ``make sim``, ``offload report``) passes ``offload.sim_cost.mapped_nic_cost``,
-which maps the program onto the pipeline target once (``map_program`` without the
-equivalence run: the punts come from the pipeline model on the simulated packets instead)
-and turns the ``MapReport`` into a ``sim.model.NicCost`` with ``cost_from_report``:
+caller supplies the mapping as a hook, ``nic_cost_for(obj_path, program, target[, maps=
+state file]) -> NicCost`` (``NicCostFor``), passed to ``sim.scenario.prepare`` / ``run``.
+The command line (``offload sim``, ``make sim``, ``offload report``) passes
+``offload.sim_cost.mapped_nic_cost``, which maps the program onto the pipeline target once
+(``map_program`` with its equivalence run; the punts on the simulated packets then come from
+the pipeline model) and turns the ``MapReport`` into a ``sim.model.NicCost`` with
+``cost_from_report``. A ``host-only`` report (an equivalence that failed included) gives
+``punt="all"``: its configuration is never simulated.
 
 - ``passes``: the schedule's passes (at least 1: a program of no stages still crosses the
   pipeline once); the NIC issues one packet every ``passes`` cycles, or every bus beat
@@ -46,7 +48,7 @@ from typing import Any
 from sim.errors import SimError
 from sim.model import DEFAULT_COST_SOURCE, NicCost
 
-NicCostFor = Callable[[str, str | None, Any], NicCost]
+NicCostFor = Callable[..., NicCost]
 """``nic_cost_for(obj_path, program, target)``: the NIC cost of ``program`` (None: the
 object's first) in the XDP object at ``obj_path`` on a pipeline ``target`` (a loaded
 ``hw.targets`` profile), from its mapping; raises ``MappingError`` when it cannot map."""
@@ -85,7 +87,8 @@ def cost_from_report(report: Any, target: Any) -> NicCost:
     from hw.pipeline import load_config
     from hw.pipeline.timing import TimingModel
 
-    if report.config is None:
+    if report.config is None or report.verdict == "host-only":
+        # a configuration whose equivalence failed is never simulated: every packet punts
         from hw.pipeline.config import target_params
 
         latency = TimingModel(target_params(target), passes=1).latency_cycles()
@@ -106,14 +109,15 @@ def cost_from_report(report: Any, target: Any) -> NicCost:
 
 
 def cached_cost(nic_cost_for: NicCostFor, obj_path: str, program: str | None, target: Any,
-                cache: MappingCache | None = None) -> NicCost:
-    """``nic_cost_for(obj_path, program, target)``, from ``cache`` when it has it (keyed by
-    the object's and the target profile's path, mtime and size, the program and the target's
-    name)."""
-    key = (*object_key(obj_path), program, target.name, *object_key(target.source))
+                cache: MappingCache | None = None, maps: str | None = None) -> NicCost:
+    """``nic_cost_for(obj_path, program, target)`` (with ``maps=`` the state file, when
+    given), from ``cache`` when it has it (keyed by the object's, the target profile's and
+    the state file's path, mtime and size, the program and the target's name)."""
+    key = (*object_key(obj_path), program, target.name, *object_key(target.source),
+           *(object_key(maps) if maps is not None else ()))
     if cache is not None and key in cache.costs:
         return cache.costs[key]
-    cost = nic_cost_for(obj_path, program, target)
+    cost = nic_cost_for(obj_path, program, target, **({"maps": maps} if maps else {}))
     if cache is not None:
         cache.costs[key] = cost
         cache.mapped += 1

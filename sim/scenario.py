@@ -523,7 +523,8 @@ def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
     assert sc.program is not None
     if step:
         step(f"mapping onto {target.name}")
-    return cached_cost(nic_cost_for, sc.program, sc.program_name, target, cache.mappings)
+    return cached_cost(nic_cost_for, sc.program, sc.program_name, target, cache.mappings,
+                       maps=sc.maps)
 
 
 def _refusal(sc: Scenario, target: Any) -> str:

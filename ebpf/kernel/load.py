@@ -256,6 +256,7 @@ def libbpf() -> ctypes.CDLL:
         "bpf_program__fd": (i, [vp]),
         "bpf_program__set_log_buf": (i, [vp, vp, sz]),
         "bpf_program__set_log_level": (i, [vp, u32]),
+        "bpf_program__set_autoload": (i, [vp, ctypes.c_bool]),
         "bpf_map__name": (cp, [vp]),
         "bpf_map__type": (i, [vp]),
         "bpf_map__key_size": (u32, [vp]),

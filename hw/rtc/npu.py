@@ -198,10 +198,12 @@ def check_feasibility(obj: ElfObject, prog: ProgramDef, target: Target, *,
             continue
         m = obj.maps[index]
         slot = map_slot.get(index)
-        if m.type_name not in limits.map_types:
+        if not limits.has_map_type(m.type_name):
             add("map_type", f"map '{m.name}' of type {m.type_name} is not supported by "
                 f"{tname} (supported: {', '.join(limits.map_types)})", slot)
         entry = m.key_size + m.value_size
+        if m.type_name not in limits.map_types:
+            continue  # offload-neutral (has_map_type): held on the host
         if limits.max_map_entry_bytes is not None and entry > limits.max_map_entry_bytes:
             add("map_entry", f"map '{m.name}': key {m.key_size} + value {m.value_size} = "
                 f"{entry} bytes per entry exceeds the limit of {limits.max_map_entry_bytes} "

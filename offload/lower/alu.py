@@ -88,7 +88,7 @@ class AluMixin:
             self._ranges = (self._scalar_range(n, slot, insn.dst),
                             self._scalar_range(n, slot, insn.src)
                             if spec.source is Source.X else None)
-            ptr = self._pointer_math(n, slot, op, d, s, width)
+            ptr = self._pointer_math(n, slot, op, d, s, width, st)
             if ptr is not None:
                 if not is64 and isinstance(ptr, (Pkt, PktEnd)):
                     return Low32(ptr)
@@ -132,7 +132,7 @@ class AluMixin:
         raise self.unsupported(slot, f"32-bit move of {_describe(s)}")
 
     def _pointer_math(self, n: int, slot: int, op: AluOp, d: Any, s: Any,
-                      width: int = 64) -> Any:
+                      width: int = 64, st: State | None = None) -> Any:
         d, s = self.pointer(d, slot), self.pointer(s, slot)
         sign = 1 if op is AluOp.ADD else -1
         if isinstance(d, Pkt) and isinstance(s, Pkt) and op is AluOp.SUB:
@@ -144,7 +144,8 @@ class AluMixin:
         if isinstance(d, PktEnd) and isinstance(s, Pkt) and op is AluOp.SUB:
             b, imm = self.operand_b(Const(s.k) if s.base is None else s, n, slot)
             v = self.alu(n, slot, TRUE, "sub", a=DATA_LEN, b=b, imm=imm, width=width)
-            self.he_read(v, n)
+            # after the adjusts on the path (a grown tail is in data_len from the next stage)
+            self.he_read(v, n, st)
             return Val(v.dst)
         rng = self._ranges[1] if hasattr(self, "_ranges") else None
         if isinstance(s, (Pkt, MapVal, Stack)) and op is AluOp.ADD and not isinstance(

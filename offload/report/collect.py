@@ -477,7 +477,10 @@ def _host(spec: ProgramSpec, options: ReportOptions, permitted: tuple[bool, str]
     if not ok:
         doc["verifier"] = {"status": "not run", "message": f"bpf(2) not usable here: {why}"}
         return doc, None
-    state = MapScenario.load(spec.maps).state if spec.maps else None
+    scenario = MapScenario.load(spec.maps) if spec.maps else MapScenario()
+    state = scenario.state if spec.maps else None
+    if scenario.get_max_entries():
+        return _host_sized(spec, scenario), None
     try:
         with KernelObject(spec.path, state=state) as k:
             doc["verifier"] = {"status": "accepted", "message": "loaded through libbpf"}
@@ -498,6 +501,33 @@ def _host(spec: ProgramSpec, options: ReportOptions, permitted: tuple[bool, str]
     doc["measurement"] = m.to_dict() | {"min_ns": min(m.samples_ns),
                                         "max_ns": max(m.samples_ns)}
     return doc, m
+
+
+def _host_sized(spec: ProgramSpec, scenario: Any) -> dict[str, Any]:
+    """The host section of an object whose state file sizes its maps: libbpf would create
+    them as the ELF declares, so the verifier runs on our sized load
+    (``ebpf.kernel.raw.RawKernelObject``); the timing, which loads through libbpf, is not
+    measured."""
+    from ebpf.differential import size_maps
+    from ebpf.kernel.raw import RawKernelObject
+    from ebpf.kernel.results import KernelLoadError
+    from ebpf.loader.elf import load
+
+    doc: dict[str, Any] = {"permitted": True, "reason": "", "kernel": platform.release()}
+    try:
+        with RawKernelObject(size_maps(load(spec.path), scenario), state=scenario.state) as k:
+            doc["verifier"] = {"status": "accepted", "message": "loaded with the state "
+                                                                 "file's map sizes"}
+            doc["prog_info"] = asdict(k.prog_info(spec.program))
+    except KernelLoadError as exc:
+        doc["verifier"] = {"status": "rejected", "message": _one_line(exc)}
+        return doc
+    except EbpfError as exc:
+        doc["verifier"] = {"status": "error", "message": _one_line(exc)}
+        return doc
+    doc["measurement"] = {"error": "not measured: the timing loads through libbpf, which "
+                                   "creates the loader-sized maps as the ELF declares them"}
+    return doc
 
 
 def _costs(obj: Any, prog: Any, targets: Sequence[Any], traces: Sequence[Any],
@@ -545,11 +575,14 @@ def _costs(obj: Any, prog: Any, targets: Sequence[Any], traces: Sequence[Any],
 def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, str],
                     step: Step | None = None) -> dict[str, Any]:
     """The whole evidence for one program (docs/report-schema.md, ``programs[]``)."""
+    from ebpf.differential import Scenario as MapScenario
+    from ebpf.differential import size_maps
     from ebpf.loader.elf import load
 
     options = plan_.options
     step = step or (lambda _msg: None)
-    obj = load(spec.path)
+    # maps its loader sizes (max_entries 0) take the state file's sizes, as everywhere
+    obj = size_maps(load(spec.path), MapScenario.load(spec.maps) if spec.maps else MapScenario())
     prog = obj.get_xdp_program(spec.program)
     main = main_file(prog)
     doc: dict[str, Any] = {

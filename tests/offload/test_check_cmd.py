@@ -33,7 +33,7 @@ def test_json_shape(run):
                        "--json")
     assert code == 0
     doc = json.loads(out)
-    assert doc["verdict"] in ("full", "partial", "host-only")
+    assert doc["verdict"] in ("full", "partial", "host-only", "rejected")
     assert doc["verdict"] == "host-only" and doc["target"] == "rmt"
     assert {"program", "explanation", "reasons", "stats"} <= set(doc)
     for r in doc["reasons"]:

@@ -12,7 +12,7 @@ from ebpf.loader.elf import ElfObject, load
 from hw.targets import BUILTIN_DIR
 from offload.analysis import analyze
 from offload.feasibility import check
-from tests.conftest import CORPUS_NAMES, corpus_object
+from tests.conftest import CORPUS_NAMES, compile_bpf, corpus_object
 from tests.offload.analysis import asm_program
 
 TARGETS = ("pipe", "rmt", "nfp", "hxdp", "dpu", "host")
@@ -230,3 +230,71 @@ def test_reads_past_the_window_are_one_reason(tmp_path):
     assert window[0].what == "packet read up to byte 310, past the 256-byte window " \
                              "(10 accesses)"
     assert len(window[0].insns) == 10
+
+
+# A filter returning the action its map holds, and logging every hit through a perf event
+# array (max_entries left to libbpf, which sizes it to the possible CPUs).
+MAP_ACTION_SOURCE = r"""
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_helpers.h>
+
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64);
+	__type(key, __u32); __type(value, __u32); } actions SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, 4); __uint(value_size, 4); } events SEC(".maps");
+
+SEC("xdp")
+int xdp_map_action(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_PASS;
+	__u32 key = eth->h_proto;
+	__u32 *a = bpf_map_lookup_elem(&actions, &key);
+	if (!a)
+		return XDP_PASS;
+	bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &key, sizeof(key));
+	return *a;
+}
+
+SEC("xdp")
+int xdp_bounce(struct xdp_md *ctx)
+{
+	return bpf_redirect(ctx->ingress_ifindex, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_nfp_perf_event_array_is_offload_neutral(tmp_path):
+    """nfp has bpf_perf_event_output, so its PERF_EVENT_ARRAY stays on the host (the
+    kernel's bpf_map_offload_neutral): no map_type reason; a target without the helper
+    still refuses the map."""
+    obj = compile_bpf(tmp_path, MAP_ACTION_SOURCE, "action")
+    nfp = check(obj, "xdp_map_action", "nfp")
+    assert not [r for r in nfp.reasons if "events" in r.what], nfp.reasons
+    hxdp = check(obj, "xdp_map_action", "hxdp")
+    assert any(r.kind == "map_type" and "'events'" in r.what for r in hxdp.reasons)
+
+
+def test_redirect_claimed_only_when_the_code_returns_it(tmp_path):
+    """A verdict read from a map is not "may return XDP_REDIRECT" on nfp (the VM over a
+    trace never sees 4 with the control plane's actions); bpf_redirect's return is."""
+    from ebpf.differential import Scenario, size_maps
+    from ebpf.vm.machine import Vm
+    from sim.packets import random_packets
+
+    obj = compile_bpf(tmp_path, MAP_ACTION_SOURCE, "action")
+    res = check(obj, "xdp_map_action", "nfp")
+    assert res.verdict == "full" and not res.reasons
+    elf = size_maps(load(obj), Scenario.from_dict({}))  # libbpf's size for `events`
+    vm = Vm(elf, elf.get_program("xdp_map_action"))
+    vm.maps[0].update(bytes.fromhex("08000000"), bytes.fromhex("01000000"))
+    seen = {vm.run_xdp(p).verdict for p in random_packets(300, seed=3)}
+    assert 4 not in seen and 1 in seen  # the oracle: what the program returns
+    bounce = check(obj, "xdp_bounce", "nfp")
+    verdicts = [r for r in bounce.reasons if r.kind == "verdict"]
+    assert len(verdicts) == 1 and "XDP_REDIRECT (4)" in verdicts[0].what

@@ -132,3 +132,20 @@ def test_largest_program_maps_in_seconds():
     _, name, program = max(sizes)
     r = map_program(corpus_object(name), "pipe", program, equivalence=False, time_limit_s=5)
     assert r.verdict in (F, P) and r.mapping_time_s < 60
+
+
+def test_trace_verdict_the_target_lacks_is_reported(tmp_path):
+    """A map value of 4 returned as the verdict: not a static reason on nfp, but the
+    mapper counts the trace packets that returned XDP_REDIRECT (the VM's verdicts)."""
+    from tests.conftest import compile_bpf
+    from tests.offload.test_feasibility import MAP_ACTION_SOURCE
+
+    obj = compile_bpf(tmp_path, MAP_ACTION_SOURCE, "action")
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"maps": {"actions": [{"key": "08000000",
+                                                       "value": "04000000"}]}}))
+    rep = map_program(obj, "nfp", "xdp_map_action", scenario=str(state))
+    ipv4 = sum(1 for p in random_packets(2000, seed=1) if p[12:14] == b"\x08\x00")
+    assert rep.verdict == "full"
+    assert any(m.startswith(f"{ipv4} of 2000 trace packets returned XDP_REDIRECT (4)")
+               for m in rep.messages), rep.messages

@@ -201,3 +201,45 @@ def test_full_program_punts_frames_beyond_the_window():
     expected = int(np.count_nonzero(sizes - 4 > frame_end))
     assert doc["nic_cost"]["verdict"] == "full"
     assert 0 < expected < 3000 and doc["metrics"]["punted"]["packets"] == expected
+
+
+def test_a_mapping_whose_equivalence_failed_is_never_simulated(monkeypatch):
+    """A planted equivalence failure: the mapping is host-only and the simulator punts every
+    packet (its configuration never decides a packet), and the source says why."""
+    import dataclasses
+
+    import offload.equivalence as equivalence
+
+    real = equivalence.check_equivalence
+
+    def planted(*args, **kw):
+        return dataclasses.replace(real(*args, **kw), ok=False, failure="planted: packet 3")
+
+    monkeypatch.setattr(equivalence, "check_equivalence", planted)
+    prep = prepare(_scenario("xdp_tx", "64B@10G", 300), nic_cost_for=mapped_nic_cost)
+    cost = prep.nic_cost
+    assert cost is not None and cost.punt == "all" and cost.verdict == "host-only"
+    assert "equivalence failed: planted: packet 3" in cost.source
+    assert all(o.punted for o in prep.outcomes)
+
+
+LOADER_SIZED_STATE = {"maps": {}, "max_entries": {"counts": 8}}
+
+
+def test_loader_sized_map_maps_with_the_state_size(tmp_path):
+    """A map sized by its loader: sim on pipe maps it with the state's max_entries (the
+    mapper's equivalence, the VM against the pipeline model, holds: the mapping is full)
+    and simulates its configuration."""
+    import json
+
+    from tests.conftest import compile_bpf
+    from tests.ebpf.test_differential import LOADER_SIZED_SOURCE
+
+    obj = compile_bpf(tmp_path, LOADER_SIZED_SOURCE, "sized")
+    state = tmp_path / "sized.json"
+    state.write_text(json.dumps(LOADER_SIZED_STATE))
+    sc = Scenario(program=str(obj), maps=str(state), target="pipe", traffic="64B@10G",
+                  packets=200, seed=1, host_cost="model")
+    prep = prepare(sc, nic_cost_for=mapped_nic_cost)
+    assert prep.nic_cost is not None and prep.nic_cost.verdict == "full"
+    assert prep.nic_cost.punt == "model"

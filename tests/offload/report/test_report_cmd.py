@@ -182,3 +182,27 @@ def test_one_failing_program_gets_a_row_and_the_rest_is_written(tmp_path, monkey
     assert "| xdp_drop.xdp_drop_prog | **failed**:" in summary
     assert json.loads((out / "report.json").read_text())["failed"][0]["reason"] == \
         failed["xdp_drop.xdp_drop_prog"]["reason"]
+
+
+def test_loader_sized_map_takes_the_state_size(run, tmp_path):
+    """A map sized by its loader: the report sizes it from --maps-dir's state file (the
+    kernel's verifier accepts the sized load; the VM traces count the packets)."""
+    from tests.conftest import compile_bpf
+    from tests.ebpf.test_differential import LOADER_SIZED_SOURCE
+
+    obj = compile_bpf(tmp_path, LOADER_SIZED_SOURCE, "sized")
+    states = tmp_path / "states"
+    states.mkdir()
+    (states / "sized.json").write_text(json.dumps({"maps": {}, "max_entries": {"counts": 8}}))
+    code, _, err = run("report", str(obj), "-o", str(tmp_path / "r"), "--maps-dir",
+                       str(states), *QUICK)
+    assert code == 0 and "failed" not in err, err
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert not doc.get("failed")
+    prog = doc["programs"][0]
+    assert prog["traces"]["error"] is None and prog["traces"]["packets"] > 0
+    assert {f["target"]: f["final_verdict"] for f in prog["feasibility"]}["pipe"] == "full"
+    from ebpf.kernel.load import bpf_permitted
+
+    if bpf_permitted()[0]:
+        assert prog["host"]["verifier"]["status"] == "accepted"

@@ -1,0 +1,115 @@
+"""offload.verdict: `check` gives the mapper's verdict on pipelines and the kernel's above all."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from offload import cli
+from offload.feasibility import check
+from offload.mapper import map_program
+from offload.verdict import check_program
+from tests.conftest import compile_bpf, corpus_object
+from tests.offload.test_kernel_check import UNCHECKED_SOURCE
+
+# clang merges the two lookups into one call whose map pointer (and key pointer) is a phi
+MERGED_MAPS_SOURCE = r"""
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64);
+	__type(key, __u16); __type(value, __u32); } tcp_ports SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64);
+	__type(key, __u16); __type(value, __u32); } udp_ports SEC(".maps");
+
+SEC("xdp")
+int xdp_port_filter(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5)
+		return XDP_PASS;
+	__u16 *ports = (void *)(ip + 1);
+	if ((void *)(ports + 2) > end)
+		return XDP_PASS;
+	__u16 dport = ports[1];
+	__u32 *action;
+	if (ip->protocol == IPPROTO_TCP)
+		action = bpf_map_lookup_elem(&tcp_ports, &dport);
+	else if (ip->protocol == IPPROTO_UDP)
+		action = bpf_map_lookup_elem(&udp_ports, &dport);
+	else
+		return XDP_PASS;
+	if (!action)
+		return XDP_PASS;
+	return *action == 1 ? XDP_DROP : XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _cli_json(capsys, *args: str) -> dict:
+    assert cli.main(list(args)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("target", ["pipe", "rmt"])
+@pytest.mark.parametrize("name", ["katran_lb", "nat", "syn_flood", "parser_counters"])
+def test_check_and_map_agree_on_pipelines(capsys, name, target):
+    """`check --json` and `map --json` give one verdict, explanation and reason list."""
+    obj = str(corpus_object(name))
+    got = _cli_json(capsys, "check", obj, "--target", target, "--json", "--no-kernel")
+    want = _cli_json(capsys, "map", obj, "--target", target, "--json")
+    assert (got["verdict"], got["explanation"]) == (want["verdict"], want["explanation"])
+    assert got["reasons"] == want["reasons"]
+
+
+def test_lowering_cuts_reach_the_check(tmp_path):
+    """A construct only the lowering refuses (a merged map pointer) is a reason of check's
+    too: the verdict is not `full` where the mapper cuts."""
+    obj = compile_bpf(tmp_path, MERGED_MAPS_SOURCE, "merged")
+    rep = map_program(obj, "pipe")
+    res = check_program(obj, target="pipe", kernel=False)
+    assert res.verdict == rep.verdict
+    assert [r.kind for r in res.reasons] == [r.kind for r in rep.reasons]
+    assert "lowering" in {r.kind for r in res.reasons}
+    assert res.stats["mapper"]["equivalence"] == "holds"
+    assert res.stats["nic_insns"] < res.stats["reachable_insns"] or res.verdict == "full"
+
+
+def test_run_to_completion_targets_keep_the_check_verdict():
+    """nfp: the verdict and reasons are the feasibility check's; a partial one says the
+    share of packets and of work the NIC keeps, as the VM trace measures them."""
+    obj = corpus_object("fib_router")
+    plain = check(obj, target="nfp")
+    res = check_program(obj, target="nfp", kernel=False)
+    assert res.verdict == plain.verdict == "partial" and res.reasons == plain.reasons
+    share = res.stats["nic_share"]
+    assert 0 < share["work"] < share["packets"] < 1
+    assert f"{100 * share['packets']:.1f} % of the trace's packets" in res.explanation
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("target", ["pipe", "nfp", "host"])
+def test_kernel_rejected_program_is_rejected_on_every_target(tmp_path, target):
+    """A program the verifier refuses is `rejected` with the verifier's line first."""
+    obj = compile_bpf(tmp_path, UNCHECKED_SOURCE, "unchecked")
+    res = check_program(obj, "xdp_unchecked", target)
+    assert res.verdict == "rejected" and res.stats["nic_insns"] == 0
+    first = res.reasons[0]
+    assert first.kind == "verifier" and first.scope == "program" and first.insn == 1
+    assert "invalid access to packet" in first.what and "data[12]" in first.source
+
+
+@pytest.mark.kernel
+def test_accepted_program_says_so(tmp_path):
+    """The verifier's yes is in the stats; the verdict is the target's."""
+    res = check_program(corpus_object("xdp_drop"), target="pipe")
+    assert res.stats["kernel"]["loaded"] is True and res.verdict == "full"
