@@ -93,6 +93,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ebpf.analysis import branch_target
 from ebpf.code.isa import FRAME_POINTER, AluOp, CallKind, Insn, Kind, Source
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.loader.program import ElfObject, ProgramDef
@@ -108,7 +109,6 @@ from hw.rtc.common import (
     build_cfg,
     insn_regs,
     iter_executed_blocks,
-    jump_target,
     wire_mpps,
 )
 from hw.rtc.npu import check_feasibility
@@ -387,7 +387,7 @@ def _code_motion_chains(cfg: Cfg) -> list[list[Block]]:
         last = b.last
         succ = _successors(cfg, b)
         if last.kind is Kind.CALL and last.src == CallKind.LOCAL:
-            succ.append(jump_target(last, b.slots[-1]) or 0)
+            succ.append(branch_target(last, b.slots[-1]) or 0)
             succ.append(b.end)  # the callee's exit returns here too
         for t in succ:
             preds[t] = preds.get(t, 0) + 1
@@ -416,7 +416,7 @@ _PURE = (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.BSWAP, Kind.LDDW, Kind.LDX, Kind.
 
 def _successors(cfg: Cfg, b: Block) -> list[int]:
     last = b.last
-    target = jump_target(last, b.slots[-1])
+    target = branch_target(last, b.slots[-1])
     succ = [] if target is None or last.kind is Kind.CALL else [target]
     if last.kind not in (Kind.JA, Kind.EXIT):
         succ.append(b.end)
