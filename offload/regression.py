@@ -69,6 +69,20 @@ def stimulus(seed: int, stem: str, program: str,
     return round(rng.uniform(0.0, 0.5), 2), round(rng.uniform(0.0, max_backpressure), 2)
 
 
+def longest_first(todo: list[tuple[Path, str]], options: dict[str, Any]
+                  ) -> list[tuple[Path, str]]:
+    """``todo`` with the co-simulations expected to take longest first, so that the last
+    ones to finish are short and no worker waits long for another (longest processing time
+    first). A run's random-stimulus phase waits 1 / ((1 - idle)(1 - back-pressure)) times
+    its cycle bound on average (see ``stimulus``): that factor orders them; ties keep the
+    given order."""
+    def factor(item: tuple[Path, str]) -> float:
+        idle, bp = stimulus(options["seed"], item[0].stem, item[1],
+                            options.get("max_backpressure", MAX_BACKPRESSURE))
+        return 1.0 / ((1.0 - idle) * (1.0 - bp))
+    return sorted(todo, key=factor, reverse=True)
+
+
 def _run_one(obj: str, program: str, options: dict[str, Any]) -> dict[str, Any]:
     """One co-simulation in a worker: the result document, or why there is none."""
     from offload.cosim import cosim, write_result
@@ -126,7 +140,7 @@ def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int
                   MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_console(sys.stderr), transient=False) as bar:
         task = bar.add_task("RTL co-simulation", total=len(todo))
-        for doc in _outcomes(todo, options, jobs, scheduler):
+        for doc in _outcomes(longest_first(todo, options), options, jobs, scheduler):
             results.append(doc)
             bar.update(task, advance=1, description="RTL co-simulation: " + markup(
                 f"{Path(doc['object']).stem}:{doc['program']} {_status(doc)}"))

@@ -149,3 +149,18 @@ def test_result_records_its_stimulus(tmp_path: Path, monkeypatch) -> None:
     doc = json.loads((tmp_path / "results" / "xdp_tx.xdp_tx_prog.json").read_text())
     assert (doc["idle"], doc["backpressure"]) == stimulus(1, "xdp_tx", "xdp_tx_prog", 0.3)
     assert doc["ok"] and 0 <= doc["backpressure"] <= 0.3
+
+
+def test_longest_expected_runs_go_first() -> None:
+    """The co-simulations are handed out by their expected stall factor, largest first
+    (1 / ((1 - idle)(1 - back-pressure)) of each program's seeded draw), all of them once."""
+    from offload.regression import longest_first, stimulus
+
+    todo = [(Path(f"/x/{stem}.o"), "p") for stem in
+            ("firewall", "katran_lb", "nat", "xdp_tx", "fib_router", "lpm_router")]
+    options = {"seed": 1, "max_backpressure": 0.99}
+    order = longest_first(todo, options)
+    assert sorted(order) == sorted(todo)
+    factors = [1 / ((1 - i) * (1 - b)) for i, b in
+               (stimulus(1, o.stem, p, 0.99) for o, p in order)]
+    assert factors == sorted(factors, reverse=True) and factors[0] > factors[-1]
