@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from ebpf.differential import Scenario
-from ebpf.elf import load
 from ebpf.errors import EbpfError
 from ebpf.executor import open_executor
+from ebpf.loader.elf import load
 from sim.packets import random_packets
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
     .venv/bin/python bench/mapping_time.py [--target pipe] [--repeat 3] [--time-limit 10]
 
 Side by side, in one run, on the corpus program with the most instructions and on the
-largest one that maps whole (or on ``--program OBJ[:NAME]``): loading the ELF object (``ebpf.elf.load``: sections, BTF,
+largest one that maps whole (or on ``--program OBJ[:NAME]``): loading the ELF object (``ebpf.loader.elf.load``: sections, BTF,
 relocations, linking); mapping it without the equivalence run (analysis, feasibility,
 lowering, greedy and CP-SAT scheduling, allocation, the configuration document); and the
 equivalence run on its own (the VM and the pipeline model on random_packets(2000, seed=1)).
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ebpf.elf import load  # noqa: E402
+from ebpf.loader.elf import load  # noqa: E402
 from offload.mapper import map_program  # noqa: E402
 
 CORPUS = ROOT / "build" / "xdp"

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ebpf.code.isa import decode
 from ebpf.errors import EbpfError
-from ebpf.isa import decode
-from ebpf.program import Function, ProgramDef
+from ebpf.loader.program import Function, ProgramDef
 
 
 def program_from_code(code: bytes, name: str = "conformance") -> ProgramDef:
@@ -28,7 +28,7 @@ def program_from_code(code: bytes, name: str = "conformance") -> ProgramDef:
 
 def run_hex(program_hex: str, memory_hex: str = "") -> int:
     """r0 after running ``program_hex`` on ``memory_hex``; raises EbpfError or ValueError."""
-    from ebpf.vm import Vm
+    from ebpf.vm.machine import Vm
 
     code = bytes.fromhex("".join(program_hex.split()))
     memory = bytes.fromhex("".join(memory_hex.split()))

@@ -5,11 +5,11 @@ to data_end); at the end: the contents of every map user space can read. Inputs 
 kernel does not let us choose are made deterministic first:
 
 - time: a program that reads the clock (`bpf_ktime_get_ns` and friends) is rewritten on
-  both sides to read a one-entry clock map instead (ebpf.rewrite.inject_clock), which the
+  both sides to read a one-entry clock map instead (ebpf.code.rewrite.inject_clock), which the
   harness sets before each packet; the kernel side then loads our linked program through
-  bpf(2) (ebpf.kernel_raw), since libbpf would reject rewritten instructions;
+  bpf(2) (ebpf.kernel.raw), since libbpf would reject rewritten instructions;
 - the FIB: with routes in the scenario, the kernel side runs inside a network namespace
-  built from the same routes (ebpf.netns);
+  built from the same routes (ebpf.kernel.netns);
 - the CPU: the process is pinned to CPU 0 while the kernel runs, so per-CPU maps change
   in the slot the VM (cpu 0) changes.
 """
@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from ebpf.errors import EbpfError, ElfError
-from ebpf.helpers import HelperEnv, Route
+from ebpf.helpers.core import HelperEnv, Route
 from ebpf.kernel_enums import HELPER_IDS
-from ebpf.map_state import MapStateError, dump_state, load_state
-from ebpf.program import ElfObject, ProgramDef
-from ebpf.vm import Vm
-from ebpf.xdp import VERDICT_NAMES, XdpResult
+from ebpf.loader.program import ElfObject, ProgramDef
+from ebpf.maps.state import MapStateError, dump_state, load_state
+from ebpf.vm.machine import Vm
+from ebpf.vm.xdp import VERDICT_NAMES, XdpResult
 
 CLOCK_HELPERS = frozenset(HELPER_IDS[n] for n in ("ktime_get_ns", "ktime_get_boot_ns",
                                                    "ktime_get_coarse_ns"))
@@ -86,7 +86,7 @@ class Scenario:
         if not isinstance(clock, dict):
             raise MapStateError(f"{source}: \"clock\" must be an object, got "
                                 f"{type(clock).__name__}")
-        # the clock map holds a u64 (ebpf.rewrite.inject_clock): never truncated
+        # the clock map holds a u64 (ebpf.code.rewrite.inject_clock): never truncated
         start = _uint(f"{source}: clock.start_ns", clock.get("start_ns", 1_000_000_000), 64)
         step = _uint(f"{source}: clock.step_ns", clock.get("step_ns", 1_000_000), 64)
         sizes = doc.get("max_entries", {})
@@ -189,7 +189,7 @@ def prepare(obj: ElfObject, scenario: Scenario) -> tuple[ElfObject, bool]:
     redirected to the clock map when needed."""
     obj = size_maps(obj, scenario)
     if any(uses_clock(p, obj) for p in obj.programs):
-        from ebpf.rewrite import inject_clock
+        from ebpf.code.rewrite import inject_clock
 
         return inject_clock(obj), True
     return obj, False
@@ -221,16 +221,16 @@ class VmSide:
 @contextmanager
 def kernel_side(path: str, obj: ElfObject, scenario: Scenario, raw: bool) -> Iterator[Any]:
     """The program loaded in the kernel, the process pinned to CPU 0, in the FIB netns."""
-    from ebpf.kernel import KernelObject
+    from ebpf.kernel.bridge import KernelObject
 
     with ExitStack() as stack:
         if scenario.routes:
-            from ebpf.netns import fib_namespace, inside
+            from ebpf.kernel.netns import fib_namespace, inside
 
             name = stack.enter_context(fib_namespace(scenario.routes))
             stack.enter_context(inside(name))
         if raw or scenario.get_max_entries():  # libbpf would load the ELF's sizes
-            from ebpf.kernel_raw import RawKernelObject
+            from ebpf.kernel.raw import RawKernelObject
 
             kobj = stack.enter_context(RawKernelObject(obj, state=scenario.state))
         else:

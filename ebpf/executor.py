@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ebpf.errors import EbpfError
-from ebpf.program import ElfObject
-from ebpf.trace import Redirect, Trace
-from ebpf.xdp import VERDICT_NAMES
+from ebpf.loader.program import ElfObject
+from ebpf.vm.trace import Redirect, Trace
+from ebpf.vm.xdp import VERDICT_NAMES
 
 EXECUTORS = ("auto", "kernel", "vm")
 """The names ``--executor`` accepts."""
@@ -153,8 +153,8 @@ class _TestRunner:
     def __init__(self, kobj: Any, prog: str):
         import ctypes
 
-        from ebpf.kernel import DATA_OUT_SLACK
-        from ebpf.kernel_load import TestRunOpts, libbpf
+        from ebpf.kernel.load import TestRunOpts, libbpf
+        from ebpf.kernel.results import DATA_OUT_SLACK
 
         self.ct, self.kobj, self.prog = ctypes, kobj, prog
         self.fd = kobj.prog_fd(prog)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ebpf.display import printable
 from ebpf.errors import EbpfError
-from ebpf.kernel import KernelLoadError
+from ebpf.kernel.results import KernelLoadError
 from hw.errors import HwError
 from offload.check_cmd import register as register_check
 from offload.cleanup import Terminated, terminate_as_interrupt
@@ -74,9 +74,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_disasm(args: argparse.Namespace) -> int:
-    from ebpf.disasm import format_listing
-    from ebpf.isa import decode
-    from ebpf.listing import objdump
+    from ebpf.code.disasm import format_listing
+    from ebpf.code.isa import decode
+    from ebpf.code.listing import objdump
 
     path = args.file
     try:
@@ -85,8 +85,8 @@ def cmd_disasm(args: argparse.Namespace) -> int:
         raise CliError(f"{path}: cannot read: {exc.strerror}") from exc
     if data[:4] == b"\x7fELF":
         if args.syntax == "ubpf":
-            from ebpf.asm import disassemble
-            from ebpf.elf import load_bytes
+            from ebpf.code.asm import disassemble
+            from ebpf.loader.elf import load_bytes
 
             obj = load_bytes(data, path)
             for prog in obj.programs:
@@ -100,7 +100,7 @@ def cmd_disasm(args: argparse.Namespace) -> int:
     except EbpfError as exc:
         raise type(exc)(f"{path}: {exc}") from exc
     if args.syntax == "ubpf":
-        from ebpf.asm import disassemble
+        from ebpf.code.asm import disassemble
 
         sys.stdout.write(disassemble(insns))
     else:
@@ -109,7 +109,7 @@ def cmd_disasm(args: argparse.Namespace) -> int:
 
 
 def cmd_asm(args: argparse.Namespace) -> int:
-    from ebpf.asm import assemble
+    from ebpf.code.asm import assemble
     from ebpf.errors import AsmError
 
     path = args.file

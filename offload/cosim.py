@@ -141,8 +141,8 @@ def prepare(obj_path: str | os.PathLike[str], program: str | None = None, *,
             workdir: str | os.PathLike[str] | None = None, idle: float = DEFAULT_IDLE,
             backpressure: float = DEFAULT_BACKPRESSURE, timed: int = 64) -> CosimJob:
     """Steps 1 and 2: map, load the scenario state, write the images and the trace."""
-    from ebpf.elf import load
     from ebpf.errors import EbpfError
+    from ebpf.loader.elf import load
     from hw.targets import PipelineTarget
     from offload.equivalence import initial_pipeline_state
     from offload.errors import MapperError

@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from ebpf.differential import Scenario, size_maps
-from ebpf.elf import ElfObject
 from ebpf.errors import EbpfError
-from ebpf.helpers import HelperEnv
-from ebpf.map_state import dump_state, load_state
-from ebpf.vm import Vm
+from ebpf.helpers.core import HelperEnv
+from ebpf.loader.elf import ElfObject
+from ebpf.maps.state import dump_state, load_state
+from ebpf.vm.machine import Vm
 from hw.pipeline import PipelineModel, load_config, parse_punt
 from hw.pipeline.config import PERCPU_TYPES, PipelineConfig
 
@@ -129,7 +129,7 @@ def _percpu_merge(pipe_rows: list[dict], host_rows: list[dict], indexed: bool) -
     host = {r["key"]: r["values"] for r in host_rows}
     pipe = {r["key"]: r["values"] for r in pipe_rows}
     out = []
-    def order(key: str) -> Any:  # ebpf.map_state's: index order or key bytes
+    def order(key: str) -> Any:  # ebpf.maps.state's: index order or key bytes
         raw = bytes.fromhex(key)
         return int.from_bytes(raw, "little") if indexed else raw
 

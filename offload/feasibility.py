@@ -55,10 +55,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ebpf.elf import ElfObject, load
-from ebpf.isa import AluOp, AtomicOp, CallKind, Kind, PseudoSrc, Source
+from ebpf.code.isa import AluOp, AtomicOp, CallKind, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import helper_name
-from ebpf.program import ProgramDef, SourceLine
+from ebpf.loader.elf import ElfObject, load
+from ebpf.loader.program import ProgramDef, SourceLine
 from hw.targets import (
     XDP_VERDICTS,
     PipelineTarget,

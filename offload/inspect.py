@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ebpf.code.listing import source_listing
 from ebpf.display import markup, printable
-from ebpf.elf import load
 from ebpf.kernel_enums import helper_name
-from ebpf.listing import source_listing
+from ebpf.loader.elf import load
 
 
 def inspect_doc(path: str, *, source: bool = False) -> dict[str, Any]:

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from ebpf.differential import size_maps
-from ebpf.elf import ElfObject, load
 from ebpf.errors import EbpfError
+from ebpf.loader.elf import ElfObject, load
 from hw.errors import HwError
 from hw.pipeline import ConfigError, load_config
 from hw.targets import CpuTarget, NpuTarget, PipelineTarget, Target, VliwTarget, load_target

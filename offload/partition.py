@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ebpf.program import ProgramDef
+from ebpf.loader.program import ProgramDef
 from offload.analysis.dataflow import Analysis
 from offload.analysis.effects import find_effects
 from offload.feasibility import (

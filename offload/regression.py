@@ -47,7 +47,7 @@ REPORT_BACKPRESSURE = 0.5
 
 
 def programs(objects: list[Path]) -> list[tuple[Path, str]]:
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
 
     return [(o, p.name) for o in objects for p in load(o).programs]
 

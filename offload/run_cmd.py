@@ -14,10 +14,10 @@ from rich.table import Table
 
 from ebpf.differential import Scenario, differential, kernel_side, prepare
 from ebpf.display import markup
-from ebpf.elf import load
 from ebpf.errors import EbpfError
 from ebpf.executor import EXECUTORS, open_executor
-from ebpf.xdp import VERDICT_NAMES
+from ebpf.loader.elf import load
+from ebpf.vm.xdp import VERDICT_NAMES
 from offload import cli_args
 
 PROGRESS_MIN = 500  # packets: show a progress bar on stderr from this many on

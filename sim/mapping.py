@@ -142,7 +142,7 @@ class PipelinePunts:
     """
 
     def __init__(self, config: dict[str, Any], vm_maps: dict[str, Any]):
-        from ebpf.map_state import dump_state
+        from ebpf.maps.state import dump_state
         from hw.pipeline import PipelineModel, load_config
 
         self.config = load_config(config)

@@ -362,9 +362,9 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
     ``paths``: packets share a class only if they executed the same blocks (the cost models
     of run-to-completion NICs price the blocks, ``hw.cost.nic``)."""
     from ebpf.differential import Scenario as MapScenario
-    from ebpf.elf import load
     from ebpf.errors import EbpfError
     from ebpf.executor import open_executor
+    from ebpf.loader.elf import load
     from hw.errors import HwError
 
     assert sc.program is not None
@@ -463,8 +463,8 @@ def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
     timed once per ``cache``, in order of first appearance."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.differential import kernel_side
-    from ebpf.elf import load
     from ebpf.errors import EbpfError
+    from ebpf.loader.elf import load
     from hw.cost.host import ProgramTimer
 
     assert sc.program is not None
@@ -547,7 +547,7 @@ def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
 
 def _refusal(sc: Scenario, target: Any) -> str:
     """The first reason the target's ``[ebpf]`` limits refuse the program, or ""."""
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
     from hw.rtc.npu import check_feasibility
 
     assert sc.program is not None

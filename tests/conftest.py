@@ -76,7 +76,7 @@ REQUIRE_ENV = {"bpf": "REQUIRE_BPF", "simulator": "REQUIRE_RTL", "iverilog": "RE
 
 
 def _missing_bpf() -> str | None:
-    from ebpf.kernel_load import bpf_permitted
+    from ebpf.kernel.load import bpf_permitted
 
     ok, reason = bpf_permitted()
     return None if ok else f"bpf(2) not usable: {reason}"

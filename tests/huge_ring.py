@@ -1,6 +1,6 @@
 """A 32 M-entry array program (a consistent-hash ring, as production load balancers declare
 them) and a state that fills the ring slots a seeded trace hits: shared by the tests that
-check map state is sparse end to end (ebpf.kernel_batch, the offload commands)."""
+check map state is sparse end to end (ebpf.kernel.batch, the offload commands)."""
 
 from __future__ import annotations
 

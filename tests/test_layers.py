@@ -71,7 +71,7 @@ def test_checker_sees_every_kind_of_import():
     seen; allowed ones are not reported."""
     source = '''
 from typing import TYPE_CHECKING
-import ebpf.isa
+import ebpf.code.isa
 from hw.targets import get_target
 if TYPE_CHECKING:
     from offload.mapper import MappingReport
@@ -89,3 +89,15 @@ def g():
     assert upward_imports("rtl_models", "import hw.pipeline\nimport ebpf\n") == []
     assert upward_imports("rtl_models", "import sim.packets\n") == [
         "<src>:1: rtl_models imports sim.packets"]
+
+
+MAX_MODULE_LINES = 800  # issue 15: small modules with one job each
+
+
+def test_no_product_module_over_the_limit():
+    """Every module of the product packages stays within MAX_MODULE_LINES lines."""
+    long = {str(path.relative_to(ROOT)): n
+            for package in sorted(ALLOWED)
+            for path in _modules(package)
+            if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}

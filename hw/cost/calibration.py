@@ -93,8 +93,8 @@ def host_points() -> list[Point]:
 def hxdp_points(corpus: str | os.PathLike[str]) -> list[Point]:
     """The hXDP paper's baseline microbenchmarks on ``hxdp``, from the corpus' xdp_drop and
     xdp_tx objects (skipped when they are not built)."""
-    from ebpf.elf import load
-    from ebpf.vm import Vm
+    from ebpf.loader.elf import load
+    from ebpf.vm.machine import Vm
     from hw.cost.nic import nic_service
 
     target = load_target("hxdp")

@@ -213,7 +213,7 @@ class ProgramTimer:
     program). Raises ``ebpf.errors.KernelError`` when bpf(2) is not usable."""
 
     def __init__(self, runs: int = MEASURE_RUNS) -> None:
-        from ebpf.kernel_raw import RawKernelObject, empty_xdp_object
+        from ebpf.kernel.raw import RawKernelObject, empty_xdp_object
 
         if runs < 1:
             raise HostCostError(f"runs must be at least 1, got {runs}")

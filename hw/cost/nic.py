@@ -22,8 +22,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ebpf.program import ElfObject, ProgramDef
-from ebpf.trace import Trace
+from ebpf.loader.program import ElfObject, ProgramDef
+from ebpf.vm.trace import Trace
 from hw.rtc.common import RtcError
 from hw.targets import NpuTarget, Target, VliwTarget
 

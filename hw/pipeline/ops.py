@@ -8,7 +8,7 @@ no second list of codes.
 
 Values are unsigned Python ints: containers hold 0 <= v < 2**64. Every edge case (division
 by zero, shift masks, 32-bit zero extension) is in the docstring of the function that does it
-and matches ebpf/vm.py (the reference VM) and the kernel interpreter.
+and matches ebpf/vm/machine.py (the reference VM) and the kernel interpreter.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ generator state. The control plane changes it through the same two operations th
 write port offers (docs/pipeline.md, "Control plane"): ``write_entry`` / ``delete_entry``
 (one table entry: key, mask, action data, valid) and ``write_register`` (one 64-bit word).
 
-``load_maps`` turns a map state document (``ebpf.map_state``'s JSON: the format the VM and
+``load_maps`` turns a map state document (``ebpf.maps.state``'s JSON: the format the VM and
 the kernel bridge read and write) into table entries and registers, as the configuration's
 map bindings say; ``dump_maps`` reads them back into that format, so the pipeline's map
 contents compare directly with the VM's and the kernel's. A map's values may be split over
@@ -299,8 +299,8 @@ class PipelineState:
         return sorted(i for i in found if i < m.max_entries)
 
     def dump_maps(self) -> dict[str, Any]:
-        """The bound maps' contents in ebpf.map_state's format: keys sorted, arrays without
-        their all-zero entries (as ``ebpf.map_state.dump_state`` lists them)."""
+        """The bound maps' contents in ebpf.maps.state's format: keys sorted, arrays without
+        their all-zero entries (as ``ebpf.maps.state.dump_state`` lists them)."""
         out: dict[str, list[dict[str, Any]]] = {}
         for m in self.config.maps:
             mem = self._table(*m.tables[0]) if m.tables else None

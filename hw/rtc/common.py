@@ -10,7 +10,7 @@ each jump, call and exit a leader). A block never spans two functions; ``lddw`` 
 instruction of two slots.
 
 The walk (``iter_executed_blocks``). ``Trace.path`` lists the slot where each straight-line
-run starts (ebpf.trace). A run goes block by block through fall-throughs until its block
+run starts (ebpf.vm.trace). A run goes block by block through fall-throughs until its block
 ends in a control transfer: a branch, ``ja``, ``exit``, a bpf-to-bpf call, a taken tail call
 (``Trace.tail_calls``) or a helper that called back into the program (``bpf_loop``). The
 walk counts the instructions it covers and must reach ``Trace.insns`` exactly; otherwise it
@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ebpf.isa import (
+from ebpf.code.isa import (
     AluOp,
     AtomicOp,
     CallKind,
@@ -45,8 +45,8 @@ from ebpf.isa import (
     slot_offsets,
 )
 from ebpf.kernel_enums import MAP_HELPERS, helper_name  # noqa: F401  (MAP_HELPERS: npu, vliw)
-from ebpf.program import ProgramDef, SourceLine
-from ebpf.trace import Trace
+from ebpf.loader.program import ProgramDef, SourceLine
+from ebpf.vm.trace import Trace
 from hw.errors import HwError
 from hw.ethernet import wire_mpps  # noqa: F401  (hw.rtc.wire_mpps, used by the models)
 
@@ -113,7 +113,7 @@ class CostEstimate:
 def helper_nargs(helper_id: int) -> int:
     """Arguments the helper takes (r1..rN); 5 when the VM does not know the helper."""
     from ebpf.errors import VmError
-    from ebpf.helpers import get_helper
+    from ebpf.helpers.core import get_helper
 
     try:
         return get_helper(helper_id).nargs

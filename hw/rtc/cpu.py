@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ebpf.trace import Trace
+from ebpf.vm.trace import Trace
 from hw.rtc.common import CostEstimate, RtcError, wire_mpps
 from hw.targets import CpuTarget, Target
 
@@ -115,8 +115,8 @@ class HostMeasurement:
 
 
 def kernel_permitted() -> tuple[bool, str]:
-    """``ebpf.kernel_load.bpf_permitted()``: whether test_run timing is possible here."""
-    from ebpf.kernel_load import bpf_permitted
+    """``ebpf.kernel.load.bpf_permitted()``: whether test_run timing is possible here."""
+    from ebpf.kernel.load import bpf_permitted
 
     return bpf_permitted()
 
@@ -129,7 +129,7 @@ def measure_host(path: str | os.PathLike[str], program: str | None,
     ``state`` is a map-state document loaded first. Raises RtcError when bpf(2) is not usable
     or the kernel refuses."""
     from ebpf.errors import KernelError
-    from ebpf.kernel import KernelObject
+    from ebpf.kernel.bridge import KernelObject
     from hw.cost.host import ProgramTimer
 
     if not packets:
@@ -161,9 +161,9 @@ def calibration_point(path: str | os.PathLike[str], program: str | None,
                       state: dict[str, Any] | None = None) -> CalibrationPoint:
     """One program's point: the VM's mean instruction count and the kernel's mean test_run
     time over the same packets, both starting from the same map state (``state``)."""
-    from ebpf.elf import load
-    from ebpf.map_state import load_state
-    from ebpf.vm import Vm
+    from ebpf.loader.elf import load
+    from ebpf.maps.state import load_state
+    from ebpf.vm.machine import Vm
 
     obj = load(path)
     prog = obj.get_program(program)

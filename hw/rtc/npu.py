@@ -50,10 +50,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ebpf.isa import AluOp, AtomicOp, CallKind, Kind, PseudoSrc, Source, slot_offsets
+from ebpf.code.isa import AluOp, AtomicOp, CallKind, Kind, PseudoSrc, Source, slot_offsets
 from ebpf.kernel_enums import helper_name
-from ebpf.program import ElfObject, ProgramDef
-from ebpf.trace import Trace
+from ebpf.loader.program import ElfObject, ProgramDef
+from ebpf.vm.trace import Trace
 from hw.rtc.common import (
     MAP_HELPERS,
     MAP_VALUE,

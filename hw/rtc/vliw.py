@@ -67,9 +67,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ebpf.isa import FRAME_POINTER, AluOp, CallKind, Insn, Kind, Source
-from ebpf.program import ElfObject, ProgramDef
-from ebpf.trace import Trace
+from ebpf.code.isa import FRAME_POINTER, AluOp, CallKind, Insn, Kind, Source
+from ebpf.loader.program import ElfObject, ProgramDef
+from ebpf.vm.trace import Trace
 from hw.rtc.common import (
     MAP_HELPERS,
     Block,

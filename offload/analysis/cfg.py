@@ -32,9 +32,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from ebpf.isa import CallKind, InsnClass, Kind
+from ebpf.code.isa import CallKind, InsnClass, Kind
 from ebpf.kernel_enums import HELPER_IDS
-from ebpf.program import Function, ProgramDef
+from ebpf.loader.program import Function, ProgramDef
 from offload.errors import AnalysisError
 
 TAIL_CALL_ID = HELPER_IDS["tail_call"]

@@ -35,10 +35,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import reduce
 
-from ebpf.elf import ElfObject
-from ebpf.isa import AluOp, AtomicOp, CallKind, InsnClass, JmpOp, Kind, PseudoSrc, Source
+from ebpf.code.isa import AluOp, AtomicOp, CallKind, InsnClass, JmpOp, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import helper_name
-from ebpf.program import ProgramDef
+from ebpf.loader.elf import ElfObject
+from ebpf.loader.program import ProgramDef
 from offload.analysis.cfg import MAX_CALL_DEPTH, FunctionCfg, Loop, ProgramCfg, build_cfg
 from offload.analysis.domain import (
     DATA,

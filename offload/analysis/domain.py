@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import ClassVar
 
-from ebpf.isa import AluOp
-from ebpf.vm import ALU32_OPS, ALU64_OPS
+from ebpf.code.isa import AluOp
+from ebpf.vm.alu import ALU32_OPS, ALU64_OPS
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ebpf.isa import CallKind, Kind
+from ebpf.code.isa import CallKind, Kind
 from ebpf.kernel_enums import helper_name
 from offload.analysis.dataflow import Analysis, Region
 

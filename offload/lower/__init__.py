@@ -28,8 +28,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ebpf.elf import ElfObject
-from ebpf.program import ProgramDef
+from ebpf.loader.elf import ElfObject
+from ebpf.loader.program import ProgramDef
 from hw.pipeline.config import TargetParams
 from hw.pipeline.profile import target_params
 from hw.targets import PipelineTarget

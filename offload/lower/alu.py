@@ -1,6 +1,6 @@
 """ALU instructions in the translation: folding, pointer arithmetic, byte shuffles, ops.
 
-Constants fold with the VM's own operation tables (``ebpf.vm.ALU64_OPS`` / ``ALU32_OPS``),
+Constants fold with the VM's own operation tables (``ebpf.vm.alu.ALU64_OPS`` / ``ALU32_OPS``),
 so folded results are the kernel's. Additions of constants or scalars to packet, map-value
 and stack pointers fold into the pointer (``Pkt`` keeps the variable part in a container and
 the constant apart, for the window op's offset field). Shifts by whole bytes, ORs of
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ebpf.isa import AluOp, Kind, Source
-from ebpf.vm import ALU32_OPS, ALU64_OPS
+from ebpf.code.isa import AluOp, Kind, Source
+from ebpf.vm.alu import ALU32_OPS, ALU64_OPS
 from offload.analysis.dataflow import Region
 from offload.lower.ir import (
     DATA_LEN,

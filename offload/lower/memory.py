@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ebpf.isa import AtomicOp
+from ebpf.code.isa import AtomicOp
 from offload.lower.ir import (
     INGRESS,
     RX_QUEUE,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ebpf.elf import ElfObject
+from ebpf.loader.elf import ElfObject
 from hw.pipeline.config import TargetParams
 from offload.lower.ir import TRUE, Lookup, Op, StatefulOp, TableOp
 from offload.lower.memory import Unsupported

@@ -255,7 +255,7 @@ def _rtl_not_run_why(rtl: dict[str, Any], path: str, results: str | None,
 
 def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
     """Check every input (objects, targets, map states, RTL results) and list the programs."""
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
 
     if not objects:
         raise ReportError("no objects given")
@@ -467,7 +467,8 @@ def _host(spec: ProgramSpec, options: ReportOptions, permitted: tuple[bool, str]
           ) -> tuple[dict[str, Any], Any]:
     """Verifier outcome, JIT image and test_run timing; the measurement for the cost model."""
     from ebpf.differential import Scenario as MapScenario
-    from ebpf.kernel import KernelLoadError, KernelObject
+    from ebpf.kernel.bridge import KernelObject
+    from ebpf.kernel.results import KernelLoadError
     from hw.rtc.common import RtcError
     from hw.rtc.cpu import measure_host
     from sim.packets import random_packets
@@ -545,7 +546,7 @@ def _costs(obj: Any, prog: Any, targets: Sequence[Any], traces: Sequence[Any],
 def collect_program(spec: ProgramSpec, plan_: Plan, *, permitted: tuple[bool, str],
                     step: Step | None = None) -> dict[str, Any]:
     """The whole evidence for one program (docs/report-schema.md, ``programs[]``)."""
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
 
     options = plan_.options
     step = step or (lambda _msg: None)

@@ -157,7 +157,7 @@ def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None
            scheduler: str | None = None) -> dict[str, Any]:
     """The whole document: every program of the plan, in ``jobs`` processes (1: here), or
     as tasks on a Dask ``scheduler`` (the engine ``offload sweep`` uses)."""
-    from ebpf.kernel_load import bpf_permitted
+    from ebpf.kernel.load import bpf_permitted
 
     permitted = bpf_permitted()
     doc = new_document(plan_, permitted)

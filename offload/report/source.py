@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ebpf.program import ProgramDef
+from ebpf.loader.program import ProgramDef
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SLUG = re.compile(r"[^A-Za-z0-9_-]")

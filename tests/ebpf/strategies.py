@@ -1,4 +1,4 @@
-"""Hypothesis strategies for eBPF instructions, built from ``ebpf.isa.OPCODES``.
+"""Hypothesis strategies for eBPF instructions, built from ``ebpf.code.isa.OPCODES``.
 
 Each opcode's strategy is chosen by its ``Kind``: the fields that kind uses are drawn from
 their full range, the reserved ones stay zero, and enumerated fields (ALU ``off``, END
@@ -15,8 +15,7 @@ from functools import partial
 
 from hypothesis import strategies as st
 
-from ebpf.errors import IsaError
-from ebpf.isa import (
+from ebpf.code.isa import (
     ATOMIC_IMMS,
     LDDW_OPCODE,
     NUM_REGS,
@@ -30,6 +29,7 @@ from ebpf.isa import (
     Source,
     validate,
 )
+from ebpf.errors import IsaError
 
 REGS = st.integers(0, NUM_REGS - 1)
 S16 = st.integers(-(1 << 15), (1 << 15) - 1)

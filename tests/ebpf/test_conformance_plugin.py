@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ebpf.asm import assemble
+from ebpf.code.asm import assemble
 
 
 def plugin(program: str, memory: str = "", *extra: str) -> subprocess.CompletedProcess:

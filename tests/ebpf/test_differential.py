@@ -22,13 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ebpf.xdp
+import ebpf.vm.xdp
 from ebpf.differential import DiffReport, Scenario, VmSide, differential, num_cpus, prepare
-from ebpf.elf import load
-from ebpf.map_state import MapStateError
-from ebpf.maps import LruHashMap
-from ebpf.program import ElfObject
-from ebpf.xdp import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpResult
+from ebpf.loader.elf import load
+from ebpf.loader.program import ElfObject
+from ebpf.maps.hash import LruHashMap
+from ebpf.maps.state import MapStateError
+from ebpf.vm.xdp import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpResult
 from sim.packets import POOL_MACS, random_packets
 from tests.budget import examples
 from tests.conftest import CORPUS_NAMES, ROOT, corpus_object
@@ -217,7 +217,7 @@ def test_planted_verdict_bug_is_reported(monkeypatch):
     batch = PACKETS[:300]
     tx = [i for i, r in enumerate(vm_results("icmp_echo")[:300]) if r.verdict == XDP_TX]
     assert tx, "no echo request among the packets"
-    real = ebpf.xdp.run_xdp
+    real = ebpf.vm.xdp.run_xdp
 
     def tx_as_pass(*args, **kwargs):
         result = real(*args, **kwargs)
@@ -225,7 +225,7 @@ def test_planted_verdict_bug_is_reported(monkeypatch):
             result.verdict = XDP_PASS
         return result
 
-    monkeypatch.setattr(ebpf.xdp, "run_xdp", tx_as_pass)
+    monkeypatch.setattr(ebpf.vm.xdp, "run_xdp", tx_as_pass)
     path, obj = corpus("icmp_echo")
     report = differential(path, obj, batch, scenario("icmp_echo"))
     assert [(m.index, m.what, m.vm, m.kernel) for m in report.mismatches] == [
@@ -237,7 +237,7 @@ def test_planted_verdict_bug_is_reported(monkeypatch):
 def test_planted_output_bug_is_reported(monkeypatch):
     """A VM that flips one output byte of packet 7 gives exactly one data mismatch, at
     index 7."""
-    real = ebpf.xdp.run_xdp
+    real = ebpf.vm.xdp.run_xdp
     calls = []
 
     def flip_seventh(*args, **kwargs):
@@ -249,7 +249,7 @@ def test_planted_output_bug_is_reported(monkeypatch):
         calls.append(1)
         return result
 
-    monkeypatch.setattr(ebpf.xdp, "run_xdp", flip_seventh)
+    monkeypatch.setattr(ebpf.vm.xdp, "run_xdp", flip_seventh)
     path, obj = corpus("parser_counters")
     batch = PACKETS[:20]
     report = differential(path, obj, batch, scenario("parser_counters"))
@@ -338,9 +338,9 @@ def test_loader_sized_map_needs_its_size_from_the_state(tmp_path):
     """max_entries 0 in the ELF (the loader sizes it): without "max_entries" in the state
     the error names the object and the map; with it the VM and the kernel agree."""
     from ebpf.differential import size_maps
-    from ebpf.elf import load
     from ebpf.errors import ElfError
-    from ebpf.map_state import MapStateError
+    from ebpf.loader.elf import load
+    from ebpf.maps.state import MapStateError
     from tests.conftest import compile_bpf
 
     obj_path = compile_bpf(tmp_path, LOADER_SIZED_SOURCE, "sized")
@@ -352,7 +352,7 @@ def test_loader_sized_map_needs_its_size_from_the_state(tmp_path):
         size_maps(obj, Scenario.from_dict({"maps": {}, "max_entries": {"nope": 4}}))
     scenario = Scenario.from_dict({"maps": {}, "max_entries": {"counts": 8}})
     assert size_maps(obj, scenario).get_map("counts").max_entries == 8
-    from ebpf.kernel_load import bpf_permitted
+    from ebpf.kernel.load import bpf_permitted
 
     if bpf_permitted()[0]:  # the kernel half needs bpf(2); the sizing above does not
         report = differential(str(obj_path), obj, PACKETS[:50], scenario)

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from ebpf.differential import Scenario
-from ebpf.elf import load
 from ebpf.errors import EbpfError
 from ebpf.executor import ExecutorError, VmExecutor, open_executor
-from ebpf.kernel_load import bpf_permitted
+from ebpf.kernel.load import bpf_permitted
+from ebpf.loader.elf import load
 from sim.packets import random_packets
 from tests.conftest import CORPUS_NAMES, ROOT, corpus_object
 from tests.offload.test_cli import offload
@@ -147,9 +147,9 @@ def test_random_program_and_stream_equal_on_all_backends(tmp_path_factory):
 
     from hypothesis import given, settings
 
-    from ebpf.asm import assemble
+    from ebpf.code.asm import assemble
     from tests.budget import examples
-    from tests.ebpf.test_isa_kernel import EPILOGUE, PROLOGUE, elf_from_code
+    from tests.ebpf.code.test_isa_kernel import EPILOGUE, PROLOGUE, elf_from_code
 
     if shutil.which("llvm-mc") is None:
         pytest.skip("llvm-mc not installed")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ebpf.listing import normalise
+from ebpf.code.listing import normalise
 from tests.conftest import ROOT, corpus_object
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from offload.analysis import analyze
 from offload.equivalence import (
     check_equivalence,

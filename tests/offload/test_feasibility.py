@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ebpf.elf import ElfObject, load
+from ebpf.loader.elf import ElfObject, load
 from hw.targets import BUILTIN_DIR
 from offload.analysis import analyze
 from offload.feasibility import check

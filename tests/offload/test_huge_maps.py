@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ebpf.kernel_load import bpf_permitted
+from ebpf.kernel.load import bpf_permitted
 from tests.conftest import ROOT
 from tests.huge_ring import RING_ENTRIES, build_ring
 

@@ -7,7 +7,7 @@ from functools import cache
 
 import pytest
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from hw.pipeline import load_config
 from offload.errors import MapperError
 from offload.mapper import ProgramLoadError, UnknownTargetError, map_program, write_config

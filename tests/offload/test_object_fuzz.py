@@ -1,23 +1,23 @@
 """Seeded mutants of the corpus objects through check and map (tests/ebpf/mutants.py):
 the mutants that load get a verdict or one clean error line from the package errors the
 command line reports (exit 2), never a traceback or a hang; each case runs bounded in
-memory and time (tests/bounded.py). The loader and VM stages: tests/ebpf/test_elf_fuzz.py.
+memory and time (tests/bounded.py). The loader and VM stages: tests/ebpf/loader/test_elf_fuzz.py.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-from ebpf.elf import load_bytes
 from ebpf.errors import EbpfError
+from ebpf.loader.elf import load_bytes
 from offload.cli import USER_ERRORS
 from offload.feasibility import check
 from offload.mapper import map_program
 from sim.packets import random_packets
 from tests.bounded import failures, run_bounded
 from tests.budget import examples
+from tests.ebpf.loader.test_elf_fuzz import CASE_TIMEOUT_S, MEM_BYTES, SEED
 from tests.ebpf.mutants import mutant
-from tests.ebpf.test_elf_fuzz import CASE_TIMEOUT_S, MEM_BYTES, SEED
 
 
 @cache

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ebpf.elf import load
-from ebpf.vm import Vm
+from ebpf.loader.elf import load
+from ebpf.vm.machine import Vm
 from offload.analysis import analyze
 from offload.feasibility import check
 from offload.lower.ir import LowerReason

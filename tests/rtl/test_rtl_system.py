@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from offload.cosim import cosim, prepare, simulate, write_result
 from tests.conftest import CORPUS_NAMES, corpus_object
 from tests.rtl.test_rtl_units import needs_sim

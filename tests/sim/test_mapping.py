@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from ebpf.elf import load
-from ebpf.map_state import dump_state
+from ebpf.loader.elf import load
+from ebpf.maps.state import dump_state
 from hw.pipeline import PipelineModel, load_config
 from hw.targets import load_target
 from offload.equivalence import _vm, check_equivalence, load_scenario, scenario_cpus

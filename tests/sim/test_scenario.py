@@ -285,7 +285,7 @@ def test_stateless_program_runs_each_distinct_packet_once(monkeypatch):
     assert beh.stateless and len(calls) == len(traffic.reps) < 3000
     monkeypatch.setattr(executor_mod.VmExecutor, "_run", real)
     path = str(corpus_object("icmp_echo"))
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
 
     with executor_mod.open_executor("vm", path, load(path)) as ex:
         want = [ex.run(traffic.reps[r]).verdict for r in traffic.rep.tolist()]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ebpf.kernel import KernelObject
-from ebpf.kernel_load import bpf_permitted
-from ebpf.kernel_raw import RawKernelObject, empty_xdp_object
+from ebpf.kernel.bridge import KernelObject
+from ebpf.kernel.load import bpf_permitted
+from ebpf.kernel.raw import RawKernelObject, empty_xdp_object
 from hw.cost.host import (
     XDP_DROP,
     XDP_PASS,

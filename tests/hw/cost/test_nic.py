@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from hw.cost.nic import nic_service
 from hw.rtc import estimate_cpu, estimate_npu, estimate_vliw
 from hw.rtc.common import RtcError

@@ -8,7 +8,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from ebpf.helpers import csum_diff as vm_csum_diff
+from ebpf.helpers.packet import csum_diff as vm_csum_diff
 from hw.pipeline import PipelineModel, load_config
 from tests.hw.pipeline.helpers import doc, frame, model
 

@@ -25,9 +25,9 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 
-from ebpf.elf import load
-from ebpf.map_state import dump_state, load_state
-from ebpf.vm import Vm
+from ebpf.loader.elf import load
+from ebpf.maps.state import dump_state, load_state
+from ebpf.vm.machine import Vm
 from hw.pipeline import (
     PipelineModel,
     PipelineResult,

@@ -11,10 +11,11 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from ebpf.asm import assemble_insns
-from ebpf.isa import AluOp, Endian, JmpOp
-from ebpf.program import Function, ProgramDef
-from ebpf.vm import ALU32_OPS, ALU64_OPS, JMP32_OPS, JMP64_OPS, Vm, _endian_op
+from ebpf.code.asm import assemble_insns
+from ebpf.code.isa import AluOp, Endian, JmpOp
+from ebpf.loader.program import Function, ProgramDef
+from ebpf.vm.alu import ALU32_OPS, ALU64_OPS, JMP32_OPS, JMP64_OPS, endian_op
+from ebpf.vm.machine import Vm
 from hw.pipeline import PipelineModel, load_config
 from hw.pipeline import ops as O
 from tests.hw.pipeline.helpers import doc
@@ -57,8 +58,8 @@ def test_unary_ops_match_vm(a):
         assert O.op_sext(O.OpInput(a=a, size=size, width=32)) == \
             ALU32_OPS[(AluOp.MOV, 8 * size)](0, a)
     for size in (2, 4, 8):
-        assert O.op_be(O.OpInput(a=a, size=size)) == _endian_op(Endian.TO_BE, 8 * size)(a)
-        assert O.op_le(O.OpInput(a=a, size=size)) == _endian_op(Endian.TO_LE, 8 * size)(a)
+        assert O.op_be(O.OpInput(a=a, size=size)) == endian_op(Endian.TO_BE, 8 * size)(a)
+        assert O.op_le(O.OpInput(a=a, size=size)) == endian_op(Endian.TO_LE, 8 * size)(a)
     assert O.op_neg(O.OpInput(a=a)) == -a % 2**64
     assert O.op_neg(O.OpInput(a=a, width=32)) == -a % 2**32
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ebpf.asm import assemble_insns
-from ebpf.elf import load
-from ebpf.program import ElfObject, Function, ProgramDef, SourceLine
-from ebpf.trace import Trace
-from ebpf.vm import Vm
+from ebpf.code.asm import assemble_insns
+from ebpf.loader.elf import load
+from ebpf.loader.program import ElfObject, Function, ProgramDef, SourceLine
+from ebpf.vm.machine import Vm
+from ebpf.vm.trace import Trace
 from sim.packets import random_packets
 from tests.conftest import corpus_object
 

@@ -9,8 +9,8 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from ebpf.kernel_enums import HELPER_IDS
-from ebpf.trace import Trace
-from ebpf.vm import Vm
+from ebpf.vm.machine import Vm
+from ebpf.vm.trace import Trace
 from hw.rtc.common import (
     CostEstimate,
     RtcError,

@@ -8,7 +8,7 @@ import math
 import pytest
 
 import hw.rtc.cpu as cpu
-from ebpf.trace import Trace
+from ebpf.vm.trace import Trace
 from hw.rtc.common import RtcError
 from hw.rtc.cpu import (
     CalibrationPoint,

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from ebpf.kernel_enums import MAP_TYPE_IDS
-from ebpf.program import MapDef
-from ebpf.trace import HelperCall, Trace
-from ebpf.vm import Vm
+from ebpf.loader.program import MapDef
+from ebpf.vm.machine import Vm
+from ebpf.vm.trace import HelperCall, Trace
 from hw.rtc.common import RtcError
 from hw.rtc.npu import check_feasibility, core_rate, estimate_npu, packet_cost
 from hw.targets import load_target

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ebpf.kernel_enums import HELPER_IDS
-from ebpf.vm import Vm
+from ebpf.vm.machine import Vm
 from hw.rtc.common import RtcError, build_cfg
 from hw.rtc.vliw import (
     VliwOp,

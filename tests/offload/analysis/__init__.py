@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ebpf.asm import assemble
-from ebpf.elf import ElfObject
-from ebpf.isa import decode
-from ebpf.program import Function, ProgramDef
+from ebpf.code.asm import assemble
+from ebpf.code.isa import decode
+from ebpf.loader.elf import ElfObject
+from ebpf.loader.program import Function, ProgramDef
 
 
 def asm_program(text: str, functions: dict[str, int] | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from offload.analysis.cfg import build_cfg, dominators
 from offload.errors import AnalysisError
 from tests.conftest import corpus_object

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from offload.analysis import Region, analyze
 from tests.conftest import corpus_object
 from tests.offload.analysis import asm_program

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from ebpf.isa import AluOp
-from ebpf.vm import ALU32_OPS, ALU64_OPS, JMP32_OPS, JMP64_OPS
+from ebpf.code.isa import AluOp
+from ebpf.vm.alu import ALU32_OPS, ALU64_OPS, JMP32_OPS, JMP64_OPS
 from offload.analysis.domain import (
     M64,
     Scalar,
@@ -104,7 +104,7 @@ def test_refine_is_sound(is64):
     """Pairs where the comparison holds survive refine, and refine says None only if none do."""
     rels = {"eq": "JEQ", "ne": "JNE", "ugt": "JGT", "uge": "JGE", "ult": "JLT", "ule": "JLE",
             "sgt": "JSGT", "sge": "JSGE", "slt": "JSLT", "sle": "JSLE", "set": "JSET"}
-    from ebpf.isa import JmpOp
+    from ebpf.code.isa import JmpOp
 
     table = JMP64_OPS if is64 else JMP32_OPS
     mask = M64 if is64 else 2**32 - 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from offload.analysis import EffectKind, analyze, effects_by_block, find_effects
 from tests.conftest import corpus_object
 from tests.offload.analysis import asm_program

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from hw.pipeline import canonical, load_config, read_memory_images, write_memory_images
 from hw.targets import load_target
 from offload.analysis import analyze

@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-from ebpf.elf import load
 from ebpf.errors import ElfError
+from ebpf.loader.elf import load
 from hw.errors import TargetError
 from hw.targets import load_target
 from offload.analysis import analyze

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from hw.pipeline import load_config
 from hw.pipeline.timing import TimingModel
 from hw.targets import load_target
@@ -94,7 +94,7 @@ def test_one_cache_times_each_packet_once(katran):
 def test_runs_name_their_executor():
     """Every run of the report says what ran its packets: the VM when asked, and on the host
     target with auto the kernel where bpf(2) is permitted (else the VM); the verdicts agree."""
-    from ebpf.kernel_load import bpf_permitted
+    from ebpf.kernel.load import bpf_permitted
     from offload.report.simulate import simulate_program
 
     host = load_target("host")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ebpf.elf import load
+from ebpf.loader.elf import load
 from offload.report.source import (
     line_anchor,
     read_lines,
