@@ -48,7 +48,7 @@ def behaviour_key(sc: Any, traffic: Any, kind: str, program_key: tuple[Any, ...]
     """What a run's behaviour depends on (see the module docstring); ``program_key`` and
     ``state_key`` identify the object and map-state files (``sim.mapping.object_key``)."""
     from ebpf.differential import uses_clock
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
 
     obj = load(sc.program)
     clock = any(uses_clock(p, obj) for p in obj.programs)

@@ -99,7 +99,7 @@ def test_shared_cache_gives_the_same_reports_with_fewer_runs(stem, monkeypatch):
     the clock (else once) for the runs without a mapped pipeline, and once per mapped
     pipeline run (its model shares the executor's maps)."""
     from ebpf.differential import uses_clock
-    from ebpf.elf import load
+    from ebpf.loader.elf import load
 
     base = dict(program=str(corpus_object(stem)), maps=str(SCENARIOS / f"{stem}.json"),
                 traffic="imix@100%,flows=40", packets=500, seed=3, executor="vm",
