@@ -66,10 +66,14 @@ report: syspkgs setup corpus rtl-results
 
 # RTL co-simulation results for the report: every program that maps, reusing results newer
 # than their object and the RTL sources. A program that differs is flagged in the report.
+# Back-pressure drawn up to 0.5 (offload.regression.REPORT_BACKPRESSURE): bounded cycles;
+# make regression draws up to 0.99.
 RTL_PACKETS ?= 200
+RTL_REPORT_BACKPRESSURE ?= 0.5
 .PHONY: rtl-results
 rtl-results: syspkgs setup corpus
-	-$(PY) -m offload.regression --reuse --packets $(RTL_PACKETS) --results $(RTL_RESULTS)
+	-$(PY) -m offload.regression --reuse --packets $(RTL_PACKETS) --results $(RTL_RESULTS) \
+		--max-backpressure $(RTL_REPORT_BACKPRESSURE)
 
 # The RTL regression: unit and system testbenches, lint and yosys (tests/rtl, JUnit XML),
 # then every corpus program through pipe_top (summary table, results, JUnit XML).

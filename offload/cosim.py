@@ -79,6 +79,9 @@ class CosimResult:
     vm_equivalence: str = ""
     differences: list[str] = field(default_factory=list)
     simulated_cycles: int = 0
+    idle: float = 0.0
+    """The random stimulus: probability of an idle input cycle, of an output not ready."""
+    backpressure: float = 0.0
     wall_s: float = 0.0
     workdir: str = ""
     waves: bool = False
@@ -208,7 +211,8 @@ def simulate(job: CosimJob, *, waves: bool | None = None, quiet: bool = False) -
         mpps=t.clock_mhz / rtl["ii"] if rtl["ii"] else 0.0,
         vm_packets=eq.packets, vm_equivalence="ok" if eq.ok else eq.failure,
         differences=list(rtl["differences"]) + ([] if eq.ok else [f"VM: {eq.failure}"]),
-        simulated_cycles=rtl["cycles"], workdir=str(work), waves=bool(
+        simulated_cycles=rtl["cycles"], idle=job.idle, backpressure=job.backpressure,
+        workdir=str(work), waves=bool(
             waves if waves is not None else int(os.environ.get("WAVES", "0"))))
     res.wall_s = time.perf_counter() - started
     return res

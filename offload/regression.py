@@ -2,11 +2,15 @@
 
     python -m offload.regression [OBJ.o ...] [--packets N] [--seed S] [--jobs J]
         [--results DIR] [--junit FILE] [--summary FILE] [--reuse] [--target T]
+        [--max-backpressure P]
 
 For each program of each object (default: build/xdp/*.o) ``offload.cosim.cosim`` maps
 it, loads its scenario and runs the trace through pipe_top under a random stimulus drawn
-from the seed (``stimulus``: idle up to 0.5, back-pressure up to 0.99); programs the mapper keeps on
-the host are listed, not simulated. Work runs in ``--jobs`` processes (default: the CPUs,
+from the seed (``stimulus``: idle up to 0.5, back-pressure up to ``--max-backpressure``,
+default 0.99); programs the mapper keeps on the host are listed, not simulated. The
+report's results (``make rtl-results``) bound the back-pressure (``REPORT_BACKPRESSURE``):
+the simulated cycles grow as 1 / (1 - back-pressure), so the full range stays in
+``make regression``. Work runs in ``--jobs`` processes (default: the CPUs,
 at most 2: Icarus is single-threaded). Each result goes to ``DIR/<stem>.<program>.json``
 (what ``offload report --rtl-results DIR`` reads); ``--reuse`` keeps a result that is newer
 than its object and every RTL source. The summary table (program, packets, mismatches,
@@ -36,6 +40,10 @@ from rtl_models.runner import ROOT, build_root, sources
 
 DEFAULT_PACKETS = 200
 MAX_BACKPRESSURE = 0.99
+# modelling choice: the report's co-simulations draw back-pressure up to 0.5, so a
+# program's random-stimulus phase waits at most 2 x 2 = 4 times its cycle bound (idle up
+# to 0.5 too) instead of up to 200 times; the full range stays in `make regression`.
+REPORT_BACKPRESSURE = 0.5
 
 
 def programs(objects: list[Path]) -> list[tuple[Path, str]]:
@@ -51,12 +59,28 @@ def _fresh(result: Path, obj: Path) -> bool:
     return result.stat().st_mtime > newest
 
 
-def stimulus(seed: int, stem: str, program: str) -> tuple[float, float]:
+def stimulus(seed: int, stem: str, program: str,
+             max_backpressure: float = MAX_BACKPRESSURE) -> tuple[float, float]:
     """(idle, back-pressure) of one program's run: drawn from the run's seed and the
-    program's name, so that a regression covers the whole range (back-pressure up to 0.99,
-    idle up to 0.5: modelling choice) and the same seed repeats the same draws."""
+    program's name, so that a regression covers the whole range (back-pressure up to
+    ``max_backpressure``, 0.99 by default; idle up to 0.5: modelling choice) and the same
+    seed repeats the same draws (a lower bound scales the same draw down)."""
     rng = random.Random(f"{seed}:{stem}:{program}")
-    return round(rng.uniform(0.0, 0.5), 2), round(rng.uniform(0.0, MAX_BACKPRESSURE), 2)
+    return round(rng.uniform(0.0, 0.5), 2), round(rng.uniform(0.0, max_backpressure), 2)
+
+
+def longest_first(todo: list[tuple[Path, str]], options: dict[str, Any]
+                  ) -> list[tuple[Path, str]]:
+    """``todo`` with the co-simulations expected to take longest first, so that the last
+    ones to finish are short and no worker waits long for another (longest processing time
+    first). A run's random-stimulus phase waits 1 / ((1 - idle)(1 - back-pressure)) times
+    its cycle bound on average (see ``stimulus``): that factor orders them; ties keep the
+    given order."""
+    def factor(item: tuple[Path, str]) -> float:
+        idle, bp = stimulus(options["seed"], item[0].stem, item[1],
+                            options.get("max_backpressure", MAX_BACKPRESSURE))
+        return 1.0 / ((1.0 - idle) * (1.0 - bp))
+    return sorted(todo, key=factor, reverse=True)
 
 
 def _run_one(obj: str, program: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +88,8 @@ def _run_one(obj: str, program: str, options: dict[str, Any]) -> dict[str, Any]:
     from offload.cosim import cosim, write_result
 
     work = Path(options["workdir"]) / f"{Path(obj).stem}.{program}"
-    idle, backpressure = stimulus(options["seed"], Path(obj).stem, program)
+    idle, backpressure = stimulus(options["seed"], Path(obj).stem, program,
+                                  options.get("max_backpressure", MAX_BACKPRESSURE))
     try:
         r = cosim(obj, program, target=options["target"], packets=options["packets"],
                   seed=options["seed"], workdir=work, quiet=True, idle=idle,
@@ -74,7 +99,7 @@ def _run_one(obj: str, program: str, options: dict[str, Any]) -> dict[str, Any]:
     except RtlError as exc:
         return {"object": obj, "program": program, "error": str(exc)}
     write_result(r, options["results"])
-    return r.to_dict() | {"idle": idle, "backpressure": backpressure}
+    return r.to_dict()
 
 
 def _outcomes(todo: list[tuple[Path, str]], options: dict[str, Any], jobs: int,
@@ -115,7 +140,7 @@ def run(jobs_list: list[tuple[Path, str]], *, options: dict[str, Any], jobs: int
                   MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_console(sys.stderr), transient=False) as bar:
         task = bar.add_task("RTL co-simulation", total=len(todo))
-        for doc in _outcomes(todo, options, jobs, scheduler):
+        for doc in _outcomes(longest_first(todo, options), options, jobs, scheduler):
             results.append(doc)
             bar.update(task, advance=1, description="RTL co-simulation: " + markup(
                 f"{Path(doc['object']).stem}:{doc['program']} {_status(doc)}"))
@@ -215,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=str(build_root() / "results"), metavar="DIR")
     p.add_argument("--junit", default=str(build_root() / "junit-system.xml"), metavar="FILE")
     p.add_argument("--summary", default=str(build_root() / "summary.md"), metavar="FILE")
+    p.add_argument("--max-backpressure", type=cli_args.float_range(0.0, MAX_BACKPRESSURE, lo_open=False), default=MAX_BACKPRESSURE,
+                   metavar="P", help="draw each program's back-pressure from 0..P "
+                                     f"(default {MAX_BACKPRESSURE}; make rtl-results, for the "
+                                     f"report: {REPORT_BACKPRESSURE})")
     p.add_argument("--reuse", action="store_true",
                    help="keep results newer than their object and the RTL sources")
     try:
@@ -235,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     options = {"target": args.target, "packets": args.packets, "seed": args.seed,
-               "results": args.results, "workdir": str(build_root() / "system")}
+               "results": args.results, "workdir": str(build_root() / "system"),
+               "max_backpressure": args.max_backpressure}
     results = run(todo, options=options, jobs=args.jobs, reuse=args.reuse,
                   scheduler=args.scheduler)
     print_table(results)

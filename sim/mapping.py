@@ -31,6 +31,13 @@ runs on the host, which may write maps the pipeline holds: afterwards the bound 
 loaded from the reference VM, the logical state the NIC and the host share (the state
 ``offload.equivalence`` checks is the same).
 
+The model is a function of its state and the packet (the timestamp extern reads cycle 0
+here), so ``PipelinePunts`` remembers each distinct packet's decision while the state stays
+as it was: until a packet writes a register, a reload from the VM brings other contents, or
+for ever when the configuration has no random extern (whose generator is state too: then
+nothing is remembered). A program whose pipeline half writes no state (routers, load
+balancers) runs each distinct packet through the model once per run.
+
 Without a hook, a pipeline target gets the simulator's defaults and its ``source`` says that
 no mapping was supplied (``no_mapping_cost``).
 
@@ -148,16 +155,40 @@ class PipelinePunts:
         self.vm_maps = vm_maps
         self._dump = dump_state
         self.punts = 0
+        self.modelled = 0
+        """Packets the model actually ran (the others repeated a remembered decision)."""
+        random = any(e.kind == "random" for st in self.config.stages for e in st.externs)
+        self._known: dict[bytes, bool] | None = None if random else {}
+        self._loaded: Any = None
+        self._written = False  # a register written since the last load
         if self.bound:
-            self.model.state.load_maps(self._dump({n: vm_maps[n] for n in self.bound}))
+            self._loaded = self._dump({n: vm_maps[n] for n in self.bound})
+            self.model.state.load_maps(self._loaded)
 
     def process(self, packet: bytes) -> bool:
         """Whether the pipeline punts ``packet`` (its bytes as XDP sees them, no FCS)."""
-        result = self.model.process(packet)
-        self.punts += result.punted
-        return result.punted
+        known = self._known.get(packet) if self._known is not None else None
+        if known is None:
+            result = self.model.process(packet)
+            self.modelled += 1
+            known = result.punted
+            if result.register_writes:
+                self._forget()
+                self._written = True
+            elif self._known is not None:
+                self._known[packet] = known
+        self.punts += known
+        return known
 
     def after_host(self) -> None:
         """The host ran a punted packet: the pipeline's maps take the shared state."""
         if self.bound:
-            self.model.state.load_maps(self._dump({n: self.vm_maps[n] for n in self.bound}))
+            state = self._dump({n: self.vm_maps[n] for n in self.bound})
+            if self._written or state != self._loaded:
+                self.model.state.load_maps(state)
+                self._loaded, self._written = state, False
+                self._forget()
+
+    def _forget(self) -> None:
+        if self._known:
+            self._known.clear()

@@ -275,6 +275,8 @@ class RunCache:
     host_ns: dict[tuple[Any, ...], float] = field(default_factory=dict)
     kernel_errors: dict[tuple[Any, ...], Exception] = field(default_factory=dict)
     """Programs the kernel refused to load, by the host_ns key without the packet."""
+    behaviours: dict[tuple[Any, ...], Behaviour] = field(default_factory=dict)
+    """Behaviours by ``sim.reuse.behaviour_key``, split by path (see ``sim.reuse``)."""
     timed: int = 0
     """Packets actually timed with BPF_PROG_TEST_RUN (misses)."""
 
@@ -430,6 +432,24 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
             template_class[rep[i]] = k
         return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts,
                          labels, counts, stateless, traces, ex.obj)
+
+
+def _behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None,
+               cache: RunCache, step: Step | None, paths: bool) -> Behaviour:
+    """``run_behaviour``, or the same behaviour from an earlier run of ``cache`` (``sim.reuse``:
+    not beside a mapped pipeline, whose model shares the executor's maps)."""
+    from sim.reuse import behaviour_key, without_paths
+
+    if cost is not None and cost.punt == "model":
+        return run_behaviour(sc, traffic, kind, cost, step, paths)
+    assert sc.program is not None
+    key = behaviour_key(sc, traffic, kind, object_key(sc.program), _state_key(sc.maps))
+    beh = cache.behaviours.get(key)
+    if beh is None:
+        beh = cache.behaviours[key] = run_behaviour(sc, traffic, kind, cost, step, paths=True)
+    elif step:
+        step(f"{beh.executor} executor: the behaviour of an earlier run on this traffic")
+    return beh if paths else without_paths(beh)
 
 
 def _state_key(maps: str | None) -> tuple[Any, ...] | None:
@@ -634,7 +654,7 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
 
     kind = executor_for(sc, on_host)  # before the mapping: a refused executor fails fast
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
-    beh = run_behaviour(sc, traffic, kind, cost, step, paths=target.kind in ("npu", "vliw"))
+    beh = _behaviour(sc, traffic, kind, cost, cache, step, paths=target.kind in ("npu", "vliw"))
     program, verdicts, costs = beh.program, beh.verdicts, beh.costs
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")

@@ -44,7 +44,8 @@ RTL_KEYS = ("packets", "mismatches", "cycles_per_packet", "ii", "mpps")
 """The keys every RTL result file must have: numbers >= 0."""
 RTL_NUMBERS = ("output_mismatches", "state_mismatches", "timing_mismatches", "punted",
                "table_hits", "model_cycles_per_packet", "model_ii", "line_rate_mpps", "vm_packets", "seed",
-               "stages", "passes", "clock_mhz", "simulated_cycles", "wall_s")
+               "stages", "passes", "clock_mhz", "simulated_cycles", "idle", "backpressure",
+               "wall_s")
 """Optional numbers of ``offload.cosim.CosimResult.to_dict()`` (null when absent)."""
 RTL_STRINGS = ("program", "object", "target", "verdict", "vm_equivalence", "workdir")
 

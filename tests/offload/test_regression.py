@@ -6,6 +6,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from offload.regression import main
 from tests.conftest import corpus_object
 from tests.rtl.test_rtl_units import needs_sim
@@ -107,3 +109,58 @@ def test_stimulus_is_seeded_and_reaches_high_backpressure() -> None:
                      for stem in ("firewall", "katran_lb", "nat", "xdp_tx", "fib_router")]
     assert all(0 <= i <= 0.5 and 0 <= b <= 0.99 for i, b in draws)
     assert max(b for _, b in draws) > 0.9 and min(b for _, b in draws) < 0.5
+
+
+def test_bounded_stimulus_scales_the_same_draw() -> None:
+    """--max-backpressure (the report's results) keeps each program's seeded draw and
+    scales its back-pressure into 0..P; idle is unchanged; out-of-range P is refused."""
+    from offload.regression import MAX_BACKPRESSURE, REPORT_BACKPRESSURE, stimulus
+
+    names = [(seed, stem) for seed in range(1, 4)
+             for stem in ("firewall", "katran_lb", "nat", "xdp_tx", "fib_router")]
+    full = [stimulus(seed, stem, "p") for seed, stem in names]
+    bounded = [stimulus(seed, stem, "p", REPORT_BACKPRESSURE) for seed, stem in names]
+    assert [i for i, _ in bounded] == [i for i, _ in full]
+    assert all(0 <= b <= REPORT_BACKPRESSURE for _, b in bounded)
+    for (_, b), (_, f) in zip(bounded, full, strict=True):
+        assert b == pytest.approx(f * REPORT_BACKPRESSURE / MAX_BACKPRESSURE, abs=0.011)
+    assert max(b for _, b in bounded) > 0.4  # still random back-pressure, not none
+
+
+def test_max_backpressure_option_is_checked(tmp_path: Path, capsys) -> None:
+    """--max-backpressure outside 0..0.99: one line, exit status 2, nothing written."""
+    assert main(_args(tmp_path, "--max-backpressure", "1.5")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--max-backpressure" in err
+    assert not (tmp_path / "results").exists()
+
+
+@needs_sim
+def test_result_records_its_stimulus(tmp_path: Path, monkeypatch) -> None:
+    """The result file names the (idle, back-pressure) the program ran under: the bounded
+    draw of its seed and name."""
+    from offload.regression import stimulus
+
+    monkeypatch.setenv("RTL_BUILD_DIR", str(tmp_path / "build"))
+    args = [str(corpus_object("xdp_tx")), "--packets", "8", "--jobs", "1",
+            "--results", str(tmp_path / "results"), "--junit", str(tmp_path / "j.xml"),
+            "--summary", str(tmp_path / "s.md"), "--max-backpressure", "0.3"]
+    assert main(args) == 0
+    doc = json.loads((tmp_path / "results" / "xdp_tx.xdp_tx_prog.json").read_text())
+    assert (doc["idle"], doc["backpressure"]) == stimulus(1, "xdp_tx", "xdp_tx_prog", 0.3)
+    assert doc["ok"] and 0 <= doc["backpressure"] <= 0.3
+
+
+def test_longest_expected_runs_go_first() -> None:
+    """The co-simulations are handed out by their expected stall factor, largest first
+    (1 / ((1 - idle)(1 - back-pressure)) of each program's seeded draw), all of them once."""
+    from offload.regression import longest_first, stimulus
+
+    todo = [(Path(f"/x/{stem}.o"), "p") for stem in
+            ("firewall", "katran_lb", "nat", "xdp_tx", "fib_router", "lpm_router")]
+    options = {"seed": 1, "max_backpressure": 0.99}
+    order = longest_first(todo, options)
+    assert sorted(order) == sorted(todo)
+    factors = [1 / ((1 - i) * (1 - b)) for i, b in
+               (stimulus(1, o.stem, p, 0.99) for o, p in order)]
+    assert factors == sorted(factors, reverse=True) and factors[0] > factors[-1]

@@ -243,3 +243,35 @@ def test_loader_sized_map_maps_with_the_state_size(tmp_path):
     prep = prepare(sc, nic_cost_for=mapped_nic_cost)
     assert prep.nic_cost is not None and prep.nic_cost.verdict == "full"
     assert prep.nic_cost.punt == "model"
+
+
+@pytest.mark.parametrize("name", ["lpm_router", "katran_lb", "parser_counters", "firewall"])
+def test_remembered_punts_equal_the_model_on_every_packet(name, monkeypatch):
+    """PipelinePunts' decisions, remembered per distinct packet while the pipeline's state
+    is unchanged, equal the model run on every packet (remembering switched off); a
+    program whose pipeline writes no register runs fewer packets through the model."""
+    import sim.mapping
+    import sim.scenario
+
+    made: list[sim.mapping.PipelinePunts] = []
+    real = sim.mapping.PipelinePunts
+
+    def tracked(*args, remember: bool = True):
+        punts = real(*args)
+        if not remember:
+            punts._known = None
+        made.append(punts)
+        return punts
+    sc = _scenario(name, MIXED, 1500)
+    cost = mapped_nic_cost(sc.program, None, load_target("pipe"))
+    assert cost.punt == "model"  # mapped: the model decides every punt
+    traffic = generate(parse_traffic(MIXED, line_rate_gbps=100), 1500, 1, line_rate_gbps=100)
+    monkeypatch.setattr(sim.scenario, "PipelinePunts", lambda *a: tracked(*a))
+    fast = sim.scenario.run_behaviour(sc, traffic, "vm", cost)
+    monkeypatch.setattr(sim.scenario, "PipelinePunts", lambda *a: tracked(*a, remember=False))
+    slow = sim.scenario.run_behaviour(sc, traffic, "vm", cost)
+    assert fast.klass.tolist() == slow.klass.tolist()
+    assert (fast.costs, fast.verdicts, fast.counts) == (slow.costs, slow.verdicts, slow.counts)
+    assert made[0].punts == made[1].punts and made[1].modelled == 1500
+    writes = any(st.stateful for st in made[0].config.stages)
+    assert made[0].modelled < 1500 or writes
