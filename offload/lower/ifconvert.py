@@ -418,13 +418,19 @@ class IfConverter:
     # -- everything -----------------------------------------------------------------------
 
     def run(self) -> int:
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
-        default = self.build_exits()
-        for op in list(self.t.ops):
-            if isinstance(op, GatewayOp):
-                continue
-            op.pred = self.resolve(op.guard)
-            self.op_time(op)
+        # Guards nest as deep as the program's branches; the limit is raised for this pass
+        # only, so nothing else in the process (a TOML or JSON reader's depth check) sees it.
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20000))
+        try:
+            default = self.build_exits()
+            for op in list(self.t.ops):
+                if isinstance(op, GatewayOp):
+                    continue
+                op.pred = self.resolve(op.guard)
+                self.op_time(op)
+        finally:
+            sys.setrecursionlimit(limit)
         return default
 
 

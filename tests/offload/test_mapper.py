@@ -149,3 +149,13 @@ def test_trace_verdict_the_target_lacks_is_reported(tmp_path):
     assert rep.verdict == "full"
     assert any(m.startswith(f"{ipv4} of 2000 trace packets returned XDP_REDIRECT (4)")
                for m in rep.messages), rep.messages
+
+
+def test_mapping_leaves_the_recursion_limit_as_it_found_it():
+    """The if-conversion raises Python's recursion limit for itself only: a mapping leaves the
+    process's limit unchanged (readers rely on it to refuse absurdly nested input)."""
+    import sys
+
+    before = sys.getrecursionlimit()
+    map_program(corpus_object("firewall"), "pipe", equivalence=False, time_limit_s=5)
+    assert sys.getrecursionlimit() == before
