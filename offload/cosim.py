@@ -226,7 +226,7 @@ def cosim(obj_path: str | os.PathLike[str], program: str | None = None, *,
 
 
 def _analysis(obj: Any, program: str) -> Any:
-    from offload.analysis import analyze
+    from ebpf.analysis import analyze
 
     return analyze(obj.get_xdp_program(program), obj)
 

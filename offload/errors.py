@@ -12,10 +12,6 @@ class MapperError(PrintableError):
     """Root of every error the offload compiler (analysis, feasibility, lowering) raises."""
 
 
-class AnalysisError(MapperError):
-    """A program the analysis cannot take apart: the message names the slot and the problem."""
-
-
 class SweepError(MapperError):
     """A design-space sweep that cannot run (``offload sweep``)."""
 

@@ -56,6 +56,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ebpf.analysis import Loop
+from ebpf.analysis.dataflow import Analysis, Region, analyze
+from ebpf.analysis.domain import M32, Scalar
+from ebpf.analysis.effects import Effect, find_effects
 from ebpf.code.isa import AluOp, AtomicOp, CallKind, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import helper_name
 from ebpf.loader.elf import ElfObject, load
@@ -67,9 +70,6 @@ from hw.targets import (
     list_targets,
     load_target,
 )
-from offload.analysis.dataflow import Analysis, Region, analyze
-from offload.analysis.domain import M32, Scalar
-from offload.analysis.effects import Effect, find_effects
 
 VERDICT_FULL, VERDICT_PARTIAL, VERDICT_HOST = "full", "partial", "host-only"
 UNROLL_LIMIT = 1024

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ebpf.analysis import analyze
+from ebpf.analysis.effects import EffectKind, find_effects
 from ebpf.differential import size_maps
 from ebpf.errors import EbpfError
 from ebpf.loader.elf import ElfObject, load
@@ -49,8 +51,6 @@ from hw.targets import (
     VliwTarget,
     load_target,
 )
-from offload.analysis import analyze
-from offload.analysis.effects import EffectKind, find_effects
 from offload.errors import MapperError
 from offload.feasibility import VERDICT_HOST, VERDICT_PARTIAL, Reason, check
 from offload.partition import Partition, lowering_reason, partition, trace_shares

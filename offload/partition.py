@@ -27,9 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ebpf.analysis.dataflow import Analysis
+from ebpf.analysis.effects import find_effects
 from ebpf.loader.program import ProgramDef
-from offload.analysis.dataflow import Analysis
-from offload.analysis.effects import find_effects
 from offload.feasibility import (
     VERDICT_FULL,
     VERDICT_HOST,

@@ -46,7 +46,11 @@ TAIL_CALL_ID = HELPER_IDS["tail_call"]
 MAX_CALL_DEPTH = 8  # MAX_CALL_FRAMES, include/linux/bpf_verifier.h
 
 
-class CfgError(EbpfError):
+class AnalysisError(EbpfError):
+    """A program the analysis cannot take apart: the message names the slot and the problem."""
+
+
+class CfgError(AnalysisError):
     """A program whose control flow cannot be taken apart: names the slot and the problem."""
 
 

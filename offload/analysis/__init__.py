@@ -1,16 +1,38 @@
-"""Program analysis for the offload compiler: control flow, abstract state, side effects.
-
-``build_cfg`` (``ebpf.analysis``, shared with hw.rtc and the disassembler) gives the basic
-blocks, dominators and loops of every function; ``analyze``
-runs the verifier-like abstract interpretation (``Analysis``: the state before every slot,
-the memory accesses, loop trip bounds); ``find_effects`` lists the side-effect sites.
+"""The program analysis the offload compiler uses, which lives in ``ebpf.analysis`` (shared
+with ``hw.rtc`` and the feasibility check): this package names it for the compiler's
+modules. ``offload.analysis.dataflow`` / ``.domain`` / ``.effects`` are the same modules as
+``ebpf.analysis.dataflow`` / ``.domain`` / ``.effects``.
 """
 
-from ebpf.analysis import Block, FunctionCfg, Loop, ProgramCfg, build_cfg
-from offload.analysis.dataflow import Access, Analysis, Region, State, Val, analyze
-from offload.analysis.domain import Scalar
-from offload.analysis.effects import Effect, EffectKind, effects_by_block, find_effects
+import sys
 
-__all__ = ["Access", "Analysis", "Block", "Effect", "EffectKind", "FunctionCfg", "Loop",
-           "ProgramCfg", "Region", "Scalar", "State", "Val", "analyze", "build_cfg",
-           "effects_by_block", "find_effects"]
+from ebpf.analysis import (
+    Access,
+    Analysis,
+    AnalysisError,
+    Block,
+    Effect,
+    EffectKind,
+    FunctionCfg,
+    Loop,
+    ProgramCfg,
+    Region,
+    Scalar,
+    State,
+    Val,
+    analyze,
+    build_cfg,
+    dataflow,
+    domain,
+    effects,
+    effects_by_block,
+    find_effects,
+)
+
+# One module object under both names (isinstance and module-level state stay one).
+for _name, _module in (("dataflow", dataflow), ("domain", domain), ("effects", effects)):
+    sys.modules[f"{__name__}.{_name}"] = _module
+
+__all__ = ["Access", "Analysis", "AnalysisError", "Block", "Effect", "EffectKind",
+           "FunctionCfg", "Loop", "ProgramCfg", "Region", "Scalar", "State", "Val", "analyze",
+           "build_cfg", "dataflow", "domain", "effects", "effects_by_block", "find_effects"]

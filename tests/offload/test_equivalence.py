@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ebpf.analysis import analyze
 from ebpf.loader.elf import load
-from offload.analysis import analyze
 from offload.equivalence import (
     check_equivalence,
     load_scenario,

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from ebpf.analysis import analyze
 from ebpf.loader.elf import ElfObject, load
 from hw.targets import BUILTIN_DIR
-from offload.analysis import analyze
 from offload.feasibility import check
 from tests.conftest import CORPUS_NAMES, compile_bpf, corpus_object
-from tests.offload.analysis import asm_program
+from tests.ebpf.analysis import asm_program
 
 TARGETS = ("pipe", "rmt", "nfp", "hxdp", "dpu", "host")
 F, P, H = "full", "partial", "host-only"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ebpf.analysis import analyze
 from ebpf.loader.elf import load
 from ebpf.vm.machine import Vm
-from offload.analysis import analyze
 from offload.feasibility import check
 from offload.lower.ir import LowerReason
 from offload.partition import lowering_reason, partition, trace_punts

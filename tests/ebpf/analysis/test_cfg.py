@@ -7,7 +7,7 @@ import pytest
 from ebpf.analysis import CfgError, build_cfg, dominators
 from ebpf.loader.elf import load
 from tests.conftest import corpus_object
-from tests.offload.analysis import asm_program
+from tests.ebpf.analysis import asm_program
 
 DIAMOND = """
     mov %r0, 0

@@ -1,6 +1,6 @@
 """A verifier-like abstract interpretation of registers and stack, per program point.
 
-The domain (``offload.analysis.domain``) follows the kernel verifier (kernel/bpf/verifier.c,
+The domain (``ebpf.analysis.domain``) follows the kernel verifier (kernel/bpf/verifier.c,
 tnum.c):
 
 - ``Scalar``: a 64-bit value as known bits (tnum ``value``/``mask``: bits set in ``mask``
@@ -35,12 +35,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import reduce
 
-from ebpf.analysis import MAX_CALL_DEPTH, CfgError, FunctionCfg, Loop, ProgramCfg, build_cfg
-from ebpf.code.isa import AluOp, AtomicOp, CallKind, InsnClass, JmpOp, Kind, PseudoSrc, Source
-from ebpf.kernel_enums import helper_name
-from ebpf.loader.elf import ElfObject
-from ebpf.loader.program import ProgramDef
-from offload.analysis.domain import (
+from ebpf.analysis.cfg import (
+    MAX_CALL_DEPTH,
+    AnalysisError,
+    FunctionCfg,
+    ProgramCfg,
+    build_cfg,
+)
+from ebpf.analysis.domain import (
     DATA,
     M32,
     NEGATE,
@@ -63,7 +65,11 @@ from offload.analysis.domain import (
     sized,
     trunc,
 )
-from offload.errors import AnalysisError
+from ebpf.analysis.graph import Loop
+from ebpf.code.isa import AluOp, AtomicOp, CallKind, InsnClass, JmpOp, Kind, PseudoSrc, Source
+from ebpf.kernel_enums import helper_name
+from ebpf.loader.elf import ElfObject
+from ebpf.loader.program import ProgramDef
 
 WIDEN_DELAY = 48
 NARROW_PASSES = 2
@@ -190,10 +196,7 @@ class Analysis:
                  cfg: ProgramCfg | None = None) -> None:
         self.prog = prog
         self.obj = obj
-        try:
-            self.cfg = cfg or build_cfg(prog)
-        except CfgError as exc:  # the compiler's error, as its callers catch
-            raise AnalysisError(exc.args[0]) from exc
+        self.cfg = cfg or build_cfg(prog)  # its CfgError is an AnalysisError
         self.insn_at = dict(zip(prog.get_slot_offsets(), prog.insns, strict=True))
         self._memo: dict[tuple, _Result] = {}
         result = self._run((), self.cfg.entry, entry_state())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ebpf.analysis import EffectKind, analyze, effects_by_block, find_effects
 from ebpf.loader.elf import load
-from offload.analysis import EffectKind, analyze, effects_by_block, find_effects
 from tests.conftest import corpus_object
-from tests.offload.analysis import asm_program
+from tests.ebpf.analysis import asm_program
 
 
 def effects(name: str, program: str | None = None):

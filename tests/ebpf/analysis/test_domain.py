@@ -7,9 +7,7 @@ import random
 
 import pytest
 
-from ebpf.code.isa import AluOp
-from ebpf.vm.alu import ALU32_OPS, ALU64_OPS, JMP32_OPS, JMP64_OPS
-from offload.analysis.domain import (
+from ebpf.analysis.domain import (
     M64,
     Scalar,
     alu,
@@ -21,6 +19,8 @@ from offload.analysis.domain import (
     tn_min_ge,
     trunc,
 )
+from ebpf.code.isa import AluOp
+from ebpf.vm.alu import ALU32_OPS, ALU64_OPS, JMP32_OPS, JMP64_OPS
 
 RNG = random.Random(7)
 SMALL = list(range(16))

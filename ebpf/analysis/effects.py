@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ebpf.analysis.dataflow import Analysis, Region
 from ebpf.code.isa import CallKind, Kind
 from ebpf.kernel_enums import helper_name
-from offload.analysis.dataflow import Analysis, Region
 
 
 class EffectKind(StrEnum):

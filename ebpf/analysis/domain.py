@@ -14,7 +14,7 @@ otherwise. ``refine`` narrows two operands to the values where a comparison hold
 Soundness of both is tested against brute force over small domains.
 
 ``Val`` is what a register or stack slot holds, ``State`` a program point's registers,
-frames and proven packet ranges; ``join_states`` is where paths meet (offload.analysis.
+frames and proven packet ranges; ``join_states`` is where paths meet (ebpf.analysis.
 dataflow says how packet bases are renamed there).
 """
 

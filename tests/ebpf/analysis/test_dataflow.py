@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import cache
 
+from ebpf.analysis import Region, analyze
 from ebpf.loader.elf import load
-from offload.analysis import Region, analyze
 from tests.conftest import corpus_object
-from tests.offload.analysis import asm_program
+from tests.ebpf.analysis import asm_program
 
 BOUNDS = """
     ldxw %r2, [%r1+0]
