@@ -338,10 +338,10 @@ def _map_rtc(report: MapReport, an: Any, obj: ElfObject, prog: Any, tgt: Target,
     try:
         if isinstance(tgt, NpuTarget):
             from hw.rtc import estimate_npu
-            est = estimate_npu(tgt, obj, prog, traces)
+            est = estimate_npu(tgt, obj, prog, traces, analysis=an)
         elif isinstance(tgt, VliwTarget):
             from hw.rtc import estimate_vliw
-            est = estimate_vliw(tgt, obj, prog, traces)
+            est = estimate_vliw(tgt, obj, prog, traces, analysis=an)
         elif isinstance(tgt, CpuTarget):
             from hw.rtc import estimate_cpu
             est = estimate_cpu(tgt, prog.name, traces=traces)

@@ -534,7 +534,7 @@ def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
         refused = _refusal(sc, target)
         if refused:  # what `offload check` refuses does not run on the NIC here either
             return NicCost(punt="all", source=f"the target refuses the program "
-                                              f"(hw.rtc.npu.check_feasibility: {refused}): "
+                                              f"(hw.feasibility.check_target: {refused}): "
                                               f"every packet runs on the host")
         return NicCost(source="simulator rule for run-to-completion NICs: punt a packet "
                               "whose path calls a helper the target lacks")
@@ -550,11 +550,11 @@ def _nic_cost(sc: Scenario, target: Any, cache: RunCache, step: Step | None,
 def _refusal(sc: Scenario, target: Any) -> str:
     """The first reason the target's ``[ebpf]`` limits refuse the program, or ""."""
     from ebpf.loader.elf import load
-    from hw.rtc.npu import check_feasibility
+    from hw.feasibility import check_target
 
     assert sc.program is not None
     obj = load(sc.program)
-    feas = check_feasibility(obj, obj.get_program(sc.program_name), target)
+    feas = check_target(obj, obj.get_program(sc.program_name), target)
     return "" if feas.ok else feas.reasons[0].message
 
 

@@ -43,7 +43,7 @@ paper's measurements ("all the compiler and hardware optimizations", sec. 5.2.1)
 - ``"movi_exit"``: ``mov r0, imm`` followed at once by ``exit`` becomes one exit op
   (sec. 3.2, parametrized exit);
 - ``"bounds_checks"``: a conditional jump comparing a packet pointer with the packet end
-  (found by ``hw.rtc.common.analyze_pointers``) is removed: Sephirot checks packet bounds in
+  (found by ``hw.rtc.common.bounds_checks``) is removed: Sephirot checks packet bounds in
   hardware (sec. 3.1), and so is what only fed it (the ``data_end`` load, the pointer
   arithmetic: register liveness over the CFG). The block keeps its boundary (blocks are not
   merged at a removed branch), so the saving is a lower bound;
@@ -93,25 +93,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ebpf.analysis import branch_target
+from ebpf.analysis import Analysis, analyze, branch_target
 from ebpf.code.isa import FRAME_POINTER, AluOp, CallKind, Insn, Kind, Source
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.loader.program import ElfObject, ProgramDef
 from ebpf.vm.trace import Trace
 from ebpf.vm.xdp import XDP_REDIRECT, XDP_TX
+from hw.feasibility import check_target
 from hw.rtc.common import (
     MAP_HELPERS,
     Block,
     Cfg,
     CostEstimate,
     RtcError,
-    analyze_pointers,
+    bounds_checks,
     build_cfg,
     insn_regs,
     iter_executed_blocks,
     wire_mpps,
 )
-from hw.rtc.npu import check_feasibility
 from hw.targets import Target, VliwTarget
 
 OPTIMIZATIONS = ("mov_alu", "movi_exit", "bounds_checks", "ldst6", "code_motion",
@@ -468,10 +468,11 @@ def _dead_code(cfg: Cfg, removed: frozenset[int]) -> frozenset[int]:
 
 def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
                      lanes: int | None = None, helper_calls_per_row: int | None = None,
-                     optimizations: Iterable[str] = DEFAULT_OPTIMIZATIONS) -> VliwSchedule:
+                     optimizations: Iterable[str] = DEFAULT_OPTIMIZATIONS,
+                     analysis: Analysis | None = None) -> VliwSchedule:
     """Schedule every basic block of ``prog`` (lanes and helper limit from ``target`` unless
     given); ``optimizations`` names hXDP optimisations from ``OPTIMIZATIONS`` (all by
-    default)."""
+    default); ``analysis`` reuses an ``analyze(prog)`` (the bounds checks come from it)."""
     lanes, per_row = _vliw_params(target, lanes, helper_calls_per_row)
     opts = tuple(sorted(set(optimizations)))
     unknown = [o for o in opts if o not in OPTIMIZATIONS]
@@ -481,7 +482,7 @@ def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
     cfg = build_cfg(prog)
     removed: frozenset[int] = frozenset()
     if "bounds_checks" in opts:
-        removed = analyze_pointers(prog, cfg).bounds_checks
+        removed = bounds_checks(analysis if analysis is not None else analyze(prog))
         if removed:  # what only the checks read (hXDP Fig. 3); code dead anyway stays
             removed |= _dead_code(cfg, removed) - _dead_code(cfg, frozenset())
     chains = _code_motion_chains(cfg) if "code_motion" in opts else [[b] for b in cfg]
@@ -560,15 +561,18 @@ def cycles_per_packet(schedules: VliwSchedule | Mapping[str, VliwSchedule], trac
 
 def estimate_vliw(target: Target, obj: ElfObject, prog: ProgramDef, traces: Sequence[Trace],
                   *, optimizations: Iterable[str] = DEFAULT_OPTIMIZATIONS,
-                  frame_bytes: int = 64,
+                  frame_bytes: int = 64, analysis: Analysis | None = None,
                   ) -> CostEstimate:
     """The VLIW core's packet rate for ``prog`` over the packets of ``traces`` (mean cycles),
-    with the target's feasibility verdict (``hw.rtc.npu.check_feasibility``)."""
+    with the target's feasibility verdict (``hw.feasibility.check_target``); ``analysis``
+    reuses an ``analyze(prog, obj)``."""
     if not isinstance(target, VliwTarget):
         raise RtcError(f"target '{target.name}' is a {target.kind} target, not vliw")
     if not traces:
         raise RtcError("estimate_vliw needs at least one trace")
-    schedules = {p.name: schedule_program(p, target, optimizations=optimizations)
+    an = analysis if analysis is not None else analyze(prog, obj)
+    schedules = {p.name: schedule_program(p, target, optimizations=optimizations,
+                                          analysis=an if p.name == prog.name else None)
                  for p in obj.programs}
     costs = [packet_cycles(schedules, t, target) for t in traces]
     cycles = statistics.fmean(c.cycles for c in costs)
@@ -580,7 +584,7 @@ def estimate_vliw(target: Target, obj: ElfObject, prog: ProgramDef, traces: Sequ
     bound = "bus" if bus_cycles > cycles else "compute"
     if line < mpps:
         bound = "line rate"
-    feas = check_feasibility(obj, prog, target)
+    feas = check_target(obj, prog, target, analysis=an)
     sched = schedules[prog.name]
     return CostEstimate(
         target=target.name, kind=target.kind, program=prog.name, source="model",

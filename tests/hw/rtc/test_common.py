@@ -1,4 +1,4 @@
-"""hw.rtc.common: basic blocks, the walk from traces to blocks, the pointer analysis, results."""
+"""hw.rtc.common: basic blocks, the walk from traces to blocks, the memory levels and bounds checks from the shared analysis, results."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+from ebpf.analysis import analyze
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.vm.machine import Vm
 from ebpf.vm.trace import Trace
 from hw.rtc.common import (
     CostEstimate,
     RtcError,
-    analyze_pointers,
+    bounds_checks,
     build_cfg,
     iter_executed_blocks,
+    memory_levels,
     wire_mpps,
 )
 from tests.conftest import CORPUS_NAMES
@@ -96,8 +98,8 @@ def test_walk_rejects_a_trace_of_another_program():
         list(iter_executed_blocks(p, Trace(program="t", path=[0], insns=5)))
 
 
-def test_pointer_analysis_classifies_memory_and_verdicts():
-    """ctx, packet, stack and map-value accesses are told apart; constant verdicts found."""
+def test_memory_levels_tell_regions_apart():
+    """ctx, packet, stack and map-value accesses are told apart; the bounds check is found."""
     p = prog("""
         ldxw %r2, [%r1+0]
         ldxw %r3, [%r1+4]
@@ -119,32 +121,36 @@ def test_pointer_analysis_classifies_memory_and_verdicts():
         mov %r0, 1
         exit
     """)
-    info = analyze_pointers(p)
-    assert info.regions == {0: "ctx", 1: "ctx", 5: "packet", 6: "stack", 7: "stack",
-                            14: "map_value"}
-    assert info.stack_offsets == {6: -16, 7: -4}
-    assert info.stack_depth == {"t": 16}
-    assert info.map_value_stores == {14}
-    assert info.bounds_checks == {4}
-    assert info.exit_verdicts == {1, 3}
-    assert info.variable_stack == frozenset()
+    an = analyze(p)
+    assert memory_levels(an) == {0: "ctx", 1: "ctx", 5: "packet", 6: "stack", 7: "stack",
+                                 14: "map_value"}
+    assert bounds_checks(an) == {4}
 
 
-def test_pointer_analysis_finds_variable_stack_and_unknown_verdicts():
-    """A stack pointer plus a register is a variable access; r0 from a helper is unknown."""
+def test_memory_level_is_unknown_where_paths_disagree():
+    """A load through a packet pointer on one path and a stack pointer on the other touches
+    memory no one level names; helper arguments are not memory accesses of the slot."""
     p = prog("""
+        ldxw %r2, [%r1+0]
+        ldxw %r3, [%r1+4]
+        mov %r4, %r2
+        add %r4, 8
+        jgt %r4, %r3, out
+        ldxw %r5, [%r1+16]
+        jeq %r5, 0, use
         mov %r2, %r10
         add %r2, -8
-        ldxw %r3, [%r1+16]
-        and %r3, 7
-        sub %r2, %r3
-        stb [%r2+0], 1
-        call 7
+        stdw [%r2+0], 0
+    use:
+        ldxb %r0, [%r2+0]
+        exit
+    out:
+        mov %r0, 1
         exit
     """)
-    info = analyze_pointers(p)
-    assert info.variable_stack == {5}
-    assert info.exit_verdicts is None
+    an = analyze(p)
+    assert memory_levels(an) == {0: "ctx", 1: "ctx", 5: "ctx", 9: "stack", 10: "unknown"}
+    assert bounds_checks(an) == {4}
 
 
 def test_wire_rate_counts_preamble_and_gap():

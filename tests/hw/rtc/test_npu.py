@@ -1,9 +1,8 @@
-"""hw.rtc.npu: feasibility on the nfp profile, and the multithreaded-core packet rate."""
+"""hw.rtc.npu: the multithreaded-core packet rate (feasibility: tests/hw/test_feasibility.py)."""
 
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
@@ -12,7 +11,7 @@ from ebpf.loader.program import MapDef
 from ebpf.vm.machine import Vm
 from ebpf.vm.trace import HelperCall, Trace
 from hw.rtc.common import RtcError
-from hw.rtc.npu import check_feasibility, core_rate, estimate_npu, packet_cost
+from hw.rtc.npu import core_rate, estimate_npu, packet_cost
 from hw.targets import load_target
 from tests.conftest import ROOT
 from tests.hw.rtc import corpus, prog, traces
@@ -105,91 +104,3 @@ def test_estimate_refuses_other_kinds():
     obj = corpus("xdp_drop")
     with pytest.raises(RtcError, match="'hxdp' is a vliw target, not npu"):
         estimate_npu(load_target("hxdp"), obj, obj.programs[0], traces(obj, count=1))
-
-
-# --- feasibility ---------------------------------------------------------------------------
-
-def reasons(name: str, program: str | None = None) -> dict[str, list]:
-    obj = corpus(name)
-    feas = check_feasibility(obj, obj.get_program(program), NFP)
-    out: dict[str, list] = {}
-    for r in feas.reasons:
-        out.setdefault(r.rule, []).append(r)
-    assert feas.ok == (not out)
-    return out
-
-
-def test_nfp_rejects_lpm_router():
-    """lpm_router: LPM_TRIE and DEVMAP maps, bpf_redirect_map, XDP_REDIRECT; lines named."""
-    found = reasons("lpm_router")
-    assert {"map_type", "helper", "verdict"} <= set(found)
-    lpm = next(r for r in found["map_type"] if "lpm_trie" in r.message)
-    assert "'routes'" in lpm.message
-    assert lpm.line == f"lpm_router.c:{c_line('lpm_router', 'bpf_map_lookup_elem(&routes')}"
-    helper = found["helper"][0]
-    assert "bpf_redirect_map" in helper.message
-    assert helper.line == f"lpm_router.c:{c_line('lpm_router', 'bpf_redirect_map(&tx_ports')}"
-    assert re.search(r"insn \d+ \(lpm_router\.c:\d+: .*bpf_redirect_map", helper.message)
-    assert "XDP_REDIRECT" in found["verdict"][0].message
-
-
-def test_nfp_rejects_tail_calls():
-    """tail_call's dispatcher: PROG_ARRAY map and bpf_tail_call, at the call's line."""
-    found = reasons("tail_call", "xdp_dispatch")
-    assert "prog_array" in found["map_type"][0].message
-    assert "bpf_tail_call" in found["helper"][0].message
-    assert found["helper"][0].line == f"tail_call.c:{c_line('tail_call', 'bpf_tail_call(ctx')}"
-
-
-def test_nfp_rejects_fib_lookup():
-    """fib_router: bpf_fib_lookup (id 69) named with its line."""
-    found = reasons("fib_router")
-    fib = next(r for r in found["helper"] if "bpf_fib_lookup" in r.message)
-    assert "(id 69)" in fib.message
-    assert fib.line == f"fib_router.c:{c_line('fib_router', 'bpf_fib_lookup(ctx')}"
-
-
-@pytest.mark.parametrize(("name", "map_type"), [("firewall", "lpm_trie"),
-                                                ("parser_counters", "percpu_array")])
-def test_nfp_rejects_unsupported_map_types(name, map_type):
-    """firewall (LPM_TRIE) and parser_counters (PERCPU_ARRAY) are refused by map type."""
-    found = reasons(name)
-    assert any(map_type in r.message for r in found["map_type"])
-
-
-@pytest.mark.parametrize("name", ["xdp_drop", "xdp_pass", "xdp_tx", "icmp_echo",
-                                  "adjust_tail"])
-def test_nfp_accepts_simple_programs(name):
-    """Programs with array maps and supported helpers only pass."""
-    assert reasons(name) == {}
-
-
-def test_host_accepts_everything():
-    """A cpu target without [ebpf] limits accepts every program."""
-    obj = corpus("fib_router")
-    assert check_feasibility(obj, obj.programs[0], load_target("host")).ok
-
-
-@pytest.mark.parametrize(("text", "rule", "fragment"), [
-    ("mov %r1, 3\nmul %r1, %r2\nmov %r0, 2\nexit", "mul", "64-bit multiply"),
-    ("mov %r1, 3\nmul32 %r1, 3\nmov %r0, 2\nexit", None, None),
-    ("mov %r1, 3\ndiv %r1, %r2\nmov %r0, 2\nexit", "div", "division by a register"),
-    ("mov %r1, 3\ndiv %r1, 7\nmov %r0, 2\nexit", None, None),
-    ("mov %r2, 1\nlock xor [%r10-8], %r2\nmov %r0, 2\nexit", "atomic", "atomic xor"),
-    ("mov %r2, 1\nlock add [%r10-8], %r2\nmov %r0, 2\nexit", None, None),
-    ("mov %r2, 1\nlock fetch add [%r10-8], %r2\nmov %r0, 2\nexit", "atomic",
-     "atomic fetch_add"),
-    ("mov %r0, 4\nexit", "verdict", "XDP_REDIRECT"),
-    ("ldxw %r3, [%r1+16]\nmov %r2, %r10\nsub %r2, %r3\nstb [%r2-1], 0\nmov %r0, 2\nexit",
-     "variable_stack", "offset not known"),
-    ("stb [%r10-512], 0\nstb [%r10-8], 0\nmov %r0, 2\nexit", None, None),
-])
-def test_nfp_instruction_rules(text, rule, fragment):
-    """Multiply width, division, atomics, verdicts and stack offsets, one by one."""
-    feas = check_feasibility(corpus("xdp_drop"), prog(text), NFP)
-    if rule is None:
-        assert feas.ok, feas.reasons
-    else:
-        assert [r.rule for r in feas.reasons] == [rule]
-        assert fragment in feas.reasons[0].message
-        assert feas.reasons[0].message.startswith("insn ")
