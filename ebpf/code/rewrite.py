@@ -36,6 +36,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ebpf.analysis.cfg import branch_target
 from ebpf.code.isa import (
     LDDW_OPCODE,
     CallKind,
@@ -70,7 +71,8 @@ class RewriteError(EbpfError):
 
 
 def _relative_field(insn: Insn) -> str | None:
-    """Which field of ``insn`` holds a slot offset relative to the next slot, if any."""
+    """Which field of ``insn`` holds a slot offset relative to the next slot, if any (the
+    field a fix-up writes; ``jump_target`` reads the slot)."""
     kind = insn.kind
     if kind is Kind.JA:
         return "imm" if insn.spec.cls is InsnClass.JMP32 else "off"
@@ -84,11 +86,11 @@ def _relative_field(insn: Insn) -> str | None:
 
 
 def jump_target(insn: Insn, at: int) -> int | None:
-    """The slot that ``insn`` at slot ``at`` jumps to, calls or takes the address of."""
-    field = _relative_field(insn)
-    if field is None:
-        return None
-    return at + getattr(insn, field) + 1
+    """The slot that ``insn`` at slot ``at`` jumps to or calls (``ebpf.analysis``'s
+    ``branch_target``, the one reading of those offsets) or takes the address of."""
+    if insn.opcode == LDDW_OPCODE and insn.src == PseudoSrc.FUNC:
+        return at + insn.imm + 1
+    return branch_target(insn, at)
 
 
 def insert_at(prog: ProgramDef, slot: int, new_insns: Sequence[Insn],
