@@ -1,6 +1,7 @@
 """Hardware descriptions and models: target profiles (``hw.targets``, TOML with cited
 numbers), the pipe target's configuration and functional / timing models (``hw.pipeline``),
-the run-to-completion cost models (``hw.rtc``: NPU, VLIW, CPU cores), the per-packet cost of
+the run-to-completion cost models (``hw.rtc``: NPU, VLIW, CPU cores), the feasibility check
+of every target kind (``hw.feasibility``), the per-packet cost of
 each target kind that the mapper, the report and the simulator share (``hw.cost``) and
 Ethernet framing (``hw.ethernet``). Exposes the target loaders and errors below.
 
