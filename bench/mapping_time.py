@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import best_of  # noqa: E402
 from ebpf.loader.elf import load  # noqa: E402
 from offload.mapper import map_program  # noqa: E402
 
@@ -38,15 +38,6 @@ def largest() -> tuple[Path, str]:
     return best[1], best[2]
 
 
-def _best(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def largest_full(target: str) -> tuple[Path, str] | None:
     """The program with the most slots that maps whole (verdict full) on ``target``."""
     found = []
@@ -61,10 +52,10 @@ def largest_full(target: str) -> tuple[Path, str] | None:
 
 def bench(path: Path, program: str, target: str, repeat: int, time_limit: float) -> None:
     slots = load(path).get_program(program).num_slots
-    load_s, _ = _best(lambda: load(path), repeat)
-    map_s, report = _best(lambda: map_program(path, target, program, equivalence=False,
+    load_s, _ = best_of(lambda: load(path), repeat)
+    map_s, report = best_of(lambda: map_program(path, target, program, equivalence=False,
                                               time_limit_s=time_limit), repeat)
-    full_s, full = _best(lambda: map_program(path, target, program,
+    full_s, full = best_of(lambda: map_program(path, target, program,
                                              time_limit_s=time_limit), 1)
     eq_s = max(0.0, full_s - map_s)
     print(f"{program} ({path.name}, {slots} slots) on {target}: {report.verdict}, "

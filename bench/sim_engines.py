@@ -21,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sim import engine_fast, engine_simpy
-from sim.scenario import Scenario, prepare
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.timing import best_of  # noqa: E402
+from sim import engine_fast, engine_simpy  # noqa: E402
+from sim.scenario import Scenario, prepare  # noqa: E402
+
 CORPUS = ROOT / "build" / "xdp"
 SCENARIOS = [
     # (label, program, target, traffic): the first is the uncongested pipeline case.
@@ -33,15 +36,6 @@ SCENARIOS = [
     ("congested host cores", "xdp_pass", "host", "64B@100G,flows=1000"),
     ("NPU, 384 servers", "firewall", "nfp", "64B@40G,poisson,flows=1000"),
 ]
-
-
-def _best(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         big = prep.workload
         small = big.head(args.simpy_packets)
 
-        simpy_s, ref = _best(lambda w=small: engine_simpy.run(w), 1)
-        fast_small_s, fast_small = _best(lambda w=small: engine_fast.run(w), args.repeat)
+        simpy_s, ref = best_of(lambda w=small: engine_simpy.run(w), 1)
+        fast_small_s, fast_small = best_of(lambda w=small: engine_fast.run(w), args.repeat)
         same = (np.array_equal(ref.depart_ps, fast_small.depart_ps)
                 and np.array_equal(ref.lost_at, fast_small.lost_at))
-        fast_big_s, fast_big = _best(lambda w=big: engine_fast.run(w), args.repeat)
+        fast_big_s, fast_big = best_of(lambda w=big: engine_fast.run(w), args.repeat)
         lost = 100 * float((fast_big.lost_at >= 0).mean())
         simpy_pps = small.num_packets / simpy_s
         fast_pps = small.num_packets / fast_small_s
