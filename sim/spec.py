@@ -127,12 +127,8 @@ def parse_size(text: str) -> SizeDist:
 
 def parse_rate(text: str) -> Rate:
     """``100G``, ``40Gbps``, ``20Mpps``, ``500Kpps``, ``50%``."""
-    m = _RATE_RE.match(text.strip())
-    if not m:
-        raise ValueError(f"malformed rate {text.strip()!r} (expected e.g. 100G, 20Mpps or 50%)")
-    value, unit = float(m.group(1)), m.group(2).lower()
-    if value <= 0:
-        raise ValueError(f"rate {text.strip()!r}: must be positive")
+    value, given = _quantity(_RATE_RE, text, "rate", "100G, 20Mpps or 50%")
+    unit = given.lower()
     if unit == "%":
         if value > 100 * (1 + _TOLERANCE):
             raise ValueError(f"rate {value:g} % exceeds 100 % of the line rate")
@@ -141,18 +137,26 @@ def parse_rate(text: str) -> Rate:
         return Rate(value * _BITS[unit], "gbps")
     if unit in _PPS:
         return Rate(value * _PPS[unit], "pps")
-    raise ValueError(f"unknown rate unit {m.group(2)!r} in {text.strip()!r} (expected G, "
+    raise ValueError(f"unknown rate unit {given!r} in {text.strip()!r} (expected G, "
                      f"Gbps, M, Mbps, pps, Kpps, Mpps or %)")
 
 
 def parse_duration_ns(text: str) -> float:
-    m = _DUR_RE.match(text.strip())
+    """``1us``, ``500ns``, ``2ms``, ``1s``: nanoseconds."""
+    value, unit = _quantity(_DUR_RE, text, "duration", "1us, 500ns")
+    return value * _DUR_NS[unit.lower()]
+
+
+def _quantity(pattern: re.Pattern[str], text: str, what: str, example: str
+              ) -> tuple[float, str]:
+    """(the positive number, its unit as written) of ``text`` matched by ``pattern``."""
+    m = pattern.match(text.strip())
     if not m:
-        raise ValueError(f"malformed duration {text.strip()!r} (expected e.g. 1us, 500ns)")
-    value = float(m.group(1)) * _DUR_NS[m.group(2).lower()]
+        raise ValueError(f"malformed {what} {text.strip()!r} (expected e.g. {example})")
+    value = float(m.group(1))
     if value <= 0:
-        raise ValueError(f"duration {text.strip()!r}: must be positive")
-    return value
+        raise ValueError(f"{what} {text.strip()!r}: must be positive")
+    return value, m.group(2)
 
 
 def _protocols(text: str) -> tuple[tuple[str, float], ...]:
