@@ -6,25 +6,15 @@ import json
 
 import pytest
 
-from offload import cli
 from offload.check_cmd import register
-from offload.errors import MapperError
 from tests.conftest import corpus_object
+from tests.offload import cli_runner
 
 
 @pytest.fixture
 def run(monkeypatch, capsys):
     """Run `offload ...` in-process with the check subcommand registered."""
-    if register not in cli.EXTRA_COMMANDS:
-        monkeypatch.setattr(cli, "EXTRA_COMMANDS", [*cli.EXTRA_COMMANDS, register])
-    if MapperError not in cli.USER_ERRORS:
-        monkeypatch.setattr(cli, "USER_ERRORS", (*cli.USER_ERRORS, MapperError))
-
-    def go(*args: str):
-        code = cli.main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return go
+    return cli_runner(monkeypatch, capsys, register)
 
 
 def test_json_shape(run):

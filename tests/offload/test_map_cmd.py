@@ -9,22 +9,15 @@ import sys
 import pytest
 
 from hw.pipeline import load_config
-from offload import cli
 from offload.map_cmd import register
 from tests.conftest import ROOT, corpus_object
+from tests.offload import cli_runner
 
 
 @pytest.fixture
 def run(monkeypatch, capsys):
     """Run the command line with `map` registered (cli.py wires it in for real)."""
-    if register not in cli.EXTRA_COMMANDS:
-        monkeypatch.setattr(cli, "EXTRA_COMMANDS", cli.EXTRA_COMMANDS + [register])
-
-    def go(*argv: str) -> tuple[int, str, str]:
-        status = cli.main([str(a) for a in argv])
-        out = capsys.readouterr()
-        return status, out.out, out.err
-    return go
+    return cli_runner(monkeypatch, capsys, register)
 
 
 def test_json_report_has_the_documented_keys(run, tmp_path):
