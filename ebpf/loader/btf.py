@@ -99,17 +99,23 @@ class BtfType:
         return self.size_or_type
 
 
+def _header(reader: _Reader, what: str) -> tuple[int, tuple[int, ...]]:
+    """(header length, the four u32 offsets and lengths after it) of a .BTF or .BTF.ext
+    header (struct btf_header / btf_ext_header: magic, version 1, flags, hdr_len)."""
+    magic, version, _flags, hdr_len = reader.unpack("HBBI", 0)
+    if magic != BTF_MAGIC:
+        raise BtfError(f"{what}: bad magic 0x{magic:04x} (expected 0x{BTF_MAGIC:04x})")
+    if version != 1:
+        raise BtfError(f"{what}: unsupported version {version}")
+    return hdr_len, reader.unpack("IIII", 8)
+
+
 class Btf:
     """The type graph of a .BTF section."""
 
     def __init__(self, data: bytes, what: str = ".BTF"):
         reader = _Reader(data, what)
-        magic, version, _flags, hdr_len = reader.unpack("HBBI", 0)
-        if magic != BTF_MAGIC:
-            raise BtfError(f"{what}: bad magic 0x{magic:04x} (expected 0x{BTF_MAGIC:04x})")
-        if version != 1:
-            raise BtfError(f"{what}: unsupported version {version}")
-        type_off, type_len, str_off, str_len = reader.unpack("IIII", 8)
+        hdr_len, (type_off, type_len, str_off, str_len) = _header(reader, what)
         self.str_start = hdr_len + str_off
         self.str_end = self.str_start + str_len
         if self.str_end > len(data) or hdr_len + type_off + type_len > len(data):
@@ -238,12 +244,7 @@ class BtfExt:
 
 def parse_btf_ext(data: bytes, btf: Btf, what: str = ".BTF.ext") -> BtfExt:
     reader = _Reader(data, what)
-    magic, version, _flags, hdr_len = reader.unpack("HBBI", 0)
-    if magic != BTF_MAGIC:
-        raise BtfError(f"{what}: bad magic 0x{magic:04x} (expected 0x{BTF_MAGIC:04x})")
-    if version != 1:
-        raise BtfError(f"{what}: unsupported version {version}")
-    func_off, func_len, line_off, line_len = reader.unpack("IIII", 8)
+    hdr_len, (func_off, func_len, line_off, line_len) = _header(reader, what)
     funcs = _parse_ext_records(reader, btf, hdr_len + func_off, func_len, 8, "func")
     lines = _parse_ext_records(reader, btf, hdr_len + line_off, line_len, 16, "line")
     func_info = {sec: [FuncInfo(*r[:2]) for r in recs] for sec, recs in funcs.items()}
