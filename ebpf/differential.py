@@ -17,7 +17,6 @@ kernel does not let us choose are made deterministic first:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 from ebpf.errors import EbpfError, ElfError
 from ebpf.helpers.core import HelperEnv, Route
+from ebpf.jsonfile import read_json
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.loader.program import ElfObject, ProgramDef
 from ebpf.maps.state import MapStateError, dump_state, load_state
@@ -62,16 +62,7 @@ class Scenario:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Scenario:
-        source = os.fspath(path)
-        try:
-            doc = json.loads(Path(source).read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MapStateError(f"{source}: cannot read: {exc}") from exc
-        except json.JSONDecodeError as exc:
-            raise MapStateError(f"{source}: not JSON: {exc.msg} at line {exc.lineno}") from exc
-        except RecursionError as exc:
-            raise MapStateError(f"{source}: not JSON we read: nested too deeply") from exc
-        return cls.from_dict(doc, source)
+        return cls.from_dict(read_json(path, MapStateError), os.fspath(path))
 
     @classmethod
     def from_dict(cls, doc: Any, source: str = "<scenario>") -> Scenario:

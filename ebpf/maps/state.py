@@ -29,13 +29,12 @@ earlier in the document keep their new contents.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ebpf.errors import EbpfError
+from ebpf.jsonfile import read_json
 from ebpf.maps.array import PercpuArrayMap
 from ebpf.maps.base import BPF_ANY, BpfMap, errno_name
 from ebpf.maps.hash import PercpuHashMap
@@ -109,18 +108,7 @@ def read_state(doc: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[str, An
     MapStateError for a file that cannot be read or is not JSON."""
     if isinstance(doc, Mapping):
         return "<state>", doc
-    source = os.fspath(doc)
-    try:
-        text = Path(source).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MapStateError(f"{source}: cannot read: {exc}") from exc
-    try:
-        return source, json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MapStateError(f"{source}: not JSON: {exc.msg} at line {exc.lineno} "
-                            f"column {exc.colno}") from exc
-    except RecursionError as exc:
-        raise MapStateError(f"{source}: not JSON we read: nested too deeply") from exc
+    return os.fspath(doc), read_json(doc, MapStateError)
 
 
 def _parse_entries(source: str, name: str, m: BpfMap, entries: Any,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ebpf.jsonfile import read_json
 from hw.pipeline import ops as O
 from hw.pipeline.errors import ConfigError, PipelineError
 from hw.pipeline.profile import PIPE_DEFAULTS as _D
@@ -671,14 +672,7 @@ def load_config(src: PipelineConfig | Mapping[str, Any] | str | os.PathLike[str]
     where = ""
     if not isinstance(src, Mapping):
         where = os.fspath(src)
-        try:
-            src = json.loads(Path(where).read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: cannot read: {exc}") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{where}: not JSON: {exc.msg} at line {exc.lineno}") from exc
-        except RecursionError as exc:
-            raise ConfigError(f"{where}: not JSON we read: nested too deeply") from exc
+        src = read_json(where, ConfigError)
     try:
         config = parse_config(src)
         validate(config)
