@@ -64,7 +64,7 @@ from ebpf.kernel.results import (
     test_run_hint,
 )
 from ebpf.loader.program import MapDef
-from ebpf.maps.state import MapStateError, parse_hex, read_state
+from ebpf.maps.state import MapStateError, parse_entry_list, parse_hex, read_state
 
 _GENERIC_LOAD_FAILURE = re.compile(r"failed to load object|Error loading|failed to load BPF")
 
@@ -593,25 +593,8 @@ class KernelObject:
         if len(entries) > m.defn.max_entries:
             raise MapStateError(f"{where}: {len(entries)} entries exceed max_entries "
                               f"{m.defn.max_entries}")
-        field = _FIELD[m.form]
-        parsed: list[tuple[bytes, Any]] = []
-        seen: set[bytes] = set()
-        for i, entry in enumerate(entries):
-            if not isinstance(entry, Mapping) or "key" not in entry:
-                raise MapStateError(f'{where}, entry {i}: expected an object with "key"')
-            at = f"{where}, key {entry['key']}"
-            key = parse_hex(at, "key", entry["key"], m.defn.key_size)
-            if key in seen:
-                raise MapStateError(f"{at}: duplicate key")
-            seen.add(key)
-            extra = set(entry) - {"key", field}
-            if extra:
-                raise MapStateError(f"{at}: unexpected field '{sorted(extra)[0]}' (a {m.kind} "
-                                  f'entry has "key" and "{field}")')
-            if field not in entry:
-                raise MapStateError(f'{at}: missing "{field}"')
-            parsed.append((key, self._parse_value(at, m, entry[field])))
-        return parsed
+        return parse_entry_list(where, entries, m.defn.key_size, _FIELD[m.form], m.kind,
+                                lambda at, raw: self._parse_value(at, m, raw))
 
     def _parse_value(self, at: str, m: _Map, raw: Any) -> MapValue:
         size = m.defn.value_size

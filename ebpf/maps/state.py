@@ -30,7 +30,7 @@ earlier in the document keep their new contents.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ebpf.errors import EbpfError
@@ -124,25 +124,34 @@ def _parse_entries(source: str, name: str, m: BpfMap, entries: Any,
     if not m.indexed and len(entries) > m.max_entries:
         raise MapStateError(f"{where}: {len(entries)} entries exceed max_entries "
                             f"{m.max_entries}")
+    return parse_entry_list(
+        where, entries, m.key_size, _FIELDS.get(m.value_form, "value"), m.type_name,
+        lambda at, raw: _parse_value(at, m, raw, maps, programs))
+
+
+def parse_entry_list(where: str, entries: list[Any], key_size: int, field: str, kind: str,
+                     value: Callable[[str, Any], Any]) -> list[tuple[bytes, Any]]:
+    """(key bytes, ``value(at, raw)``) of each entry object of a state document's map:
+    ``{"key": hex, field: ...}``, keys of ``key_size`` bytes, no key twice, no other field.
+    The VM's maps and the kernel bridge read the document through this one loop."""
     parsed: list[tuple[bytes, Any]] = []
     seen: set[bytes] = set()
-    field = _FIELDS.get(m.value_form, "value")
     for i, entry in enumerate(entries):
         if not isinstance(entry, Mapping) or "key" not in entry:
             raise MapStateError(f"{where}, entry {i}: expected an object with \"key\"")
         raw_key = entry["key"]
         at = f"{where}, key {raw_key}"
-        key = parse_hex(at, "key", raw_key, m.key_size)
+        key = parse_hex(at, "key", raw_key, key_size)
         if key in seen:
             raise MapStateError(f"{at}: duplicate key")
         seen.add(key)
         extra = set(entry) - {"key", field}
         if extra:
             raise MapStateError(f"{at}: unexpected field '{sorted(extra)[0]}' "
-                                f"(a {m.type_name} entry has \"key\" and \"{field}\")")
+                                f"(a {kind} entry has \"key\" and \"{field}\")")
         if field not in entry:
             raise MapStateError(f"{at}: missing \"{field}\"")
-        parsed.append((key, _parse_value(at, m, entry[field], maps, programs)))
+        parsed.append((key, value(at, entry[field])))
     return parsed
 
 
