@@ -231,3 +231,54 @@ class BpfMap:
                 f"value_size={self.value_size} max_entries={self.max_entries}>")
 
 
+class SlotMap(BpfMap):
+    """u32 index -> value slots that may be empty; get_next_key visits every index (the
+    redirect maps and the fd arrays)."""
+
+    indexed = True
+
+    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
+        super().__init__(defn, num_cpus)
+        self._slots: dict[int, Any] = {}
+
+    def _index(self, key: bytes) -> int:
+        return _u32(self._key(key))
+
+    def _set(self, index: int, data: bytes) -> None:
+        slot = self._slots.get(index)
+        if slot is None:
+            self._slots[index] = bytearray(data)
+        else:
+            slot[:] = data
+
+    def lookup(self, key: bytes, cpu: int = 0) -> Any:
+        return self._slots.get(self._index(key))
+
+    def _update_bounds(self, index: int, flags: int) -> int:
+        """The redirect maps' first update checks: flags above BPF_EXIST -> -EINVAL, an
+        index beyond max_entries -> -E2BIG; else 0."""
+        if flags > BPF_EXIST:
+            return -EINVAL
+        if index >= self.max_entries:
+            return -E2BIG
+        return 0
+
+    def delete(self, key: bytes) -> int:
+        """Empty the slot: -EINVAL beyond max_entries, else 0 (even if already empty)."""
+        index = self._index(key)
+        if index >= self.max_entries:
+            return -EINVAL
+        self._slots.pop(index, None)
+        return 0
+
+    def get_next_key(self, key: bytes | None) -> bytes | None:
+        return _next_index(None if key is None else self._index(key), self.max_entries)
+
+    def items(self) -> Iterator[tuple[bytes, Any]]:
+        return iter([(_le32(i), self._slots[i]) for i in sorted(self._slots)])
+
+    def clear(self) -> None:
+        self._slots.clear()
+
+    def __len__(self) -> int:
+        return len(self._slots)

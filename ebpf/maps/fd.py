@@ -26,29 +26,22 @@ from ebpf.maps.base import (
     EOPNOTSUPP,
     BpfMap,
     OutputRecord,
+    SlotMap,
     _le32,
-    _next_index,
     _next_key,
-    _u32,
 )
 
 
 # ---------------------------------------------------------------------------------------
 # fd arrays: PROG_ARRAY, PERF_EVENT_ARRAY, ARRAY_OF_MAPS (kernel/bpf/arraymap.c)
 # ---------------------------------------------------------------------------------------
-class _FdArray(BpfMap):
+class _FdArray(SlotMap):
     """An array of references (programs, maps, perf events), updated from user space only.
 
     bpf_fd_array_map_update_elem: flags other than BPF_ANY -> -EINVAL, index beyond
     max_entries -> -E2BIG, then the object is checked. Delete: beyond -> -E2BIG, empty
     slot -> -ENOENT. Iteration (get_next_key) visits every index, empty or not.
     """
-
-    indexed = True
-
-    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
-        super().__init__(defn, num_cpus)
-        self._slots: dict[int, Any] = {}
 
     def _validate(self) -> None:
         super()._validate()
@@ -57,12 +50,6 @@ class _FdArray(BpfMap):
     def _accept(self, value: Any) -> tuple[int, Any]:
         """(0, what to store) or (-errno, None) for a value offered to update."""
         raise NotImplementedError
-
-    def _index(self, key: bytes) -> int:
-        return _u32(self._key(key))
-
-    def lookup(self, key: bytes, cpu: int = 0) -> Any:
-        return self._slots.get(self._index(key))
 
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
@@ -85,17 +72,6 @@ class _FdArray(BpfMap):
             return -ENOENT
         return 0
 
-    def get_next_key(self, key: bytes | None) -> bytes | None:
-        return _next_index(None if key is None else self._index(key), self.max_entries)
-
-    def items(self) -> Iterator[tuple[bytes, Any]]:
-        return iter([(_le32(i), self._slots[i]) for i in sorted(self._slots)])
-
-    def clear(self) -> None:
-        self._slots.clear()
-
-    def __len__(self) -> int:
-        return len(self._slots)
 
 
 def _not_bytes(m: BpfMap, value: Any, what: str) -> None:

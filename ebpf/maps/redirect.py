@@ -19,8 +19,8 @@ from ebpf.maps.base import (
     ENOENT,
     EOVERFLOW,
     BpfMap,
+    SlotMap,
     _le32,
-    _next_index,
     _next_key,
     _s32,
     _u32,
@@ -31,50 +31,7 @@ from ebpf.maps.base import (
 # redirect maps: DEVMAP, DEVMAP_HASH (kernel/bpf/devmap.c), CPUMAP (cpumap.c),
 # XSKMAP (net/xdp/xskmap.c)
 # ---------------------------------------------------------------------------------------
-class _SlotMap(BpfMap):
-    """u32 index -> value slots that may be empty; get_next_key visits every index."""
-
-    indexed = True
-
-    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
-        super().__init__(defn, num_cpus)
-        self._slots: dict[int, bytearray] = {}
-
-    def _index(self, key: bytes) -> int:
-        return _u32(self._key(key))
-
-    def _set(self, index: int, data: bytes) -> None:
-        slot = self._slots.get(index)
-        if slot is None:
-            self._slots[index] = bytearray(data)
-        else:
-            slot[:] = data
-
-    def lookup(self, key: bytes, cpu: int = 0) -> bytearray | None:
-        return self._slots.get(self._index(key))
-
-    def delete(self, key: bytes) -> int:
-        """Empty the slot: -EINVAL beyond max_entries, else 0 (even if already empty)."""
-        index = self._index(key)
-        if index >= self.max_entries:
-            return -EINVAL
-        self._slots.pop(index, None)
-        return 0
-
-    def get_next_key(self, key: bytes | None) -> bytes | None:
-        return _next_index(None if key is None else self._index(key), self.max_entries)
-
-    def items(self) -> Iterator[tuple[bytes, Any]]:
-        return iter([(_le32(i), self._slots[i]) for i in sorted(self._slots)])
-
-    def clear(self) -> None:
-        self._slots.clear()
-
-    def __len__(self) -> int:
-        return len(self._slots)
-
-
-class DevMap(_SlotMap):
+class DevMap(SlotMap):
     """BPF_MAP_TYPE_DEVMAP: index -> u32 ifindex, or struct bpf_devmap_val (value_size 8:
     ifindex, then a program fd).
 
@@ -94,10 +51,9 @@ class DevMap(_SlotMap):
                cpu: int | None = None) -> int:
         index = self._index(key)
         data = self._value(value)
-        if flags > BPF_EXIST:
-            return -EINVAL
-        if index >= self.max_entries:
-            return -E2BIG
+        err = self._update_bounds(index, flags)
+        if err:
+            return err
         if flags == BPF_NOEXIST:
             return -EEXIST
         if _u32(data) == 0:
@@ -170,7 +126,7 @@ class DevMapHash(BpfMap):
         return _u32(entry) if entry is not None else None
 
 
-class CpuMap(_SlotMap):
+class CpuMap(SlotMap):
     """BPF_MAP_TYPE_CPUMAP: cpu index -> u32 qsize, or struct bpf_cpumap_val (value_size 8:
     qsize, then a program fd).
 
@@ -189,10 +145,9 @@ class CpuMap(_SlotMap):
                cpu: int | None = None) -> int:
         index = self._index(key)
         data = self._value(value)
-        if flags > BPF_EXIST:
-            return -EINVAL
-        if index >= self.max_entries:
-            return -E2BIG
+        err = self._update_bounds(index, flags)
+        if err:
+            return err
         if flags == BPF_NOEXIST:
             return -EEXIST
         qsize = _u32(data)
@@ -212,7 +167,7 @@ class CpuMap(_SlotMap):
         return index if index in self._slots else None
 
 
-class XskMap(_SlotMap):
+class XskMap(SlotMap):
     """BPF_MAP_TYPE_XSKMAP: index -> AF_XDP socket, a u32 placeholder for its fd.
 
     We read the placeholder as the socket's identity (by convention the queue id it is
@@ -231,10 +186,9 @@ class XskMap(_SlotMap):
                cpu: int | None = None) -> int:
         index = self._index(key)
         data = self._value(value)
-        if flags > BPF_EXIST:
-            return -EINVAL
-        if index >= self.max_entries:
-            return -E2BIG
+        err = self._update_bounds(index, flags)
+        if err:
+            return err
         old = self._slots.get(index)
         if old is not None and bytes(old) == data:
             return 0
