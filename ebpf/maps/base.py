@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
@@ -282,3 +283,27 @@ class SlotMap(BpfMap):
 
     def __len__(self) -> int:
         return len(self._slots)
+
+
+class KeyedMap(BpfMap):
+    """key -> value entries in insertion order; iteration, delete (-ENOENT when absent) and
+    clear of a hash (the hash of maps and the devmap hash; their update rules differ)."""
+
+    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
+        super().__init__(defn, num_cpus)
+        self._entries: OrderedDict[bytes, Any] = OrderedDict()
+
+    def lookup(self, key: bytes, cpu: int = 0) -> Any:
+        return self._entries.get(self._key(key))
+
+    def delete(self, key: bytes) -> int:
+        return 0 if self._entries.pop(self._key(key), None) is not None else -ENOENT
+
+    def get_next_key(self, key: bytes | None) -> bytes | None:
+        return _next_key(list(self._entries), None if key is None else self._key(key))
+
+    def items(self) -> Iterator[tuple[bytes, Any]]:
+        return iter(list(self._entries.items()))
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -4,8 +4,6 @@ ARRAY_OF_MAPS and HASH_OF_MAPS, updated from user space only."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any
 
 from ebpf.errors import VmError
@@ -25,10 +23,10 @@ from ebpf.maps.base import (
     ENOENT,
     EOPNOTSUPP,
     BpfMap,
+    KeyedMap,
     OutputRecord,
     SlotMap,
     _le32,
-    _next_key,
 )
 
 
@@ -190,7 +188,7 @@ class PerfEventArray(_FdArray):
         return -EINVAL if flags & ~(BPF_F_INDEX_MASK | BPF_F_CTXLEN_MASK) else 0
 
 
-class HashOfMaps(_MapInMap, BpfMap):
+class HashOfMaps(_MapInMap, KeyedMap):
     """BPF_MAP_TYPE_HASH_OF_MAPS: key -> inner BpfMap, with HASH update and delete rules.
 
     The inner map is checked first (-EINVAL), then flags above BPF_EXIST (-EINVAL),
@@ -200,18 +198,12 @@ class HashOfMaps(_MapInMap, BpfMap):
     type_name = "hash_of_maps"
     value_form = "inner"
 
-    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
-        super().__init__(defn, num_cpus)
-        self._entries: OrderedDict[bytes, BpfMap] = OrderedDict()
-
     def _validate(self) -> None:
         super()._validate()
         self._require_sizes(None, (4,))
         if self.key_size <= 0:
             self._bad_def(f"key_size {self.key_size} must be positive")
 
-    def lookup(self, key: bytes, cpu: int = 0) -> BpfMap | None:
-        return self._entries.get(self._key(key))
 
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
@@ -231,14 +223,3 @@ class HashOfMaps(_MapInMap, BpfMap):
         self._entries[key] = value
         return 0
 
-    def delete(self, key: bytes) -> int:
-        return 0 if self._entries.pop(self._key(key), None) is not None else -ENOENT
-
-    def get_next_key(self, key: bytes | None) -> bytes | None:
-        return _next_key(list(self._entries), None if key is None else self._key(key))
-
-    def items(self) -> Iterator[tuple[bytes, Any]]:
-        return iter(list(self._entries.items()))
-
-    def clear(self) -> None:
-        self._entries.clear()

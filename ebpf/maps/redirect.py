@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any
 
-from ebpf.loader.program import MapDef
 from ebpf.maps.base import (
     BPF_ANY,
     BPF_EXIST,
@@ -18,10 +15,9 @@ from ebpf.maps.base import (
     ENODEV,
     ENOENT,
     EOVERFLOW,
-    BpfMap,
+    KeyedMap,
     SlotMap,
     _le32,
-    _next_key,
     _s32,
     _u32,
 )
@@ -70,7 +66,7 @@ class DevMap(SlotMap):
         return _u32(slot) if slot is not None else None
 
 
-class DevMapHash(BpfMap):
+class DevMapHash(KeyedMap):
     """BPF_MAP_TYPE_DEVMAP_HASH: any u32 key -> ifindex (or struct bpf_devmap_val).
 
     Update: flags above BPF_EXIST or ifindex 0 -> -EINVAL; BPF_NOEXIST on an existing key
@@ -80,16 +76,10 @@ class DevMapHash(BpfMap):
 
     type_name = "devmap_hash"
 
-    def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
-        super().__init__(defn, num_cpus)
-        self._entries: OrderedDict[bytes, bytearray] = OrderedDict()
-
     def _validate(self) -> None:
         super()._validate()
         self._require_sizes(4, (4, 8))
 
-    def lookup(self, key: bytes, cpu: int = 0) -> bytearray | None:
-        return self._entries.get(self._key(key))
 
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
@@ -108,17 +98,6 @@ class DevMapHash(BpfMap):
         self._entries[key] = bytearray(data)
         return 0
 
-    def delete(self, key: bytes) -> int:
-        return 0 if self._entries.pop(self._key(key), None) is not None else -ENOENT
-
-    def get_next_key(self, key: bytes | None) -> bytes | None:
-        return _next_key(list(self._entries), None if key is None else self._key(key))
-
-    def items(self) -> Iterator[tuple[bytes, Any]]:
-        return iter(list(self._entries.items()))
-
-    def clear(self) -> None:
-        self._entries.clear()
 
     def redirect_target(self, key: int) -> int | None:
         """The ifindex stored under ``key`` (truncated to u32), or None."""
