@@ -17,6 +17,7 @@ from ebpf.helpers.core import (
 from ebpf.vm.limits import M32
 
 if TYPE_CHECKING:
+    from ebpf.maps.base import BpfMap
     from ebpf.vm.machine import Vm
 
 
@@ -64,13 +65,7 @@ def map_lookup_percpu_elem(vm: Vm, r1: int, r2: int, r3: int, *_: int) -> int:
 @helper("map_update_elem", 4)
 def map_update_elem(vm: Vm, r1: int, r2: int, r3: int, r4: int, *_: int) -> int:
     """0 or a negative errno from the map; a per-CPU map updates this CPU's copy only."""
-    m = vm.get_map(r1)
-    kind = map_kind(m)
-    if kind in NO_PROGRAM_WRITES:
-        raise VmError(f"bpf_map_update_elem on {kind} map '{m.name}' is not allowed from a "
-                      f"program (the verifier rejects it)")
-    if vm.map_readonly(m):
-        raise VmError(f"bpf_map_update_elem on read-only map '{m.name}'")
+    m = _writable_map(vm, r1, "bpf_map_update_elem")
     key = vm.mem.read(r2, m.key_size)
     value = vm.mem.read(r3, m.value_size)
     ret = m.update(key, value, r4, cpu=vm.env.cpu)
@@ -80,14 +75,21 @@ def map_update_elem(vm: Vm, r1: int, r2: int, r3: int, r4: int, *_: int) -> int:
 
 @helper("map_delete_elem", 2)
 def map_delete_elem(vm: Vm, r1: int, r2: int, *_: int) -> int:
-    m = vm.get_map(r1)
-    kind = map_kind(m)
-    if kind in NO_PROGRAM_WRITES:
-        raise VmError(f"bpf_map_delete_elem on {kind} map '{m.name}' is not allowed from a "
-                      f"program (the verifier rejects it)")
-    if vm.map_readonly(m):
-        raise VmError(f"bpf_map_delete_elem on read-only map '{m.name}'")
+    m = _writable_map(vm, r1, "bpf_map_delete_elem")
     key = vm.mem.read(r2, m.key_size)
     ret = m.delete(key)
     vm.record_map_op(m.name, "delete", key, hit=ret == 0, write=ret == 0, ret=ret)
     return ret
+
+
+def _writable_map(vm: Vm, r1: int, helper_name: str) -> BpfMap:
+    """The map in r1, for a helper that writes it: VmError where the verifier would reject
+    the call (a map type programs cannot write, a read-only map)."""
+    m = vm.get_map(r1)
+    kind = map_kind(m)
+    if kind in NO_PROGRAM_WRITES:
+        raise VmError(f"{helper_name} on {kind} map '{m.name}' is not allowed from a "
+                      f"program (the verifier rejects it)")
+    if vm.map_readonly(m):
+        raise VmError(f"{helper_name} on read-only map '{m.name}'")
+    return m
