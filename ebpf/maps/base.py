@@ -184,6 +184,13 @@ class BpfMap:
             raise VmError(f"map '{self.name}': cpu {cpu} out of range "
                           f"(num_cpus {self.num_cpus})")
 
+    def _update_args(self, key: Any, value: Any, cpu: int | None) -> tuple[bytes, bytes]:
+        """The key and value of a keyed update, sizes checked, and the cpu when given."""
+        key, data = self._key(key), self._value(value)
+        if cpu is not None:
+            self._check_cpu(cpu)
+        return key, data
+
     # -- the operations ------------------------------------------------------------------
     def lookup(self, key: bytes, cpu: int = 0) -> Any:
         """The entry's value (a live bytearray, or the object an fd map holds), or None."""

@@ -63,10 +63,7 @@ class HashMap(BpfMap):
 
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
-        key = self._key(key)
-        data = self._value(value)
-        if cpu is not None:
-            self._check_cpu(cpu)
+        key, data = self._update_args(key, value, cpu)
         if self.percpu and cpu is None:
             return self._update(key, flags, all_cpus=[data] * self.num_cpus)
         return self._update(key, flags, data=data, cpu=cpu or 0)

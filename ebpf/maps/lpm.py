@@ -74,10 +74,7 @@ class LpmTrieMap(BpfMap):
 
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
-        key = self._key(key)
-        data = self._value(value)
-        if cpu is not None:
-            self._check_cpu(cpu)
+        key, data = self._update_args(key, value, cpu)
         if flags > BPF_EXIST:
             return -EINVAL
         prefixlen, bits = self._split(key)
