@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ebpf.code.isa import CallKind, Kind, PseudoSrc, slot_offsets
+from ebpf.columns import ColumnsBuilder, ResultColumns
 from ebpf.errors import VmError
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.loader.program import ElfObject, ProgramDef, non_xdp_reason
@@ -173,6 +174,7 @@ class CompiledVm(Vm):
             self._rt[cg.RT_STACK_HOSTS + d] = self._host(stack)
         for prog, _code in list(self._compiled.values()):
             self._build_native(prog)
+        _driver()  # compiled here, not in the first batch
 
     # -- native code -----------------------------------------------------------------------
 
@@ -334,11 +336,21 @@ class CompiledVm(Vm):
 
     def iter_xdp(self, packets: Sequence[bytes], clock: tuple[bytearray, Any] | None = None
                  ) -> Iterator[tuple[int, bytes, int, Any]]:
-        """Each packet as ``run_xdp(packet)`` would run it, in order, many per native call:
-        (verdict, output bytes, metadata length, redirect target or None). ``clock``: the
-        clock map's value buffer and a uint64 array of each packet's clock value, written
-        before the packet runs. Runts and packets longer than the linear frame go through
-        ``run_xdp`` one at a time."""
+        """``run_xdp_columns`` one packet at a time: (verdict, output bytes, metadata
+        length, redirect target or None)."""
+        cols = self.run_xdp_columns(packets, clock)
+        for i in range(len(cols)):
+            yield (int(cols.verdict[i]), cols.packet_out(i), int(cols.meta_len[i]),
+                   cols.redirect.get(i))
+
+    def run_xdp_columns(self, packets: Sequence[bytes],
+                        clock: tuple[bytearray, Any] | None = None) -> ResultColumns:
+        """Each packet as ``run_xdp(packet)`` would run it, in order, many per native call;
+        the results as columns (``ebpf.columns``). ``clock``: the clock map's value buffer
+        and a uint64 array of each packet's clock value, written before the packet runs.
+        Runts go through ``run_xdp`` one at a time. An error names the packet's index."""
+        import numpy as np
+
         reason = non_xdp_reason(self.program)
         if reason is not None:
             raise VmError(reason)
@@ -352,21 +364,25 @@ class CompiledVm(Vm):
             if clock is not None:
                 clock[0][:8] = int(clock_ns[i]).to_bytes(8, "little")
 
-        n, pos = len(packets), 0
-        while pos < n:
-            end = pos
-            while end < n and end - pos < batch.CHUNK and \
-                    14 <= len(packets[end]) <= batch.MAX_LINEAR:
-                end += 1
-            if end == pos:
+        n = len(packets)
+        lens = np.fromiter(map(len, packets), dtype=np.int64, count=n)
+        cols = ColumnsBuilder()
+        pos = 0
+        for stop_at in [*np.flatnonzero(lens < 14).tolist(), n]:
+            while pos < stop_at:
+                end = min(stop_at, pos + batch.CHUNK)
+                self._run_chunk(list(packets[pos:end]), lens[pos:end], pos, on_packet,
+                                None if clock_ns is None else clock_ns[pos:end], cols)
+                pos = end
+            if pos < n:  # a runt: the VM's own error
                 on_packet(pos)
-                res = self.run_xdp(packets[pos])
-                yield res.verdict, res.packet_out, res.meta_len, res.redirect
+                try:
+                    res = self.run_xdp(packets[pos])
+                except VmError as exc:
+                    raise type(exc)(f"packet {pos}: {exc}") from exc
+                cols.add_one(res.verdict, res.packet_out, res.meta_len, res.redirect)
                 pos += 1
-                continue
-            yield from self._run_chunk(list(packets[pos:end]), pos, on_packet,
-                                       None if clock_ns is None else clock_ns[pos:end])
-            pos = end
+        return cols.build()
 
     def _batch_setup(self) -> batch.Batch:
         if self._packet_region is None:
@@ -390,10 +406,11 @@ class CompiledVm(Vm):
         self._rt[cg.RT_BUDGET] = self.budget
         return b
 
-    def _run_chunk(self, chunk: list[bytes], first: int, on_packet: Callable[[int], None],
-                   clock_ns: Any) -> Iterator[tuple[int, bytes, int, Any]]:
+    def _run_chunk(self, chunk: list[bytes], lens: Any, first: int,
+                   on_packet: Callable[[int], None], clock_ns: Any,
+                   cols: ColumnsBuilder) -> None:
         b = self._batch_setup()
-        keep = b.load(chunk, first, clock_ns)
+        keep = b.load(chunk, lens, first, clock_ns)
         b.desc[batch.D_CLOCK_HOST] = 0 if clock_ns is None else \
             ctypes.addressof(self._clock_view)
         self._batch, self._batch_on_packet = b, on_packet
@@ -405,14 +422,17 @@ class CompiledVm(Vm):
                 b.desc[batch.D_START] = start
                 status = driver(rt_addr, desc_addr)
                 stop = b.desc[batch.D_STOP]
-                yield from self._chunk_results(b, start, stop)
+                self._add_span(b, start, stop, cols)
                 if status == cg.EXIT:
                     break
-                if status != cg.SWITCH:
-                    self._flush_path()
-                    self.regs[:] = self._regs_arr
-                    raise self._native_error()
-                yield self._finish_switched()
+                try:
+                    if status != cg.SWITCH:
+                        self._flush_path()
+                        self.regs[:] = self._regs_arr
+                        raise self._native_error()
+                    cols.add_one(*self._finish_switched())
+                except VmError as exc:
+                    raise type(exc)(f"packet {first + stop}: {exc}") from exc
                 start = stop + 1
         finally:
             self._batch = None
@@ -420,20 +440,25 @@ class CompiledVm(Vm):
             self._code, self._prog = self._entry_code, self.program
             del keep
 
-    def _chunk_results(self, b: batch.Batch, start: int, stop: int
-                       ) -> list[tuple[int, bytes, int, Any]]:
-        """The results of chunk packets ``start .. stop`` (all returned natively)."""
-        out = b.out.data
-        lens = b.out_len[start:stop].tolist()
-        at = [k * batch.OUT_STRIDE for k in range(start, stop)]
-        done = list(zip(b.verdict[start:stop].tolist(),
-                        [bytes(out[a:a + n]) for a, n in zip(at, lens, strict=True)],
-                        b.meta_len[start:stop].tolist(), [None] * (stop - start),
-                        strict=True))
+    def _add_span(self, b: batch.Batch, start: int, stop: int, cols: ColumnsBuilder) -> None:
+        """Chunk packets ``start .. stop`` (all returned natively) into ``cols``."""
+        import numpy as np
+
+        if stop <= start:
+            return
+        first_out = int(b.out_off[start])
+        data = b.out[first_out:b.desc[batch.D_OUT_POS]].tobytes()
+        at = cols.n - start  # column index of chunk packet k: at + k
+        cols.add_span(b.verdict[start:stop], b.meta_len[start:stop],
+                      b.out_off[start:stop] - first_out, b.out_len[start:stop], data)
+        for k in (start + np.flatnonzero(b.lens[start:stop] > batch.MAX_LINEAR)).tolist():
+            buff = b.buffs.get(k)  # fragments: as a helper left them, else untouched
+            cols.tails[at + k] = b"".join(buff.frags) if buff is not None else \
+                b.chunk[k][batch.MAX_LINEAR:]
         for k, trace in b.traces.items():  # the packets that called back: their redirects
-            if start <= k < stop and done[k - start][0] == XDP_REDIRECT:
-                done[k - start] = (*done[k - start][:3], trace.redirect)
-        return done
+            if start <= k < stop and b.verdict[k] == XDP_REDIRECT and \
+                    trace.redirect is not None:
+                cols.redirect[at + k] = trace.redirect
 
     def _finish_switched(self) -> tuple[int, bytes, int, Any]:
         """The rest of a packet that tail-called (its VM state is built: the tail call
@@ -468,7 +493,7 @@ class CompiledVm(Vm):
         buff.data_end = rt[cg.RT_CTX_VALS + 1] - base
         buff.data_meta = rt[cg.RT_CTX_VALS + 2] - base
         buff.attach(self._packet_region, self._ctx_region)
-        self.xdp = buff
+        self.xdp = b.buffs[k] = buff
         self.trace = b.traces[k] = Trace(program=self.program.name)
         self.frames.clear()
         self.path.clear()
