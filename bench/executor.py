@@ -4,8 +4,9 @@ program, on the same packets.
     .venv/bin/python bench/executor.py [--packets N] [--seed S]
 
 For every corpus object with its scenario (examples/xdp/scenarios), N seeded random packets
-(sim.packets) run through each backend of ebpf.executor in order, maps persisting, timed
-end to end in this process (the Python loop included) as this process's CPU time (user +
+(sim.packets) run through each backend of ebpf.executor in order, maps persisting
+(``Executor.run_batch``: the results as columns, the form the stream's consumers read),
+timed end to end in this process (the Python loop included) as this process's CPU time (user +
 system, which includes the kernel's test_run work), so that other jobs on a loaded
 machine do not inflate it; the wall time of the compiled backend is printed beside it. The reference is the kernel's own
 measurement: the mean of test_run's ``duration`` over the same packets (repeat 1). The
@@ -56,11 +57,11 @@ def _timed(kind: str, path: Path, state: Scenario, packets: list[bytes]
     with open_executor(kind, str(path), load(str(path)), None, state) as ex:
         times = [i * state.clock_step_ns for i in range(len(packets))]
         t0, c0 = time.perf_counter_ns(), time.process_time_ns()
-        results = ex.run_all(packets, times)
+        results = ex.run_batch(packets, times)
         cpu = (time.process_time_ns() - c0) / len(packets)
         wall = (time.perf_counter_ns() - t0) / len(packets)
-    ns = [r.kernel_ns for r in results if r.kernel_ns is not None]
-    return cpu, wall, (sum(ns) / len(ns) if ns else None)
+    ns = results.kernel_ns
+    return cpu, wall, (float(ns.mean()) if ns is not None and len(ns) else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from ebpf.vm.memory import FIRST_BASE, REGION_STRIDE, Region
 from ebpf.vm.trace import Trace
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
-from . import batch
+from . import batch, maplookup
 from . import codegen as cg
 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
@@ -69,6 +69,13 @@ def unsupported_reason(programs: list[ProgramDef]) -> str | None:
             return (f"program '{prog.name}' has both bpf-to-bpf calls and tail calls "
                     f"(a tail call from a sub-program is not compiled)")
     return None
+
+
+def _no_map_writes(programs: Sequence[ProgramDef]) -> bool:
+    """No program calls a helper that changes a map's entries (``maplookup``: snapshots)."""
+    ids = {HELPER_IDS[n] for n in maplookup.MUTATING_HELPERS if n in HELPER_IDS}
+    return not any(insn.spec.kind is Kind.CALL and insn.src == CallKind.HELPER
+                   and insn.imm in ids for prog in programs for insn in prog.insns)
 
 
 def vm_class(kind: str, programs: list[ProgramDef]) -> type[Vm]:
@@ -175,6 +182,8 @@ class CompiledVm(Vm):
         for prog, _code in list(self._compiled.values()):
             self._build_native(prog)
         _driver()  # compiled here, not in the first batch
+        self._rt[cg.RT_LOOKUP] = _jit().add(maplookup.lookup_ir(), "map_lookup")
+        self._native_maps = maplookup.NativeMaps(self, _no_map_writes(programs))
 
     # -- native code -----------------------------------------------------------------------
 
@@ -299,7 +308,13 @@ class CompiledVm(Vm):
             regs = self.regs
             regs[:] = self._regs_arr
             self.trace.insns = self._rt[cg.RT_STEPS]
-            pc = self._code[slot](slot)
+            try:
+                pc = self._code[slot](slot)
+            finally:
+                fill = self._rt[cg.RT_FILL]
+                self._rt[cg.RT_FILL] = 0
+            if fill and regs[0]:  # a native map lookup's answer, kept for the next time
+                ctypes.c_uint64.from_address(fill).value = regs[0]
             self._regs_arr[:] = regs
             self._sync_regions()
             if pc == _STOP:
@@ -367,7 +382,19 @@ class CompiledVm(Vm):
         n = len(packets)
         lens = np.fromiter(map(len, packets), dtype=np.int64, count=n)
         cols = ColumnsBuilder()
-        pos = 0
+        self._native_maps.refresh()
+        try:
+            self._run_columns(packets, lens, on_packet, clock_ns, cols)
+        finally:
+            self._rt[cg.RT_NMAPS] = 0  # one packet at a time: every lookup in the trace
+        return cols.build()
+
+    def _run_columns(self, packets: Sequence[bytes], lens: Any,
+                     on_packet: Callable[[int], None], clock_ns: Any,
+                     cols: ColumnsBuilder) -> None:
+        import numpy as np
+
+        n, pos = len(packets), 0
         for stop_at in [*np.flatnonzero(lens < 14).tolist(), n]:
             while pos < stop_at:
                 end = min(stop_at, pos + batch.CHUNK)
@@ -382,7 +409,6 @@ class CompiledVm(Vm):
                     raise type(exc)(f"packet {pos}: {exc}") from exc
                 cols.add_one(res.verdict, res.packet_out, res.meta_len, res.redirect)
                 pos += 1
-        return cols.build()
 
     def _batch_setup(self) -> batch.Batch:
         if self._packet_region is None:
