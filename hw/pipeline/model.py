@@ -160,10 +160,28 @@ class PipelineModel:
         self.state = state if state is not None else PipelineState(self.config)
         self.target = self.config.target
         self._ops = [sorted(st.ops, key=lambda o: o.slot) for st in self.config.stages]
+        self._fast: list | None = None  # hw.pipeline.fast: the stages as generated code
 
     def process(self, packet: bytes, *, ingress_ifindex: int = 1, rx_queue: int = 0,
                 cycle: int = 0) -> PipelineResult:
-        """Run one packet; ``cycle`` is its admission cycle (what the timestamp extern reads)."""
+        """Run one packet; ``cycle`` is its admission cycle (what the timestamp extern reads).
+        The stages run as generated code (``hw.pipeline.fast``), the same semantics as
+        ``process_reference``."""
+        if self._fast is None:
+            from hw.pipeline.fast import compile_stages
+
+            self._fast = compile_stages(self)
+        return self._run(packet, ingress_ifindex, rx_queue, cycle, self._fast)
+
+    def process_reference(self, packet: bytes, *, ingress_ifindex: int = 1, rx_queue: int = 0,
+                          cycle: int = 0) -> PipelineResult:
+        """``process`` with every stage interpreted by ``_stage`` (the reference)."""
+        stages = [lambda pk, w, h, c, s=s, st=st: self._stage(s, st, pk, w, h, c)
+                  for s, st in enumerate(self.config.stages)]
+        return self._run(packet, ingress_ifindex, rx_queue, cycle, stages)
+
+    def _run(self, packet: bytes, ingress_ifindex: int, rx_queue: int, cycle: int,
+             stages: list) -> PipelineResult:
         t = self.target
         if len(packet) < t.min_packet_bytes:
             raise PipelineError(f"packet of {len(packet)} bytes is shorter than "
@@ -174,8 +192,8 @@ class PipelineModel:
             pk.punt = O.PUNT_FRAME_TOO_LONG
         writes: list[RegisterWrite] = []
         hits: list[tuple[int, int, int | None]] = []
-        for s, st in enumerate(self.config.stages):
-            self._stage(s, st, pk, writes, hits, cycle)
+        for stage in stages:
+            stage(pk, writes, hits, cycle)
         return self._deparse(pk, writes, hits)
 
     def process_many(self, packets: Sequence[bytes], *, ingress_ifindex: int = 1,
