@@ -58,7 +58,19 @@ class _Source:
 
     def read(self, index: int) -> str:
         """The expression of ``PacketState.read(index)``."""
-        return f"c[{index}]" if 0 <= index < self.nc else f"pk.read({index})"
+        if 0 <= index < self.nc:
+            return f"c[{index}]"
+        return META_EXPR.get(index, "0") if index >= self.nc else f"pk.read({index})"
+
+
+META_EXPR = {48: "len(pk.pkt)", 49: "pk.ingress", 50: "pk.queue", 51: "pk.verdict",
+             52: "pk.redirect", 53: "pk.punt", 54: f"(pk.head & {O.M64})",
+             55: f"((pk.end - len(pk.pkt)) & {O.M64})", 56: "(pk.end - pk.head)",
+             57: "int(pk.fault)"}
+"""``model.META_READERS`` as expressions (the tests hold the two to the same values)."""
+UNSIGNED_CMP = {"eq": "==", "ne": "!=", "ugt": ">", "uge": ">=", "ult": "<", "ule": "<="}
+"""The unsigned gateway comparisons of ``ops.GATEWAY_CMPS`` as Python operators on the
+operands masked to the width."""
 
 
 def _pred(bits: str, index: int, neg: bool) -> str:
@@ -74,8 +86,14 @@ def _gateways(src: _Source, st: Stage) -> None:
         else:
             a = f"(({src.read(g.a)} >> {8 * g.a_offset}) & {O.mask(8 * g.a_size)})"
             b = src.read(g.b) if g.b is not None else str(g.imm)
-            fn = src.bind("G", O.GATEWAY_BY_NAME[g.cmp].fn)
-            r = f"{fn}({a}, {b}, {g.width})"
+            w = O.mask(g.width)
+            if g.cmp in UNSIGNED_CMP:
+                r = f"({a} & {w}) {UNSIGNED_CMP[g.cmp]} ({b} & {w})"
+            elif g.cmp == "set":
+                r = f"({a} & {w} & {b}) != 0"
+            else:
+                fn = src.bind("G", O.GATEWAY_BY_NAME[g.cmp].fn)
+                r = f"{fn}({a}, {b}, {g.width})"
         src.emit(1, f"r = ({r}) != {g.invert}")
         src.emit(1, f"p_in = {_pred('pin', g.pred_in, g.pred_in_neg)}")
         both = "(r and p_in)" if g.combine == "and" else "(r or p_in)"

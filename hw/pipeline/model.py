@@ -89,6 +89,14 @@ class PipelineResult:
         return dict(self.metadata)[name]
 
 
+META_READERS = {
+    48: lambda pk: len(pk.pkt), 49: lambda pk: pk.ingress, 50: lambda pk: pk.queue,
+    51: lambda pk: pk.verdict, 52: lambda pk: pk.redirect, 53: lambda pk: pk.punt,
+    54: lambda pk: pk.head & O.M64, 55: lambda pk: (pk.end - len(pk.pkt)) & O.M64,
+    56: lambda pk: pk.end - pk.head, 57: lambda pk: int(pk.fault)}
+"""The metadata fields a read of index 48.. returns (others read 0)."""
+
+
 class PacketState:
     """The PHV and window of one packet in flight, as the parser makes them (public for the
     RTL unit testbenches, whose oracle is this model's own code: rtl_models/tbkit/oracle.py)."""
@@ -120,11 +128,8 @@ class PacketState:
     def read(self, index: int) -> int:
         if index < len(self.c):
             return self.c[index]
-        meta = {48: len(self.pkt), 49: self.ingress, 50: self.queue, 51: self.verdict,
-                52: self.redirect, 53: self.punt, 54: self.head & O.M64,
-                55: (self.end - len(self.pkt)) & O.M64, 56: self.end - self.head,
-                57: int(self.fault)}
-        return meta.get(index, 0)
+        meta = META_READERS.get(index)
+        return meta(self) if meta is not None else 0
 
     def pred(self, bits: int, index: int, neg: bool) -> bool:
         return bool(bits >> index & 1) != neg
@@ -140,14 +145,18 @@ class PacketState:
         return raw[:length]
 
     def output(self) -> bytes:
-        t = self.t
-        out = bytearray()
+        """Bytes head .. end: the window's where it holds them, beyond it the packet's
+        (zeros from ``zero_from``, where a shrink and regrowth left them)."""
+        wb, head, end = self.t.window_bytes, self.head, self.end
         limit = min(self.zero_from, len(self.pkt))
-        for p in range(self.head, self.end):
-            if p < t.window_bytes:
-                out.append(self.window[self.H + p])
-            else:
-                out.append(self.pkt[p] if p < limit else 0)
+        if self.H + head < 0:  # before the window's start: byte by byte, as indexed
+            return bytes(self.window[self.H + p] if p < wb else
+                         (self.pkt[p] if p < limit else 0) for p in range(head, end))
+        out = bytearray(self.window[self.H + head:self.H + min(end, wb)])
+        beyond = max(head, wb)
+        if beyond < end:
+            out += self.pkt[beyond:max(beyond, min(end, limit))]
+            out += bytes(max(0, end - max(beyond, limit)))
         return bytes(out)
 
 
