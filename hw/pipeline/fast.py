@@ -68,6 +68,12 @@ META_EXPR = {48: "len(pk.pkt)", 49: "pk.ingress", 50: "pk.queue", 51: "pk.verdic
              55: f"((pk.end - len(pk.pkt)) & {O.M64})", 56: "(pk.end - pk.head)",
              57: "int(pk.fault)"}
 """``model.META_READERS`` as expressions (the tests hold the two to the same values)."""
+SIGNED_CMP = {"sgt": ">", "sge": ">=", "slt": "<", "sle": "<="}
+INLINE_ALU = {"mov": "({b}) & {m}", "add": "({a} + {b}) & {m}", "sub": "({a} - {b}) & {m}",
+              "or": "({a} | {b}) & {m}", "and": "({a} & {b}) & {m}",
+              "xor": "({a} ^ {b}) & {m}"}
+"""VLIW ops of ``ops.VLIW_OPS`` whose functions are one expression, written inline (the
+random-configuration tests hold them to the functions)."""
 UNSIGNED_CMP = {"eq": "==", "ne": "!=", "ugt": ">", "uge": ">=", "ult": "<", "ule": "<="}
 """The unsigned gateway comparisons of ``ops.GATEWAY_CMPS`` as Python operators on the
 operands masked to the width."""
@@ -91,6 +97,10 @@ def _gateways(src: _Source, st: Stage) -> None:
                 r = f"({a} & {w}) {UNSIGNED_CMP[g.cmp]} ({b} & {w})"
             elif g.cmp == "set":
                 r = f"({a} & {w} & {b}) != 0"
+            elif g.cmp in SIGNED_CMP:  # ops.signed: ((v & m) ^ sign bit) - sign bit
+                sb = 1 << (g.width - 1)
+                r = (f"((({a} & {w}) ^ {sb}) - {sb}) {SIGNED_CMP[g.cmp]} "
+                     f"((({b} & {w}) ^ {sb}) - {sb})")
             else:
                 fn = src.bind("G", O.GATEWAY_BY_NAME[g.cmp].fn)
                 r = f"{fn}({a}, {b}, {g.width})"
@@ -129,7 +139,9 @@ def _ops(src: _Source, op_list: list[Any]) -> None:
         a = src.read(op.a) if spec.reads_a else "0"
         b = src.read(op.b) if op.b is not None else str(op.imm)
         keep = op.slot not in O.DISCARD_SLOTS
-        if spec.kind == "alu":
+        if spec.kind == "alu" and op.op in INLINE_ALU:
+            src.emit(2, "value = " + INLINE_ALU[op.op].format(a=a, b=b, m=O.mask(op.width)))
+        elif spec.kind == "alu":
             box = src.bind("I", _OpIn(op.width, op.size, op.offset, op.signed))
             fn = src.bind("F", spec.fn)
             src.emit(2, f"{box}.a = {a}")
