@@ -279,6 +279,7 @@ class NativeMaps:
         self.snapshots = snapshots
         self.desc = np.zeros(0, dtype=np.uint64)
         self._arrays: dict[int, np.ndarray] = {}  # map pointer -> its table (kept)
+        self._cpu = vm.env.cpu  # per-CPU arrays: the addresses are this CPU's values
         self._keep: list[np.ndarray] = []
 
     def _maps(self) -> list[tuple[int, Any, int]]:
@@ -295,6 +296,9 @@ class NativeMaps:
     def refresh(self) -> None:
         """Descriptors for every supported map; hash/LPM tables from their contents now."""
         rows, keep = [], []
+        if self.vm.env.cpu != self._cpu:
+            self._arrays.clear()
+            self._cpu = self.vm.env.cpu
         d = self.desc
         counts = {int(d[k + W_MAP]): int(d[k + W_COUNT]) for k in range(0, len(d), DESC_WORDS)}
         for ptr, m, kind in self._maps():
