@@ -47,9 +47,17 @@ class _Source:
         self.lines: list[str] = []
         self.env: dict[str, Any] = {}
         self.nc = num_containers
+        self.writes: dict[int, None] = {}  # the PHV indices written, in order
 
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
+
+    def write(self, depth: int, index: int, expr: str) -> None:
+        """PHV index ``index`` takes ``expr`` at the stage's end (the reference's ``cw``;
+        each index a local, as only the last value of each lands and the indices are
+        independent)."""
+        self.writes.setdefault(index, None)
+        self.emit(depth, f"w{index} = {expr}")
 
     def bind(self, prefix: str, value: Any) -> str:
         name = f"{prefix}{len(self.env)}"
@@ -122,8 +130,9 @@ def _tables(src: _Source, s: int, st: Stage) -> None:
         src.emit(2, "if found is not None:")
         src.emit(3, "index, data = found")
         for j, c in enumerate(tb.action):
-            src.emit(3, f"cw[{c}] = int.from_bytes(data[{8 * j}:{8 * j + 8}], 'little')")
-        src.emit(1, f"hits[{tb.slot}] = index")
+            src.write(3, c, f"int.from_bytes(data[{8 * j}:{8 * j + 8}], 'little')")
+        if any(u.index_table == tb.slot for u in st.stateful):
+            src.emit(1, f"hits[{tb.slot}] = index")
         src.emit(1, f"hits_log.append(({s}, {tb.slot}, index))")
         if tb.hit:
             src.emit(1, f"pt = (pt | {1 << tb.hit}) if index is not None else "
@@ -175,7 +184,7 @@ def _ops(src: _Source, op_list: list[Any]) -> None:
             raise AssertionError(f"VLIW op kind {spec.kind!r} has no generated form")
         if keep:
             src.emit(2, "if value is not None:")
-            src.emit(3, f"cw[{op.slot}] = value")
+            src.write(3, op.slot, "value")
 
 
 def _stateful(src: _Source, s: int, st: Stage) -> None:
@@ -195,7 +204,7 @@ def _stateful(src: _Source, s: int, st: Stage) -> None:
         src.emit(4, f"old = (word >> {shift}) & {O.mask(bits)}")
         src.emit(4, f"new = {fn}(old, {b}, {src.read(u.cmp)}, {bits})")
         if u.fetch is not None:
-            src.emit(4, f"cw[{u.fetch}] = old")
+            src.write(4, u.fetch, "old")
         src.emit(4, "if new is not None:")
         src.emit(5, f"reg_writes.append(RegisterWrite({s}, {u.unit}, addr, word, "
                     f"(word & {~(O.mask(bits) << shift) & O.M64}) | (new << {shift})))")
@@ -209,64 +218,78 @@ def _externs(src: _Source, s: int, st: Stage) -> None:
         src.emit(2, "if value is None:")
         src.emit(3, f"faults.append({O.PUNT_WINDOW_FAULT})")
         src.emit(2, "else:")
-        src.emit(3, f"cw[{e.dst}] = value")
+        src.write(3, e.dst, "value")
 
 
-def _end(src: _Source) -> None:
-    """The stage's end, as ``_stage`` ends it."""
-    for line in (
-            "if faults and not pk.fault:",
-            "    pk.fault = True",
-            "    pk.punt = faults[0]",
-            "for k, v in cw.items():",
-            f"    if k < {src.nc}:",
-            "        c[k] = v",
-            "    elif not pk.fault:",
-            f"        if k == {O.META_VERDICT}:",
-            f"            pk.verdict = v & {O.M32}",
-            f"        elif k == {O.META_REDIRECT}:",
-            f"            pk.redirect = v & {O.M32}",
-            f"        elif k == {O.META_PUNT}:",
-            f"            pk.punt = v & {O.M32}",
-            "pk.preds = pt | 1",
-            "if pk.fault:",
-            "    return",
-            "for idx, data in stores:",
-            "    pk.window[idx:idx + len(data)] = data",
-            "for w in reg_writes:",
-            "    registers[(w.stage, w.unit)][w.addr] = w.new",
-            "writes.extend(reg_writes)",
-            "if rng:",
-            "    state.rng.update(rng)",
-            "if adjust is not None:",
-            "    apply_adjust(pk, *adjust)"):
-        src.emit(1, line)
+def _end(src: _Source, has: dict[str, bool]) -> None:
+    """The stage's end, as ``_stage`` ends it (the parts this stage can need)."""
+    if has["faults"]:
+        src.emit(1, "if faults and not pk.fault:")
+        src.emit(2, "pk.fault = True")
+        src.emit(2, "pk.punt = faults[0]")
+    meta = {O.META_VERDICT: "verdict", O.META_REDIRECT: "redirect", O.META_PUNT: "punt"}
+    for k in src.writes:
+        if k < src.nc:
+            src.emit(1, f"if w{k} is not NONE:")
+            src.emit(2, f"c[{k}] = w{k}")
+        elif k in meta:
+            src.emit(1, f"if w{k} is not NONE and not pk.fault:")
+            src.emit(2, f"pk.{meta[k]} = w{k} & {O.M32}")
+    src.emit(1, "pk.preds = pt | 1")
+    if not (has["stores"] or has["stateful"] or has["externs"] or has["adjust"]):
+        return
+    src.emit(1, "if pk.fault:")
+    src.emit(2, "return")
+    if has["stores"]:
+        src.emit(1, "for idx, data in stores:")
+        src.emit(2, "pk.window[idx:idx + len(data)] = data")
+    if has["stateful"]:
+        src.emit(1, "for w in reg_writes:")
+        src.emit(2, "registers[(w.stage, w.unit)][w.addr] = w.new")
+        src.emit(1, "writes.extend(reg_writes)")
+    if has["externs"]:
+        src.emit(1, "if rng:")
+        src.emit(2, "state.rng.update(rng)")
+    if has["adjust"]:
+        src.emit(1, "if adjust is not None:")
+        src.emit(2, "apply_adjust(pk, *adjust)")
 
 
 def compile_stage(model: Any, s: int, st: Stage, op_list: list[Any]) -> StageFn:
     """Stage ``s`` of ``model``'s configuration as one function (see the module doc)."""
     from hw.pipeline.model import RegisterWrite
 
+    kinds = {O.VLIW_BY_NAME[op.op].kind for op in op_list}
+    has = {"stores": "wstore" in kinds, "adjust": "adjust" in kinds,
+           "stateful": bool(st.stateful), "externs": bool(st.externs)}
+    has["faults"] = has["externs"] or bool(kinds & {"wload", "wstore", "adjust"})
     src = _Source(model.target.num_containers)
     src.emit(0, "def stage(pk, writes, hits_log, cycle):")
     src.emit(1, "c = pk.c")
     src.emit(1, "pin = pk.preds")
-    src.emit(1, "state = model.state")
-    src.emit(1, "registers = state.registers")
+    if st.tables or st.stateful or st.externs:
+        src.emit(1, "state = model.state")
+        src.emit(1, "registers = state.registers")
+    init_at = len(src.lines)
     _gateways(src, st)
-    src.emit(1, "cw = {}")
-    src.emit(1, "hits = {}")
+    if any(u.index_table is not None for u in st.stateful):
+        src.emit(1, "hits = {}")
     _tables(src, s, st)
-    src.emit(1, "faults = []")
-    src.emit(1, "stores = []")
-    src.emit(1, "adjust = None")
+    for flag, line in (("faults", "faults = []"), ("stores", "stores = []"),
+                       ("adjust", "adjust = None")):
+        if has[flag]:
+            src.emit(1, line)
     _ops(src, op_list)
-    src.emit(1, "reg_writes = []")
+    if has["stateful"]:
+        src.emit(1, "reg_writes = []")
     _stateful(src, s, st)
-    src.emit(1, "rng = {}")
+    if has["externs"]:
+        src.emit(1, "rng = {}")
     _externs(src, s, st)
-    _end(src)
-    env = dict(src.env, model=model, RegisterWrite=RegisterWrite, sext=O.sext,
+    _end(src, has)
+    src.lines[init_at:init_at] = ["    " + " = ".join(
+        [*(f"w{k}" for k in src.writes), "NONE"])] if src.writes else []
+    env = dict(src.env, model=model, NONE=None, RegisterWrite=RegisterWrite, sext=O.sext,
                signed=O.signed, adjust_outcome=model.adjust_outcome,
                extern_value=model.extern_value, apply_adjust=model._apply_adjust)
     exec(compile("\n".join(src.lines), f"<pipeline stage {s}>", "exec"), env)  # noqa: S102
