@@ -170,6 +170,10 @@ class PipelineModel:
         self.target = self.config.target
         self._ops = [sorted(st.ops, key=lambda o: o.slot) for st in self.config.stages]
         self._fast: list | None = None  # hw.pipeline.fast: the stages as generated code
+        nc = self.target.num_containers
+        self._meta_readers = [  # PacketState.read of each metadata field, resolved once
+            (m.name, (lambda pk, i=m.index: pk.c[i]) if m.index < nc else
+             META_READERS.get(m.index, lambda pk: 0)) for m in O.METADATA]
 
     def process(self, packet: bytes, *, ingress_ifindex: int = 1, rx_queue: int = 0,
                 cycle: int = 0) -> PipelineResult:
@@ -416,7 +420,7 @@ class PipelineModel:
                                       pk.ingress, pk.queue & 0xFFFF, int(pk.fault))
             body = b"".join(v.to_bytes(8, "little") for v in carried)
             punt = Punt(pk.punt, pk.fault, carried, header + body + packet)
-        meta = tuple((m.name, pk.read(m.index)) for m in O.METADATA)
+        meta = tuple((name, read(pk)) for name, read in self._meta_readers)
         return PipelineResult(
             verdict=pk.verdict, packet_out=packet,
             redirect=pk.redirect if pk.verdict == O.XDP_REDIRECT and not pk.punt else None,
