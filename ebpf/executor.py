@@ -5,7 +5,9 @@ maps persist from packet to packet. When the program reads the clock (rewritten 
 ``ebpf.differential.prepare`` to read the one-entry clock map), the executor sets the clock
 to the packet's time before running it. Each run returns a ``PacketResult``: the verdict,
 the output bytes (``data_meta .. data_end``, as BPF_PROG_TEST_RUN's ``data_out`` with the
-metadata in front), and what else the backend can observe.
+metadata in front), and what else the backend can observe. ``run_batch`` runs a whole
+stream and returns the results as columns (``ebpf.columns.ResultColumns``), which the
+compiled backend writes without a Python object per packet.
 
 Backends:
 

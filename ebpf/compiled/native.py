@@ -6,7 +6,9 @@ handling, results) whose ``_execute`` runs the program's native function
 the VM's own buffers (packet frame, stacks, map values: the maps' storage) through a
 region table kept here; whatever it does not do itself it hands back to the VM's handler
 of that one instruction through the ``interp`` callback (helper calls, faults, the
-context's hooks), so results are the VM's by construction.
+context's hooks), so results are the VM's by construction. In batches
+(``run_xdp_columns``) map lookups are answered natively where tables mirroring the maps
+allow it (``ebpf.compiled.maplookup``).
 
 LLVM (llvmlite's MCJIT) compiles each program once per VM, optimised at -O2. A program
 that needs what the native code cannot do (a helper that runs a callback, ``bpf_loop``; a
