@@ -5,7 +5,9 @@ maps persist from packet to packet. When the program reads the clock (rewritten 
 ``ebpf.differential.prepare`` to read the one-entry clock map), the executor sets the clock
 to the packet's time before running it. Each run returns a ``PacketResult``: the verdict,
 the output bytes (``data_meta .. data_end``, as BPF_PROG_TEST_RUN's ``data_out`` with the
-metadata in front), and what else the backend can observe.
+metadata in front), and what else the backend can observe. ``run_batch`` runs a whole
+stream and returns the results as columns (``ebpf.columns.ResultColumns``), which the
+compiled backend writes without a Python object per packet.
 
 Backends:
 
@@ -33,6 +35,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+from ebpf.columns import ResultColumns
 from ebpf.errors import EbpfError
 from ebpf.loader.program import ElfObject
 from ebpf.vm.trace import Redirect, Trace
@@ -108,6 +111,12 @@ class Executor:
                 ) -> list[PacketResult]:
         return list(self.iter_results(packets, time_ns))
 
+    def run_batch(self, packets: Sequence[bytes], time_ns: Sequence[int] | None = None
+                  ) -> ResultColumns:
+        """``run_all`` as columns (``ebpf.columns``): what a stream's consumers read without
+        a Python object per packet (the compiled backend writes them directly)."""
+        return ResultColumns.from_results(self.run_all(packets, time_ns))
+
     def dump_maps(self) -> dict[str, Any]:
         """The maps' contents now (docs/state.md form)."""
         raise NotImplementedError
@@ -168,28 +177,31 @@ class CompiledExecutor(VmExecutor):
 
         return CompiledVm
 
-    def iter_results(self, packets: Iterable[bytes], time_ns: Sequence[int] | None = None
-                     ) -> Iterator[PacketResult]:
-        """As ``Executor.iter_results``, many packets per native call
-        (``CompiledVm.iter_xdp``); the results carry no trace (``run`` gives it)."""
+    def run_batch(self, packets: Sequence[bytes], time_ns: Sequence[int] | None = None
+                  ) -> ResultColumns:
+        """As ``Executor.run_batch``, many packets per native call
+        (``CompiledVm.run_xdp_columns``); no traces (``run`` gives them)."""
         import numpy as np
 
         from ebpf.differential import CLOCK_MAP
 
-        packets = list(packets)
+        packets = packets if isinstance(packets, Sequence) else list(packets)
         clock = None
         if self.clock:
             t = np.asarray(time_ns if time_ns is not None else
                            [i * 1_000_000 for i in range(len(packets))], dtype=np.uint64)
             ns = t + np.uint64(self.clock_start_ns & ((1 << 64) - 1))  # wraps like the VM's
             clock = (self.maps[CLOCK_MAP].lookup(bytes(4)), ns)
-        i = 0
-        try:
-            for verdict, out, meta, redirect in self.side.vm.iter_xdp(packets, clock):
-                yield PacketResult(verdict, out, meta, redirect)
-                i += 1
-        except EbpfError as exc:
-            raise type(exc)(f"packet {i}: {exc}") from exc
+        return self.side.vm.run_xdp_columns(packets, clock)
+
+    def iter_results(self, packets: Iterable[bytes], time_ns: Sequence[int] | None = None
+                     ) -> Iterator[PacketResult]:
+        """As ``Executor.iter_results``, from ``run_batch`` (no traces)."""
+        yield from self.run_batch(list(packets), time_ns)
+
+    def run_all(self, packets: Iterable[bytes], time_ns: Sequence[int] | None = None
+                ) -> list[PacketResult]:
+        return list(self.iter_results(packets, time_ns))
 
 
 class _TestRunner:

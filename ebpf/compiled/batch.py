@@ -30,13 +30,16 @@ from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_PACKET_HEADROOM
 # desc[] layout (i64 words)
 D_N, D_START, D_STOP, D_PKT_DATA, D_PKT_OFF, D_OUT, D_VERDICT, D_OUT_LEN, D_META_LEN = range(9)
 D_FRAME_HOST, D_PKT_BASE, D_PKT_IDX, D_CTX_BASE, D_STACK_HOST, D_STACK_BASE = range(9, 15)
-D_PROG, D_REGS, D_CLOCK_HOST, D_CLOCK_NS = 15, 16, 17, 18
-D_WORDS = 19
+D_PROG, D_REGS, D_CLOCK_HOST, D_CLOCK_NS, D_OUT_POS, D_OUT_OFF = 15, 16, 17, 18, 19, 20
+D_WORDS = 21
 OUT_STRIDE = TEST_RUN_FRAME_SIZE
-"""Bytes of output kept per packet: no packet outgrows its frame."""
+"""At most this many bytes of output per packet: no packet outgrows its frame (the outputs
+are packed one after the other, ``D_OUT_POS`` the next free byte)."""
 MAX_LINEAR = TEST_RUN_FRAME_SIZE - XDP_PACKET_HEADROOM - 320
-"""The longest packet without fragments (``ebpf.vm.xdp``: 3520 bytes); longer ones, and
-runts, run one at a time on the VM's own path."""
+"""The linear part of a frame (``ebpf.vm.xdp``: 3520 bytes). A longer packet runs in the
+batch on its first 3520 bytes, as the program sees it; the rest is its fragments, which
+only helpers reach (they build the VM's view, fragments included), so an untouched tail is
+appended to the output unchanged. Runts run one at a time on the VM's own path."""
 
 
 def driver_ir() -> str:
@@ -76,7 +79,8 @@ def driver_ir() -> str:
     b.position_at_end(body)
     offs = ptr(load(desc, D_PKT_OFF), P64)
     start = load(offs, i)
-    length = b.sub(load(offs, b.add(i, c64(1))), start)
+    whole = b.sub(load(offs, b.add(i, c64(1))), start)
+    length = b.select(b.icmp_unsigned(">", whole, c64(MAX_LINEAR)), c64(MAX_LINEAR), whole)
     frame_host = load(desc, D_FRAME_HOST)
     b.call(memset, [ptr(frame_host), ir.Constant(I8, 0), c64(TEST_RUN_FRAME_SIZE), false])
     data_host = b.add(frame_host, c64(XDP_PACKET_HEADROOM))
@@ -118,7 +122,10 @@ def driver_ir() -> str:
     meta = b.sub(load(rt, cg.RT_CTX_VALS + 2), base)
     end = b.sub(load(rt, cg.RT_CTX_VALS + 1), base)
     n_out = b.sub(end, meta)
-    dst = b.add(load(desc, D_OUT), b.mul(i, c64(OUT_STRIDE)))
+    pos = load(desc, D_OUT_POS)
+    b.store(pos, word(ptr(load(desc, D_OUT_OFF), P64), i))
+    b.store(b.add(pos, n_out), word(desc, D_OUT_POS))
+    dst = b.add(load(desc, D_OUT), pos)
     b.call(memcpy, [ptr(dst), ptr(b.add(frame_host, meta)), n_out, false])
     b.store(n_out, word(ptr(load(desc, D_OUT_LEN), P64), i))
     b.store(b.sub(b.sub(load(rt, cg.RT_CTX_VALS), base), meta),
@@ -137,7 +144,7 @@ def driver_ir() -> str:
 
 
 CHUNK = 4096
-"""Packets per driver call (bounds the output buffer: CHUNK x OUT_STRIDE bytes)."""
+"""Packets per chunk (bounds the output buffer: CHUNK x OUT_STRIDE bytes)."""
 
 
 class Batch:
@@ -153,31 +160,38 @@ class Batch:
         self.verdict = np.zeros(CHUNK, dtype=np.int64)
         self.out_len = np.zeros(CHUNK, dtype=np.int64)
         self.meta_len = np.zeros(CHUNK, dtype=np.int64)
+        self.out_off = np.zeros(CHUNK, dtype=np.int64)
+        self.lens = np.zeros(0, dtype=np.int64)
         d = self.desc
+        d[D_OUT_OFF] = self.out_off.ctypes.data
         d[D_OUT], d[D_VERDICT] = self.out.ctypes.data, self.verdict.ctypes.data
         d[D_OUT_LEN], d[D_META_LEN] = self.out_len.ctypes.data, self.meta_len.ctypes.data
         self.chunk: list[bytes] = []
         self.first = 0  # index of chunk[0] in the caller's stream
         self.current = -1  # the packet whose VM state is built (materialized)
-        self.traces: dict[int, object] = {}
+        self.traces: dict[int, Any] = {}
+        self.buffs: dict[int, Any] = {}  # the packets' XdpBuff, built on a callback
 
-    def load(self, chunk: list[bytes], first: int, clock_ns: Any = None) -> tuple[bytes, object]:
-        """Point the descriptor at ``chunk`` (and ``clock_ns``, a uint64 array of the
-        chunk's clock values, when the program reads the clock); returns what must stay
-        alive meanwhile."""
+    def load(self, chunk: list[bytes], lens: Any, first: int, clock_ns: Any = None
+             ) -> tuple[bytes, object]:
+        """Point the descriptor at ``chunk`` (``lens``: an int64 array of its lengths;
+        ``clock_ns``: a uint64 array of the chunk's clock values, when the program reads
+        the clock); returns what must stay alive meanwhile."""
         import ctypes
 
         import numpy as np
 
         data = b"".join(chunk)
         offs = np.zeros(len(chunk) + 1, dtype=np.int64)
-        np.cumsum([len(p) for p in chunk], out=offs[1:])
+        np.cumsum(lens, out=offs[1:])
+        self.lens = lens
         d = self.desc
         d[D_N] = len(chunk)
+        d[D_OUT_POS] = 0
         d[D_PKT_DATA] = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
         d[D_PKT_OFF] = offs.ctypes.data
         if clock_ns is not None:
             d[D_CLOCK_NS] = clock_ns.ctypes.data
         self.chunk, self.first, self.current = chunk, first, -1
-        self.traces = {}
+        self.traces, self.buffs = {}, {}
         return data, offs

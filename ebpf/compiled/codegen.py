@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ebpf.code.isa import AluOp, AtomicOp, CallKind, Endian, InsnClass, JmpOp, Kind, Source
+from ebpf.kernel_enums import HELPER_IDS
 from ebpf.loader.program import ProgramDef
 from ebpf.vm.limits import MAX_CALL_FRAMES, STACK_SIZE
 from ebpf.vm.memory import FIRST_BASE
@@ -47,11 +48,16 @@ RT_PATH_PTR, RT_PATH_LEN = 14, 15  # the path buffer (u64 slots) and how much of
 RT_INTERP = 16  # the address of the ``i64 interp(i64 slot)`` callback
 RT_STACK_HOSTS = 17  # MAX_CALL_FRAMES words: the host address of each depth's stack
 RT_CUR = RT_STACK_HOSTS + MAX_CALL_FRAMES  # the packet a batch is running (ebpf.compiled.batch)
-RT_WORDS = RT_CUR + 1
+# native map lookups (ebpf.compiled.maplookup): the function's address, the descriptors and
+# their count (0: every lookup on the VM's handler), where the VM's answer is to be kept
+RT_LOOKUP, RT_MAPS, RT_NMAPS, RT_FILL = RT_CUR + 1, RT_CUR + 2, RT_CUR + 3, RT_CUR + 4
+RT_WORDS = RT_CUR + 5
 PATH_CAP = 4096
 """Path entries buffered natively; when full the runtime moves them into the VM's path."""
 INTERP_FLUSH = -1
 """The slot the interp callback gets to flush the path buffer."""
+LOOKUP_NOPE = 1
+"""What the native lookup returns when the VM's helper must answer."""
 ENTRY_WORDS = 4  # region table entry: host pointer, lo, hi, flags
 F_LOAD, F_STORE, F_ATOMIC = 1, 2, 4
 
@@ -401,6 +407,9 @@ def _emit_jcond(f: _Fn, slot: int, insn, spec) -> None:
 
 
 def _emit_call(f: _Fn, slot: int, insn, spec) -> None:
+    if insn.src == CallKind.HELPER and insn.imm == HELPER_IDS.get("map_lookup_elem"):
+        _emit_map_lookup(f, slot)
+        return
     if insn.src != CallKind.LOCAL:
         f.interp(slot, slot + 1)  # helpers and kfuncs: the VM's handler
         return
@@ -424,6 +433,21 @@ def _emit_call(f: _Fn, slot: int, insn, spec) -> None:
                         c64(STACK_SIZE), ir.Constant(I1, 0)])
     f.set_reg(10, b.add(base, c64(STACK_SIZE)))
     f.goto(target)
+
+
+def _emit_map_lookup(f: _Fn, slot: int) -> None:
+    """r0 = the native lookup's answer (``ebpf.compiled.maplookup``), else the VM's."""
+    b = f.b
+    fn_ty = ir.FunctionType(I64, [P64, I64, I64])
+    lookup = b.inttoptr(f.rt_load(RT_LOOKUP), fn_ty.as_pointer())
+    res = b.call(lookup, [f.rt, f.reg(1), f.reg(2)])
+    native, vm = f.block(f"s{slot}_native"), f.block(f"s{slot}_vm")
+    b.cbranch(b.icmp_unsigned("==", res, c64(LOOKUP_NOPE)), vm, native)
+    b.position_at_end(native)
+    f.set_reg(0, res)
+    b.branch(f.slot_block(slot + 1))
+    b.position_at_end(vm)
+    f.interp(slot, slot + 1)
 
 
 def _select_const(f: _Fn, index: ir.Value, values: list[int]) -> ir.Value:

@@ -6,7 +6,9 @@ handling, results) whose ``_execute`` runs the program's native function
 the VM's own buffers (packet frame, stacks, map values: the maps' storage) through a
 region table kept here; whatever it does not do itself it hands back to the VM's handler
 of that one instruction through the ``interp`` callback (helper calls, faults, the
-context's hooks), so results are the VM's by construction.
+context's hooks), so results are the VM's by construction. In batches
+(``run_xdp_columns``) map lookups are answered natively where tables mirroring the maps
+allow it (``ebpf.compiled.maplookup``).
 
 LLVM (llvmlite's MCJIT) compiles each program once per VM, optimised at -O2. A program
 that needs what the native code cannot do (a helper that runs a callback, ``bpf_loop``; a
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ebpf.code.isa import CallKind, Kind, PseudoSrc, slot_offsets
+from ebpf.columns import ColumnsBuilder, ResultColumns
 from ebpf.errors import VmError
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.loader.program import ElfObject, ProgramDef, non_xdp_reason
@@ -33,7 +36,7 @@ from ebpf.vm.memory import FIRST_BASE, REGION_STRIDE, Region
 from ebpf.vm.trace import Trace
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
-from . import batch
+from . import batch, maplookup
 from . import codegen as cg
 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
@@ -68,6 +71,13 @@ def unsupported_reason(programs: list[ProgramDef]) -> str | None:
             return (f"program '{prog.name}' has both bpf-to-bpf calls and tail calls "
                     f"(a tail call from a sub-program is not compiled)")
     return None
+
+
+def _no_map_writes(programs: Sequence[ProgramDef]) -> bool:
+    """No program calls a helper that changes a map's entries (``maplookup``: snapshots)."""
+    ids = {HELPER_IDS[n] for n in maplookup.MUTATING_HELPERS if n in HELPER_IDS}
+    return not any(insn.spec.kind is Kind.CALL and insn.src == CallKind.HELPER
+                   and insn.imm in ids for prog in programs for insn in prog.insns)
 
 
 def vm_class(kind: str, programs: list[ProgramDef]) -> type[Vm]:
@@ -173,6 +183,9 @@ class CompiledVm(Vm):
             self._rt[cg.RT_STACK_HOSTS + d] = self._host(stack)
         for prog, _code in list(self._compiled.values()):
             self._build_native(prog)
+        _driver()  # compiled here, not in the first batch
+        self._rt[cg.RT_LOOKUP] = _jit().add(maplookup.lookup_ir(), "map_lookup")
+        self._native_maps = maplookup.NativeMaps(self, _no_map_writes(programs))
 
     # -- native code -----------------------------------------------------------------------
 
@@ -297,7 +310,13 @@ class CompiledVm(Vm):
             regs = self.regs
             regs[:] = self._regs_arr
             self.trace.insns = self._rt[cg.RT_STEPS]
-            pc = self._code[slot](slot)
+            try:
+                pc = self._code[slot](slot)
+            finally:
+                fill = self._rt[cg.RT_FILL]
+                self._rt[cg.RT_FILL] = 0
+            if fill and regs[0]:  # a native map lookup's answer, kept for the next time
+                ctypes.c_uint64.from_address(fill).value = regs[0]
             self._regs_arr[:] = regs
             self._sync_regions()
             if pc == _STOP:
@@ -334,11 +353,21 @@ class CompiledVm(Vm):
 
     def iter_xdp(self, packets: Sequence[bytes], clock: tuple[bytearray, Any] | None = None
                  ) -> Iterator[tuple[int, bytes, int, Any]]:
-        """Each packet as ``run_xdp(packet)`` would run it, in order, many per native call:
-        (verdict, output bytes, metadata length, redirect target or None). ``clock``: the
-        clock map's value buffer and a uint64 array of each packet's clock value, written
-        before the packet runs. Runts and packets longer than the linear frame go through
-        ``run_xdp`` one at a time."""
+        """``run_xdp_columns`` one packet at a time: (verdict, output bytes, metadata
+        length, redirect target or None)."""
+        cols = self.run_xdp_columns(packets, clock)
+        for i in range(len(cols)):
+            yield (int(cols.verdict[i]), cols.packet_out(i), int(cols.meta_len[i]),
+                   cols.redirect.get(i))
+
+    def run_xdp_columns(self, packets: Sequence[bytes],
+                        clock: tuple[bytearray, Any] | None = None) -> ResultColumns:
+        """Each packet as ``run_xdp(packet)`` would run it, in order, many per native call;
+        the results as columns (``ebpf.columns``). ``clock``: the clock map's value buffer
+        and a uint64 array of each packet's clock value, written before the packet runs.
+        Runts go through ``run_xdp`` one at a time. An error names the packet's index."""
+        import numpy as np
+
         reason = non_xdp_reason(self.program)
         if reason is not None:
             raise VmError(reason)
@@ -352,21 +381,36 @@ class CompiledVm(Vm):
             if clock is not None:
                 clock[0][:8] = int(clock_ns[i]).to_bytes(8, "little")
 
+        n = len(packets)
+        lens = np.fromiter(map(len, packets), dtype=np.int64, count=n)
+        cols = ColumnsBuilder()
+        self._native_maps.refresh()
+        try:
+            self._run_columns(packets, lens, on_packet, clock_ns, cols)
+        finally:
+            self._rt[cg.RT_NMAPS] = 0  # one packet at a time: every lookup in the trace
+        return cols.build()
+
+    def _run_columns(self, packets: Sequence[bytes], lens: Any,
+                     on_packet: Callable[[int], None], clock_ns: Any,
+                     cols: ColumnsBuilder) -> None:
+        import numpy as np
+
         n, pos = len(packets), 0
-        while pos < n:
-            end = pos
-            while end < n and end - pos < batch.CHUNK and \
-                    14 <= len(packets[end]) <= batch.MAX_LINEAR:
-                end += 1
-            if end == pos:
+        for stop_at in [*np.flatnonzero(lens < 14).tolist(), n]:
+            while pos < stop_at:
+                end = min(stop_at, pos + batch.CHUNK)
+                self._run_chunk(list(packets[pos:end]), lens[pos:end], pos, on_packet,
+                                None if clock_ns is None else clock_ns[pos:end], cols)
+                pos = end
+            if pos < n:  # a runt: the VM's own error
                 on_packet(pos)
-                res = self.run_xdp(packets[pos])
-                yield res.verdict, res.packet_out, res.meta_len, res.redirect
+                try:
+                    res = self.run_xdp(packets[pos])
+                except VmError as exc:
+                    raise type(exc)(f"packet {pos}: {exc}") from exc
+                cols.add_one(res.verdict, res.packet_out, res.meta_len, res.redirect)
                 pos += 1
-                continue
-            yield from self._run_chunk(list(packets[pos:end]), pos, on_packet,
-                                       None if clock_ns is None else clock_ns[pos:end])
-            pos = end
 
     def _batch_setup(self) -> batch.Batch:
         if self._packet_region is None:
@@ -390,10 +434,11 @@ class CompiledVm(Vm):
         self._rt[cg.RT_BUDGET] = self.budget
         return b
 
-    def _run_chunk(self, chunk: list[bytes], first: int, on_packet: Callable[[int], None],
-                   clock_ns: Any) -> Iterator[tuple[int, bytes, int, Any]]:
+    def _run_chunk(self, chunk: list[bytes], lens: Any, first: int,
+                   on_packet: Callable[[int], None], clock_ns: Any,
+                   cols: ColumnsBuilder) -> None:
         b = self._batch_setup()
-        keep = b.load(chunk, first, clock_ns)
+        keep = b.load(chunk, lens, first, clock_ns)
         b.desc[batch.D_CLOCK_HOST] = 0 if clock_ns is None else \
             ctypes.addressof(self._clock_view)
         self._batch, self._batch_on_packet = b, on_packet
@@ -405,14 +450,17 @@ class CompiledVm(Vm):
                 b.desc[batch.D_START] = start
                 status = driver(rt_addr, desc_addr)
                 stop = b.desc[batch.D_STOP]
-                yield from self._chunk_results(b, start, stop)
+                self._add_span(b, start, stop, cols)
                 if status == cg.EXIT:
                     break
-                if status != cg.SWITCH:
-                    self._flush_path()
-                    self.regs[:] = self._regs_arr
-                    raise self._native_error()
-                yield self._finish_switched()
+                try:
+                    if status != cg.SWITCH:
+                        self._flush_path()
+                        self.regs[:] = self._regs_arr
+                        raise self._native_error()
+                    cols.add_one(*self._finish_switched())
+                except VmError as exc:
+                    raise type(exc)(f"packet {first + stop}: {exc}") from exc
                 start = stop + 1
         finally:
             self._batch = None
@@ -420,20 +468,25 @@ class CompiledVm(Vm):
             self._code, self._prog = self._entry_code, self.program
             del keep
 
-    def _chunk_results(self, b: batch.Batch, start: int, stop: int
-                       ) -> list[tuple[int, bytes, int, Any]]:
-        """The results of chunk packets ``start .. stop`` (all returned natively)."""
-        out = b.out.data
-        lens = b.out_len[start:stop].tolist()
-        at = [k * batch.OUT_STRIDE for k in range(start, stop)]
-        done = list(zip(b.verdict[start:stop].tolist(),
-                        [bytes(out[a:a + n]) for a, n in zip(at, lens, strict=True)],
-                        b.meta_len[start:stop].tolist(), [None] * (stop - start),
-                        strict=True))
+    def _add_span(self, b: batch.Batch, start: int, stop: int, cols: ColumnsBuilder) -> None:
+        """Chunk packets ``start .. stop`` (all returned natively) into ``cols``."""
+        import numpy as np
+
+        if stop <= start:
+            return
+        first_out = int(b.out_off[start])
+        data = b.out[first_out:b.desc[batch.D_OUT_POS]].tobytes()
+        at = cols.n - start  # column index of chunk packet k: at + k
+        cols.add_span(b.verdict[start:stop], b.meta_len[start:stop],
+                      b.out_off[start:stop] - first_out, b.out_len[start:stop], data)
+        for k in (start + np.flatnonzero(b.lens[start:stop] > batch.MAX_LINEAR)).tolist():
+            buff = b.buffs.get(k)  # fragments: as a helper left them, else untouched
+            cols.tails[at + k] = b"".join(buff.frags) if buff is not None else \
+                b.chunk[k][batch.MAX_LINEAR:]
         for k, trace in b.traces.items():  # the packets that called back: their redirects
-            if start <= k < stop and done[k - start][0] == XDP_REDIRECT:
-                done[k - start] = (*done[k - start][:3], trace.redirect)
-        return done
+            if start <= k < stop and b.verdict[k] == XDP_REDIRECT and \
+                    trace.redirect is not None:
+                cols.redirect[at + k] = trace.redirect
 
     def _finish_switched(self) -> tuple[int, bytes, int, Any]:
         """The rest of a packet that tail-called (its VM state is built: the tail call
@@ -468,7 +521,7 @@ class CompiledVm(Vm):
         buff.data_end = rt[cg.RT_CTX_VALS + 1] - base
         buff.data_meta = rt[cg.RT_CTX_VALS + 2] - base
         buff.attach(self._packet_region, self._ctx_region)
-        self.xdp = buff
+        self.xdp = b.buffs[k] = buff
         self.trace = b.traces[k] = Trace(program=self.program.name)
         self.frames.clear()
         self.path.clear()

@@ -144,6 +144,10 @@ class Vm:
             self._map_at[addr] = m
         return addr
 
+    def registered_maps(self) -> list[tuple[int, Any]]:
+        """(pointer, map) of every map ``map_pointer`` has registered so far."""
+        return list(self._map_at.items())
+
     def get_map(self, addr: int) -> Any:
         m = self._map_at.get(addr)
         if m is None:

@@ -120,6 +120,11 @@ class Memory:
             self._by_buffer[id(buf)] = region
         return region
 
+    def find_map_value(self, buf: bytearray) -> Region | None:
+        """The region ``map_value`` created for this value object, or None (none yet)."""
+        region = self._by_buffer.get(id(buf))
+        return region if region is not None and region.buf is buf else None
+
     @property
     def regions(self) -> list[Region]:
         """Every region, in the order (and base address order) they were added."""

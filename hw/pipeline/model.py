@@ -89,6 +89,14 @@ class PipelineResult:
         return dict(self.metadata)[name]
 
 
+META_READERS = {
+    48: lambda pk: len(pk.pkt), 49: lambda pk: pk.ingress, 50: lambda pk: pk.queue,
+    51: lambda pk: pk.verdict, 52: lambda pk: pk.redirect, 53: lambda pk: pk.punt,
+    54: lambda pk: pk.head & O.M64, 55: lambda pk: (pk.end - len(pk.pkt)) & O.M64,
+    56: lambda pk: pk.end - pk.head, 57: lambda pk: int(pk.fault)}
+"""The metadata fields a read of index 48.. returns (others read 0)."""
+
+
 class PacketState:
     """The PHV and window of one packet in flight, as the parser makes them (public for the
     RTL unit testbenches, whose oracle is this model's own code: rtl_models/tbkit/oracle.py)."""
@@ -120,11 +128,8 @@ class PacketState:
     def read(self, index: int) -> int:
         if index < len(self.c):
             return self.c[index]
-        meta = {48: len(self.pkt), 49: self.ingress, 50: self.queue, 51: self.verdict,
-                52: self.redirect, 53: self.punt, 54: self.head & O.M64,
-                55: (self.end - len(self.pkt)) & O.M64, 56: self.end - self.head,
-                57: int(self.fault)}
-        return meta.get(index, 0)
+        meta = META_READERS.get(index)
+        return meta(self) if meta is not None else 0
 
     def pred(self, bits: int, index: int, neg: bool) -> bool:
         return bool(bits >> index & 1) != neg
@@ -140,14 +145,18 @@ class PacketState:
         return raw[:length]
 
     def output(self) -> bytes:
-        t = self.t
-        out = bytearray()
+        """Bytes head .. end: the window's where it holds them, beyond it the packet's
+        (zeros from ``zero_from``, where a shrink and regrowth left them)."""
+        wb, head, end = self.t.window_bytes, self.head, self.end
         limit = min(self.zero_from, len(self.pkt))
-        for p in range(self.head, self.end):
-            if p < t.window_bytes:
-                out.append(self.window[self.H + p])
-            else:
-                out.append(self.pkt[p] if p < limit else 0)
+        if self.H + head < 0:  # before the window's start: byte by byte, as indexed
+            return bytes(self.window[self.H + p] if p < wb else
+                         (self.pkt[p] if p < limit else 0) for p in range(head, end))
+        out = bytearray(self.window[self.H + head:self.H + min(end, wb)])
+        beyond = max(head, wb)
+        if beyond < end:
+            out += self.pkt[beyond:max(beyond, min(end, limit))]
+            out += bytes(max(0, end - max(beyond, limit)))
         return bytes(out)
 
 
@@ -160,10 +169,32 @@ class PipelineModel:
         self.state = state if state is not None else PipelineState(self.config)
         self.target = self.config.target
         self._ops = [sorted(st.ops, key=lambda o: o.slot) for st in self.config.stages]
+        self._fast: list | None = None  # hw.pipeline.fast: the stages as generated code
+        nc = self.target.num_containers
+        self._meta_readers = [  # PacketState.read of each metadata field, resolved once
+            (m.name, (lambda pk, i=m.index: pk.c[i]) if m.index < nc else
+             META_READERS.get(m.index, lambda pk: 0)) for m in O.METADATA]
 
     def process(self, packet: bytes, *, ingress_ifindex: int = 1, rx_queue: int = 0,
                 cycle: int = 0) -> PipelineResult:
-        """Run one packet; ``cycle`` is its admission cycle (what the timestamp extern reads)."""
+        """Run one packet; ``cycle`` is its admission cycle (what the timestamp extern reads).
+        The stages run as generated code (``hw.pipeline.fast``), the same semantics as
+        ``process_reference``."""
+        if self._fast is None:
+            from hw.pipeline.fast import compile_stages
+
+            self._fast = compile_stages(self)
+        return self._run(packet, ingress_ifindex, rx_queue, cycle, self._fast)
+
+    def process_reference(self, packet: bytes, *, ingress_ifindex: int = 1, rx_queue: int = 0,
+                          cycle: int = 0) -> PipelineResult:
+        """``process`` with every stage interpreted by ``_stage`` (the reference)."""
+        stages = [lambda pk, w, h, c, s=s, st=st: self._stage(s, st, pk, w, h, c)
+                  for s, st in enumerate(self.config.stages)]
+        return self._run(packet, ingress_ifindex, rx_queue, cycle, stages)
+
+    def _run(self, packet: bytes, ingress_ifindex: int, rx_queue: int, cycle: int,
+             stages: list) -> PipelineResult:
         t = self.target
         if len(packet) < t.min_packet_bytes:
             raise PipelineError(f"packet of {len(packet)} bytes is shorter than "
@@ -174,8 +205,8 @@ class PipelineModel:
             pk.punt = O.PUNT_FRAME_TOO_LONG
         writes: list[RegisterWrite] = []
         hits: list[tuple[int, int, int | None]] = []
-        for s, st in enumerate(self.config.stages):
-            self._stage(s, st, pk, writes, hits, cycle)
+        for stage in stages:
+            stage(pk, writes, hits, cycle)
         return self._deparse(pk, writes, hits)
 
     def process_many(self, packets: Sequence[bytes], *, ingress_ifindex: int = 1,
@@ -389,7 +420,7 @@ class PipelineModel:
                                       pk.ingress, pk.queue & 0xFFFF, int(pk.fault))
             body = b"".join(v.to_bytes(8, "little") for v in carried)
             punt = Punt(pk.punt, pk.fault, carried, header + body + packet)
-        meta = tuple((m.name, pk.read(m.index)) for m in O.METADATA)
+        meta = tuple((name, read(pk)) for name, read in self._meta_readers)
         return PipelineResult(
             verdict=pk.verdict, packet_out=packet,
             redirect=pk.redirect if pk.verdict == O.XDP_REDIRECT and not pk.punt else None,

@@ -1,0 +1,124 @@
+"""The results of a packet stream as columns: verdicts, metadata lengths and outputs in
+numpy arrays and one byte buffer, a ``PacketResult`` built only when one is asked for.
+
+Building a Python object and a ``bytes`` per packet costs more than running most XDP
+programs natively (``ebpf.compiled``), so a stream's results are kept the way the batch
+driver writes them: ``verdict[i]``, ``meta_len[i]``, and packet i's output
+(``data_meta .. data_end``) at ``data[start[i]:start[i] + length[i]]``, followed by
+``tails[i]`` when the packet had fragments the program did not touch. ``redirect`` holds the
+redirect target of the XDP_REDIRECT packets that have one; ``kernel_ns`` the kernel's own
+ns per packet (kernel backend only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class ResultColumns(Sequence[Any]):
+    """Results of packets 0 .. n-1 in order; ``self[i]`` is packet i's ``PacketResult``."""
+
+    def __init__(self, verdict: np.ndarray, meta_len: np.ndarray, start: np.ndarray,
+                 length: np.ndarray, data: bytes, *, tails: dict[int, bytes] | None = None,
+                 redirect: dict[int, Any] | None = None,
+                 kernel_ns: np.ndarray | None = None) -> None:
+        self.verdict = verdict
+        self.meta_len = meta_len
+        self.start = start
+        self.length = length
+        self.data = data
+        self.tails = tails or {}
+        self.redirect = redirect or {}
+        self.kernel_ns = kernel_ns
+
+    @classmethod
+    def from_results(cls, results: Sequence[Any]) -> ResultColumns:
+        """Columns of ``PacketResult`` objects (the backends that make them one by one)."""
+        outs = [r.packet_out for r in results]
+        length = np.fromiter(map(len, outs), dtype=np.int64, count=len(outs))
+        start = np.zeros(len(outs), dtype=np.int64)
+        np.cumsum(length[:-1], out=start[1:])
+        ns = [r.kernel_ns for r in results]
+        kernel_ns = None if not ns or any(x is None for x in ns) else \
+            np.asarray(ns, dtype=np.int64)
+        return cls(np.fromiter((r.verdict for r in results), dtype=np.int64,
+                               count=len(results)),
+                   np.fromiter((r.meta_len for r in results), dtype=np.int64,
+                               count=len(results)),
+                   start, length, b"".join(outs),
+                   redirect={i: r.redirect for i, r in enumerate(results)
+                             if r.redirect is not None},
+                   kernel_ns=kernel_ns)
+
+    def __len__(self) -> int:
+        return len(self.verdict)
+
+    def packet_out(self, i: int) -> bytes:
+        """Packet i's output: data_meta .. data_end, fragments included."""
+        a = int(self.start[i])
+        out = self.data[a:a + int(self.length[i])]
+        tail = self.tails.get(i)
+        return out if tail is None else out + tail
+
+    def __getitem__(self, i: Any) -> Any:
+        from ebpf.executor import PacketResult
+
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return PacketResult(int(self.verdict[i]), self.packet_out(i), int(self.meta_len[i]),
+                            self.redirect.get(i), None,
+                            None if self.kernel_ns is None else int(self.kernel_ns[i]))
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self[i] for i in range(len(self)))
+
+
+class ColumnsBuilder:
+    """``ResultColumns`` assembled in stream order from spans (many packets whose outputs
+    sit in one buffer) and single results."""
+
+    def __init__(self) -> None:
+        self._verdict: list[np.ndarray] = []
+        self._meta: list[np.ndarray] = []
+        self._start: list[np.ndarray] = []
+        self._length: list[np.ndarray] = []
+        self._data: list[bytes] = []
+        self._size = 0  # bytes of data so far
+        self.n = 0
+        self.tails: dict[int, bytes] = {}
+        self.redirect: dict[int, Any] = {}
+
+    def add_span(self, verdict: np.ndarray, meta_len: np.ndarray, start: np.ndarray,
+                 length: np.ndarray, data: bytes) -> None:
+        """Packets ``n .. n + len(verdict)``; their ``start`` offsets are into ``data``
+        (copied arrays: the caller's buffers may be reused)."""
+        self._verdict.append(np.array(verdict, dtype=np.int64))
+        self._meta.append(np.array(meta_len, dtype=np.int64))
+        self._start.append(np.asarray(start, dtype=np.int64) + self._size)
+        self._length.append(np.array(length, dtype=np.int64))
+        self._data.append(data)
+        self._size += len(data)
+        self.n += len(verdict)
+
+    def add_one(self, verdict: int, packet_out: bytes, meta_len: int,
+                redirect: Any = None) -> None:
+        """The next packet, one result."""
+        if redirect is not None:
+            self.redirect[self.n] = redirect
+        self.add_span(np.array([verdict]), np.array([meta_len]), np.zeros(1, np.int64),
+                      np.array([len(packet_out)]), bytes(packet_out))
+
+    def build(self) -> ResultColumns:
+        def cat(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+        return ResultColumns(cat(self._verdict), cat(self._meta), cat(self._start),
+                             cat(self._length), b"".join(self._data), tails=self.tails,
+                             redirect=self.redirect)

@@ -1,0 +1,378 @@
+"""Native ``bpf_map_lookup_elem`` for the batch driver: array, per-CPU array, hash,
+per-CPU hash and LPM trie maps, answered from tables that mirror the Python maps.
+
+A lookup is a function of the map's contents and the key (LRU maps excluded: their lookup
+moves the entry, which is state), and the value pointer it returns is the VM's own
+(``Memory.map_value``: one region per value object, its address fixed when first handed
+out). So the native code may answer a lookup itself whenever it knows (a) what the Python
+map would find and (b) the address the VM gave that value:
+
+- **array / per-CPU array**: an index at or beyond ``max_entries`` finds nothing (0); below,
+  the value exists and never moves (values are updated in place), so its address, once the
+  VM has handed it out, is remembered in a small native hash table keyed by the index.
+- **hash / per-CPU hash / LPM trie**: the table holds every entry (key or (prefix length,
+  data), LPM entries in order of decreasing prefix length) as of the start of the batch,
+  built by ``NativeMaps``. It stays exact while the batch runs only if the programs cannot
+  change these maps: used only when no program of the object calls map_update_elem or
+  map_delete_elem (user space does not run during a batch). A miss is answered natively (0).
+
+Where the value's address is not known yet (its region not created: the VM creates it on
+its first lookup) the function returns ``NOPE`` after noting in ``rt[RT_FILL]`` where the
+address belongs; the caller then runs the helper on the VM's handler, as for every other
+helper, and ``CompiledVm._interp`` stores the r0 it returned there. Any other doubt (a map
+not in the tables, a key not readable natively) is ``NOPE`` without a note. Lookups
+answered natively are not in a trace: batches keep none (``CompiledVm.run_xdp_columns``).
+
+``map_lookup(i64 *rt, i64 map_pointer, i64 key_address) -> i64`` is one LLVM function for
+every program; ``rt[RT_MAPS]`` points at ``rt[RT_NMAPS]`` descriptors of ``DESC_WORDS`` words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from ebpf.compiled import codegen as cg
+from ebpf.compiled.codegen import I8, I32, I64, P64, c64
+from ebpf.vm.memory import FIRST_BASE
+
+NOPE = cg.LOOKUP_NOPE
+"""Not answered natively (never a lookup's result: 0 or a region address)."""
+K_ARRAY, K_HASH, K_LPM = 1, 2, 3
+# descriptor words
+W_MAP, W_KIND, W_KEY_SIZE, W_TABLE, W_MASK, W_STRIDE, W_LIMIT, W_COUNT = range(8)
+DESC_WORDS = 8
+FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+"""FNV-1a, 64 bits (Fowler, Noll, Vo; the parameters of draft-eastlake-fnv): the tables'
+hash of a key's bytes, computed the same way here and in the native code."""
+ARRAY_SLOTS = 1024
+"""Native table slots of an array map (at most half used: indices beyond stay on the VM's
+path): bounded by what a batch touches, not by max_entries (modelling choice)."""
+
+ARRAY_KINDS = {"array": K_ARRAY, "percpu_array": K_ARRAY}
+SNAPSHOT_KINDS = {"hash": K_HASH, "percpu_hash": K_HASH, "lpm_trie": K_LPM}
+MUTATING_HELPERS = frozenset({"map_update_elem", "map_delete_elem"})
+
+
+def fnv1a(data: bytes) -> int:
+    h = FNV_OFFSET
+    for byte in data:
+        h = ((h ^ byte) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+# --------------------------------------------------------------------------------------------
+# the LLVM function
+# --------------------------------------------------------------------------------------------
+
+def _fnv_fn(module: ir.Module) -> ir.Function:
+    """i64 fnv(i8 *p, i64 n)."""
+    f = ir.Function(module, ir.FunctionType(I64, [I8.as_pointer(), I64]), "fnv")
+    f.linkage = "internal"
+    p, n = f.args
+    entry, head, body, done = (f.append_basic_block(x) for x in ("e", "h", "b", "d"))
+    b = ir.IRBuilder(entry)
+    i, h = b.alloca(I64), b.alloca(I64)
+    b.store(c64(0), i)
+    b.store(c64(FNV_OFFSET), h)
+    b.branch(head)
+    b.position_at_end(head)
+    b.cbranch(b.icmp_unsigned("<", b.load(i), n), body, done)
+    b.position_at_end(body)
+    k = b.load(i)
+    byte = b.zext(b.load(b.gep(p, [k])), I64)
+    b.store(b.mul(b.xor(b.load(h), byte), c64(FNV_PRIME)), h)
+    b.store(b.add(k, c64(1)), i)
+    b.branch(head)
+    b.position_at_end(done)
+    b.ret(b.load(h))
+    return f
+
+
+def _eq_fn(module: ir.Module) -> ir.Function:
+    """i64 prefix_eq(i8 *a, i8 *b, i64 bits): the first ``bits`` bits (most significant
+    first in each byte) equal; with bits = 8 x size, plain equality."""
+    f = ir.Function(module, ir.FunctionType(I64, [I8.as_pointer(), I8.as_pointer(), I64]),
+                    "prefix_eq")
+    f.linkage = "internal"
+    pa, pb, bits = f.args
+    entry, head, body, tail, part, yes, no = (
+        f.append_basic_block(x) for x in ("e", "h", "b", "t", "p", "y", "n"))
+    b = ir.IRBuilder(entry)
+    full = b.lshr(bits, c64(3))
+    i = b.alloca(I64)
+    b.store(c64(0), i)
+    b.branch(head)
+    b.position_at_end(head)
+    k = b.load(i)
+    b.cbranch(b.icmp_unsigned("<", k, full), body, tail)
+    b.position_at_end(body)
+    same = b.icmp_unsigned("==", b.load(b.gep(pa, [k])), b.load(b.gep(pb, [k])))
+    b.store(b.add(k, c64(1)), i)
+    b.cbranch(same, head, no)
+    b.position_at_end(tail)
+    rem = b.and_(bits, c64(7))
+    b.cbranch(b.icmp_unsigned("==", rem, c64(0)), yes, part)
+    b.position_at_end(part)
+    mask = b.trunc(b.and_(b.shl(c64(0xFF), b.sub(c64(8), rem)), c64(0xFF)), I8)
+    diff = b.and_(b.xor(b.load(b.gep(pa, [full])), b.load(b.gep(pb, [full]))), mask)
+    b.cbranch(b.icmp_unsigned("==", diff, ir.Constant(I8, 0)), yes, no)
+    b.position_at_end(yes)
+    b.ret(c64(1))
+    b.position_at_end(no)
+    b.ret(c64(0))
+    return f
+
+
+def lookup_ir() -> str:
+    """The LLVM IR of ``map_lookup`` (see the module docstring)."""
+    module = ir.Module(name="bpf_maps")
+    fnv, eq = _fnv_fn(module), _eq_fn(module)
+    memcpy = ir.Function(module, ir.FunctionType(ir.VoidType(), [
+        I8.as_pointer(), I8.as_pointer(), I64, ir.IntType(1)]), "llvm.memcpy.p0i8.p0i8.i64")
+    fn = ir.Function(module, ir.FunctionType(I64, [P64, I64, I64]), "map_lookup")
+    rt, r1, r2 = fn.args
+    i8p = I8.as_pointer()
+    blk = {n: fn.append_basic_block(n) for n in (
+        "entry", "scan", "scan_body", "scan_next", "found", "readable", "kinds", "array",
+        "probe", "probe_body", "probe_empty", "probe_insert", "probe_cmp",
+        "probe_next", "lpm", "lpm_head", "lpm_body", "lpm_try", "lpm_next",
+        "hit", "fill", "nope", "miss")}
+    b = ir.IRBuilder(blk["entry"])
+
+    def at(name: str) -> None:
+        b.position_at_end(blk[name])
+
+    def word(base: ir.Value, k: Any) -> ir.Value:
+        return b.gep(base, [k if isinstance(k, ir.Value) else c64(k)])
+
+    def rt_load(k: int) -> ir.Value:
+        return b.load(word(rt, k))
+
+    maps = b.inttoptr(rt_load(cg.RT_MAPS), P64)
+    n_maps = rt_load(cg.RT_NMAPS)
+    i = b.alloca(I64)
+    desc_at = b.alloca(P64)
+    pos = b.alloca(I64)
+    ptr_slot = b.alloca(P64)
+    b.store(c64(0), i)
+    b.branch(blk["scan"])
+
+    at("scan")  # the map's descriptor
+    b.cbranch(b.icmp_unsigned("<", b.load(i), n_maps), blk["scan_body"], blk["nope"])
+    at("scan_body")
+    d = word(maps, b.mul(b.load(i), c64(DESC_WORDS)))
+    b.store(d, desc_at)
+    b.cbranch(b.icmp_unsigned("==", b.load(d), r1), blk["found"], blk["scan_next"])
+    at("scan_next")
+    b.store(b.add(b.load(i), c64(1)), i)
+    b.branch(blk["scan"])
+
+    at("found")  # the key: readable through the region table, as the VM's mem.read
+    d = b.load(desc_at)
+    ksz = b.load(word(d, W_KEY_SIZE))
+    idx = b.lshr(b.sub(r2, c64(FIRST_BASE)), c64(32))
+    b.cbranch(b.icmp_unsigned("<", idx, rt_load(cg.RT_NREG)), blk["readable"], blk["nope"])
+    at("readable")
+    entry = word(b.inttoptr(rt_load(cg.RT_TABLE), P64), b.mul(idx, c64(cg.ENTRY_WORDS)))
+    off = b.and_(r2, c64(0xFFFFFFFF))
+    ok = b.and_(b.icmp_unsigned(">=", off, b.load(word(entry, 1))),
+                b.icmp_unsigned("<=", b.add(off, ksz), b.load(word(entry, 2))))
+    ok = b.and_(ok, b.icmp_unsigned("!=", b.and_(b.load(word(entry, 3)), c64(cg.F_LOAD)),
+                                    c64(0)))
+    key = b.inttoptr(b.add(b.load(entry), off), i8p)
+    b.cbranch(ok, blk["kinds"], blk["nope"])
+    at("kinds")
+    kind = b.load(word(d, W_KIND))
+    sw = b.switch(kind, blk["nope"])
+    sw.add_case(c64(K_ARRAY), blk["array"])
+    sw.add_case(c64(K_HASH), blk["probe"])
+    sw.add_case(c64(K_LPM), blk["lpm"])
+
+    at("array")  # beyond max_entries: nothing (ArrayMap.lookup)
+    index = b.zext(b.load(b.bitcast(key, I32.as_pointer()), align=1), I64)
+    b.cbranch(b.icmp_unsigned("<", index, b.load(word(d, W_LIMIT))), blk["probe"],
+              blk["miss"])
+
+    at("probe")  # open addressing, linear probing: [used, value address, key bytes...]
+    table = b.inttoptr(b.load(word(d, W_TABLE)), P64)
+    mask, stride = b.load(word(d, W_MASK)), b.load(word(d, W_STRIDE))
+    b.store(b.and_(b.call(fnv, [key, ksz]), mask), pos)
+    b.branch(blk["probe_body"])
+    at("probe_body")
+    slot = word(table, b.mul(b.load(pos), stride))
+    b.cbranch(b.icmp_unsigned("==", b.load(slot), c64(0)), blk["probe_empty"],
+              blk["probe_cmp"])
+    at("probe_empty")  # hash: a miss; array: remember the slot for the VM's answer
+    is_array = b.icmp_unsigned("==", kind, c64(K_ARRAY))
+    count = b.load(word(d, W_COUNT))
+    room = b.icmp_unsigned("<", b.mul(count, c64(2)), b.add(mask, c64(1)))
+    b.cbranch(is_array, blk["probe_insert"], blk["miss"])
+    at("probe_insert")  # a new index: its slot waits for the VM's answer (fill)
+    b.store(word(slot, 1), ptr_slot)
+    with b.if_then(room):
+        b.store(c64(1), slot)
+        b.store(c64(0), word(slot, 1))
+        b.call(memcpy, [b.bitcast(word(slot, 2), i8p), key, ksz, ir.Constant(ir.IntType(1), 0)])
+        b.store(b.add(count, c64(1)), word(d, W_COUNT))
+    b.cbranch(room, blk["fill"], blk["nope"])
+    at("probe_cmp")
+    same = b.call(eq, [b.bitcast(word(slot, 2), i8p), key, b.mul(ksz, c64(8))])
+    b.store(word(slot, 1), ptr_slot)
+    b.cbranch(b.icmp_unsigned("!=", same, c64(0)), blk["hit"], blk["probe_next"])
+    at("probe_next")
+    b.store(b.and_(b.add(b.load(pos), c64(1)), mask), pos)
+    b.branch(blk["probe_body"])
+
+    at("lpm")  # entries by decreasing prefix length: [prefixlen, value address, data...]
+    plen = b.zext(b.load(b.bitcast(key, I32.as_pointer()), align=1), I64)
+    b.store(c64(0), pos)
+    b.cbranch(b.icmp_unsigned(">", plen, b.load(word(d, W_LIMIT))), blk["miss"],
+              blk["lpm_head"])
+    at("lpm_head")
+    b.cbranch(b.icmp_unsigned("<", b.load(pos), b.load(word(d, W_COUNT))), blk["lpm_body"],
+              blk["miss"])
+    at("lpm_body")
+    ent = word(b.inttoptr(b.load(word(d, W_TABLE)), P64),
+               b.mul(b.load(pos), b.load(word(d, W_STRIDE))))
+    eplen = b.load(ent)
+    b.cbranch(b.icmp_unsigned("<=", eplen, plen), blk["lpm_try"], blk["lpm_next"])
+    at("lpm_try")
+    same = b.call(eq, [b.bitcast(word(ent, 2), i8p), b.gep(key, [c64(4)]), eplen])
+    b.store(word(ent, 1), ptr_slot)
+    b.cbranch(b.icmp_unsigned("!=", same, c64(0)), blk["hit"], blk["lpm_next"])
+    at("lpm_next")
+    b.store(b.add(b.load(pos), c64(1)), pos)
+    b.branch(blk["lpm_head"])
+
+    at("hit")
+    b.branch(blk["fill"])
+    at("fill")  # the value's address if the VM has handed it out, else ask for it
+    addr = b.load(b.load(ptr_slot))
+    known = b.icmp_unsigned("!=", addr, c64(0))
+    with b.if_then(b.not_(known)):
+        b.store(b.ptrtoint(b.load(ptr_slot), I64), word(rt, cg.RT_FILL))
+    b.ret(b.select(known, addr, c64(NOPE)))
+    at("nope")
+    b.ret(c64(NOPE))
+    at("miss")
+    b.ret(c64(0))
+    return str(module)
+
+
+# --------------------------------------------------------------------------------------------
+# the tables (Python side)
+# --------------------------------------------------------------------------------------------
+
+class NativeMaps:
+    """The descriptors and tables of one VM's maps, for ``rt[RT_MAPS]``.
+
+    ``arrays`` persist for the VM's life (their addresses never change); ``refresh()``
+    rebuilds the hash and LPM snapshots (before each batch run) when ``snapshots`` allows
+    them (no program of the object changes a map).
+    """
+
+    def __init__(self, vm: Any, snapshots: bool) -> None:
+        self.vm = vm
+        self.snapshots = snapshots
+        self.desc = np.zeros(0, dtype=np.uint64)
+        self._arrays: dict[int, np.ndarray] = {}  # map pointer -> its table (kept)
+        self._cpu = vm.env.cpu  # per-CPU arrays: the addresses are this CPU's values
+        self._keep: list[np.ndarray] = []
+
+    def _maps(self) -> list[tuple[int, Any, int]]:
+        """(pointer, map, kind) of the maps the VM has handed out a pointer to (the others
+        are not registered here: registering would move later maps' pointers)."""
+        out = []
+        for ptr, m in self.vm.registered_maps():
+            kind = ARRAY_KINDS.get(m.type_name) or (
+                SNAPSHOT_KINDS.get(m.type_name) if self.snapshots else None)
+            if kind is not None:
+                out.append((ptr, m, kind))
+        return out
+
+    def refresh(self) -> None:
+        """Descriptors for every supported map; hash/LPM tables from their contents now."""
+        rows, keep = [], []
+        if self.vm.env.cpu != self._cpu:
+            self._arrays.clear()
+            self._cpu = self.vm.env.cpu
+        d = self.desc
+        counts = {int(d[k + W_MAP]): int(d[k + W_COUNT]) for k in range(0, len(d), DESC_WORDS)}
+        for ptr, m, kind in self._maps():
+            kw = -(-m.key_size // 8)
+            if kind == K_ARRAY:
+                table = self._arrays.get(ptr)
+                fresh = table is None
+                if fresh:
+                    table = self._arrays[ptr] = np.zeros(ARRAY_SLOTS * (2 + kw), np.uint64)
+                rows.append(self._desc(ptr, kind, m.key_size, table, ARRAY_SLOTS - 1, 2 + kw,
+                                       m.max_entries, 0 if fresh else counts.get(ptr, 0)))
+            elif kind == K_HASH:
+                table, mask = self._hash_table(m, kw)
+                keep.append(table)
+                rows.append(self._desc(ptr, kind, m.key_size, table, mask, 2 + kw, 0, 0))
+            else:
+                table, n = self._lpm_table(m)
+                keep.append(table)
+                rows.append(self._desc(ptr, kind, m.key_size, table, 0,
+                                       2 + -(-(m.key_size - 4) // 8), 8 * (m.key_size - 4), n))
+        self.desc = np.concatenate(rows) if rows else np.zeros(DESC_WORDS, np.uint64)
+        self._keep = keep
+        rt = self.vm._rt
+        rt[cg.RT_MAPS] = self.desc.ctypes.data
+        rt[cg.RT_NMAPS] = len(rows)
+
+    @staticmethod
+    def _desc(ptr: int, kind: int, key_size: int, table: np.ndarray, mask: int, stride: int,
+              limit: int, count: int) -> np.ndarray:
+        row = np.zeros(DESC_WORDS, np.uint64)
+        row[:] = (ptr, kind, key_size, table.ctypes.data, mask, stride, limit, count)
+        return row
+
+    def _address(self, m: Any, value: Any) -> int:
+        """The address the VM has handed out for this value, else 0 (not created yet)."""
+        region = self.vm.mem.find_map_value(value)
+        return region.base if region is not None else 0
+
+    def _hash_table(self, m: Any, kw: int) -> tuple[np.ndarray, int]:
+        from ebpf.helpers.core import PERCPU_MAP_TYPES, map_kind
+
+        cpu = self.vm.env.cpu if map_kind(m) in PERCPU_MAP_TYPES else 0
+        entries = []
+        for key, _ in m.items():
+            value = m.lookup(key, cpu)  # not an LRU map: a lookup changes nothing
+            if value is not None:
+                entries.append((bytes(key), self._address(m, value)))
+        cap = 8
+        while cap < 2 * len(entries):
+            cap *= 2
+        stride = 2 + kw
+        table = np.zeros(cap * stride, np.uint64)
+        raw = table.view(np.uint8)
+        for key, addr in entries:
+            pos = fnv1a(key) & (cap - 1)
+            while table[pos * stride]:
+                pos = (pos + 1) & (cap - 1)
+            table[pos * stride:pos * stride + 2] = (1, addr)
+            at = (pos * stride + 2) * 8
+            raw[at:at + len(key)] = np.frombuffer(key, np.uint8)
+        return table, cap - 1
+
+    def _lpm_table(self, m: Any) -> tuple[np.ndarray, int]:
+        size = m.key_size - 4
+        stride = 2 + -(-size // 8)
+        entries = []
+        for key, value in m.items():
+            plen = int.from_bytes(bytes(key[:4]), "little")
+            entries.append((plen, bytes(key[4:]), self._address(m, value)))
+        entries.sort(key=lambda e: -e[0])  # prefixes are distinct per length: one match
+        table = np.zeros(max(1, len(entries)) * stride, np.uint64)
+        raw = table.view(np.uint8)
+        for k, (plen, data, addr) in enumerate(entries):
+            table[k * stride:k * stride + 2] = (plen, addr)
+            at = (k * stride + 2) * 8
+            raw[at:at + size] = np.frombuffer(data, np.uint8)
+        return table, len(entries)

@@ -1,0 +1,37 @@
+"""ResultColumns: per-packet results kept as columns give back the same PacketResults."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ebpf.columns import ColumnsBuilder, ResultColumns
+from ebpf.executor import PacketResult
+from ebpf.vm.trace import Redirect
+
+
+def test_from_results_round_trip():
+    """Columns made from results return each result's verdict, bytes, metadata length,
+    redirect and kernel ns, in order, with negative indices and slices."""
+    redirect = Redirect("devmap", 3, 0, "m")
+    results = [PacketResult(2, b"abc", 0, kernel_ns=5), PacketResult(4, b"mmxyz", 2, redirect,
+                                                                     kernel_ns=7),
+               PacketResult(1, b"", 0, kernel_ns=9)]
+    cols = ResultColumns.from_results(results)
+    assert len(cols) == 3 and cols.verdict.tolist() == [2, 4, 1]
+    assert list(cols) == results
+    assert cols[-2] == results[1] and cols[1:] == results[1:]
+    assert cols[1].packet == b"xyz"
+
+
+def test_builder_spans_tails_and_singles():
+    """A span's offsets are into its own buffer; a tail is appended to its packet's bytes;
+    single results keep their place in the order."""
+    b = ColumnsBuilder()
+    b.add_one(2, b"first", 0)
+    b.add_span(np.array([1, 3]), np.array([0, 4]), np.array([0, 2]), np.array([2, 6]),
+               b"aa" + b"metabb")
+    b.tails[2] = b"-tail"
+    b.add_one(4, b"last", 0, redirect="r")
+    cols = b.build()
+    assert [cols.packet_out(i) for i in range(4)] == [b"first", b"aa", b"metabb-tail", b"last"]
+    assert cols.meta_len.tolist() == [0, 0, 4, 0] and cols.redirect == {3: "r"}
