@@ -595,18 +595,12 @@ _FALLS_THROUGH = {Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.BSWAP}
 
 def jump_targets(prog: ProgramDef) -> set[int]:
     """Slots a jump or a local call lands on (where the budget is checked)."""
+    from ebpf.analysis import branch_target
     from ebpf.code.isa import slot_offsets
 
-    out = set()
-    for insn, slot in zip(prog.insns, slot_offsets(prog.insns), strict=True):
-        spec = insn.spec
-        if spec.kind is Kind.JCOND:
-            out.add(slot + 1 + insn.off)
-        elif spec.kind is Kind.JA:
-            out.add(slot + 1 + (insn.off if spec.cls is InsnClass.JMP else insn.imm))
-        elif spec.kind is Kind.CALL and insn.src == CallKind.LOCAL:
-            out.add(slot + 1 + insn.imm)
-    return out
+    targets = (branch_target(insn, slot)
+               for insn, slot in zip(prog.insns, slot_offsets(prog.insns), strict=True))
+    return {t for t in targets if t is not None}
 
 
 def build_function(module: ir.Module, name: str, prog: ProgramDef, plan: Plan) -> None:
