@@ -1,5 +1,7 @@
 """Program analysis shared by every layer: branch targets, control-flow graphs, dominators,
-post-dominators and loops (``ebpf.analysis.cfg``, ``ebpf.analysis.graph``).
+post-dominators and loops (``ebpf.analysis.cfg``, ``ebpf.analysis.graph``), and the
+verifier's packet-bounds proof (``ebpf.analysis.packet_bounds``, used by ``offload check``
+where the kernel cannot be asked).
 
 The disassembler labels jumps with ``branch_target``; the run-to-completion cost models
 (``hw.rtc``) cut blocks with ``build_cfg(prog, cut_calls=True)``; the offload compiler

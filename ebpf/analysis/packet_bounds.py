@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ebpf.analysis.cfg import build_cfg
+from ebpf.analysis.cfg import CfgError, branch_target, build_cfg
 from ebpf.code.isa import AluOp, CallKind, InsnClass, JmpOp, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import helper_name
 from ebpf.loader.program import ProgramDef
@@ -169,9 +169,14 @@ class _Walker:
     def __init__(self, prog: ProgramDef, maps: list[Any]) -> None:
         self.prog, self.maps = prog, maps
         self.insns: dict[int, Any] = dict(zip(prog.get_slot_offsets(), prog.insns, strict=True))
-        cfg = build_cfg(prog)
-        self.prune_at = {b.start for b in cfg.iter_blocks()}
-        self.loop_heads = {h for f in cfg.functions.values() for h in f.loop_headers}
+        try:
+            cfg = build_cfg(prog)
+            self.prune_at = {b.start for b in cfg.iter_blocks()}
+            self.loop_heads = {h for f in cfg.functions.values() for h in f.loop_headers}
+        except CfgError:  # functions the CFG cannot take apart: prune and widen at targets
+            self.prune_at = {t for s, i in self.insns.items()
+                             if (t := branch_target(i, s)) is not None}
+            self.loop_heads = set(self.prune_at)
         self.seen: dict[tuple, list[_State]] = {}
         self.next_id = 0
         self.walked = 0
