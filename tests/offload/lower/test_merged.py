@@ -9,7 +9,8 @@ from offload.lower.ir import Const, Lookup, MapPtr, MapVal, Stack
 from offload.lower.merged import along, leg_guard, map_leaves
 from offload.lower.state import Phi, is_merged_value
 from sim.packets import random_packets
-from tests.offload.lower import map_c
+from tests.offload.lower import COMMON_H, PRELUDE, map_c
+from tests.rtl.test_rtl_units import needs_sim
 
 HEADER = r"""
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64);
@@ -95,13 +96,14 @@ def _ports(packets: list[bytes]) -> dict[int, dict[bytes, int]]:
     return out
 
 
-def _rules(tmp_path, value_size: int) -> tuple[str, dict[int, dict[bytes, tuple[int, int]]]]:
+def _rules(tmp_path, value_size: int, packets: list[bytes] = PACKETS,
+           ) -> tuple[str, dict[int, dict[bytes, tuple[int, int]]]]:
     """A state file with 30 rules per map on ports the trace uses: action i % 4, mark."""
     rules: dict[int, dict[bytes, tuple[int, int]]] = {}
     maps = {}
     for proto, name in ((6, "tcp_ports"), (17, "udp_ports")):
         rules[proto] = {k: (i % 4, (i * 7) % 3) for i, k in
-                        enumerate(sorted(_ports(PACKETS)[proto])[:30])}
+                        enumerate(sorted(_ports(packets)[proto])[:30])}
         maps[name] = [{"key": k.hex(), "value": (a.to_bytes(4, "little") + m.to_bytes(
             4, "little"))[:value_size].hex()} for k, (a, m) in rules[proto].items()]
     path = tmp_path / "rules.json"
@@ -176,3 +178,21 @@ def test_one_lookup_merged_with_null_is_a_merged_value():
     assert is_merged_value(Phi(3, ((1, MapVal(lk)), (2, Const(0)))))
     assert is_merged_value(Phi(3, ((1, MapVal(lk)), (2, MapVal(other)))))
     assert not is_merged_value(Phi(3, ((1, MapVal(lk)), (2, MapVal(lk, 0)))))
+
+
+@needs_sim
+def test_port_filter_in_the_rtl(tmp_path):
+    """The RTL against the pipeline model (bytes, registers, timing) and the model against
+    the VM, on packets that hit rules of both merged maps: no difference."""
+    from offload.cosim import cosim
+    from tests.conftest import compile_bpf
+
+    (tmp_path / "common.h").write_text(COMMON_H.read_text())
+    obj = compile_bpf(tmp_path, PRELUDE + PORT_FILTER, "port_filter")
+    scenario, rules = _rules(tmp_path, 8, random_packets(60, seed=1))
+    assert all(rules[p] for p in (6, 17))
+    res = cosim(obj, "prog", packets=60, seed=1, scenario=scenario, workdir=tmp_path / "w",
+                quiet=True)
+    assert res.verdict == "full" and res.table_hits > 0
+    assert res.mismatches == 0 and res.output_mismatches == 0 and res.state_mismatches == 0
+    assert res.vm_equivalence == "ok", res.differences
