@@ -196,3 +196,56 @@ def test_port_filter_in_the_rtl(tmp_path):
     assert res.verdict == "full" and res.table_hits > 0
     assert res.mismatches == 0 and res.output_mismatches == 0 and res.state_mismatches == 0
     assert res.vm_equivalence == "ok", res.differences
+
+
+# an array and a hash map merged: the array leaf's null check is its index in range
+ARRAY_AND_HASH = r"""
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 16);
+	__type(key, __u32); __type(value, __u32); } tcp_cfg SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64);
+	__type(key, __u32); __type(value, __u32); } udp_cfg SEC(".maps");
+
+SEC("xdp") int prog(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	__u32 idx = ip->ttl & 31;
+	__u32 *v;
+	if (ip->protocol == IPPROTO_TCP)
+		v = bpf_map_lookup_elem(&tcp_cfg, &idx);
+	else if (ip->protocol == IPPROTO_UDP)
+		v = bpf_map_lookup_elem(&udp_cfg, &idx);
+	else
+		return XDP_PASS;
+	if (!v)
+		return XDP_ABORTED;
+	return *v == 1 ? XDP_DROP : XDP_PASS;
+}
+"""
+
+
+def test_array_and_hash_merged(tmp_path):
+    """An array leaf (index < max_entries) and a hash leaf (its hit) in one null check: the
+    verdicts equal the VM's and the counts the packets give (index >= 16 or a missing key:
+    XDP_ABORTED)."""
+    tcp = {i: i % 3 for i in range(16)}
+    udp = {i: i % 2 for i in range(0, 32, 3)}
+    state = {"maps": {name: [{"key": k.to_bytes(4, "little").hex(),
+                              "value": v.to_bytes(4, "little").hex()} for k, v in d.items()]
+                      for name, d in (("tcp_cfg", tcp), ("udp_cfg", udp))}}
+    (tmp_path / "cfg.json").write_text(json.dumps(state))
+    r = map_c(tmp_path, ARRAY_AND_HASH, packets=PACKETS, scenario=str(tmp_path / "cfg.json"))
+    assert r.verdict == "full" and r.equivalence["ok"], (r.explanation, r.reasons)
+    want = {0: 0, 1: 0}
+    for p in PACKETS:
+        if len(p) >= 34 and p[12:14] == b"\x08\x00" and p[23] in (6, 17):
+            v = (tcp if p[23] == 6 else udp).get(p[22] & 31)
+            if v is None:
+                want[0] += 1
+            elif v == 1:
+                want[1] += 1
+    assert r.equivalence["verdicts"].get("0", 0) == want[0] > 0
+    assert r.equivalence["verdicts"].get("1", 0) == want[1] > 0
