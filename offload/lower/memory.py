@@ -412,8 +412,8 @@ class MemoryMixin:
 
     def lookup(self, n: int, st: State, slot: int) -> Any:
         from offload.lower.state import Phi
-        if isinstance(st.regs[1], Phi):  # clang merged lookups in several maps
-            return self.merged_map_lookup(n, st, slot, st.regs[1])
+        if isinstance(st.regs[1], Phi) or isinstance(st.regs[2], Phi):  # clang merged calls
+            return self.merged_map_lookup(n, st, slot)  # type: ignore[attr-defined]
         return self.lookup_in(n, st, slot, st.regs[1], st.regs[2])
 
     def lookup_in(self, n: int, st: State, slot: int, mp: Any, key_ptr: Any) -> Any:

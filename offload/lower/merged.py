@@ -1,8 +1,8 @@
 """Lookups in several maps merged into one helper call, and the value pointers they return.
 
 clang merges ``v = c ? lookup(&tcp_ports, &k) : lookup(&udp_ports, &k)`` into one call whose
-r1 is a phi of map pointers (and r2, with different keys, a phi of key pointers). On a
-pipeline every leaf map becomes its own table at the call (a lookup is pure, so each runs
+r1 is a phi of map pointers (and r2, with different keys, a phi of key pointers; or only r2,
+for two keys of one map). On a pipeline every leaf becomes its own table at the call (a lookup is pure, so each runs
 whenever the call is reached); the phi's edges say which one the packet asked for:
 
 - the result is a lazy ``Phi`` of the leaves' value pointers, shaped like r1's phi;
@@ -57,23 +57,25 @@ class MergedMixin:
 
     obj: Any
 
-    def merged_map_lookup(self, n: int, st: State, slot: int, mp: Phi) -> Phi:
-        """r0 of a lookup whose map pointer is a phi: one lookup per leaf map."""
-        if not all(isinstance(s, MapPtr) for _, s in mp.leaves()):
-            raise Unsupported(slot, "a map lookup on a map the lowering cannot name")
+    def merged_map_lookup(self, n: int, st: State, slot: int) -> Phi:
+        """r0 of a lookup whose map pointer (or key pointer) is a phi: one lookup per leaf,
+        the map and the key pointer each leaf's edges lead to."""
+        shape = st.regs[1] if isinstance(st.regs[1], Phi) else st.regs[2]
         done: dict[tuple, Any] = {}
 
-        def one(path: tuple, leaf: MapPtr) -> Any:
-            key = along(st.regs[2], path)
+        def one(path: tuple, _leaf: Any) -> Any:
+            mp, key = along(st.regs[1], path), along(st.regs[2], path)
+            if not isinstance(mp, MapPtr):
+                raise Unsupported(slot, "a map lookup on a map the lowering cannot name")
             if key is None or isinstance(key, Phi):
                 raise Unsupported(slot, "a map lookup whose key pointer the lowering cannot "
                                         "follow to each merged map")
-            ident = (leaf.map, key if isinstance(key, Stack) else id(key))
+            ident = (mp.map, key if isinstance(key, Stack) else id(key))
             if ident not in done:
-                done[ident] = self.lookup_in(n, st, slot, leaf, key)  # type: ignore[attr-defined]
+                done[ident] = self.lookup_in(n, st, slot, mp, key)  # type: ignore[attr-defined]
             return done[ident]
 
-        return map_leaves(mp, one)
+        return map_leaves(shape, one)
 
     def merged_null_check(self, n: int, slot: int, phi: Phi, is_eq: bool) -> Cond | bool:
         """``phi == NULL`` (``is_eq``) or ``!= NULL`` for a phi of value pointers: the OR

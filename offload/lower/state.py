@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from offload.lower.ir import Const, MapPtr, MapVal, Pkt, Top, Val, Value
+from offload.lower.ir import Const, MapPtr, MapVal, Pkt, Stack, Top, Val, Value
 
 TOP = Top()
 
@@ -156,7 +156,9 @@ def join_syms(node: int, incoming: list[tuple[int, Any]], size: int = 8) -> Any:
     pointers = {Pkt, Phi, Const}  # a constant: NULL on that path
     values = {MapVal, Phi, Const}
     maps = {MapPtr, Phi}  # one helper call on several maps (offload.lower.merged)
-    if not (kinds <= scalar or kinds <= pointers or kinds <= values or kinds <= maps):
+    stacks = {Stack, Phi}  # its keys
+    if not (kinds <= scalar or kinds <= pointers or kinds <= values or kinds <= maps
+            or kinds <= stacks):
         return TOP
     return Phi(node, tuple(incoming), size)
 

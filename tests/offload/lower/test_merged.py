@@ -249,3 +249,37 @@ def test_array_and_hash_merged(tmp_path):
                 want[1] += 1
     assert r.equivalence["verdicts"].get("0", 0) == want[0] > 0
     assert r.equivalence["verdicts"].get("1", 0) == want[1] > 0
+
+
+# different keys: r1 a phi of two maps and r2 a phi of two stack slots
+TWO_KEYS = PORT_FILTER.replace(
+    "__type(key, __u16); __type(value, VALUE); } udp_ports",
+    "__type(key, __u32); __type(value, VALUE); } udp_ports").replace(
+    "r = bpf_map_lookup_elem(&udp_ports, &dport);",
+    "r = bpf_map_lookup_elem(&udp_ports, &ukey);").replace(
+    "struct rule *r;", "struct rule *r;\n\t__u32 ukey = dport;")
+
+
+def test_merged_key_pointers_follow_each_leafs_edges(tmp_path, monkeypatch):
+    """With a key per map, r2 is a phi of two stack slots: each leaf's table takes the key
+    its edges lead to. (offload.analysis joins the two slots into a variable stack offset, a
+    `variable_stack` reason of the check; it is taken out here to test the lowering alone.)"""
+    import offload.mapper as mapper
+    check = mapper.check
+
+    def without_stack_reason(*args, **kwargs):
+        res = check(*args, **kwargs)
+        res.reasons = [r for r in res.reasons if r.kind != "variable_stack"]
+        res.verdict = res.verdict if res.reasons else "full"
+        return res
+
+    monkeypatch.setattr(mapper, "check", without_stack_reason)
+    scenario, rules = _rules(tmp_path, 8)
+    doc = json.loads((tmp_path / "rules.json").read_text())
+    for entry in doc["maps"]["udp_ports"]:  # the UDP key is the port widened to 4 bytes
+        entry["key"] += "0000"
+    (tmp_path / "rules.json").write_text(json.dumps(doc))
+    r = map_c(tmp_path, TWO_KEYS, packets=PACKETS, scenario=scenario)
+    assert r.verdict == "full", (r.explanation, r.reasons)
+    drops = _expected_drops(rules)
+    assert r.equivalence["ok"] and r.equivalence["verdicts"]["1"] == drops[6] + drops[17]
