@@ -196,7 +196,7 @@ class _Walker:
                 slot, st = work.pop()
                 self._path(slot, st, work)
         except _Refused as exc:
-            src = self.prog.source_line(exc.slot)
+            src = self._line(exc.slot)
             return BoundsResult(Refusal(exc.slot, exc.message, src.file if src else None,
                                         src.line if src else None,
                                         src.text.strip() if src else ""),
@@ -204,6 +204,15 @@ class _Walker:
         except _GiveUp as exc:
             return BoundsResult(None, False, str(exc), self.walked)
         return BoundsResult(None, insns_walked=self.walked)
+
+    def _line(self, slot: int) -> Any:
+        """The C line of ``slot``, skipping the line-0 entries clang gives code it made up."""
+        func = self.prog.function_at(slot)
+        for s in range(slot, (func.start if func is not None else 0) - 1, -1):
+            src = self.prog.source_line(s)
+            if src is not None and src.line > 0:
+                return src
+        return self.prog.source_line(slot)
 
     def _path(self, slot: int, st: _State, work: list) -> None:
         while True:
