@@ -412,7 +412,9 @@ class MemoryMixin:
 
     def lookup(self, n: int, st: State, slot: int) -> Any:
         from offload.lower.state import Phi
-        if isinstance(st.regs[1], Phi) or isinstance(st.regs[2], Phi):  # clang merged calls
+        key = st.regs[2]
+        stack_keys = isinstance(key, Phi) and all(isinstance(s, Stack) for _, s in key.leaves())
+        if isinstance(st.regs[1], Phi) or stack_keys:  # clang merged the calls
             return self.merged_map_lookup(n, st, slot)  # type: ignore[attr-defined]
         return self.lookup_in(n, st, slot, st.regs[1], st.regs[2])
 
