@@ -37,6 +37,11 @@ def render_check(result: CheckResult, path: str) -> None:
     if kernel and not kernel["verifier"]:
         said = f"{kernel['why']}: {kernel['message']}" if kernel["message"] else kernel["why"]
         console.print(f"  kernel: {markup(said)}")
+    bounds = stats.get("bounds")
+    if bounds and not bounds["refused"]:
+        said = "every packet access is proven on every path" if bounds["complete"] else \
+            f"no answer ({bounds['why']})"
+        console.print(f"  packet bounds (the kernel was not asked): {said}")
     for loop in stats.get("loops", []):
         trips = loop["trips"] if loop["trips"] is not None else "unbounded"
         console.print(f"  loop in {markup(loop['function'])} at slot {loop['header']}: {trips} "

@@ -14,6 +14,11 @@ verifier rejects runs nowhere, so the verdict is ``rejected`` with the verifier'
 a program-wide reason, whatever the target. A refusal before the verifier ran (an object
 name, a map, BTF the kernel refuses) is said in ``stats.kernel`` and the output, and
 leaves the verdict alone: it is about this kernel, not about the code.
+
+Where the kernel is not asked (bpf(2) not permitted, ``--no-kernel``, a loader-sized map),
+``ebpf.analysis.packet_bounds`` proves the packet accesses path by path as the verifier
+does; a program it refuses is ``rejected`` with its reason (kind ``packet_bounds``, scope
+``program``); ``stats.bounds`` says what it found.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from ebpf.analysis.packet_bounds import check_packet_bounds
 from ebpf.differential import loader_sized
 from ebpf.loader.elf import load
 from hw.targets import PipelineTarget
@@ -52,22 +58,50 @@ def check_program(path: str | os.PathLike[str], program: str | None = None,
         result.stats["nic_insns"] = nic
         result.stats["infeasible_insns"] = len({s for r in rep.reasons for s in r.insns})
         result.stats["mapper"] = _mapper_stats(rep)
+    kv = None
     if kernel:
         sized = [m.name for m in load(path).maps if loader_sized(m)]
         kv = kernel_verdict(path, prog.name, sized)
         result.stats["kernel"] = kv.to_dict()
-        if kv.verifier:  # a refusal before verifying (a name, a map) is the environment's
-            where = f" at insn {kv.insn}" if kv.insn is not None else ""
-            what = f"{kv.why}{where}: {kv.message}"
-            src = source_line(prog, kv.insn) if kv.insn is not None else None
-            result.verdict, result.explanation = VERDICT_REJECTED, what
-            result.reasons.insert(0, Reason(kv.insn or 0, kv.file, kv.line, what,
-                                            "change the code until the kernel verifier "
-                                            "accepts it", "verifier",
-                                            (kv.insn,) if kv.insn is not None else (),
-                                            src.text.strip() if src else "", "program"))
-            result.stats["nic_insns"] = 0
+    if kv is None or kv.loaded is None:  # the kernel was not asked: our own bounds check
+        _bounds_verdict(result, prog, obj,
+                        "--no-kernel" if kv is None else kv.why.removeprefix("not loaded: "))
+    elif kv.verifier:  # a refusal before verifying (a name, a map) is the environment's
+        where = f" at insn {kv.insn}" if kv.insn is not None else ""
+        what = f"{kv.why}{where}: {kv.message}"
+        src = source_line(prog, kv.insn) if kv.insn is not None else None
+        result.verdict, result.explanation = VERDICT_REJECTED, what
+        result.reasons.insert(0, Reason(kv.insn or 0, kv.file, kv.line, what,
+                                        "change the code until the kernel verifier "
+                                        "accepts it", "verifier",
+                                        (kv.insn,) if kv.insn is not None else (),
+                                        src.text.strip() if src else "", "program"))
+        result.stats["nic_insns"] = 0
     return result
+
+
+def _bounds_verdict(result: CheckResult, prog: Any, obj: Any, why: str) -> None:
+    """Without the kernel's verifier, a program whose packet accesses our path-sensitive
+    bounds check (``ebpf.analysis.packet_bounds``) cannot prove is ``rejected``: the
+    verifier refuses it too."""
+    res = check_packet_bounds(prog, obj.maps)
+    ref = res.refusal
+    result.stats["bounds"] = {
+        "refused": res.refused, "complete": res.complete, "why": res.why,
+        "insns_walked": res.insns_walked, "insn": ref.insn if ref else None,
+        "message": ref.message if ref else "", "kernel_not_asked": why}
+    if ref is None:
+        return
+    what = (f"the packet-bounds check (the kernel was not asked: {why}) refuses it at insn "
+            f"{ref.insn}, as the kernel verifier would: {ref.message}")
+    src = source_line(prog, ref.insn)
+    result.verdict, result.explanation = VERDICT_REJECTED, what
+    result.reasons.insert(0, Reason(ref.insn, src.file if src else ref.file,
+                                    src.line if src else ref.line, what,
+                                    "compare the pointer with data_end before the access, on "
+                                    "every path that reaches it", "packet_bounds", (ref.insn,),
+                                    src.text.strip() if src else ref.source, "program"))
+    result.stats["nic_insns"] = 0
 
 
 def _mapper_stats(rep: Any) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 post-dominators and loops (``ebpf.analysis.cfg``, ``ebpf.analysis.graph``); the
 verifier-like abstract interpretation (``analyze``: registers and stack as known bits and
 ranges, pointers by region, packet bounds, loop trip bounds; ``ebpf.analysis.dataflow`` on
-``ebpf.analysis.domain``); the side-effect sites (``find_effects``).
+``ebpf.analysis.domain``); the side-effect sites (``find_effects``); and the verifier's
+path-sensitive packet-bounds proof (``ebpf.analysis.packet_bounds``, used by ``offload
+check`` where the kernel cannot be asked).
 
 The disassembler labels jumps with ``branch_target``; the run-to-completion cost models
 (``hw.rtc``) cut blocks with ``build_cfg(prog, cut_calls=True)`` and classify memory

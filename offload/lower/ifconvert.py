@@ -224,6 +224,9 @@ class IfConverter:
         cond = self.t.conds[x]
         neg = cond.neg != (side == 0)
         base = self.wformula(x, m)
+        if cond.cmp == "anyhit":
+            pred, pneg = self.anyhit_pred(cond, x)
+            return base | {("ref", pred, pneg != neg)}
         if cond.cmp == "hit":
             return base | {("ref", self.hit_pred(cond.a.table), neg)}
         return base | {("lit", x, side)}
@@ -232,6 +235,9 @@ class IfConverter:
         cond = self.t.conds[x]
         neg = cond.neg != (side == 0)
         base = self.formula(x)
+        if cond.cmp == "anyhit":
+            pred, pneg = self.anyhit_pred(cond, x)
+            return base | {("ref", pred, pneg != neg)}
         if cond.cmp == "hit" and not neg:
             # a hit implies the table's enable: drop what the enable already says
             table = cond.a.table
@@ -240,6 +246,38 @@ class IfConverter:
         if cond.cmp == "hit":
             return base | {("ref", self.hit_pred(cond.a.table), True)}
         return base | {("lit", x, side)}
+
+    def anyhit_pred(self, cond: Cond, x: int) -> tuple:
+        """The predicate of merged value pointers being non-NULL (``offload.lower.merged``):
+        the OR over legs of (the leg's edges AND its lookup's hit or index-in-range)."""
+        key = ("anyhit", id(cond))
+        if key in self._resolved:
+            return self._resolved[key]
+        refs = []
+        for guard, sub in cond.a:
+            items = self.guard_formula(guard)
+            if sub is not None and sub.cmp == "hit":
+                items = items | {("ref", self.hit_pred(sub.a.table), sub.neg)}
+            ref = self.materialize(items)
+            if sub is not None and sub.cmp != "hit":  # an array index against max_entries
+                src, off, size = sub.a
+                stage = max(self.ref_time(ref) + 1 if ref[0] is not None else 0,
+                            self.value_time(src))
+                ref = self._gateway(x, self.t.dag.nodes[x].last, f"{sub.cmp}{'!' if sub.neg else ''}",
+                                    stage, cmp=sub.cmp, a=src, b=sub.b, imm=sub.imm,
+                                    width=sub.width, a_offset=off, a_size=size, invert=sub.neg,
+                                    pred_in=ref)
+                cond.gateways.append(ref[0].producer)
+            refs.append(ref)
+        out = self.or_preds(refs)
+        if out[0] is None:  # a leg that always holds: the branch is not a branch
+            raise Unsupported(self.t.dag.nodes[x].last or 0, "a null check of merged map value "
+                                                             "pointers that cannot fail")
+        if out[0].producer not in cond.gateways and \
+                isinstance(out[0].producer, GatewayOp):
+            cond.gateways.append(out[0].producer)
+        self._resolved[key] = out
+        return out
 
     def _lit_time(self, x: int) -> int:
         cond = self.t.conds[x]

@@ -44,7 +44,7 @@ from offload.lower.ir import (
     Value,
     node_guard,
 )
-from offload.lower.state import State, continues, run_sym, sym_bytes
+from offload.lower.state import State, continues, is_merged_value, run_sym, sym_bytes
 
 _EXACT = ("hash", "percpu_hash", "lru_hash", "lru_percpu_hash")
 _ARRAY = ("array", "percpu_array")
@@ -111,6 +111,8 @@ class MemoryMixin:
             sym = self.pkt_load(n, st, slot, ptr, off, size)
         elif isinstance(ptr, MapVal):
             sym = self.map_load(n, st, slot, ptr, off, size)
+        elif is_merged_value(ptr):
+            sym = self.merged_load(n, st, slot, ptr, off, size)  # type: ignore[attr-defined]
         else:
             raise Unsupported(slot, "a load through a pointer the lowering does not follow")
         if signed:
@@ -126,6 +128,10 @@ class MemoryMixin:
             self.pkt_store(n, st, slot, ptr, off, size, val)
         elif isinstance(ptr, MapVal):
             self.map_store(n, st, slot, ptr, off, size, val, raw)
+        elif is_merged_value(ptr):
+            raise Unsupported(slot, "a store through value pointers of different map lookups "
+                                    "merged (the stateful write would need the edge that "
+                                    "chose the map)")
         else:
             raise Unsupported(slot, "a store through a pointer the lowering does not follow")
 
@@ -405,7 +411,15 @@ class MemoryMixin:
     # -- map lookups ----------------------------------------------------------------------
 
     def lookup(self, n: int, st: State, slot: int) -> Any:
-        mp = st.regs[1]
+        from offload.lower.state import Phi
+        key = st.regs[2]
+        stack_keys = isinstance(key, Phi) and all(isinstance(s, Stack) for _, s in key.leaves())
+        if isinstance(st.regs[1], Phi) or stack_keys:  # clang merged the calls
+            return self.merged_map_lookup(n, st, slot)  # type: ignore[attr-defined]
+        return self.lookup_in(n, st, slot, st.regs[1], st.regs[2])
+
+    def lookup_in(self, n: int, st: State, slot: int, mp: Any, key_ptr: Any) -> Any:
+        """``bpf_map_lookup_elem(mp, key_ptr)``: a MapVal, or Const(0) (never found)."""
         if not isinstance(mp, MapPtr) or not 0 <= mp.map < len(self.obj.maps):
             raise Unsupported(slot, "a map lookup on a map the lowering cannot name")
         m = self.obj.maps[mp.map]
@@ -416,7 +430,7 @@ class MemoryMixin:
         if self.params.map_types and t not in self.params.map_types:
             raise Unsupported(slot, f"map '{m.name}' is a {t}; {self.params.target} has "
                                     f"{', '.join(self.params.map_types)}")
-        ptr = self.pointer(st.regs[2], slot)
+        ptr = self.pointer(key_ptr, slot)
         data = self._key_bytes(n, st, slot, ptr, m.key_size)
         if t == "lpm_trie":
             prefix = run_sym(data[:4])
@@ -516,12 +530,17 @@ class MemoryMixin:
                 t.action.append(v)
         return t.action
 
+    def never_null(self, lk: Lookup) -> bool:
+        """A global-data value, or a constant index inside an array."""
+        m = self.obj.maps[lk.map]
+        return lk.node < 0 or (lk.const_key is not None and m.type_name in _ARRAY)
+
     def null_check(self, n: int, slot: int, mv: MapVal, is_eq: bool) -> Any:
         """The condition of ``mv == NULL`` (``is_eq``) or ``!= NULL``: a Cond or a bool."""
         lk = mv.lookup
         m = self.obj.maps[lk.map]
-        if lk.node < 0 or (lk.const_key is not None and m.type_name in _ARRAY):
-            return not is_eq  # never NULL
+        if self.never_null(lk):
+            return not is_eq
         if m.type_name in _ARRAY:
             idx = lk.info["index"]
             if not isinstance(idx, Val) or idx.size not in (1, 2, 4) or idx.off + idx.size > 8:

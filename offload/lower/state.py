@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from offload.lower.ir import Const, MapVal, Pkt, Top, Val, Value
+from offload.lower.ir import Const, MapPtr, MapVal, Pkt, Stack, Top, Val, Value
 
 TOP = Top()
 
@@ -40,6 +40,17 @@ class Phi:
             else:
                 out.append((path, sym))
         return out
+
+
+def is_merged_value(sym: Any) -> bool:
+    """A phi of map value pointers that is not one lookup's: leaves of several lookups, or
+    NULL on some paths (``offload.lower.merged``)."""
+    if not isinstance(sym, Phi):
+        return False
+    leaves = [s for _, s in sym.leaves()]
+    vals = [s for s in leaves if isinstance(s, MapVal)]
+    return bool(vals) and all(isinstance(s, MapVal) or s == Const(0) for s in leaves) and \
+        (len(vals) < len(leaves) or len({id(s.lookup) for s in vals}) > 1)
 
 
 @dataclass(frozen=True)
@@ -144,7 +155,10 @@ def join_syms(node: int, incoming: list[tuple[int, Any]], size: int = 8) -> Any:
     scalar = {Const, Val, Phi}
     pointers = {Pkt, Phi, Const}  # a constant: NULL on that path
     values = {MapVal, Phi, Const}
-    if not (kinds <= scalar or kinds <= pointers or kinds <= values):
+    maps = {MapPtr, Phi}  # one helper call on several maps (offload.lower.merged)
+    stacks = {Stack, Phi}  # its keys
+    if not (kinds <= scalar or kinds <= pointers or kinds <= values or kinds <= maps
+            or kinds <= stacks):
         return TOP
     return Phi(node, tuple(incoming), size)
 

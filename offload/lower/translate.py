@@ -63,12 +63,14 @@ from offload.lower.ir import (
     AluOp as PAlu,
 )
 from offload.lower.memory import MemoryMixin, Unsupported
+from offload.lower.merged import MergedMixin
 from offload.lower.state import (
     TOP,
     Phi,
     State,
     canonical,
     initial_state,
+    is_merged_value,
     join_states,
     view_of,
 )
@@ -90,7 +92,7 @@ _ALU_NAMES = {AluOp.ADD: "add", AluOp.SUB: "sub", AluOp.MUL: "mul", AluOp.OR: "o
               AluOp.XOR: "xor", AluOp.DIV: "div", AluOp.MOD: "mod"}
 
 
-class Translator(AluMixin, MemoryMixin):
+class Translator(AluMixin, MemoryMixin, MergedMixin):
     """Runs the symbolic translation of ``dag``; results in the attributes below."""
 
     def __init__(self, an: Analysis, obj: ElfObject, prog: ProgramDef, params: LowerParams,
@@ -265,7 +267,7 @@ class Translator(AluMixin, MemoryMixin):
         p.bits = max(1, bits) if phi.size == 8 else min(max(1, bits), 8 * phi.size)
         return p
 
-    def merged_lookup(self, phi: Phi, slot: int) -> MapVal:
+    def merged_lookup(self, phi: Phi, slot: int) -> MapVal | Phi:
         """Value pointers of several lookups of one array merged: one lookup whose index is
         the phi of theirs (``if (v) (*v)++`` after clang merged the inlined copies)."""
         if id(phi) in self._merged:
@@ -277,7 +279,7 @@ class Translator(AluMixin, MemoryMixin):
         m = self.obj.maps[first.lookup.map]
         if any(s.lookup.map != first.lookup.map or s.off != first.off for s in leaves) or \
                 m.type_name not in ("array", "percpu_array") or m.is_global_data:
-            raise self.unsupported(slot, "value pointers of different map lookups merged")
+            return phi  # each leaf's own table (offload.lower.merged)
 
         def index(p: Phi) -> Phi:
             return Phi(p.node, tuple((pred, index(x) if isinstance(x, Phi) else
@@ -307,6 +309,8 @@ class Translator(AluMixin, MemoryMixin):
                 return Pkt(self.phi_value(sym, slot), 0)
             if all(isinstance(s, MapVal) for s in leaves):
                 return self.merged_lookup(sym, slot)
+            if is_merged_value(sym):  # NULL on some paths
+                return sym
             if any(isinstance(s, Pkt) for s in leaves):
                 raise self.unsupported(slot, "a pointer merged from different kinds of "
                                              "pointers")
@@ -501,6 +505,13 @@ class Translator(AluMixin, MemoryMixin):
             cond = self._bounds(n, st, slot, a_p, rel)
             if isinstance(cond, bool):
                 decided, cond = cond, None
+        elif is_merged_value(a_p) or is_merged_value(b_p):
+            mv, other = (a_p, b_p) if is_merged_value(a_p) else (b_p, a_p)
+            if not (isinstance(other, Const) and other.value == 0 and rel in ("eq", "ne")):
+                raise self.unsupported(slot, "a comparison of merged map value pointers")
+            cond = self.merged_null_check(n, slot, mv, rel == "eq")
+            if isinstance(cond, bool):
+                decided, cond = cond, None
         elif isinstance(a_p, MapVal) or isinstance(b_p, MapVal):
             mv, other = (a_p, b_p) if isinstance(a_p, MapVal) else (b_p, a_p)
             if not (isinstance(other, Const) and other.value == 0 and rel in ("eq", "ne")):
@@ -545,10 +556,12 @@ class Translator(AluMixin, MemoryMixin):
                 return None if any(v is None for _, v in inner) else Phi(x.node, tuple(inner))
             if isinstance(x, Const):
                 return Const(int(fn(x.value & mask, b.value & mask)))
-            if isinstance(x, (Pkt, MapVal, Stack)) and b.value == 0 and op in (JmpOp.JEQ,
-                                                                             JmpOp.JNE):
-                return Const(int(op is JmpOp.JNE))  # a pointer is never NULL
-            return None
+            if not (b.value == 0 and op in (JmpOp.JEQ, JmpOp.JNE)):
+                return None
+            if isinstance(x, (Pkt, Stack)) or (isinstance(x, MapVal) and
+                                               self.never_null(x.lookup)):
+                return Const(int(op is JmpOp.JNE))  # a pointer that is never NULL
+            return None  # a lookup's result: its hit decides (merged_null_check)
 
         if not any(isinstance(v, (Pkt, MapVal, Stack)) for _, v in a.leaves()):
             return None

@@ -71,17 +71,33 @@ def test_check_and_map_agree_on_pipelines(capsys, name, target):
     assert got["reasons"] == want["reasons"]
 
 
-def test_lowering_cuts_reach_the_check(tmp_path):
-    """A construct only the lowering refuses (a merged map pointer) is a reason of check's
-    too: the verdict is not `full` where the mapper cuts."""
+def test_merged_map_pointer_maps_without_a_cut(tmp_path):
+    """The merged lookup (r1 a phi of two maps) is one table per map now: check and map
+    agree on `full`, no lowering reason, the equivalence holds."""
     obj = compile_bpf(tmp_path, MERGED_MAPS_SOURCE, "merged")
     rep = map_program(obj, "pipe")
     res = check_program(obj, target="pipe", kernel=False)
-    assert res.verdict == rep.verdict
+    assert res.verdict == rep.verdict == "full", rep.reasons
+    assert [r.kind for r in res.reasons] == [r.kind for r in rep.reasons]
+    assert "lowering" not in {r.kind for r in res.reasons}
+    assert res.stats["mapper"]["equivalence"] == "holds"
+    assert res.stats["nic_insns"] == res.stats["reachable_insns"]
+
+
+def test_lowering_cuts_reach_the_check(tmp_path):
+    """A construct only the lowering refuses (bpf_ktime_get_ns: its pipeline value is not
+    the host's) is a reason of check's too: the verdict is not `full` where the mapper cuts."""
+    src = MERGED_MAPS_SOURCE.replace("return *action == 1 ? XDP_DROP : XDP_PASS;",
+                                     "return (*action == 1 && (bpf_ktime_get_ns() & 1)) ? "
+                                     "XDP_DROP : XDP_PASS;")
+    obj = compile_bpf(tmp_path, src, "ktime")
+    rep = map_program(obj, "pipe")
+    res = check_program(obj, target="pipe", kernel=False)
+    assert res.verdict == rep.verdict != "full"
     assert [r.kind for r in res.reasons] == [r.kind for r in rep.reasons]
     assert "lowering" in {r.kind for r in res.reasons}
     assert res.stats["mapper"]["equivalence"] == "holds"
-    assert res.stats["nic_insns"] < res.stats["reachable_insns"] or res.verdict == "full"
+    assert res.stats["nic_insns"] < res.stats["reachable_insns"]
 
 
 def test_run_to_completion_targets_keep_the_check_verdict():
@@ -113,3 +129,52 @@ def test_accepted_program_says_so(tmp_path):
     """The verifier's yes is in the stats; the verdict is the target's."""
     res = check_program(corpus_object("xdp_drop"), target="pipe")
     assert res.stats["kernel"]["loaded"] is True and res.verdict == "full"
+
+
+@pytest.mark.parametrize("target", ["pipe", "nfp", "host"])
+def test_without_the_kernel_our_bounds_check_rejects(tmp_path, target):
+    """--no-kernel: the unchecked read is `rejected` by the packet-bounds check, its reason
+    first (kind packet_bounds, scope program, the read's insn and C line); nothing on the NIC."""
+    obj = compile_bpf(tmp_path, UNCHECKED_SOURCE, "unchecked")
+    res = check_program(obj, "xdp_unchecked", target, kernel=False)
+    assert res.verdict == "rejected" and res.stats["nic_insns"] == 0
+    first = res.reasons[0]
+    assert (first.kind, first.scope, first.insn) == ("packet_bounds", "program", 1)
+    assert "data[12]" in first.source and first.line is not None
+    assert "--no-kernel" in res.explanation and "offset 12" in res.explanation
+    assert res.stats["bounds"]["refused"] is True
+
+
+def test_where_bpf_is_not_permitted_our_bounds_check_rejects(tmp_path, monkeypatch):
+    """bpf(2) refused (EPERM): the kernel is not asked, the bounds check decides, and says
+    why the kernel was not asked."""
+    import offload.kernel_check as kc
+    monkeypatch.setattr(kc, "bpf_permitted", lambda: (False, "bpf(BPF_PROG_LOAD) failed: "
+                                                              "EPERM Operation not permitted"))
+    obj = compile_bpf(tmp_path, UNCHECKED_SOURCE, "unchecked")
+    res = check_program(obj, "xdp_unchecked", "pipe")
+    assert res.stats["kernel"]["loaded"] is None
+    assert res.verdict == "rejected" and res.reasons[0].kind == "packet_bounds"
+    assert "EPERM" in res.explanation
+    fine = check_program(obj, "xdp_fine", "pipe")
+    assert fine.verdict == "full" and fine.stats["bounds"]["refused"] is False
+
+
+@pytest.mark.parametrize("name", ["nat", "katran_lb", "bpf2bpf_loop"])
+def test_accepted_corpus_programs_keep_the_mappers_verdict_without_the_kernel(name):
+    """nat (a non-path-sensitive check would refuse it), katran_lb and the loop program:
+    the bounds check proves every access, the verdict stays map's."""
+    obj = corpus_object(name)
+    res = check_program(obj, target="pipe", kernel=False)
+    assert res.stats["bounds"]["refused"] is False and res.stats["bounds"]["complete"]
+    assert res.verdict == map_program(obj, "pipe").verdict != "rejected"
+
+
+@pytest.mark.kernel
+def test_bounds_rejection_names_the_kernels_instruction(tmp_path):
+    """The --no-kernel rejection and the kernel's own rejection name the same insn and line."""
+    obj = compile_bpf(tmp_path, UNCHECKED_SOURCE, "unchecked")
+    ours = check_program(obj, "xdp_unchecked", "pipe", kernel=False).reasons[0]
+    theirs = check_program(obj, "xdp_unchecked", "pipe").reasons[0]
+    assert theirs.kind == "verifier"
+    assert (ours.insn, ours.line) == (theirs.insn, theirs.line)
