@@ -290,6 +290,13 @@ class _Checker:
                      f"value); {self.target.name} holds at most {lim.max_map_entry_bytes}",
                      "shrink the key or the value (keep rarely used fields in a second map)")
 
+    def _leafwise_helper_key(self, a) -> bool:
+        """A map helper's key or value at one of a few constant stack slots (clang merged two
+        calls whose keys differ: r2 a phi of slots): a pipeline's lowering gives each leaf
+        its own table and key (``offload.lower.merged``), or cuts the call itself."""
+        return (a.helper is not None and isinstance(self.target, PipelineTarget)
+                and a.offset is not None and bool(a.offset.values(8)))
+
     def _access(self, a) -> None:
         lim = self.limits
         assert lim is not None
@@ -322,7 +329,8 @@ class _Checker:
                              f"{depth}-byte window")
                 elif end > depth:
                     self.past_window.setdefault((verb, depth), []).append((a.slot, end))
-        elif a.region is Region.STACK and not a.is_constant and not lim.variable_stack_access:
+        elif a.region is Region.STACK and not a.is_constant and not lim.variable_stack_access \
+                and not self._leafwise_helper_key(a):
             self.add(a.slot, "variable_stack", f"stack {verb} at a variable offset",
                      "index the stack with constants (unrolled accesses)")
         if a.region is Region.MAP_VALUE and a.write and not a.atomic and a.helper is None \

@@ -270,20 +270,9 @@ TWO_KEYS = PORT_FILTER.replace(
     "struct rule *r;", "struct rule *r;\n\t__u32 ukey = dport;")
 
 
-def test_merged_key_pointers_follow_each_leafs_edges(tmp_path, monkeypatch):
+def test_merged_key_pointers_follow_each_leafs_edges(tmp_path):
     """With a key per map, r2 is a phi of two stack slots: each leaf's table takes the key
-    its edges lead to. (offload.analysis joins the two slots into a variable stack offset, a
-    `variable_stack` reason of the check; it is taken out here to test the lowering alone.)"""
-    import offload.mapper as mapper
-    check = mapper.check
-
-    def without_stack_reason(*args, **kwargs):
-        res = check(*args, **kwargs)
-        res.reasons = [r for r in res.reasons if r.kind != "variable_stack"]
-        res.verdict = res.verdict if res.reasons else "full"
-        return res
-
-    monkeypatch.setattr(mapper, "check", without_stack_reason)
+    its edges lead to, and the check leaves that call to the lowering (no `variable_stack`)."""
     scenario, rules = _rules(tmp_path, 8)
     doc = json.loads((tmp_path / "rules.json").read_text())
     for entry in doc["maps"]["udp_ports"]:  # the UDP key is the port widened to 4 bytes
@@ -293,3 +282,34 @@ def test_merged_key_pointers_follow_each_leafs_edges(tmp_path, monkeypatch):
     assert r.verdict == "full", (r.explanation, r.reasons)
     drops = _expected_drops(rules)
     assert r.equivalence["ok"] and r.equivalence["verdicts"]["1"] == drops[6] + drops[17]
+
+
+# one call, its key at a stack slot chosen by packet data (not by a phi of edges)
+INDEXED_KEY = r"""
+#define VALUE struct rule
+struct rule { __u32 action; __u32 mark; };
+""" + HEADER + r"""
+SEC("xdp") int prog(struct xdp_md *ctx)
+{
+	struct iphdr *ip;
+	__u16 dport;
+	if (!parse(ctx, &ip, &dport))
+		return XDP_PASS;
+	__u16 keys[2] = { dport, dport ^ 0x100 };
+	struct rule *r = bpf_map_lookup_elem(&tcp_ports, &keys[ip->ttl & 1]);
+	if (!r)
+		return XDP_PASS;
+	return r->action == 1 ? XDP_DROP : XDP_PASS;
+}
+"""
+
+
+def test_a_key_slot_chosen_by_packet_data_is_never_silently_lowered(tmp_path):
+    """The check leaves a helper key at a few stack slots to the lowering; a slot chosen by
+    packet data (no edge names it) is then cut by the lowering at that call, never lowered."""
+    scenario, _ = _rules(tmp_path, 8)
+    r = map_c(tmp_path, INDEXED_KEY, packets=PACKETS, scenario=scenario)
+    assert r.equivalence["ok"], r.equivalence
+    assert r.verdict == "partial", (r.verdict, r.reasons)
+    cut = [x for x in r.reasons if x.kind == "lowering"]
+    assert cut and "&keys[ip->ttl & 1]" in cut[0].source, r.reasons
