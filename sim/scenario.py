@@ -779,6 +779,14 @@ def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache |
     """Prepare and simulate ``sc`` (see ``prepare`` for ``nic_cost_for``). Without a packet
     count, a synthetic run lasts at least DEFAULT_DURATION_NS and is run again twice as long
     while its steady rate has not converged (at most MAX_EXTENSIONS times)."""
+    return run_prepared(sc, progress_enabled=progress_enabled, cache=cache, step=step,
+                        nic_cost_for=nic_cost_for)[1]
+
+
+def run_prepared(sc: Scenario, *, progress_enabled: bool | None = None,
+                 cache: RunCache | None = None, step: Step | None = None,
+                 nic_cost_for: NicCostFor | None = None) -> tuple[Prepared, dict[str, Any]]:
+    """``run``, also returning the last run's ``Prepared`` (its workload and outcomes)."""
     cache = cache if cache is not None else RunCache()
     duration = DEFAULT_DURATION_NS
     for attempt in range(MAX_EXTENSIONS + 1):
@@ -794,4 +802,4 @@ def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache |
         f"run length: {report['metrics']['duration_ns'] / 1e6:.3g} ms of traffic; the first "
         f"{WARMUP_FRACTION:.0%} is warm-up, left out of metrics.steady (steady rate "
         + ("converged" if steady.get("converged") else "NOT converged") + ")")
-    return report
+    return prep, report
