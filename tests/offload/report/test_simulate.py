@@ -149,3 +149,41 @@ def test_packets_option_takes_steady():
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "'lots'" in proc.stderr and "steady" in proc.stderr
+
+
+def _without_times(doc):
+    """A run document without what varies between measurements (the engines' wall times)."""
+    if isinstance(doc, dict):
+        return {k: _without_times(v) for k, v in doc.items()
+                if k not in ("wall_s", "simulated_pps", "kernel_timed_packets")}
+    if isinstance(doc, list):
+        return [_without_times(v) for v in doc]
+    return doc
+
+
+@pytest.mark.parametrize("stem", ["katran_lb", "rate_limiter"])
+def test_runs_equal_with_native_code_reused(stem, monkeypatch):
+    """The report's runs of a program with every native function already built in the
+    process (``ebpf.compiled.native``) equal the runs that build them, and build nothing
+    again (the second run takes the first one's BPF_PROG_TEST_RUN timings)."""
+    from ebpf.compiled import codegen, native
+    from offload.report.simulate import simulate_program
+    from sim.scenario import RunCache
+
+    monkeypatch.setattr(native, "_BUILT", {})
+    built = []
+    orig = codegen.build_function
+    monkeypatch.setattr(codegen, "build_function",
+                        lambda *a: (built.append(a[2].name), orig(*a))[1])
+    obj = load(corpus_object(stem))
+    args = (str(corpus_object(stem)), obj.get_xdp_program().name,
+            str(ROOT / "examples" / "xdp" / "scenarios" / f"{stem}.json"),
+            [load_target("pipe"), load_target("nfp")])
+    kw = dict(packets=300, seed=3, sizes=(64,), latency_traffic="imix@100%")
+    first_cache = RunCache()
+    cold = simulate_program(*args, cache=first_cache, **kw)
+    assert built
+    n = len(built)
+    warm = simulate_program(*args, cache=RunCache(host_ns=first_cache.host_ns), **kw)
+    assert len(built) == n
+    assert _without_times(warm) == _without_times(cold)
