@@ -279,6 +279,9 @@ def _sizes(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(sizes)))
 
 
+STEADY = "steady"
+
+
 def _run_packets(text: str) -> int | None:
     """``--packets``: a count, or ``steady`` for the simulator's steady-state run length."""
     if text.strip().lower() == STEADY:
@@ -290,7 +293,6 @@ def _run_packets(text: str) -> int | None:
 
 
 _run_packets.__name__ = "packets"
-STEADY = "steady"
 
 
 def engine_text(jobs: int, scheduler: str | None, programs: int) -> str:

@@ -4,9 +4,9 @@ Per program and target: one run per frame size at the target's line rate (``<siz
 every built-in target but nfp (40 Gb/s) and hxdp (10 Gb/s) runs at 100 Gb/s), and one run of
 the latency traffic (default IMIX at line rate) whose per-packet latencies give the CDF.
 Runs go through ``sim.scenario.run_prepared`` as ``offload sim`` does: ``packets`` per run,
-or (``packets`` None) the simulator's steady-state run length; the latency CDF re-runs the prepared workload on the fast engine for its departure
-times (``sim.engine_fast.run``: deterministic, the same answer) since the report dict keeps
-only quantiles. The punted fraction is the share of generated packets whose representative
+or (``packets`` None) the simulator's steady-state run length; the latency CDF re-runs the
+prepared workload on the fast engine for its departure times (``sim.engine_fast.run``:
+deterministic, the same answer) since the report dict keeps only quantiles. The punted fraction is the share of generated packets whose representative
 the NIC punted (``Prepared.outcomes[rep].punted``).
 
 The NIC cost of each target comes from the caller (``nic_costs``: the report's mapped cost
