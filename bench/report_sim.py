@@ -6,8 +6,9 @@ For each corpus program (default: fib_router, katran_lb, firewall) every run the
 (``offload.report.simulate.simulate_program``: each target x each frame size + the latency
 traffic, the report's defaults) twice in one process: as the report runs them (one
 behaviour per program and traffic shared by the targets, ``sim.reuse``; the pipe's punts
-remembered per distinct packet while the pipeline's state is unchanged, ``sim.mapping``),
-and with both switched off. Prints CPU seconds of each and their ratio, and checks that
+remembered per distinct packet while the pipeline's state is unchanged, ``sim.mapping``; the
+compiled executor's native code built once per process, ``ebpf.compiled.native``),
+and with all three switched off. Prints CPU seconds of each and their ratio, and checks that
 both give the same runs (the engines' own wall times left out; the second run takes the
 first one's BPF_PROG_TEST_RUN timings, which vary from measurement to measurement). Read the ratio: the
 absolute times depend on the machine and its load.
@@ -23,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import ebpf.compiled.native  # noqa: E402
 import sim.mapping  # noqa: E402
 import sim.scenario  # noqa: E402
 from offload.report.collect import ReportOptions, plan  # noqa: E402
@@ -48,9 +50,17 @@ class _Forgetful(sim.mapping.PipelinePunts):
         self._known = None
 
 
+class _NoCache(dict):
+    """A native-code cache that keeps nothing: every executor builds its code."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
 def _run(spec, plan_, packets: int, reuse: bool, cache: RunCache) -> tuple[float, dict]:
-    saved = sim.scenario._behaviour, sim.scenario.PipelinePunts
+    saved = sim.scenario._behaviour, sim.scenario.PipelinePunts, ebpf.compiled.native._BUILT
     if not reuse:
+        ebpf.compiled.native._BUILT = _NoCache()
         sim.scenario._behaviour = (lambda sc, traffic, kind, cost, cache, step, paths:
                                    sim.scenario.run_behaviour(sc, traffic, kind, cost, step,
                                                               paths))
@@ -64,7 +74,8 @@ def _run(spec, plan_, packets: int, reuse: bool, cache: RunCache) -> tuple[float
                                cache=cache)
         return time.process_time() - t0, doc
     finally:
-        sim.scenario._behaviour, sim.scenario.PipelinePunts = saved
+        (sim.scenario._behaviour, sim.scenario.PipelinePunts,
+         ebpf.compiled.native._BUILT) = saved
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -443,17 +443,14 @@ def _behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None,
     if cost is not None and cost.punt == "model":
         return run_behaviour(sc, traffic, kind, cost, step, paths)
     assert sc.program is not None
-    key = behaviour_key(sc, traffic, kind, object_key(sc.program), _state_key(sc.maps))
+    state = object_key(sc.maps) if sc.maps else None
+    key = behaviour_key(sc, traffic, kind, object_key(sc.program), state)
     beh = cache.behaviours.get(key)
     if beh is None:
         beh = cache.behaviours[key] = run_behaviour(sc, traffic, kind, cost, step, paths=True)
     elif step:
         step(f"{beh.executor} executor: the behaviour of an earlier run on this traffic")
     return beh if paths else without_paths(beh)
-
-
-def _state_key(maps: str | None) -> tuple[Any, ...] | None:
-    return object_key(maps) if maps else None
 
 
 def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
@@ -469,7 +466,7 @@ def _kernel_costs(sc: Scenario, program: str, reps: list[bytes],
     from hw.cost.host import ProgramTimer
 
     assert sc.program is not None
-    base = (*object_key(sc.program), program, _state_key(sc.maps))
+    base = (*object_key(sc.program), program, object_key(sc.maps) if sc.maps else None)
     todo = list(dict.fromkeys(p for p in reps if (base, p) not in cache.host_ns))
     if todo:
         if base in cache.kernel_errors:
@@ -774,11 +771,17 @@ def simulate(prep: Prepared, *, progress_enabled: bool | None = None) -> dict[st
             "metrics": metrics}
 
 
-def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache | None = None,
-        step: Step | None = None, nic_cost_for: NicCostFor | None = None) -> dict[str, Any]:
-    """Prepare and simulate ``sc`` (see ``prepare`` for ``nic_cost_for``). Without a packet
-    count, a synthetic run lasts at least DEFAULT_DURATION_NS and is run again twice as long
-    while its steady rate has not converged (at most MAX_EXTENSIONS times)."""
+def run(sc: Scenario, **options: Any) -> dict[str, Any]:
+    """The report of ``run_prepared`` (same options)."""
+    return run_prepared(sc, **options)[1]
+
+
+def run_prepared(sc: Scenario, *, progress_enabled: bool | None = None,
+                 cache: RunCache | None = None, step: Step | None = None,
+                 nic_cost_for: NicCostFor | None = None) -> tuple[Prepared, dict[str, Any]]:
+    """Prepare and simulate ``sc`` (``prepare``: ``nic_cost_for``): the last ``Prepared`` and
+    its report. Without a packet count a synthetic run lasts at least DEFAULT_DURATION_NS, run
+    again twice as long while its steady rate has not converged (at most MAX_EXTENSIONS)."""
     cache = cache if cache is not None else RunCache()
     duration = DEFAULT_DURATION_NS
     for attempt in range(MAX_EXTENSIONS + 1):
@@ -794,4 +797,4 @@ def run(sc: Scenario, *, progress_enabled: bool | None = None, cache: RunCache |
         f"run length: {report['metrics']['duration_ns'] / 1e6:.3g} ms of traffic; the first "
         f"{WARMUP_FRACTION:.0%} is warm-up, left out of metrics.steady (steady rate "
         + ("converged" if steady.get("converged") else "NOT converged") + ")")
-    return report
+    return prep, report

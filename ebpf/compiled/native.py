@@ -125,6 +125,7 @@ class _Jit:
 
 
 _JIT: _Jit | None = None
+_BUILT: dict[tuple, int] = {}  # (insns, lddw, stack bases) -> address
 _DRIVER: Any = None
 
 
@@ -199,9 +200,15 @@ class CompiledVm(Vm):
         from llvmlite import ir
 
         plan = cg.Plan(self._lddw_values(prog), [s.base for s in self._stacks])
-        module = ir.Module(name="bpf")
-        cg.build_function(module, "prog", prog, plan)
-        self._native[id(prog)] = _NATIVE(_jit().add(str(module), "prog"))
+        # the code is a function of the instructions and the plan: build its IR once per
+        # process (building it, not LLVM, is most of a VM's start-up)
+        key = (tuple(prog.insns), tuple(sorted(plan.lddw.items())), tuple(plan.stack_bases))
+        addr = _BUILT.get(key)
+        if addr is None:
+            module = ir.Module(name="bpf")
+            cg.build_function(module, "prog", prog, plan)
+            addr = _BUILT[key] = _jit().add(str(module), "prog")
+        self._native[id(prog)] = _NATIVE(addr)
         self._sync_regions()
 
     def _lddw_values(self, prog: ProgramDef) -> dict[int, int | None]:

@@ -63,7 +63,10 @@ class ReportOptions:
     targets: tuple[str, ...] = ()
     """Target names or profile paths; empty: every known target. The host is always added."""
     target_files: tuple[str, ...] = ()
-    packets: int = 4000
+    packets: int | None = 4000
+    """Packets per simulation run; None: steady state, the simulator's default run length
+    (``sim.scenario.run``: at least DEFAULT_DURATION_NS of traffic, warm-up left out of
+    ``metrics.steady``, run again longer until the steady rate converges)."""
     sizes: tuple[int, ...] = DEFAULT_SIZES
     latency_traffic: str = DEFAULT_LATENCY_TRAFFIC
     trace_packets: int = 64
@@ -259,7 +262,7 @@ def plan(objects: Sequence[str], options: ReportOptions) -> Plan:
 
     if not objects:
         raise ReportError("no objects given")
-    if options.packets < 1 or options.trace_packets < 1 or options.host_packets < 1 \
+    if (options.packets is not None and options.packets < 1) or options.trace_packets < 1 or options.host_packets < 1 \
             or options.host_repeat < 1:
         raise ReportError("packet counts and repeat must be at least 1")
     if options.maps_dir is not None and not Path(options.maps_dir).is_dir():

@@ -1,7 +1,7 @@
 """`offload report`: the offload feasibility report of XDP objects, as HTML, JSON and Markdown.
 
 ``offload report PROG.o [PROG.o ...] -o DIR [--target T ...] [--maps-dir DIR]
-[--rtl-results DIR] [--packets N] [--sizes 64,128,...] [--latency-traffic SPEC] [--seed S]
+[--rtl-results DIR] [--packets N|steady] [--sizes 64,128,...] [--latency-traffic SPEC] [--seed S]
 [--jobs N] [--no-sim]``
 
 Every input is checked first (``offload.report.collect.plan``): an unknown target, a broken
@@ -279,6 +279,22 @@ def _sizes(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(sizes)))
 
 
+STEADY = "steady"
+
+
+def _run_packets(text: str) -> int | None:
+    """``--packets``: a count, or ``steady`` for the simulator's steady-state run length."""
+    if text.strip().lower() == STEADY:
+        return None
+    try:
+        return cli_args.sim_packets(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or {STEADY})") from None
+
+
+_run_packets.__name__ = "packets"
+
+
 def engine_text(jobs: int, scheduler: str | None, programs: int) -> str:
     """Where the programs were gathered, for the outputs that state it."""
     from offload.sweep.engine import describe
@@ -402,8 +418,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "compiles, else the VM where a cost model reads paths, else the "
                         "kernel's BPF_PROG_TEST_RUN; default). The kernel is not offered: "
                         "the NIC runs read per-packet paths")
-    p.add_argument("--packets", type=cli_args.sim_packets, default=ReportOptions.packets,
-                   help=f"packets per simulation run (default {ReportOptions.packets})")
+    p.add_argument("--packets", type=_run_packets, default=ReportOptions.packets,
+                   metavar=f"N|{STEADY}",
+                   help=f"packets per simulation run (default {ReportOptions.packets}); "
+                        f"{STEADY}: the simulator's run length (at least 1.25 ms of traffic, "
+                        f"warm-up left out, longer until the steady rate converges)")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, metavar="LIST",
                    help="frame sizes of the throughput sweep (default "
                         f"{','.join(map(str, DEFAULT_SIZES))})")

@@ -3,10 +3,10 @@
 Per program and target: one run per frame size at the target's line rate (``<size>B@100%``;
 every built-in target but nfp (40 Gb/s) and hxdp (10 Gb/s) runs at 100 Gb/s), and one run of
 the latency traffic (default IMIX at line rate) whose per-packet latencies give the CDF.
-Runs go through ``sim.scenario.prepare`` and ``sim.scenario.simulate`` as ``offload sim``
-does; the latency CDF re-runs the prepared workload on the fast engine for its departure
-times (``sim.engine_fast.run``: deterministic, the same answer) since the report dict keeps
-only quantiles. The punted fraction is the share of generated packets whose representative
+Runs go through ``sim.scenario.run_prepared`` as ``offload sim`` does: ``packets`` per run,
+or (``packets`` None) the simulator's steady-state run length; the latency CDF re-runs the
+prepared workload on the fast engine for its departure times (``sim.engine_fast.run``:
+deterministic, the same answer) since the report dict keeps only quantiles. The punted fraction is the share of generated packets whose representative
 the NIC punted (``Prepared.outcomes[rep].punted``).
 
 The NIC cost of each target comes from the caller (``nic_costs``: the report's mapped cost
@@ -32,7 +32,7 @@ DEFAULT_LATENCY_TRAFFIC = "imix@100%"
 CDF_POINTS = 160
 _KEEP_METRICS = ("packets", "offered", "achieved", "finished", "finished_on", "verdicts",
                  "lost", "latency_ns", "utilisation", "host_cores_needed",
-                 "host_load_erlangs", "duration_ns")
+                 "host_load_erlangs", "duration_ns", "steady")
 
 
 def size_traffic(size: int) -> str:
@@ -67,11 +67,12 @@ def run_one(scenario: Any, *, cdf: bool = False, cache: Any = None) -> dict[str,
     ``sim.scenario.RunCache`` shared with other runs. Errors become ``{"error": one line}``."""
     from offload.sim_cost import mapped_nic_cost
     from sim import engine_fast
-    from sim.scenario import prepare, simulate
+    from sim.scenario import run_prepared
 
     try:
-        prep = prepare(scenario, cache=cache, nic_cost_for=mapped_nic_cost)
-        report = simulate(prep, progress_enabled=False)
+        # sim.scenario.run: without a packet count, the steady-state run length
+        prep, report = run_prepared(scenario, cache=cache, nic_cost_for=mapped_nic_cost,
+                                    progress_enabled=False)
     except (SimError, EbpfError, HwError) as exc:
         return {"error": _one_line(exc)}
     metrics = {k: report["metrics"][k] for k in _KEEP_METRICS if k in report["metrics"]}
@@ -96,7 +97,7 @@ def run_one(scenario: Any, *, cdf: bool = False, cache: Any = None) -> dict[str,
 
 
 def simulate_program(path: str, program: str, maps: str | None, targets: Sequence[Any], *,
-                     packets: int, seed: int, sizes: Sequence[int] = DEFAULT_SIZES,
+                     packets: int | None, seed: int, sizes: Sequence[int] = DEFAULT_SIZES,
                      latency_traffic: str = DEFAULT_LATENCY_TRAFFIC,
                      target_files: Sequence[str] = (),
                      nic_costs: dict[str, Any] | None = None,
@@ -104,7 +105,8 @@ def simulate_program(path: str, program: str, maps: str | None, targets: Sequenc
                      step: Callable[[str], None] | None = None,
                      executor: str = "auto") -> dict[str, Any]:
     """Every run for one program: ``{"sweep": [...], "latency": [...]}``, one entry per
-    (target, size) and per target. ``nic_costs`` maps a target name to its ``NicCost``
+    (target, size) and per target; ``packets`` None: each run at steady-state length (the
+    simulator's default run length). ``nic_costs`` maps a target name to its ``NicCost``
     (default: the simulator's own, the mapping on a pipeline; each run's ``nic_cost`` says
     which). ``cache``: a ``sim.scenario.RunCache`` for every run (default: a new one)."""
     from sim.scenario import RunCache, Scenario

@@ -201,13 +201,15 @@ module pipe_stage #(
         end
     end
 
-    wire [64*128-1:0] vliw_x;
+    // procedural, not 64 part-select assigns into one 8192-bit net: Icarus rebuilds such
+    // a net bit by bit on every change of any part (the simulation's hot spot)
+    reg [64*128-1:0] vliw_x;
+    integer vw;
+    always @* begin
+        for (vw = 0; vw < 64; vw = vw + 1)
+            vliw_x[128 * vw +: 128] = vliw_mem[bank_x * 64 + vw];
+    end
     genvar s;
-    generate
-        for (s = 0; s < 64; s = s + 1) begin : g_vliw_word
-            assign vliw_x[128 * s +: 128] = vliw_mem[bank_x * 64 + s];
-        end
-    endgenerate
 
     localparam ST_N = WINDOW_STORES > 0 ? WINDOW_STORES : 1;
     localparam LD_N = WINDOW_LOADS > 0 ? WINDOW_LOADS : 1;

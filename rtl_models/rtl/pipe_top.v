@@ -170,7 +170,10 @@ module pipe_top #(
     // -- admission: recirculating PHVs first ------------------------------------------------
     wire rc_valid;
     wire [PHV_BITS-1:0] rc_phv;
-    wire [(NUM_STAGES+1)*PHV_BITS-1:0] chain;
+    // one net per stage boundary (an array of nets, not one flat bus): a flat bus of
+    // (NUM_STAGES+1)*PHV_BITS bits driven by part-selects makes Icarus rebuild the whole
+    // bus bit by bit whenever any stage's output changes
+    wire [PHV_BITS-1:0] chain [0:NUM_STAGES];
     wire [NUM_STAGES:0] chain_valid;
     reg [PHV_BITS-1:0] admitted;
     always @* begin
@@ -179,7 +182,7 @@ module pipe_top #(
     end
     assign p_ready = !rc_valid;
     assign chain_valid[0] = rc_valid || p_valid;
-    assign chain[0 +: PHV_BITS] = rc_valid ? rc_phv : p_valid ? admitted : p_phv;
+    assign chain[0] = rc_valid ? rc_phv : p_valid ? admitted : p_phv;
 
     // -- control plane: one transaction buffered, taken by the stage it addresses -----------
     reg cp_pend_reg, cp_kind_reg, cp_entry_valid_reg;
@@ -233,8 +236,8 @@ module pipe_top #(
                 .TABLE_DEPTH(TABLE_DEPTH), .REG_WORDS(REG_WORDS), .IMAGE_DIR(IMAGE_DIR)
             ) stage (
                 .clk(clk), .rst(rst),
-                .in_valid(chain_valid[s]), .in_phv(chain[s * PHV_BITS +: PHV_BITS]),
-                .out_valid(chain_valid[s + 1]), .out_phv(chain[(s + 1) * PHV_BITS +: PHV_BITS]),
+                .in_valid(chain_valid[s]), .in_phv(chain[s]),
+                .out_valid(chain_valid[s + 1]), .out_phv(chain[s + 1]),
                 .cp_valid(cp_pend_reg && cp_phys == s && cp_bank < NUM_PASSES),
                 .cp_kind(cp_kind_reg), .cp_bank(cp_bank), .cp_unit(cp_unit_reg),
                 .cp_addr(cp_addr_reg), .cp_entry_valid(cp_entry_valid_reg),
@@ -248,7 +251,7 @@ module pipe_top #(
     endgenerate
 
     // -- recirculation or deparser ----------------------------------------------------------
-    wire [PHV_BITS-1:0] last_phv = chain[NUM_STAGES * PHV_BITS +: PHV_BITS];
+    wire [PHV_BITS-1:0] last_phv = chain[NUM_STAGES];
     wire [7:0] last_pass = last_phv[PHV_PASS +: 8];
     wire final_pass = last_pass >= NUM_PASSES - 1;
     reg [PHV_BITS-1:0] next_pass;

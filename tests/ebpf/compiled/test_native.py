@@ -57,3 +57,26 @@ def test_bpf_loop_is_refused():
     with pytest.raises(CompiledUnsupported, match="calls bpf_loop"):
         CompiledVm([], p)
     assert isinstance(Vm([], p), Vm)
+
+
+def test_native_code_built_once_per_program(monkeypatch):
+    """A second VM of the same instructions reuses the native code (the IR is built once
+    per process) and computes what the reference VM does; other instructions build anew."""
+    from ebpf.compiled import codegen, native
+
+    monkeypatch.setattr(native, "_BUILT", {})
+    built = []
+    orig = codegen.build_function
+
+    def spy(module, name, prog, plan):
+        built.append(prog.name)
+        return orig(module, name, prog, plan)
+
+    monkeypatch.setattr(codegen, "build_function", spy)
+    text = "mov %r0, 40\nmov %r1, 3\nmul %r0, %r1\nadd %r0, 2\nexit"
+    want = Vm([], vm_tests.prog(text)).run(b"").ret
+    assert want == 122
+    assert [CompiledVm([], vm_tests.prog(text)).run(b"").ret for _ in range(3)] == [want] * 3
+    assert len(built) == 1
+    assert CompiledVm([], vm_tests.prog(text.replace("40", "41"))).run(b"").ret == 125
+    assert len(built) == 2

@@ -107,3 +107,83 @@ def test_runs_name_their_executor():
     assert all(r["executor"] == "compiled" for r in auto["sweep"] + auto["latency"])
     assert [r["metrics"]["verdicts"] for r in runs] == [
         r["metrics"]["verdicts"] for r in auto["sweep"] + auto["latency"]]
+
+
+def test_steady_runs_last_the_simulators_run_length():
+    """With no packet count every run lasts the simulator's default run length, keeps its
+    steady-state window, and an overloaded host loses in that window what flow
+    conservation says: offered minus achieved."""
+    from hw.ethernet import LINE_RATE_100G_MPPS
+    from offload.report.simulate import simulate_program
+    from sim.scenario import DEFAULT_DURATION_NS
+
+    host = load_target("host")
+    assert host.line_rate_gbps == 100
+    sim = simulate_program(str(corpus_object("xdp_pass")), "xdp_pass_prog", None, [host],
+                           packets=None, seed=1, sizes=(64,))
+    assert sim["packets"] is None
+    runs = sim["sweep"] + sim["latency"]
+    assert len(runs) == 2 and not any("error" in r for r in runs)
+    for r in runs:
+        assert r["metrics"]["duration_ns"] >= DEFAULT_DURATION_NS
+        assert r["metrics"]["steady"]["converged"]
+    steady = sim["sweep"][0]["metrics"]["steady"]
+    assert sim["sweep"][0]["metrics"]["lost"]["total"] > 0
+    assert steady["loss_fraction"] == pytest.approx(
+        1 - steady["achieved_mpps"] / LINE_RATE_100G_MPPS, abs=0.01)
+
+
+def test_packets_option_takes_steady():
+    """`--packets steady` asks for the simulator's run length; a bad value is one line
+    naming both forms, exit status 2."""
+    import subprocess
+    import sys
+
+    from offload.report.report_cmd import _run_packets
+
+    assert _run_packets("steady") is None
+    assert _run_packets("4000") == 4000
+    proc = subprocess.run([sys.executable, "-m", "offload", "report",
+                           str(corpus_object("xdp_drop")), "-o", "/nonexistent/x",
+                           "--packets", "lots"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "'lots'" in proc.stderr and "steady" in proc.stderr
+
+
+def _without_times(doc):
+    """A run document without what varies between measurements (the engines' wall times)."""
+    if isinstance(doc, dict):
+        return {k: _without_times(v) for k, v in doc.items()
+                if k not in ("wall_s", "simulated_pps", "kernel_timed_packets")}
+    if isinstance(doc, list):
+        return [_without_times(v) for v in doc]
+    return doc
+
+
+@pytest.mark.parametrize("stem", ["katran_lb", "rate_limiter"])
+def test_runs_equal_with_native_code_reused(stem, monkeypatch):
+    """The report's runs of a program with every native function already built in the
+    process (``ebpf.compiled.native``) equal the runs that build them, and build nothing
+    again (the second run takes the first one's BPF_PROG_TEST_RUN timings)."""
+    from ebpf.compiled import codegen, native
+    from offload.report.simulate import simulate_program
+    from sim.scenario import RunCache
+
+    monkeypatch.setattr(native, "_BUILT", {})
+    built = []
+    orig = codegen.build_function
+    monkeypatch.setattr(codegen, "build_function",
+                        lambda *a: (built.append(a[2].name), orig(*a))[1])
+    obj = load(corpus_object(stem))
+    args = (str(corpus_object(stem)), obj.get_xdp_program().name,
+            str(ROOT / "examples" / "xdp" / "scenarios" / f"{stem}.json"),
+            [load_target("pipe"), load_target("nfp")])
+    kw = dict(packets=300, seed=3, sizes=(64,), latency_traffic="imix@100%")
+    first_cache = RunCache()
+    cold = simulate_program(*args, cache=first_cache, **kw)
+    assert built
+    n = len(built)
+    warm = simulate_program(*args, cache=RunCache(host_ns=first_cache.host_ns), **kw)
+    assert len(built) == n
+    assert _without_times(warm) == _without_times(cold)
