@@ -1,6 +1,6 @@
 """The top layer: the offload compiler and the application (docs/architecture.md).
 
-The compiler: program analysis (``offload.analysis``), feasibility per target
+The compiler, on the shared analysis (``ebpf.analysis``): feasibility per target
 (``offload.feasibility``), lowering onto the pipeline (``offload.lower``), scheduling with
 CP-SAT (``offload.schedule``), partition NIC / host, the mapper that drives them
 (``offload.mapper.map_program``) and the equivalence check against the VM. The application:

@@ -27,11 +27,11 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from ebpf.analysis import analyze
 from ebpf.analysis.packet_bounds import check_packet_bounds
 from ebpf.differential import loader_sized
 from ebpf.loader.elf import load
 from hw.targets import PipelineTarget
-from offload.analysis import analyze
 from offload.feasibility import VERDICT_HOST, CheckResult, Reason, check, source_line
 from offload.kernel_check import kernel_verdict
 from offload.mapper import get_object, get_target, map_program

@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ebpf.analysis import descendants
+from ebpf.analysis.dataflow import Analysis
 from ebpf.loader.elf import ElfObject
 from ebpf.loader.program import ProgramDef
 from hw.pipeline.config import TargetParams, target_params
 from hw.targets import PipelineTarget
-from offload.analysis.dataflow import Analysis
 from offload.lower.containers import Allocation, AllocationError, allocate
 from offload.lower.dag import Dag, LowerError, build_dag
 from offload.lower.emit import emit_config, used_values

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ebpf.analysis.dataflow import Region
 from ebpf.code.isa import AluOp, Kind, Source
 from ebpf.vm.alu import ALU32_OPS, ALU64_OPS
-from offload.analysis.dataflow import Region
 from offload.lower.ir import (
     DATA_LEN,
     M32,

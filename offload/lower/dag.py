@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ebpf.analysis import Loop
-from offload.analysis.dataflow import Analysis
+from ebpf.analysis.dataflow import Analysis
 from offload.errors import MapperError
 
 MAX_NODES = 6000

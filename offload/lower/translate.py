@@ -24,12 +24,12 @@ from __future__ import annotations
 from typing import Any
 
 from ebpf.analysis import SINK, descendants, post_dominators
+from ebpf.analysis.dataflow import Analysis, Region
 from ebpf.code.isa import AluOp, CallKind, InsnClass, JmpOp, Kind, PseudoSrc, Source
 from ebpf.kernel_enums import helper_name
 from ebpf.loader.elf import ElfObject
 from ebpf.loader.program import ProgramDef
 from ebpf.vm.alu import JMP32_OPS, JMP64_OPS
-from offload.analysis.dataflow import Analysis, Region
 from offload.lower.alu import AluMixin
 from offload.lower.dag import Dag
 from offload.lower.ir import (

@@ -410,7 +410,7 @@ def _feasibility(obj: Any, prog: Any, targets: Sequence[Any], traces: Sequence[A
                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per target: the check, the mapper's answer (pipelines), the block classes, the stage
     map, the punted fraction and the simulator's NIC cost; and the CFG."""
-    from offload.analysis import analyze
+    from ebpf.analysis import analyze
     from offload.feasibility import check
 
     an = analyze(prog, obj)

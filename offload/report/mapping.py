@@ -32,8 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ebpf.analysis import Analysis
 from hw.errors import HwError
-from offload.analysis import Analysis
 from offload.errors import MapperError
 from offload.feasibility import VERDICT_FULL, VERDICT_HOST, CheckResult
 

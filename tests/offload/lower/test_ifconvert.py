@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ebpf.analysis import analyze
 from ebpf.loader.elf import load
 from hw.pipeline import canonical, load_config, read_memory_images, write_memory_images
 from hw.targets import load_target
-from offload.analysis import analyze
 from offload.lower import lower_program
 from offload.lower.dag import build_dag
 from offload.lower.ifconvert import IfConverter

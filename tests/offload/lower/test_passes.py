@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ebpf.analysis import analyze
 from ebpf.loader.elf import load
 from hw.targets import load_target
-from offload.analysis import analyze
 from offload.lower import LOWER_PASSES, lower_program
 from offload.lower.passes import Pass, fixed_point, run_passes
 from tests.conftest import corpus_object

@@ -8,11 +8,11 @@ import types
 
 import pytest
 
+from ebpf.analysis import analyze
 from ebpf.errors import ElfError
 from ebpf.loader.elf import load
 from hw.errors import TargetError
 from hw.targets import load_target
-from offload.analysis import analyze
 from offload.errors import MapperError
 from offload.feasibility import check
 from offload.report import ReportError, mapping, plan

@@ -6,25 +6,15 @@ import json
 
 import pytest
 
-from offload import cli
-from offload.errors import MapperError
 from offload.report.report_cmd import register
 from tests.conftest import corpus_object
+from tests.offload import cli_runner
 
 
 @pytest.fixture
 def run(monkeypatch, capsys):
     """Run `offload ...` in-process with the report subcommand registered."""
-    if register not in cli.EXTRA_COMMANDS:
-        monkeypatch.setattr(cli, "EXTRA_COMMANDS", [*cli.EXTRA_COMMANDS, register])
-    if MapperError not in cli.USER_ERRORS:
-        monkeypatch.setattr(cli, "USER_ERRORS", (*cli.USER_ERRORS, MapperError))
-
-    def go(*args: str):
-        code = cli.main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return go
+    return cli_runner(monkeypatch, capsys, register)
 
 
 QUICK = ("--no-sim", "--trace-packets", "4", "--host-packets", "1", "--host-repeat", "2",
