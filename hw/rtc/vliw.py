@@ -59,6 +59,14 @@ paper's measurements ("all the compiler and hardware optimizations", sec. 5.2.1)
   do not depend on it move into earlier rows (sec. 3.4/5.1, "anticipating instructions from
   control equivalent blocks"). Hoisting out of a join below a branch is not modelled (a
   lower bound on the saving). The merged block's rows are charged to its first block;
+- ``"helper_args"``: a write of an argument register (r1-r5) that gives it the value it
+  already holds on every path is removed (a forward analysis of symbolic register values
+  over the CFG; a ``mov rD, rS`` + ALU-immediate pair counts as one write). Sephirot's
+  helpers read r1-r5 and write only r0 (sec. 4.1.4), and its compiler assigns r1-r5 to
+  the helper arguments' symbols (sec. 3.4, physical register assignment), so a call whose
+  arguments equal the previous call's needs no set-up: clang re-emits them because the
+  eBPF convention says the call clobbered them. The paper does not name this step; Fig. 15
+  (about one cycle per further call) is the evidence for it (docs/calibration.md);
 - ``"early_exit"``: the exit is recognised at instruction fetch, so a packet does not pay
   the ``pipeline_depth - 1`` cycles of the pipeline's drain (sec. 4.2, "early processor
   exit ... save the 3 remaining clock cycles"); without it every packet pays them.
@@ -73,7 +81,8 @@ Cost per packet (``packet_cycles``), from the blocks a VM trace executed:
     compute = start_latency_cycles + sum(rows of each executed block)
               + helper_cycles x (non-map helper calls) + map_access_cycles x (map helper calls)
               + (pipeline_depth - 1 unless "early_exit")
-    cycles  = max(compute, tx_cycles if the verdict is XDP_TX or XDP_REDIRECT)
+    cycles  = max(compute, tx_cycles if the verdict is XDP_TX,
+                           redirect_cycles (default tx_cycles) if it is XDP_REDIRECT)
     latency = compute + pipeline_depth - 1
 
 ``cycles`` is the issue-rate cost: consecutive packets overlap the pipeline fill, and the
@@ -115,7 +124,7 @@ from hw.rtc.npu import check_feasibility
 from hw.targets import Target, VliwTarget
 
 OPTIMIZATIONS = ("mov_alu", "movi_exit", "bounds_checks", "ldst6", "code_motion",
-                 "early_exit")
+                 "helper_args", "early_exit")
 DEFAULT_OPTIMIZATIONS = OPTIMIZATIONS
 _TAIL_CALL = HELPER_IDS["tail_call"]
 _EMITTED = (XDP_TX, XDP_REDIRECT)
@@ -466,6 +475,118 @@ def _dead_code(cfg: Cfg, removed: frozenset[int]) -> frozenset[int]:
         gone |= dead
 
 
+_ARG_REGS = frozenset(range(1, 6))
+_VALUE_PASSES = 64
+"""Passes over the CFG before the value analysis gives up (and removes nothing)."""
+
+
+def _mentions(value: tuple, slot: int) -> bool:
+    """Whether a symbolic register value depends on what the instruction at ``slot`` made."""
+    if value[0] in ("d", "r") and value[1] == slot:
+        return True
+    return any(isinstance(v, tuple) and _mentions(v, slot) for v in value)
+
+
+def _value_transfer(b: Block, state: dict[int, tuple], gone: frozenset[int],
+                    redundant: set[int] | None = None) -> dict[int, tuple]:
+    """Symbolic register values after ``b`` (skipping the ``gone`` slots), given those at its
+    start; with ``redundant``, collects the argument-register writes (r1-r5) that leave the
+    register's value unchanged (``"helper_args"``), a ``mov rD, rS`` + ALU-immediate pair
+    counting as one write.
+
+    A value is a tuple: an instruction's operation on its operands' values, ``("d", slot,
+    reg)`` for what a load or call at ``slot`` wrote, ``("r", slot, reg)`` for a register
+    read at ``slot`` whose value was unknown. Before an instruction defines a value, every
+    register holding a value that mentions its slot is forgotten (a loop may run it again)."""
+    state = dict(state)
+    items = [(i, s) for i, s in zip(b.insns, b.slots, strict=True) if s not in gone]
+
+    def read(reg: int, slot: int) -> tuple:
+        if reg == FRAME_POINTER:
+            return ("fp",)
+        if reg not in state:
+            state[reg] = ("r", slot, reg)
+        return state[reg]
+
+    def forget(slot: int) -> None:
+        for reg in [r for r, v in state.items() if _mentions(v, slot)]:
+            del state[reg]
+
+    k = 0
+    while k < len(items):
+        insn, slot = items[k]
+        kind, spec = insn.kind, insn.spec
+        pair = (k + 1 < len(items) and _fusible_mov_alu(insn, items[k + 1][0]))
+        if kind is Kind.ALU and spec.op is AluOp.MOV and spec.is64 and insn.off == 0:
+            value = read(insn.src, slot) if spec.source is Source.X else ("k", insn.imm)
+            if pair:
+                nxt, nslot = items[k + 1]
+                value = ("op", nxt.opcode, nxt.off, nxt.imm, value)
+            old = state.get(insn.dst)
+            if redundant is not None and insn.dst in _ARG_REGS and old == value:
+                redundant.add(slot)
+                if pair:
+                    redundant.add(items[k + 1][1])
+            forget(slot)
+            state[insn.dst] = value
+            k += 2 if pair else 1
+            continue
+        reads, writes = insn_regs(insn)
+        if kind in (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.BSWAP, Kind.LDDW):
+            operands = tuple(read(r, slot) for r in sorted(reads))
+            extra = (insn.src, insn.imm64) if kind is Kind.LDDW else (insn.off, insn.imm)
+            value = ("op", insn.opcode, *extra, *operands)
+            forget(slot)
+            for reg in writes:
+                state[reg] = value
+        else:
+            for reg in reads:
+                read(reg, slot)
+            if kind is Kind.CALL and insn.src == CallKind.HELPER:
+                writes = frozenset({0})  # Sephirot keeps r1-r5 (module docstring)
+            forget(slot)
+            for reg in writes:
+                state.pop(reg, None)
+                if kind is not Kind.CALL or reg == 0:
+                    state[reg] = ("d", slot, reg)
+        k += 1
+    return state
+
+
+def _redundant_arg_writes(cfg: Cfg, gone: frozenset[int]) -> frozenset[int]:
+    """Slots of argument-register writes (r1-r5) that give the register the value it holds
+    on every path (``"helper_args"``): a forward must-analysis of symbolic register values
+    over the CFG (``_value_transfer``), nothing known at a function's entry."""
+    blocks = list(cfg)
+    preds: dict[int, list[int]] = {b.start: [] for b in blocks}
+    for b in blocks:
+        for s in _successors(cfg, b):
+            preds[s].append(b.start)
+    out: dict[int, dict[int, tuple] | None] = {b.start: None for b in blocks}
+
+    def entry(b: Block) -> dict[int, tuple]:
+        known = [o for o in (out[p] for p in preds[b.start]) if o is not None]
+        if not known or b.start in cfg.function_starts:
+            return {}
+        return {r: v for r, v in known[0].items() if all(o.get(r) == v for o in known[1:])}
+
+    for _ in range(_VALUE_PASSES):
+        changed = False
+        for b in blocks:
+            new = _value_transfer(b, entry(b), gone)
+            if new != out[b.start]:
+                out[b.start] = new
+                changed = True
+        if not changed:
+            break
+    else:  # pragma: no cover - no corpus program needs this many passes
+        return frozenset()  # not converged: remove nothing (always sound)
+    redundant: set[int] = set()
+    for b in blocks:
+        _value_transfer(b, entry(b), gone, redundant)
+    return frozenset(redundant)
+
+
 def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
                      lanes: int | None = None, helper_calls_per_row: int | None = None,
                      optimizations: Iterable[str] = DEFAULT_OPTIMIZATIONS) -> VliwSchedule:
@@ -484,6 +605,8 @@ def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
         removed = analyze_pointers(prog, cfg).bounds_checks
         if removed:  # what only the checks read (hXDP Fig. 3); code dead anyway stays
             removed |= _dead_code(cfg, removed) - _dead_code(cfg, frozenset())
+    if "helper_args" in opts:
+        removed |= _redundant_arg_writes(cfg, removed)
     chains = _code_motion_chains(cfg) if "code_motion" in opts else [[b] for b in cfg]
     blocks = {}
     for chain in chains:
@@ -547,7 +670,7 @@ def packet_cycles(schedules: VliwSchedule | Mapping[str, VliwSchedule], trace: T
     drain = 0 if "early_exit" in main.optimizations else target.vliw.pipeline_depth - 1
     compute = (t.start_latency_cycles + rows + t.helper_cycles * helper_calls
                + t.map_access_cycles * map_calls + drain)
-    emit = t.tx_cycles if trace.verdict in _EMITTED else 0
+    emit = t.emit_cycles(trace.verdict == XDP_REDIRECT) if trace.verdict in _EMITTED else 0
     return VliwPacketCost(rows, blocks, helper_calls, map_calls, max(compute, emit),
                           compute + target.vliw.pipeline_depth - 1, compute, emit)
 

@@ -223,6 +223,100 @@ def test_code_motion_only_between_control_equivalent_blocks(text):
     assert all(b.merged_into is None for b in sched.blocks.values())
 
 
+REPEATED_ARGS = f"""
+    mov %r6, 7
+    mov %r1, 0
+    mov %r2, %r6
+    add %r2, 14
+    call {HELPER_IDS['ktime_get_ns']}
+    mov %r1, 0
+    mov %r2, %r6
+    add %r2, 14
+    mov %r3, 5
+    call {HELPER_IDS['ktime_get_ns']}
+    mov %r2, %r6
+    add %r2, 15
+    mov %r0, 1
+    exit
+"""
+
+
+def _without_helper_args(sched, prog_):
+    """``prog_`` with the slots helper_args removed replaced by ``ja +0`` (no-ops)."""
+    from dataclasses import replace as dc_replace
+
+    from ebpf.code.isa import Insn
+
+    others = schedule_program(prog_, HXDP, optimizations=[
+        o for o in OPTIMIZATIONS if o != "helper_args"]).removed
+    gone = sched.removed - others
+    insns, slot = [], 0
+    for insn in prog_.insns:
+        insns.append(Insn(0x05) if slot in gone else insn)
+        slot += insn.slots
+    return gone, dc_replace(prog_, insns=insns)
+
+
+def test_helper_args_removes_only_repeated_argument_values():
+    """A second call's r1 = 0 and r2 = r6 + 14 repeat what the registers hold (helpers write
+    only r0): removed; r3 = 5 is new and r2 = r6 + 15 differs: kept."""
+    p = prog(REPEATED_ARGS)
+    sched = schedule_program(p, HXDP)
+    gone, _ = _without_helper_args(sched, p)
+    assert gone == {5, 6, 7}
+    assert schedule_program(p, HXDP, optimizations=()).removed == frozenset()
+
+
+@pytest.mark.parametrize("text", [
+    # r1 is changed on one path into the join: not the same value on every path
+    f"mov %r1, 0\nmov %r6, 1\njeq %r6, 0, +1\nmov %r1, 9\ncall {HELPER_IDS['ktime_get_ns']}\n"
+    f"mov %r1, 0\ncall {HELPER_IDS['ktime_get_ns']}\nmov %r0, 1\nexit",
+    # a loop re-loads r7: r2 = r7 names another value on the next iteration
+    f"mov %r8, 3\nldxw %r7, [%r1+0]\nmov %r2, %r7\ncall {HELPER_IDS['ktime_get_ns']}\n"
+    f"add %r8, -1\njne %r8, 0, -5\nmov %r0, 1\nexit",
+    # a bpf-to-bpf call clobbers r1-r5
+    "mov %r1, 0\ncall local +3\nmov %r1, 0\nmov %r0, 1\nexit\nmov %r0, 0\nexit",
+])
+def test_helper_args_keeps_writes_that_change_a_value(text):
+    """Writes are kept where the register may hold another value: a join with a different
+    write, a loop's fresh load, a bpf-to-bpf call."""
+    local = "call local" in text
+    p = prog(text, functions=[("main", 0, 5), ("f", 5, 2)] if local else None)
+    sched = schedule_program(p, HXDP)
+    gone, _ = _without_helper_args(sched, p)
+    assert not gone
+
+
+@pytest.mark.parametrize("name", ["rate_limiter", "syn_flood", "nat"])
+def test_helper_args_removal_keeps_what_the_vm_computes(name):
+    """The VM (which, like Sephirot, keeps r1-r5 across helper calls) gives the same
+    verdict, helper calls with the same arguments and the same packet with the removed
+    writes turned into no-ops."""
+    obj = corpus(name)
+    p = obj.get_program()
+    _, changed = _without_helper_args(schedule_program(p, HXDP), p)
+    from dataclasses import replace as dc_replace
+
+    from sim.packets import random_packets
+    a = Vm(obj, p)
+    b = Vm(dc_replace(obj, programs=[changed if q is p else q for q in obj.programs]), changed)
+    for pkt in random_packets(30, 3):
+        ra, rb = a.run_xdp(pkt), b.run_xdp(pkt)
+        assert (ra.verdict, ra.packet_out) == (rb.verdict, rb.packet_out)
+        assert [(h.name, h.args) for h in ra.trace.helper_calls] == [
+            (h.name, h.args) for h in rb.trace.helper_calls]
+
+
+def test_helper_bench_args_set_once():
+    """In Fig. 15's benchmark the calls after the first need no argument set-up."""
+    from hw.cost import hxdp_bench as hb
+
+    p = prog(hb.helper_calls(4))
+    sched = schedule_program(p, HXDP)
+    gone, _ = _without_helper_args(sched, p)
+    assert len(gone) == 3 * 6  # three calls x (r1, r2, r3 = r6 + 14 as two, r4, r5)
+
+
 def test_transmitted_packets_pay_the_transmit_path():
     """A one-row XDP_TX costs tx_cycles (the emission bounds it), a one-row XDP_DROP only
     its compute; early exit off adds the drain to the compute."""
