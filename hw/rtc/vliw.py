@@ -691,14 +691,16 @@ def estimate_vliw(target: Target, obj: ElfObject, prog: ProgramDef, traces: Sequ
         raise RtcError(f"target '{target.name}' is a {target.kind} target, not vliw")
     if not traces:
         raise RtcError("estimate_vliw needs at least one trace")
-    schedules = {p.name: schedule_program(p, target, optimizations=optimizations)
-                 for p in obj.programs}
-    costs = [packet_cycles(schedules, t, target) for t in traces]
-    cycles = statistics.fmean(c.cycles for c in costs)
+    from hw.cost.nic import nic_service  # the one per-packet service the simulator uses
+
+    svc = nic_service(target, obj, prog, traces, optimizations=optimizations)
+    schedules = svc.schedules
+    costs: list[VliwPacketCost] = list(svc.costs)
+    cycles = svc.mean_service_cycles()
     bus_bytes = (target.packet.bus_bits or 0) // 8
     bus_cycles = math.ceil(frame_bytes / bus_bytes) if bus_bytes else 0
     effective = max(cycles, bus_cycles)
-    mpps = target.clock_mhz / effective
+    mpps = svc.capacity_mpps() if effective == cycles else target.clock_mhz / effective
     line = wire_mpps(target.line_rate_gbps, frame_bytes)
     bound = "bus" if bus_cycles > cycles else "compute"
     if line < mpps:
