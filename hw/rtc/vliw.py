@@ -57,8 +57,16 @@ paper's measurements ("all the compiler and hardware optimizations", sec. 5.2.1)
   after it, when that block has no other predecessor, are control equivalent (one runs iff
   the other does); they are scheduled as one sequence, so instructions after the call that
   do not depend on it move into earlier rows (sec. 3.4/5.1, "anticipating instructions from
-  control equivalent blocks"). Hoisting out of a join below a branch is not modelled (a
-  lower bound on the saving). The merged block's rows are charged to its first block;
+  control equivalent blocks"). The merged block's rows are charged to its first block.
+  Below a conditional branch, the join block (the branch block's immediate
+  post-dominator, which it dominates, with an acyclic region between holding no exit or
+  tail call) is control equivalent too: the join's leading ops that depend on nothing in
+  the region nor on the join's ops left behind fill free lanes of the branch block's rows
+  (``_hoist_from_joins``; the join keeps the rest). Control equivalence is taken on the
+  CFG before bounds-check removal (the removed checks' exits still count, so few joins
+  qualify: a lower bound), and ops are not moved into the arms, above a join whose region
+  has a loop, or out of loops; "parallel branching" (several branches in one row, sec. 4.2)
+  is not modelled;
 - ``"helper_args"``: a write of an argument register (r1-r5) that gives it the value it
   already holds on every path is removed (a forward analysis of symbolic register values
   over the CFG; a ``mov rD, rS`` + ALU-immediate pair counts as one write). Sephirot's
@@ -413,6 +421,101 @@ def _code_motion_chains(cfg: Cfg) -> list[list[Block]]:
     return chains
 
 
+def _join_pairs(cfg: Cfg, chains: Sequence[Sequence[Block]]) -> list[tuple[int, int, set[int]]]:
+    """(branch chain head, join block, blocks between) for each chain ending in a conditional
+    branch whose join is control equivalent with it: the join post-dominates the branch
+    block, the branch block dominates the join, and the blocks between form an acyclic
+    region that every path from the branch crosses to reach the join (no tail call, exit
+    or loop inside; ``ebpf.analysis.graph``'s dominator trees over each function)."""
+    from ebpf.analysis.graph import SINK, dominates, dominators, post_dominators
+
+    succs: dict[int, list[int]] = {}
+    for b in cfg:
+        succ = successors(cfg, b)
+        last = b.last
+        if last.kind is Kind.CALL and last.src == CallKind.HELPER and last.imm == _TAIL_CALL:
+            succ = [*succ, SINK - 1]  # a tail call that succeeds does not come back
+        succs[b.start] = succ
+    succs[SINK - 1] = []
+    pairs = []
+    for entry in sorted(cfg.function_starts):
+        if entry not in cfg.blocks:
+            continue
+        order, idom = dominators(entry, succs)
+        ipdom = post_dominators(order, succs)
+        for chain in chains:
+            h = chain[-1]
+            if h.start not in idom or h.last.kind is not Kind.JCOND:
+                continue
+            join = ipdom.get(h.start, SINK)
+            if join not in cfg.blocks or not dominates(idom, h.start, join):
+                continue
+            region: set[int] = set()
+            stack = [s for s in succs[h.start] if s != join]
+            while stack:
+                n = stack.pop()
+                if n in region:
+                    continue
+                region.add(n)
+                stack.extend(s for s in succs.get(n, ()) if s != join)
+            if h.start in region or chain[0].start in region or not region <= set(cfg.blocks):
+                continue  # a loop back into the branch, or a way out: not a plain region
+            pairs.append((chain[0].start, join, region))
+    return pairs
+
+
+def _hoist_from_joins(cfg: Cfg, chains: Sequence[Sequence[Block]],
+                      sched: dict[int, tuple[list[VliwOp], list[list[int]]]],
+                      opts: Iterable[str], removed: frozenset[int], lanes: int,
+                      per_row: int) -> None:
+    """``"code_motion"`` below a branch: the ops at the start of a join block move into free
+    lanes of the rows of the control-equivalent block above the branch (hXDP sec. 3.4: the
+    scheduler fills the current block's rows with enabled instructions of its control
+    equivalent blocks). An op moves when it is no jump, call or exit, depends on no op it
+    would pass (the join's ops left behind, every op of the blocks between: no register or
+    memory dependency either way) and fits a row of the upper block at or after what it
+    depends on there. ``sched`` (chain head -> ops, rows) is updated in place."""
+    heads = {c[0].start for c in chains}
+    for head, join, region in _join_pairs(cfg, chains):
+        if join not in heads or join == head:
+            continue
+        between = [op for start in sorted(region) for op in block_ops(cfg.blocks[start], opts,
+                                                                          removed)]
+        up_ops, up_rows = sched[head]
+        low_ops, low_rows = sched[join]
+        row_of = {i: r for r, row in enumerate(up_rows) for i in row}
+        placed: list[tuple[VliwOp, int]] = []
+        left: list[VliwOp] = []
+        for op in low_ops:
+            if (op.control or op.helper or any(latency(o, op) is not None for o in left)
+                    or any(latency(o, op) is not None for o in between)):
+                left.append(op)
+                continue
+            earliest = 0
+            for i, o in enumerate(up_ops):
+                lat = latency(o, op)
+                if lat is not None:
+                    earliest = max(earliest, row_of[i] + lat)
+            for o, r in placed:
+                lat = latency(o, op)
+                if lat is not None:
+                    earliest = max(earliest, r + lat)
+            free = [r for r in range(earliest, len(up_rows))
+                    if len(up_rows[r]) + sum(pr == r for _, pr in placed) < lanes]
+            if not free:
+                left.append(op)
+                continue
+            placed.append((op, free[0]))
+        if not placed:
+            continue
+        new_ops = list(up_ops) + [op for op, _ in placed]
+        new_rows = [list(row) for row in up_rows]
+        for k, (_, r) in enumerate(placed):
+            new_rows[r].append(len(up_ops) + k)
+        sched[head] = (new_ops, new_rows)
+        sched[join] = (left, schedule_ops(left, lanes, per_row) if left else [])
+
+
 def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
                      lanes: int | None = None, helper_calls_per_row: int | None = None,
                      optimizations: Iterable[str] = DEFAULT_OPTIMIZATIONS) -> VliwSchedule:
@@ -434,7 +537,7 @@ def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
     if "helper_args" in opts:
         removed |= redundant_arg_writes(cfg, removed)
     chains = _code_motion_chains(cfg) if "code_motion" in opts else [[b] for b in cfg]
-    blocks = {}
+    sched: dict[int, tuple[list[VliwOp], list[list[int]]]] = {}
     for chain in chains:
         ops: list[VliwOp] = []
         for i, block in enumerate(chain):
@@ -442,8 +545,13 @@ def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
             if i < len(chain) - 1 and part and part[-1].helper:
                 part[-1] = replace(part[-1], control=False)  # the call returns in place
             ops.extend(part)
-        rows = schedule_ops(ops, lanes, per_row)
+        sched[chain[0].start] = (ops, schedule_ops(ops, lanes, per_row))
+    if "code_motion" in opts:
+        _hoist_from_joins(cfg, chains, sched, opts, removed, lanes, per_row)
+    blocks = {}
+    for chain in chains:
         head = chain[0]
+        ops, rows = sched[head.start]
         blocks[head.start] = BlockSchedule(
             head.start, tuple(tuple(ops[i].slot for i in row) for row in rows), len(head),
             tuple(ops))

@@ -458,6 +458,97 @@ def test_every_corpus_schedule_is_valid(name):
         json.dumps(sched.to_dict())
 
 
+JOIN_BELOW_BRANCH = """
+    ldxw %r2, [%r1+0]
+    mov %r6, 1
+    jeq %r2, 0, +2
+    mov %r3, 5
+    ja +1
+    mov %r3, 6
+    mov %r7, 9
+    mov %r8, 10
+    add %r7, %r3
+    mov %r0, 1
+    exit
+"""
+
+
+def test_code_motion_hoists_join_ops_above_the_branch():
+    """The join after an if/else is control equivalent with the block above the branch:
+    its ops that depend on neither arm (r7 = 9, r8 = 10, r0 = 1) fill that block's free
+    lanes; r7 += r3 (r3 comes from an arm) and the exit stay; the join's 2 rows become 1."""
+    p = prog(JOIN_BELOW_BRANCH)
+    plain = schedule_program(p, HXDP, optimizations=())
+    moved = schedule_program(p, HXDP, optimizations=("code_motion",))
+    assert plain.blocks[6].num_rows == 2 and moved.blocks[6].num_rows == 1
+    assert moved.blocks[0].num_rows == plain.blocks[0].num_rows == 2
+    assert sorted(s for row in moved.blocks[0].rows for s in row) == [0, 1, 2, 6, 7, 9]
+    assert moved.blocks[6].rows == ((8, 10),)
+    for pkt in (bytes(64), bytes([1]) + bytes(63)):
+        trace = Vm(None, p).run_xdp(pkt).trace
+        assert packet_cycles(moved, trace, HXDP).rows == packet_cycles(plain, trace, HXDP).rows - 1
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    # one arm exits: the join does not post-dominate the branch
+    ("ldxw %r2, [%r1+0]\njeq %r2, 0, +2\nmov %r0, 2\nexit\nmov %r7, 9\nmov %r0, 1\nexit", 4),
+    # an arm writes what the join's op reads
+    ("ldxw %r2, [%r1+0]\njeq %r2, 0, +1\nmov %r7, 5\nmov %r8, %r7\nmov %r0, 1\nexit", 3),
+    # an arm stores to the stack slot the join loads
+    ("ldxw %r2, [%r1+0]\njeq %r2, 0, +1\nstw [%r10-4], 5\nldxw %r8, [%r10-4]\nmov %r0, 1\n"
+     "exit", 3),
+])
+def test_code_motion_keeps_join_ops_that_cannot_move(text, kept):
+    """No op moves above a branch whose join another path skips, nor one that an arm's
+    register write or store feeds."""
+    moved = schedule_program(prog(text), HXDP, optimizations=("code_motion",))
+    assert kept not in {s for row in moved.blocks[0].rows for s in row}
+    assert any(kept in row for row in moved.blocks[kept].rows)
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_hoisted_ops_commute_with_what_they_pass(name):
+    """Checked with the opcode-bit tables above (not hw.rtc's): every op code motion moves
+    out of its block into an earlier block's rows has no register or memory dependency with
+    the join's ops it passes nor with any instruction on any path between, and sits in a
+    row after what it depends on in its new block."""
+    for p in corpus(name).programs:
+        cfg = build_cfg(p)
+        sched = schedule_program(p, HXDP)
+        home = {s: b.start for b in cfg for s in b.slots}
+        insn = {s: i for b in cfg for s, i in zip(b.slots, b.insns, strict=True)}
+        for start, bs in sched.blocks.items():
+            chain = {start} | {s for s, o in sched.blocks.items() if o.merged_into == start}
+            row_of = {s: r for r, row in enumerate(bs.rows) for s in row}
+            for slot in [s for s in row_of if home[s] not in chain]:
+                join = cfg.blocks[home[slot]]
+                stay = {s for row in sched.blocks[join.start].rows for s in row}
+                passed = [s for s in join.slots if s < slot and s in stay]
+                seen, stack = set(), [start]
+                while stack:  # blocks between: reachable from the branch, not through join
+                    b = cfg.blocks[stack.pop()]
+                    for t in (b.end, b.start + sum(i.slots for i in b.insns[:-1]) + 1
+                              + b.last.off):
+                        if t in cfg.blocks and t != join.start and t not in seen \
+                                and t not in chain:
+                            seen.add(t)
+                            stack.append(t)
+                passed += [s for b in seen for s in cfg.blocks[b].slots]
+                r, w = _regs(insn[slot])
+                m, a = _mem(insn[slot])
+                for t in passed:
+                    rt, wt = _regs(insn[t])
+                    assert not (wt & (r | w) or rt & w), (name, slot, t)
+                    mt, at = _mem(insn[t])
+                    assert not (m and mt and "w" in (m, mt) and not (
+                        a and at and (a[0] + a[1] <= at[0] or at[0] + at[1] <= a[0]))), (slot, t)
+                for t, rt_ in row_of.items():
+                    if home[t] in chain:
+                        rt, wt = _regs(insn[t])
+                        if wt & (r | w):
+                            assert row_of[slot] > rt_, (name, slot, t)
+
+
 # --- cycles per packet ----------------------------------------------------------------------
 
 def test_cycles_count_rows_helpers_and_start():
