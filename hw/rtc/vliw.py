@@ -67,8 +67,9 @@ paper's measurements ("all the compiler and hardware optimizations", sec. 5.2.1)
   qualify: a lower bound), and ops are not moved into the arms, above a join whose region
   has a loop, or out of loops; "parallel branching" (several branches in one row, sec. 4.2)
   is not modelled;
-- ``"helper_args"``: a write of an argument register (r1-r5) that gives it the value it
-  already holds on every path is removed (a forward analysis of symbolic register values
+- ``"helper_args"``: a 64-bit move into an argument register (r1-r5; ``mov`` or a
+  ``mov`` + ALU-immediate pair) that gives it the value it already holds on every path is
+  removed (``lddw`` and other writes are kept) (a forward analysis of symbolic register values
   over the CFG; a ``mov rD, rS`` + ALU-immediate pair counts as one write). Sephirot's
   helpers read r1-r5 and write only r0 (sec. 4.1.4), and its compiler assigns r1-r5 to
   the helper arguments' symbols (sec. 3.4, physical register assignment), so a call whose
