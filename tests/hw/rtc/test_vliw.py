@@ -313,8 +313,12 @@ def test_helper_bench_args_set_once():
 
     p = prog(hb.helper_calls(4))
     sched = schedule_program(p, HXDP)
-    gone, _ = _without_helper_args(sched, p)
+    gone, changed = _without_helper_args(sched, p)
     assert len(gone) == 3 * 6  # three calls x (r1, r2, r3 = r6 + 14 as two, r4, r5)
+    a, b = Vm(None, p).run_xdp(hb.PACKET), Vm(None, changed).run_xdp(hb.PACKET)
+    assert a.verdict == b.verdict == 3
+    calls = [(h.name, h.args) for h in a.trace.helper_calls]
+    assert calls == [(h.name, h.args) for h in b.trace.helper_calls] and len(calls) == 4
 
 
 def test_transmitted_packets_pay_the_transmit_path():
