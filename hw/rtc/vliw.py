@@ -461,8 +461,25 @@ def _join_pairs(cfg: Cfg, chains: Sequence[Sequence[Block]]) -> list[tuple[int, 
                 stack.extend(s for s in succs.get(n, ()) if s != join)
             if h.start in region or chain[0].start in region or not region <= set(cfg.blocks):
                 continue  # a loop back into the branch, or a way out: not a plain region
+            if _reaches(succs, join, join, stop=h.start):
+                continue  # the join heads a loop the branch is not in: it runs more often
             pairs.append((chain[0].start, join, region))
     return pairs
+
+
+def _reaches(succs: Mapping[int, Sequence[int]], start: int, goal: int, stop: int) -> bool:
+    """Whether a path of one or more edges leads from ``start`` to ``goal`` avoiding
+    ``stop``."""
+    seen: set[int] = set()
+    stack = [s for s in succs.get(start, ()) if s != stop]
+    while stack:
+        n = stack.pop()
+        if n == goal:
+            return True
+        if n not in seen:
+            seen.add(n)
+            stack.extend(s for s in succs.get(n, ()) if s != stop)
+    return False
 
 
 def _hoist_from_joins(cfg: Cfg, chains: Sequence[Sequence[Block]],

@@ -501,6 +501,9 @@ def test_code_motion_hoists_join_ops_above_the_branch():
     # an arm stores to the stack slot the join loads
     ("ldxw %r2, [%r1+0]\njeq %r2, 0, +1\nstw [%r10-4], 5\nldxw %r8, [%r10-4]\nmov %r0, 1\n"
      "exit", 3),
+    # the join heads a loop: its add runs once per iteration, not once per branch
+    ("ldxw %r2, [%r1+0]\njeq %r2, 0, +1\nmov %r3, 1\nadd %r7, 1\njlt %r7, 4, -2\n"
+     "mov %r0, 1\nexit", 3),
 ])
 def test_code_motion_keeps_join_ops_that_cannot_move(text, kept):
     """No op moves above a branch whose join another path skips, nor one that an arm's
