@@ -38,7 +38,8 @@ Per kind:
 - ``vliw`` (soft core): ``[vliw]`` ``lanes``, ``helper_calls_per_row``, ``pipeline_depth``;
   ``[packet]`` ``window_bytes``, ``bus_bits``, ``variable_offset_access``; ``[timing]``
   ``map_access_cycles``, ``helper_cycles`` (both may be 0), ``start_latency_cycles`` and
-  optionally ``tx_cycles`` (emission of a transmitted packet, default 0).
+  optionally ``tx_cycles`` (emission of a transmitted packet, default 0) and
+  ``redirect_cycles`` (emission of a redirected packet, default ``tx_cycles``).
 - ``cpu`` (kernel JIT): ``[cores]`` as for ``npu``; ``[cpu]`` ``model``, ``relative_speed``
   (per core, against the host core = 1), ``driver_overhead_ns`` (per packet), ``jit``, and
   optionally ``contention_ns`` and the tables ``[cpu.verdict_ns]`` / ``[cpu.bus_ns]`` (keys
@@ -353,6 +354,15 @@ class VliwTiming:
     """Cycles from the first bus frame of a packet to the first instruction."""
     tx_cycles: int = 0
     """Cycles to emit a transmitted (XDP_TX / XDP_REDIRECT) packet; overlaps the next one."""
+    redirect_cycles: int | None = None
+    """Cycles to emit a redirected packet when they differ from ``tx_cycles`` (None: the
+    same)."""
+
+    def emit_cycles(self, redirect: bool) -> int:
+        """Cycles to emit a transmitted packet (``redirect``: an XDP_REDIRECT one)."""
+        if redirect and self.redirect_cycles is not None:
+            return self.redirect_cycles
+        return self.tx_cycles
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -559,12 +569,14 @@ def _read_vliw(top: TomlTable, common: dict[str, Any]) -> VliwTarget:
     assert packet.bus_bits is not None
     _check_bus(k, packet.bus_bits, common["clock_mhz"], common["line_rate_gbps"])
     m = top.table("timing", ("map_access_cycles", "helper_cycles", "start_latency_cycles",
-                             "tx_cycles"))
+                             "tx_cycles", "redirect_cycles"))
     timing = VliwTiming(map_access_cycles=m.integer("map_access_cycles", minimum=0),
                         helper_cycles=m.integer("helper_cycles", minimum=0),
                         start_latency_cycles=m.integer("start_latency_cycles"),
                         tx_cycles=m.integer("tx_cycles", minimum=0) if m.has("tx_cycles")
-                        else 0)
+                        else 0,
+                        redirect_cycles=m.integer("redirect_cycles", minimum=0)
+                        if m.has("redirect_cycles") else None)
     return VliwTarget(**common, vliw=core, packet=packet, timing=timing)
 
 

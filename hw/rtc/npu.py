@@ -130,17 +130,18 @@ def estimate_npu(target: Target, obj: ElfObject, prog: ProgramDef, traces: Seque
         raise RtcError(f"target '{target.name}' is a {target.kind} target, not npu")
     if not traces:
         raise RtcError("estimate_npu needs at least one trace")
-    programs = {p.name: p for p in obj.programs}
     an = analysis if analysis is not None else analyze(prog, obj)
-    cache: dict[str, dict[int, str]] = {}
-    costs = [packet_cost(target, prog, t, programs=programs, level_cycles=level_cycles,
-                         cache=cache, analyses={prog.name: an}) for t in traces]
+    from hw.cost.nic import nic_service  # the one per-packet service the simulator uses
+
+    svc = nic_service(target, obj, prog, traces, level_cycles=level_cycles, analysis=an)
+    costs: list[NpuPacketCost] = list(svc.costs)
     compute = statistics.fmean(c.compute_cycles for c in costs)
     memory = statistics.fmean(c.memory_cycles for c in costs)
     threads = target.cores.threads_per_core
-    per_core, cycles, core_bound = core_rate(target.clock_mhz, threads, compute, memory)
-    bound = core_bound
-    units = target.cores.usable
+    cycles = svc.mean_service_cycles()
+    per_core = svc.capacity_mpps() / svc.servers
+    bound = core_bound = svc.bound
+    units = svc.servers
     line = wire_mpps(target.line_rate_gbps, frame_bytes)
     total = units * per_core
     if total > line:

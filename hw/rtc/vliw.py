@@ -57,8 +57,25 @@ paper's measurements ("all the compiler and hardware optimizations", sec. 5.2.1)
   after it, when that block has no other predecessor, are control equivalent (one runs iff
   the other does); they are scheduled as one sequence, so instructions after the call that
   do not depend on it move into earlier rows (sec. 3.4/5.1, "anticipating instructions from
-  control equivalent blocks"). Hoisting out of a join below a branch is not modelled (a
-  lower bound on the saving). The merged block's rows are charged to its first block;
+  control equivalent blocks"). The merged block's rows are charged to its first block.
+  Below a conditional branch, the join block (the branch block's immediate
+  post-dominator, which it dominates, with an acyclic region between holding no exit or
+  tail call) is control equivalent too: the join's leading ops that depend on nothing in
+  the region nor on the join's ops left behind fill free lanes of the branch block's rows
+  (``_hoist_from_joins``; the join keeps the rest). Control equivalence is taken on the
+  CFG before bounds-check removal (the removed checks' exits still count, so few joins
+  qualify: a lower bound), and ops are not moved into the arms, above a join whose region
+  has a loop, or out of loops; "parallel branching" (several branches in one row, sec. 4.2)
+  is not modelled;
+- ``"helper_args"``: a 64-bit move into an argument register (r1-r5; ``mov`` or a
+  ``mov`` + ALU-immediate pair) that gives it the value it already holds on every path is
+  removed (``lddw`` and other writes are kept) (a forward analysis of symbolic register values
+  over the CFG; a ``mov rD, rS`` + ALU-immediate pair counts as one write). Sephirot's
+  helpers read r1-r5 and write only r0 (sec. 4.1.4), and its compiler assigns r1-r5 to
+  the helper arguments' symbols (sec. 3.4, physical register assignment), so a call whose
+  arguments equal the previous call's needs no set-up: clang re-emits them because the
+  eBPF convention says the call clobbered them. The paper does not name this step; Fig. 15
+  (about one cycle per further call) is the evidence for it (docs/calibration.md);
 - ``"early_exit"``: the exit is recognised at instruction fetch, so a packet does not pay
   the ``pipeline_depth - 1`` cycles of the pipeline's drain (sec. 4.2, "early processor
   exit ... save the 3 remaining clock cycles"); without it every packet pays them.
@@ -73,7 +90,8 @@ Cost per packet (``packet_cycles``), from the blocks a VM trace executed:
     compute = start_latency_cycles + sum(rows of each executed block)
               + helper_cycles x (non-map helper calls) + map_access_cycles x (map helper calls)
               + (pipeline_depth - 1 unless "early_exit")
-    cycles  = max(compute, tx_cycles if the verdict is XDP_TX or XDP_REDIRECT)
+    cycles  = max(compute, tx_cycles if the verdict is XDP_TX,
+                           redirect_cycles (default tx_cycles) if it is XDP_REDIRECT)
     latency = compute + pipeline_depth - 1
 
 ``cycles`` is the issue-rate cost: consecutive packets overlap the pipeline fill, and the
@@ -112,10 +130,11 @@ from hw.rtc.common import (
     iter_executed_blocks,
     wire_mpps,
 )
+from hw.rtc.vliw_dataflow import dead_code, fusible_mov_alu, redundant_arg_writes, successors
 from hw.targets import Target, VliwTarget
 
 OPTIMIZATIONS = ("mov_alu", "movi_exit", "bounds_checks", "ldst6", "code_motion",
-                 "early_exit")
+                 "helper_args", "early_exit")
 DEFAULT_OPTIMIZATIONS = OPTIMIZATIONS
 _TAIL_CALL = HELPER_IDS["tail_call"]
 _EMITTED = (XDP_TX, XDP_REDIRECT)
@@ -183,14 +202,6 @@ def latency(a: VliwOp, b: VliwOp) -> int | None:
     return lat
 
 
-def _fusible_mov_alu(first: Insn, second: Insn) -> bool:
-    s1, s2 = first.spec, second.spec
-    return (first.kind is Kind.ALU and s1.op is AluOp.MOV and s1.source is Source.X
-            and first.off == 0 and first.src != first.dst
-            and second.kind is Kind.ALU and s2.source is Source.K and s2.op is not AluOp.MOV
-            and second.dst == first.dst)
-
-
 def _copy6(items: Sequence[tuple[Insn, int]], k: int) -> int:
     """Instructions from ``items[k]`` that form a 6-byte copy ``"ldst6"`` fuses (0: none)."""
     for width in (1, 2):
@@ -252,7 +263,7 @@ def block_ops(block: Block, optimizations: Iterable[str] = (),
             continue
         if k + 1 < len(items):
             nxt, nslot = items[k + 1]
-            if "mov_alu" in opts and _fusible_mov_alu(insn, nxt):
+            if "mov_alu" in opts and fusible_mov_alu(insn, nxt):
                 ops.append(VliwOp((slot, nslot), frozenset({insn.src}), frozenset({insn.dst})))
                 k += 2
                 continue
@@ -385,7 +396,7 @@ def _code_motion_chains(cfg: Cfg) -> list[list[Block]]:
     preds: dict[int, int] = {}
     for b in cfg:
         last = b.last
-        succ = _successors(cfg, b)
+        succ = successors(cfg, b)
         if last.kind is Kind.CALL and last.src == CallKind.LOCAL:
             succ.append(branch_target(last, b.slots[-1]) or 0)
             succ.append(b.end)  # the callee's exit returns here too
@@ -411,59 +422,116 @@ def _code_motion_chains(cfg: Cfg) -> list[list[Block]]:
     return chains
 
 
-_PURE = (Kind.ALU, Kind.NEG, Kind.ENDIAN, Kind.BSWAP, Kind.LDDW, Kind.LDX, Kind.LDXSX)
+def _join_pairs(cfg: Cfg, chains: Sequence[Sequence[Block]]) -> list[tuple[int, int, set[int]]]:
+    """(branch chain head, join block, blocks between) for each chain ending in a conditional
+    branch whose join is control equivalent with it: the join post-dominates the branch
+    block, the branch block dominates the join, and the blocks between form an acyclic
+    region that every path from the branch crosses to reach the join (no tail call, exit
+    or loop inside; ``ebpf.analysis.graph``'s dominator trees over each function)."""
+    from ebpf.analysis.graph import SINK, dominates, dominators, post_dominators
 
-
-def _successors(cfg: Cfg, b: Block) -> list[int]:
-    last = b.last
-    target = branch_target(last, b.slots[-1])
-    succ = [] if target is None or last.kind is Kind.CALL else [target]
-    if last.kind not in (Kind.JA, Kind.EXIT):
-        succ.append(b.end)
-    return [s for s in succ if s in cfg.blocks]
-
-
-def _live_transfer(b: Block, live: frozenset[int], gone: set[int] | frozenset[int],
-                   dead: set[int] | None = None) -> frozenset[int]:
-    """Registers live at the start of ``b`` given those live at its end, skipping the slots
-    in ``gone``; with ``dead``, collects the side-effect-free instructions nothing reads."""
-    for insn, slot in zip(reversed(b.insns), reversed(b.slots), strict=True):
-        if slot in gone:
+    succs: dict[int, list[int]] = {}
+    for b in cfg:
+        succ = successors(cfg, b)
+        last = b.last
+        if last.kind is Kind.CALL and last.src == CallKind.HELPER and last.imm == _TAIL_CALL:
+            succ = [*succ, SINK - 1]  # a tail call that succeeds does not come back
+        succs[b.start] = succ
+    succs[SINK - 1] = []
+    pairs = []
+    for entry in sorted(cfg.function_starts):
+        if entry not in cfg.blocks:
             continue
-        reads, writes = insn_regs(insn)
-        if insn.kind is Kind.CALL and insn.src != CallKind.HELPER:
-            reads = frozenset(range(1, 6))
-        if dead is not None and insn.kind in _PURE and writes and not writes & live:
-            dead.add(slot)
+        order, idom = dominators(entry, succs)
+        ipdom = post_dominators(order, succs)
+        for chain in chains:
+            h = chain[-1]
+            if h.start not in idom or h.last.kind is not Kind.JCOND:
+                continue
+            join = ipdom.get(h.start, SINK)
+            if join not in cfg.blocks or not dominates(idom, h.start, join):
+                continue
+            region: set[int] = set()
+            stack = [s for s in succs[h.start] if s != join]
+            while stack:
+                n = stack.pop()
+                if n in region:
+                    continue
+                region.add(n)
+                stack.extend(s for s in succs.get(n, ()) if s != join)
+            if h.start in region or chain[0].start in region or not region <= set(cfg.blocks):
+                continue  # a loop back into the branch, or a way out: not a plain region
+            if _reaches(succs, join, join, stop=h.start):
+                continue  # the join heads a loop the branch is not in: it runs more often
+            pairs.append((chain[0].start, join, region))
+    return pairs
+
+
+def _reaches(succs: Mapping[int, Sequence[int]], start: int, goal: int, stop: int) -> bool:
+    """Whether a path of one or more edges leads from ``start`` to ``goal`` avoiding
+    ``stop``."""
+    seen: set[int] = set()
+    stack = [s for s in succs.get(start, ()) if s != stop]
+    while stack:
+        n = stack.pop()
+        if n == goal:
+            return True
+        if n not in seen:
+            seen.add(n)
+            stack.extend(s for s in succs.get(n, ()) if s != stop)
+    return False
+
+
+def _hoist_from_joins(cfg: Cfg, chains: Sequence[Sequence[Block]],
+                      sched: dict[int, tuple[list[VliwOp], list[list[int]]]],
+                      opts: Iterable[str], removed: frozenset[int], lanes: int,
+                      per_row: int) -> None:
+    """``"code_motion"`` below a branch: the ops at the start of a join block move into free
+    lanes of the rows of the control-equivalent block above the branch (hXDP sec. 3.4: the
+    scheduler fills the current block's rows with enabled instructions of its control
+    equivalent blocks). An op moves when it is no jump, call or exit, depends on no op it
+    would pass (the join's ops left behind, every op of the blocks between: no register or
+    memory dependency either way) and fits a row of the upper block at or after what it
+    depends on there. ``sched`` (chain head -> ops, rows) is updated in place."""
+    heads = {c[0].start for c in chains}
+    for head, join, region in _join_pairs(cfg, chains):
+        if join not in heads or join == head:
             continue
-        live = (live - writes) | reads
-    return live
-
-
-def _dead_code(cfg: Cfg, removed: frozenset[int]) -> frozenset[int]:
-    """Slots of side-effect-free instructions (ALU, loads, lddw) whose results nothing reads
-    once the ``removed`` slots are gone. Register liveness, iterated over the CFG; ``exit``
-    reads r0, a bpf-to-bpf call r1-r5."""
-    gone = set(removed)
-    blocks = list(cfg)
-    while True:
-        live_in = {b.start: frozenset[int]() for b in blocks}
-        changed = True
-        while changed:
-            changed = False
-            for b in reversed(blocks):
-                out = frozenset[int]().union(*(live_in[s] for s in _successors(cfg, b)))
-                new = _live_transfer(b, out, gone)
-                if new != live_in[b.start]:
-                    live_in[b.start] = new
-                    changed = True
-        dead: set[int] = set()
-        for b in blocks:
-            out = frozenset[int]().union(*(live_in[s] for s in _successors(cfg, b)))
-            _live_transfer(b, out, gone, dead)
-        if not dead:
-            return frozenset(gone - removed)
-        gone |= dead
+        between = [op for start in sorted(region) for op in block_ops(cfg.blocks[start], opts,
+                                                                          removed)]
+        up_ops, up_rows = sched[head]
+        low_ops, low_rows = sched[join]
+        row_of = {i: r for r, row in enumerate(up_rows) for i in row}
+        placed: list[tuple[VliwOp, int]] = []
+        left: list[VliwOp] = []
+        for op in low_ops:
+            if (op.control or op.helper or any(latency(o, op) is not None for o in left)
+                    or any(latency(o, op) is not None for o in between)):
+                left.append(op)
+                continue
+            earliest = 0
+            for i, o in enumerate(up_ops):
+                lat = latency(o, op)
+                if lat is not None:
+                    earliest = max(earliest, row_of[i] + lat)
+            for o, r in placed:
+                lat = latency(o, op)
+                if lat is not None:
+                    earliest = max(earliest, r + lat)
+            free = [r for r in range(earliest, len(up_rows))
+                    if len(up_rows[r]) + sum(pr == r for _, pr in placed) < lanes]
+            if not free:
+                left.append(op)
+                continue
+            placed.append((op, free[0]))
+        if not placed:
+            continue
+        new_ops = list(up_ops) + [op for op, _ in placed]
+        new_rows = [list(row) for row in up_rows]
+        for k, (_, r) in enumerate(placed):
+            new_rows[r].append(len(up_ops) + k)
+        sched[head] = (new_ops, new_rows)
+        sched[join] = (left, schedule_ops(left, lanes, per_row) if left else [])
 
 
 def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
@@ -484,9 +552,11 @@ def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
     if "bounds_checks" in opts:
         removed = bounds_checks(analysis if analysis is not None else analyze(prog))
         if removed:  # what only the checks read (hXDP Fig. 3); code dead anyway stays
-            removed |= _dead_code(cfg, removed) - _dead_code(cfg, frozenset())
+            removed |= dead_code(cfg, removed) - dead_code(cfg, frozenset())
+    if "helper_args" in opts:
+        removed |= redundant_arg_writes(cfg, removed)
     chains = _code_motion_chains(cfg) if "code_motion" in opts else [[b] for b in cfg]
-    blocks = {}
+    sched: dict[int, tuple[list[VliwOp], list[list[int]]]] = {}
     for chain in chains:
         ops: list[VliwOp] = []
         for i, block in enumerate(chain):
@@ -494,8 +564,13 @@ def schedule_program(prog: ProgramDef, target: VliwTarget | None = None, *,
             if i < len(chain) - 1 and part and part[-1].helper:
                 part[-1] = replace(part[-1], control=False)  # the call returns in place
             ops.extend(part)
-        rows = schedule_ops(ops, lanes, per_row)
+        sched[chain[0].start] = (ops, schedule_ops(ops, lanes, per_row))
+    if "code_motion" in opts:
+        _hoist_from_joins(cfg, chains, sched, opts, removed, lanes, per_row)
+    blocks = {}
+    for chain in chains:
         head = chain[0]
+        ops, rows = sched[head.start]
         blocks[head.start] = BlockSchedule(
             head.start, tuple(tuple(ops[i].slot for i in row) for row in rows), len(head),
             tuple(ops))
@@ -548,7 +623,7 @@ def packet_cycles(schedules: VliwSchedule | Mapping[str, VliwSchedule], trace: T
     drain = 0 if "early_exit" in main.optimizations else target.vliw.pipeline_depth - 1
     compute = (t.start_latency_cycles + rows + t.helper_cycles * helper_calls
                + t.map_access_cycles * map_calls + drain)
-    emit = t.tx_cycles if trace.verdict in _EMITTED else 0
+    emit = t.emit_cycles(trace.verdict == XDP_REDIRECT) if trace.verdict in _EMITTED else 0
     return VliwPacketCost(rows, blocks, helper_calls, map_calls, max(compute, emit),
                           compute + target.vliw.pipeline_depth - 1, compute, emit)
 
@@ -571,15 +646,16 @@ def estimate_vliw(target: Target, obj: ElfObject, prog: ProgramDef, traces: Sequ
     if not traces:
         raise RtcError("estimate_vliw needs at least one trace")
     an = analysis if analysis is not None else analyze(prog, obj)
-    schedules = {p.name: schedule_program(p, target, optimizations=optimizations,
-                                          analysis=an if p.name == prog.name else None)
-                 for p in obj.programs}
-    costs = [packet_cycles(schedules, t, target) for t in traces]
-    cycles = statistics.fmean(c.cycles for c in costs)
+    from hw.cost.nic import nic_service  # the one per-packet service the simulator uses
+
+    svc = nic_service(target, obj, prog, traces, optimizations=optimizations, analysis=an)
+    schedules = svc.schedules
+    costs: list[VliwPacketCost] = list(svc.costs)
+    cycles = svc.mean_service_cycles()
     bus_bytes = (target.packet.bus_bits or 0) // 8
     bus_cycles = math.ceil(frame_bytes / bus_bytes) if bus_bytes else 0
     effective = max(cycles, bus_cycles)
-    mpps = target.clock_mhz / effective
+    mpps = svc.capacity_mpps() if effective == cycles else target.clock_mhz / effective
     line = wire_mpps(target.line_rate_gbps, frame_bytes)
     bound = "bus" if bus_cycles > cycles else "compute"
     if line < mpps:

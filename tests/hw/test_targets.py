@@ -116,6 +116,7 @@ def test_hxdp_figures():
     assert t.ebpf is not None and t.ebpf.stack_bytes == 512
     # calibrated on the paper's microbenchmarks (docs/calibration.md)
     assert (t.timing.start_latency_cycles, t.timing.tx_cycles) == (2, 7)
+    assert t.timing.redirect_cycles == 10 and t.timing.emit_cycles(redirect=True) == 10
     assert (t.timing.helper_cycles, t.timing.map_access_cycles) == (0, 0)
 
 
@@ -124,6 +125,15 @@ def test_vliw_tx_cycles_optional(tmp_path):
     lines = [ln for ln in builtin_text("hxdp").splitlines() if not ln.startswith("tx_cycles")]
     t = load_target_file(write(tmp_path, "hxdp", "\n".join(lines)))
     assert isinstance(t, VliwTarget) and t.timing.tx_cycles == 0
+
+
+def test_vliw_redirect_cycles_default_to_tx_cycles(tmp_path):
+    """Without redirect_cycles a redirected packet's emission costs tx_cycles."""
+    lines = [ln for ln in builtin_text("hxdp").splitlines()
+             if not ln.startswith("redirect_cycles")]
+    t = load_target_file(write(tmp_path, "hxdp", "\n".join(lines)))
+    assert isinstance(t, VliwTarget) and t.timing.redirect_cycles is None
+    assert t.timing.emit_cycles(redirect=True) == t.timing.emit_cycles(redirect=False) == 7
 
 
 def test_dpu_figures():
@@ -351,6 +361,8 @@ def test_malformed_profile_is_one_line_error(tmp_path, old, new, pattern):
      r"hxdp\.toml: vliw\.helper_calls_per_row: 5 is more than the 4 lanes of a row$"),
     ("hxdp", "tx_cycles = 7", "tx_cycles = -1",
      r"hxdp\.toml: timing\.tx_cycles: expected an integer >= 0, got -1$"),
+    ("hxdp", "redirect_cycles = 10", "redirect_cycles = -3",
+     r"hxdp\.toml: timing\.redirect_cycles: expected an integer >= 0, got -3$"),
     ("hxdp", "xdp_drop_mpps = 52", "xdp_drop_mpps = -52",
      r"hxdp\.toml: reference\.xdp_drop_mpps: expected a positive number, got -52$"),
 ])

@@ -223,6 +223,104 @@ def test_code_motion_only_between_control_equivalent_blocks(text):
     assert all(b.merged_into is None for b in sched.blocks.values())
 
 
+REPEATED_ARGS = f"""
+    mov %r6, 7
+    mov %r1, 0
+    mov %r2, %r6
+    add %r2, 14
+    call {HELPER_IDS['ktime_get_ns']}
+    mov %r1, 0
+    mov %r2, %r6
+    add %r2, 14
+    mov %r3, 5
+    call {HELPER_IDS['ktime_get_ns']}
+    mov %r2, %r6
+    add %r2, 15
+    mov %r0, 1
+    exit
+"""
+
+
+def _without_helper_args(sched, prog_):
+    """``prog_`` with the slots helper_args removed replaced by ``ja +0`` (no-ops)."""
+    from dataclasses import replace as dc_replace
+
+    from ebpf.code.isa import Insn
+
+    others = schedule_program(prog_, HXDP, optimizations=[
+        o for o in OPTIMIZATIONS if o != "helper_args"]).removed
+    gone = sched.removed - others
+    insns, slot = [], 0
+    for insn in prog_.insns:
+        insns.append(Insn(0x05) if slot in gone else insn)
+        slot += insn.slots
+    return gone, dc_replace(prog_, insns=insns)
+
+
+def test_helper_args_removes_only_repeated_argument_values():
+    """A second call's r1 = 0 and r2 = r6 + 14 repeat what the registers hold (helpers write
+    only r0): removed; r3 = 5 is new and r2 = r6 + 15 differs: kept."""
+    p = prog(REPEATED_ARGS)
+    sched = schedule_program(p, HXDP)
+    gone, _ = _without_helper_args(sched, p)
+    assert gone == {5, 6, 7}
+    assert schedule_program(p, HXDP, optimizations=()).removed == frozenset()
+
+
+@pytest.mark.parametrize("text", [
+    # r1 is changed on one path into the join: not the same value on every path
+    f"mov %r1, 0\nmov %r6, 1\njeq %r6, 0, +1\nmov %r1, 9\ncall {HELPER_IDS['ktime_get_ns']}\n"
+    f"mov %r1, 0\ncall {HELPER_IDS['ktime_get_ns']}\nmov %r0, 1\nexit",
+    # a loop re-loads r7: r2 = r7 names another value on the next iteration
+    f"mov %r8, 3\nldxw %r7, [%r1+0]\nmov %r2, %r7\ncall {HELPER_IDS['ktime_get_ns']}\n"
+    f"add %r8, -1\njne %r8, 0, -5\nmov %r0, 1\nexit",
+    # a bpf-to-bpf call clobbers r1-r5
+    "mov %r1, 0\ncall local +3\nmov %r1, 0\nmov %r0, 1\nexit\nmov %r0, 0\nexit",
+])
+def test_helper_args_keeps_writes_that_change_a_value(text):
+    """Writes are kept where the register may hold another value: a join with a different
+    write, a loop's fresh load, a bpf-to-bpf call."""
+    local = "call local" in text
+    p = prog(text, functions=[("main", 0, 5), ("f", 5, 2)] if local else None)
+    sched = schedule_program(p, HXDP)
+    gone, _ = _without_helper_args(sched, p)
+    assert not gone
+
+
+@pytest.mark.parametrize("name", ["rate_limiter", "syn_flood", "nat"])
+def test_helper_args_removal_keeps_what_the_vm_computes(name):
+    """The VM (which, like Sephirot, keeps r1-r5 across helper calls) gives the same
+    verdict, helper calls with the same arguments and the same packet with the removed
+    writes turned into no-ops."""
+    obj = corpus(name)
+    p = obj.get_program()
+    _, changed = _without_helper_args(schedule_program(p, HXDP), p)
+    from dataclasses import replace as dc_replace
+
+    from sim.packets import random_packets
+    a = Vm(obj, p)
+    b = Vm(dc_replace(obj, programs=[changed if q is p else q for q in obj.programs]), changed)
+    for pkt in random_packets(30, 3):
+        ra, rb = a.run_xdp(pkt), b.run_xdp(pkt)
+        assert (ra.verdict, ra.packet_out) == (rb.verdict, rb.packet_out)
+        assert [(h.name, h.args) for h in ra.trace.helper_calls] == [
+            (h.name, h.args) for h in rb.trace.helper_calls]
+
+
+def test_helper_bench_args_set_once():
+    """In Fig. 15's benchmark the calls after the first need no argument set-up."""
+    from hw.cost import hxdp_bench as hb
+
+    p = prog(hb.helper_calls(4))
+    sched = schedule_program(p, HXDP)
+    gone, changed = _without_helper_args(sched, p)
+    assert len(gone) == 3 * 6  # three calls x (r1, r2, r3 = r6 + 14 as two, r4, r5)
+    a, b = Vm(None, p).run_xdp(hb.PACKET), Vm(None, changed).run_xdp(hb.PACKET)
+    assert a.verdict == b.verdict == 3
+    calls = [(h.name, h.args) for h in a.trace.helper_calls]
+    assert calls == [(h.name, h.args) for h in b.trace.helper_calls] and len(calls) == 4
+
+
 def test_transmitted_packets_pay_the_transmit_path():
     """A one-row XDP_TX costs tx_cycles (the emission bounds it), a one-row XDP_DROP only
     its compute; early exit off adds the drain to the compute."""
@@ -362,6 +460,100 @@ def test_every_corpus_schedule_is_valid(name):
             assert bs.num_rows <= len(block)
         assert sched.num_rows <= sched.num_insns == len(p.insns)
         json.dumps(sched.to_dict())
+
+
+JOIN_BELOW_BRANCH = """
+    ldxw %r2, [%r1+0]
+    mov %r6, 1
+    jeq %r2, 0, +2
+    mov %r3, 5
+    ja +1
+    mov %r3, 6
+    mov %r7, 9
+    mov %r8, 10
+    add %r7, %r3
+    mov %r0, 1
+    exit
+"""
+
+
+def test_code_motion_hoists_join_ops_above_the_branch():
+    """The join after an if/else is control equivalent with the block above the branch:
+    its ops that depend on neither arm (r7 = 9, r8 = 10, r0 = 1) fill that block's free
+    lanes; r7 += r3 (r3 comes from an arm) and the exit stay; the join's 2 rows become 1."""
+    p = prog(JOIN_BELOW_BRANCH)
+    plain = schedule_program(p, HXDP, optimizations=())
+    moved = schedule_program(p, HXDP, optimizations=("code_motion",))
+    assert plain.blocks[6].num_rows == 2 and moved.blocks[6].num_rows == 1
+    assert moved.blocks[0].num_rows == plain.blocks[0].num_rows == 2
+    assert sorted(s for row in moved.blocks[0].rows for s in row) == [0, 1, 2, 6, 7, 9]
+    assert moved.blocks[6].rows == ((8, 10),)
+    for pkt in (bytes(64), bytes([1]) + bytes(63)):
+        trace = Vm(None, p).run_xdp(pkt).trace
+        assert packet_cycles(moved, trace, HXDP).rows == packet_cycles(plain, trace, HXDP).rows - 1
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    # one arm exits: the join does not post-dominate the branch
+    ("ldxw %r2, [%r1+0]\njeq %r2, 0, +2\nmov %r0, 2\nexit\nmov %r7, 9\nmov %r0, 1\nexit", 4),
+    # an arm writes what the join's op reads
+    ("ldxw %r2, [%r1+0]\njeq %r2, 0, +1\nmov %r7, 5\nmov %r8, %r7\nmov %r0, 1\nexit", 3),
+    # an arm stores to the stack slot the join loads
+    ("ldxw %r2, [%r1+0]\njeq %r2, 0, +1\nstw [%r10-4], 5\nldxw %r8, [%r10-4]\nmov %r0, 1\n"
+     "exit", 3),
+    # the join heads a loop: its add runs once per iteration, not once per branch
+    ("ldxw %r2, [%r1+0]\njeq %r2, 0, +1\nmov %r3, 1\nadd %r7, 1\njlt %r7, 4, -2\n"
+     "mov %r0, 1\nexit", 3),
+])
+def test_code_motion_keeps_join_ops_that_cannot_move(text, kept):
+    """No op moves above a branch whose join another path skips, nor one that an arm's
+    register write or store feeds."""
+    moved = schedule_program(prog(text), HXDP, optimizations=("code_motion",))
+    assert kept not in {s for row in moved.blocks[0].rows for s in row}
+    assert any(kept in row for row in moved.blocks[kept].rows)
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_hoisted_ops_commute_with_what_they_pass(name):
+    """Checked with the opcode-bit tables above (not hw.rtc's): every op code motion moves
+    out of its block into an earlier block's rows has no register or memory dependency with
+    the join's ops it passes nor with any instruction on any path between, and sits in a
+    row after what it depends on in its new block."""
+    for p in corpus(name).programs:
+        cfg = build_cfg(p)
+        sched = schedule_program(p, HXDP)
+        home = {s: b.start for b in cfg for s in b.slots}
+        insn = {s: i for b in cfg for s, i in zip(b.slots, b.insns, strict=True)}
+        for start, bs in sched.blocks.items():
+            chain = {start} | {s for s, o in sched.blocks.items() if o.merged_into == start}
+            row_of = {s: r for r, row in enumerate(bs.rows) for s in row}
+            for slot in [s for s in row_of if home[s] not in chain]:
+                join = cfg.blocks[home[slot]]
+                stay = {s for row in sched.blocks[join.start].rows for s in row}
+                passed = [s for s in join.slots if s < slot and s in stay]
+                seen, stack = set(), [start]
+                while stack:  # blocks between: reachable from the branch, not through join
+                    b = cfg.blocks[stack.pop()]
+                    for t in (b.end, b.start + sum(i.slots for i in b.insns[:-1]) + 1
+                              + b.last.off):
+                        if t in cfg.blocks and t != join.start and t not in seen \
+                                and t not in chain:
+                            seen.add(t)
+                            stack.append(t)
+                passed += [s for b in seen for s in cfg.blocks[b].slots]
+                r, w = _regs(insn[slot])
+                m, a = _mem(insn[slot])
+                for t in passed:
+                    rt, wt = _regs(insn[t])
+                    assert not (wt & (r | w) or rt & w), (name, slot, t)
+                    mt, at = _mem(insn[t])
+                    assert not (m and mt and "w" in (m, mt) and not (
+                        a and at and (a[0] + a[1] <= at[0] or at[0] + at[1] <= a[0]))), (slot, t)
+                for t, rt_ in row_of.items():
+                    if home[t] in chain:
+                        rt, wt = _regs(insn[t])
+                        if wt & (r | w):
+                            assert row_of[slot] > rt_, (name, slot, t)
 
 
 # --- cycles per packet ----------------------------------------------------------------------
