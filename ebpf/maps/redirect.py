@@ -27,7 +27,25 @@ from ebpf.maps.base import (
 # redirect maps: DEVMAP, DEVMAP_HASH (kernel/bpf/devmap.c), CPUMAP (cpumap.c),
 # XSKMAP (net/xdp/xskmap.c)
 # ---------------------------------------------------------------------------------------
-class DevMap(SlotMap):
+class _RedirectSlots(SlotMap):
+    """A redirect map indexed by a u32 slot: 4-byte keys, values of ``value_sizes``; an
+    update first checks the flags and the index as every such map does (``_checked``)."""
+
+    value_sizes: tuple[int, ...] = (4, 8)
+
+    def _validate(self) -> None:
+        super()._validate()
+        self._require_sizes(4, self.value_sizes)
+
+    def _checked(self, key: bytes, value: Any, flags: int) -> tuple[int, bytes] | int:
+        """(index, value bytes), or the negative errno of a bad flag or index."""
+        index = self._index(key)
+        data = self._value(value)
+        err = self._update_bounds(index, flags)
+        return err if err else (index, data)
+
+
+class DevMap(_RedirectSlots):
     """BPF_MAP_TYPE_DEVMAP: index -> u32 ifindex, or struct bpf_devmap_val (value_size 8:
     ifindex, then a program fd).
 
@@ -39,17 +57,12 @@ class DevMap(SlotMap):
 
     type_name = "devmap"
 
-    def _validate(self) -> None:
-        super()._validate()
-        self._require_sizes(4, (4, 8))
-
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
-        index = self._index(key)
-        data = self._value(value)
-        err = self._update_bounds(index, flags)
-        if err:
-            return err
+        checked = self._checked(key, value, flags)
+        if isinstance(checked, int):
+            return checked
+        index, data = checked
         if flags == BPF_NOEXIST:
             return -EEXIST
         if _u32(data) == 0:
@@ -80,7 +93,6 @@ class DevMapHash(KeyedMap):
         super()._validate()
         self._require_sizes(4, (4, 8))
 
-
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
         key = self._key(key)
@@ -98,14 +110,13 @@ class DevMapHash(KeyedMap):
         self._entries[key] = bytearray(data)
         return 0
 
-
     def redirect_target(self, key: int) -> int | None:
         """The ifindex stored under ``key`` (truncated to u32), or None."""
         entry = self._entries.get(_le32(key))
         return _u32(entry) if entry is not None else None
 
 
-class CpuMap(SlotMap):
+class CpuMap(_RedirectSlots):
     """BPF_MAP_TYPE_CPUMAP: cpu index -> u32 qsize, or struct bpf_cpumap_val (value_size 8:
     qsize, then a program fd).
 
@@ -116,17 +127,12 @@ class CpuMap(SlotMap):
 
     type_name = "cpumap"
 
-    def _validate(self) -> None:
-        super()._validate()
-        self._require_sizes(4, (4, 8))
-
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
-        index = self._index(key)
-        data = self._value(value)
-        err = self._update_bounds(index, flags)
-        if err:
-            return err
+        checked = self._checked(key, value, flags)
+        if isinstance(checked, int):
+            return checked
+        index, data = checked
         if flags == BPF_NOEXIST:
             return -EEXIST
         qsize = _u32(data)
@@ -146,7 +152,7 @@ class CpuMap(SlotMap):
         return index if index in self._slots else None
 
 
-class XskMap(SlotMap):
+class XskMap(_RedirectSlots):
     """BPF_MAP_TYPE_XSKMAP: index -> AF_XDP socket, a u32 placeholder for its fd.
 
     We read the placeholder as the socket's identity (by convention the queue id it is
@@ -157,17 +163,14 @@ class XskMap(SlotMap):
 
     type_name = "xskmap"
 
-    def _validate(self) -> None:
-        super()._validate()
-        self._require_sizes(4, (4,))
+    value_sizes = (4,)
 
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
-        index = self._index(key)
-        data = self._value(value)
-        err = self._update_bounds(index, flags)
-        if err:
-            return err
+        checked = self._checked(key, value, flags)
+        if isinstance(checked, int):
+            return checked
+        index, data = checked
         old = self._slots.get(index)
         if old is not None and bytes(old) == data:
             return 0
