@@ -29,7 +29,7 @@ from ebpf.maps.base import (
 # ---------------------------------------------------------------------------------------
 class _RedirectSlots(SlotMap):
     """A redirect map indexed by a u32 slot: 4-byte keys, values of ``value_sizes``; an
-    update first checks the flags and the index as every such map does (``_checked``)."""
+    update checks the flags and the index as every such map does, then ``_apply``."""
 
     value_sizes: tuple[int, ...] = (4, 8)
 
@@ -37,12 +37,15 @@ class _RedirectSlots(SlotMap):
         super()._validate()
         self._require_sizes(4, self.value_sizes)
 
-    def _checked(self, key: bytes, value: Any, flags: int) -> tuple[int, bytes] | int:
-        """(index, value bytes), or the negative errno of a bad flag or index."""
+    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
+               cpu: int | None = None) -> int:
         index = self._index(key)
         data = self._value(value)
-        err = self._update_bounds(index, flags)
-        return err if err else (index, data)
+        return self._update_bounds(index, flags) or self._apply(index, data, flags)
+
+    def _apply(self, index: int, data: bytes, flags: int) -> int:
+        """Store ``data`` at ``index`` (flags and index already checked): 0 or -errno."""
+        raise NotImplementedError
 
 
 class DevMap(_RedirectSlots):
@@ -57,12 +60,7 @@ class DevMap(_RedirectSlots):
 
     type_name = "devmap"
 
-    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
-               cpu: int | None = None) -> int:
-        checked = self._checked(key, value, flags)
-        if isinstance(checked, int):
-            return checked
-        index, data = checked
+    def _apply(self, index: int, data: bytes, flags: int) -> int:
         if flags == BPF_NOEXIST:
             return -EEXIST
         if _u32(data) == 0:
@@ -127,12 +125,7 @@ class CpuMap(_RedirectSlots):
 
     type_name = "cpumap"
 
-    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
-               cpu: int | None = None) -> int:
-        checked = self._checked(key, value, flags)
-        if isinstance(checked, int):
-            return checked
-        index, data = checked
+    def _apply(self, index: int, data: bytes, flags: int) -> int:
         if flags == BPF_NOEXIST:
             return -EEXIST
         qsize = _u32(data)
@@ -165,12 +158,7 @@ class XskMap(_RedirectSlots):
 
     value_sizes = (4,)
 
-    def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
-               cpu: int | None = None) -> int:
-        checked = self._checked(key, value, flags)
-        if isinstance(checked, int):
-            return checked
-        index, data = checked
+    def _apply(self, index: int, data: bytes, flags: int) -> int:
         old = self._slots.get(index)
         if old is not None and bytes(old) == data:
             return 0
