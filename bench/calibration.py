@@ -4,9 +4,10 @@
 
 Computed from the code (``hw.cost.calibration``, ``hw.cost.validation``,
 ``hw.rtc.vliw.optimization_effects``), not copied: docs/calibration.md is this script's
-output with its explanation. Three tables: the calibration points (the held ones must stay
+output with its explanation. Four tables: the calibration points (the held ones must stay
 within 5 %, tests/hw/cost/test_calibration.py; the ones marked NOT MATCHED show how far they
-are and why, and make the script exit 1 with a FAILING line), what each
+are and why, and make the script exit 1 with a FAILING line), Figs. 14 and 15 with the
+hXDP artifact compiler's call scheduling (a what-if, never held), what each
 hXDP compiler optimisation saves on the corpus, and the application programs validated
 against published results (the program's cost on the host measured here with
 BPF_PROG_TEST_RUN).
@@ -21,7 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hw.cost.calibration import TOLERANCE, all_points, markdown  # noqa: E402
+from hw.cost.calibration import (  # noqa: E402
+    TOLERANCE,
+    all_points,
+    call_args_what_if,
+    markdown,
+)
 from hw.rtc.vliw import OPTIMIZATIONS, optimization_effects  # noqa: E402
 
 EFFECT_PACKETS = 20
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILING: {len(missed)} published point(s) outside {100 * TOLERANCE:.0f} % "
               f"(the reasons are in the table): "
               + "; ".join(f"{p.target} {p.what} {100 * p.error:+.1f} %" for p in missed))
+    print("\n## What if: helper calls scheduled as the hXDP artifact's compiler does "
+          "(call_args, off by default)\n")
+    print(markdown(call_args_what_if()))
     corpus = Path(args.corpus)
     if corpus.is_dir():
         print("\n## hXDP optimisations: cycles saved per packet (hxdp, corpus)\n")

@@ -202,6 +202,31 @@ def nfp_points() -> list[Point]:
                   f"on {target.cores.usable} cores)", True)]
 
 
+def call_args_what_if() -> list[Point]:
+    """Figs. 14 and 15 as the hXDP artifact's compiler would schedule the calls
+    (``call_args``, off by default in the model): shown, never held; Fig. 15 with our
+    benchmark program and with the EtherType test of the artifact's ``xdp_csum_kern.c``
+    (docs/calibration.md)."""
+    from hw.cost import hxdp_bench as hb
+    from hw.rtc.vliw import OPTIMIZATIONS
+
+    target = load_target("hxdp")
+    opts = (*OPTIMIZATIONS, "call_args")
+    note = "what-if, not held"
+    points = [Point("hxdp", f"map lookup + count, {key} B key, call_args",
+                    f"{HXDP_PAPER}, sec. 5.2.2 / Fig. 14", 22.4,
+                    hb.run(target, hb.map_access(key), key_bytes=key,
+                           optimizations=opts).mpps, note, False)
+              for key in (1, 2, 4, 8, 16)]
+    for test, label in ((False, "our program"), (True, "EtherType test first")):
+        for calls, mpps in zip((1, 10, 20, 30, 40), (22.4, 9.8, 6.05, 4.3, 3.4), strict=True):
+            points.append(Point("hxdp", f"{calls} csum_diff call(s), call_args, {label}",
+                                f"{HXDP_PAPER}, sec. 5.2.2 / Fig. 15", mpps,
+                                hb.run(target, hb.helper_calls(calls, test),
+                                       optimizations=opts).mpps, note, False))
+    return points
+
+
 def all_points() -> list[Point]:
     """Every point: the host profiles', hXDP's and nfp's."""
     return host_points() + hxdp_points() + nfp_points()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -410,9 +411,16 @@ def _mem(insn) -> tuple[str, tuple[int, int] | None]:
     return "", None
 
 
-def check_block(block, rows, lanes: int, helpers_per_row: int) -> None:
+def _helper_call(insn) -> bool:
+    return insn.opcode == 0x85 and insn.src == 0
+
+
+def check_block(block, rows, lanes: int, helpers_per_row: int, late_calls: bool = False,
+                ) -> None:
     """Every instruction once, lanes and helper calls per row, the jump last, every
-    RAW/WAW (1 row), WAR (same row allowed) and memory (1 row) dependency respected."""
+    RAW/WAW (1 row), WAR (same row allowed) and memory (1 row) dependency respected; with
+    ``late_calls`` ("call_args") a helper call may share the row of what it reads (a
+    register or memory), not of an r0 write nor of another helper call."""
     row_of = {slot: r for r, row in enumerate(rows) for slot in row}
     assert sorted(row_of) == list(block.slots)
     for row in rows:
@@ -428,6 +436,9 @@ def check_block(block, rows, lanes: int, helpers_per_row: int) -> None:
             ia, ib = block.insns[a], block.insns[b]
             ra, rb = row_of[block.slots[a]], row_of[block.slots[b]]
             (reads_a, writes_a), (reads_b, writes_b) = _regs(ia), _regs(ib)
+            if late_calls and _helper_call(ib) and not _helper_call(ia):
+                assert rb >= ra and (rb > ra or not writes_a & writes_b)
+                continue
             if writes_a & reads_b or writes_a & writes_b:
                 assert rb > ra, (block.slots[a], block.slots[b])
             if reads_a & writes_b:
@@ -460,6 +471,45 @@ def test_every_corpus_schedule_is_valid(name):
             assert bs.num_rows <= len(block)
         assert sched.num_rows <= sched.num_insns == len(p.insns)
         json.dumps(sched.to_dict())
+
+
+def test_call_args_puts_a_call_in_its_arguments_row():
+    """"call_args" (off by default): the call shares the row of its argument moves and of
+    its key's store; without it the call takes a row of its own."""
+    text = f"stw [%r10-4], 7\nmov %r1, 1\nmov %r2, 0\ncall {HELPER_IDS['redirect']}\nexit"
+    assert rows_of(text) == [2, 1]
+    assert rows_of(text, optimizations=["call_args"]) == [1, 1]
+    assert "call_args" not in schedule_program(prog(text), HXDP).optimizations
+
+
+def test_call_args_never_shares_a_row_with_an_r0_write_or_a_call():
+    """A write of r0 (which the call also writes) and an earlier helper call still come a
+    row before the call; a bpf-to-bpf call is not moved."""
+    r0 = f"mov %r0, 5\nmov %r1, 1\ncall {HELPER_IDS['redirect']}\nexit"
+    assert rows_of(r0, optimizations=["call_args"])[0] == 2
+    (call,) = block_ops(build_cfg(prog(f"call {HELPER_IDS['redirect']}\nexit")).block_at(0),
+                        ["call_args"])
+    assert call.late_args
+    first = replace(call, control=False)  # as in a code_motion chain
+    assert len(schedule_ops([first, call], 4, 2)) == 2  # two calls a row apart
+    local = prog("mov %r1, 1\ncall local +1\nexit\nmov %r0, 2\nexit",
+                 functions=[("main", 0, 3), ("f", 3, 2)])
+    sched = schedule_program(local, HXDP, optimizations=["call_args"])
+    assert sched.blocks[0].num_rows == 2
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_call_args_schedules_are_valid_and_never_longer(name):
+    """Each corpus block under "call_args": valid by the checker with late calls allowed,
+    and no longer than without it."""
+    for p in corpus(name).programs:
+        plain = schedule_program(p, HXDP, optimizations=())
+        late = schedule_program(p, HXDP, optimizations=["call_args"])
+        for block in build_cfg(p):
+            rows = late.blocks[block.start].rows
+            check_block(block, rows, HXDP.vliw.lanes, HXDP.vliw.helper_calls_per_row,
+                        late_calls=True)
+            assert len(rows) <= plain.blocks[block.start].num_rows
 
 
 JOIN_BELOW_BRANCH = """
