@@ -16,7 +16,8 @@ the helper-call curve are independent checks; all of them are held within ``TOLE
 The map-access points are listed with their error and what is missing (docs/calibration.md),
 not held: ``NOT_MATCHED`` names them, and the test fails when one of them comes within the
 tolerance (so it gets held) or another point leaves it. nfp has one published point, at the
-10 GbE line rate (a lower bound on the model, held).
+10 GbE line rate (a lower bound on the model, held). ``call_args_what_if`` shows Figs. 14
+and 15 with the VLIW model's off-by-default ``call_args`` rule (never held).
 """
 
 from __future__ import annotations
