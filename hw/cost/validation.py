@@ -20,6 +20,7 @@ programs differ; the error is reported, not tuned away.
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 
 from hw.cost.calibration import HXDP_PAPER, XDP_PAPER, XDP_PAPER_CURVES, Point
@@ -33,14 +34,15 @@ HOST_RUNS = 2000
 hw.cost.host)."""
 
 
-REPEATS = 3
-"""Measurements of ``runs`` runs each; the least is kept (modelling choice: on a shared
-machine other work only adds time, and it has tripled a 3 ns swap under load)."""
+REPEATS = 5
+"""Measurements of ``runs`` runs each; the median is kept (modelling choice: each is a
+difference of two timed programs, so load on a shared machine moves it either way: it has
+tripled a 3 ns swap, and the least of three once gave 0 ns)."""
 
 
 def measured_ns(path: Path, runs: int = HOST_RUNS, repeats: int = REPEATS) -> float:
     """The program's ns beyond an empty program on ``PACKET``, measured on this machine: the
-    least of ``repeats`` measurements of ``runs`` runs each."""
+    median of ``repeats`` measurements of ``runs`` runs each."""
     from ebpf.differential import Scenario, kernel_side
     from ebpf.loader.elf import load
     from hw.cost.host import ProgramTimer
@@ -48,7 +50,8 @@ def measured_ns(path: Path, runs: int = HOST_RUNS, repeats: int = REPEATS) -> fl
     obj = load(path)
     with kernel_side(str(path), obj, Scenario(), raw=False) as kobj, \
             ProgramTimer(runs) as timer:
-        return min(timer.program_ns(kobj, None, PACKET) for _ in range(max(1, repeats)))
+        return statistics.median(timer.program_ns(kobj, None, PACKET)
+                                 for _ in range(max(1, repeats)))
 
 
 def host_points(corpus: str | os.PathLike[str], runs: int = HOST_RUNS) -> list[Point]:
