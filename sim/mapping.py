@@ -161,6 +161,11 @@ class PipelinePunts:
         self._known: dict[bytes, bool] | None = None if random else {}
         self._loaded: Any = None
         self._written = False  # a register written since the last load
+        from hw.pipeline.punt_sinks import punt_sinks
+
+        self.sinks = punt_sinks(self.config)
+        self.static = not self.sinks
+        """Nothing but a frame longer than the window can punt (``punted_by_length``)."""
         if self.bound:
             self._loaded = self._dump({n: vm_maps[n] for n in self.bound})
             self.model.state.load_maps(self._loaded)
@@ -179,6 +184,16 @@ class PipelinePunts:
                 self._known[packet] = known
         self.punts += known
         return known
+
+    def punted_by_length(self, lengths: Any) -> Any:
+        """Of a ``static`` configuration: whether each packet of ``lengths`` (a numpy
+        array) is punted, the model's answer without running it (``hw.pipeline.punt_sinks``:
+        only a frame longer than ``frame_end`` is punted, and nothing changes state on
+        the way). Counted in ``punts`` as ``process`` counts."""
+        assert self.static
+        punted = lengths > self.config.target.frame_end
+        self.punts += int(punted.sum())
+        return punted
 
     def after_host(self) -> None:
         """The host ran a punted packet: the pipeline's maps take the shared state."""

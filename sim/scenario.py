@@ -351,8 +351,35 @@ def executor_for(sc: Scenario, on_host: bool) -> str:
     return sc.executor
 
 
+def _batches(ex: Any) -> bool:
+    """Whether ``ex`` runs a stream in batches with per-packet paths (the compiled
+    executor, on a program that does not tail-call: ``sim.batch_behaviour``)."""
+    return ex.name == "compiled" and not ex.side.vm.has_tail_calls()
+
+
+def _run_batched(sc: Scenario, traffic: Traffic, ex: Any, obj: Any, pipe: Any,
+                 paths: bool) -> Any:
+    """``sim.batch_behaviour.run_batched`` on ``traffic``, a progress bar on long runs and
+    errors naming the program."""
+    from ebpf.errors import EbpfError
+    from hw.errors import HwError
+    from sim.batch_behaviour import run_batched
+    from sim.metrics import progress_bar
+
+    reps, rep = traffic.reps, traffic.rep.tolist()
+    packets = [reps[r] for r in rep]
+    labels = traffic.rep_labels
+    try:
+        with progress_bar(len(packets), f"{ex.name} executor") as advance:
+            return run_batched(ex, obj, packets, traffic.arrival_ns.tolist(), pipe, paths,
+                               lambda i: labels[rep[i]], advance)
+    except (EbpfError, HwError) as exc:
+        raise type(exc)(f"{sc.program}: {exc}") from exc
+
+
 def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None = None,
-                  step: Step | None = None, paths: bool = False) -> Behaviour:
+                  step: Step | None = None, paths: bool = False, *,
+                  batched: bool = True) -> Behaviour:
     """Run every packet of ``traffic`` on the ``kind`` executor (``ebpf.executor``): in
     arrival order, maps persisting, the clock reading the packet's arrival time. With a
     mapped ``cost`` (punt "model") the pipeline model decides each packet's punt.
@@ -361,7 +388,9 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
     without maps and helper calls keeps no state and reads no clock: its result is a
     function of the packet's bytes, so each distinct packet runs once, exactly.
     ``paths``: packets share a class only if they executed the same blocks (the cost models
-    of run-to-completion NICs price the blocks, ``hw.cost.nic``)."""
+    of run-to-completion NICs price the blocks, ``hw.cost.nic``). The compiled executor
+    runs the stream in batches (``sim.batch_behaviour``, the same result); ``batched=False``
+    runs it one packet at a time with a trace, as the other executors do."""
     from ebpf.differential import Scenario as MapScenario
     from ebpf.errors import EbpfError
     from ebpf.executor import open_executor
@@ -391,6 +420,11 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
             step(f"{ex.name} executor on all {n} packets")
         stateless = not obj.maps and not any(p.helper_ids() for p in obj.programs)
         sampled = sc.behaviour == "sampled" or stateless
+        if batched and not sampled and _batches(ex):
+            got = _run_batched(sc, traffic, ex, obj, pipe, paths)
+            return Behaviour(ex.program, ex.name, ex.clock, got.klass, got.verdicts,
+                             got.costs, got.firsts, got.labels, got.counts, stateless,
+                             got.traces, ex.obj)
         template_class: dict[int, int] = {}
         for i in range(n):
             if sampled and rep[i] in template_class:

@@ -1,0 +1,157 @@
+"""Every packet of a stream through the compiled executor in batches, with the costs the
+simulator reads: ``sim.scenario.run_behaviour``'s fast path.
+
+``run_behaviour`` needs, per packet, the verdict, the cost of the path it took
+(``sim.model.TraceCost``: instructions, helper calls) and, with a mapping, whether the
+pipeline punts it. Running the compiled code one packet at a time with a trace costs tens of
+us per packet; here the executor runs whole spans of the stream natively
+(``Executor.run_batch_paths``: each packet's verdict, instruction count and basic-block
+path), and the costs are worked out once per distinct path (``path_cost``: the helper
+calls on the blocks the path executes, ``hw.rtc.common.iter_executed_blocks``, which also
+checks that the blocks add up to the instruction count).
+
+Punts come from ``sim.mapping.PipelinePunts``: where the configuration can only punt a frame
+longer than the window (``PipelinePunts.static``) they are a function of each packet's
+length; otherwise the model runs ahead of the executor up to the next punted packet, the
+executor runs the span up to it, and the model's maps are reloaded after the host ran it,
+exactly the order of the packet-by-packet loop.
+
+The result is the packet-by-packet loop's, class for class (tests/sim/test_batch_behaviour.py
+compares both): classes in order of first appearance, the same keys, labels and counts. A
+class's ``trace`` is rebuilt from its path (program, verdict, path, instruction count and
+helper calls with their slots, ids and names; no arguments, return values or map operations):
+what the run-to-completion cost models (``hw.cost.nic``) read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from sim.model import TraceCost
+
+SPAN = 65_536
+"""Packets per call of the executor (the progress bar advances per span)."""
+
+
+@dataclass
+class BatchResult:
+    """What ``run_batched`` gives ``run_behaviour`` (``sim.scenario.Behaviour``'s fields)."""
+
+    klass: np.ndarray
+    verdicts: list[int]
+    costs: list[TraceCost]
+    firsts: list[bytes]
+    labels: list[str]
+    counts: list[int]
+    traces: list[Any]
+
+
+def path_trace(obj: Any, program: str, path: tuple[int, ...], steps: int,
+               verdict: int | None = None) -> Any:
+    """The ``ebpf.vm.trace.Trace`` of a run that took ``path`` in ``steps`` instructions:
+    its helper calls read off the executed blocks (slot, id, name; no arguments)."""
+    from ebpf.code.isa import CallKind, Kind
+    from ebpf.helpers.core import get_helper
+    from ebpf.vm.trace import HelperCall, Trace
+    from hw.rtc.common import iter_executed_blocks
+
+    prog = obj.get_program(program)
+    trace = Trace(program=program, verdict=verdict, path=list(path), insns=int(steps))
+    for _p, block in iter_executed_blocks(prog, trace):
+        for slot, insn in zip(block.slots, block.insns, strict=True):
+            if insn.spec.kind is Kind.CALL and insn.src == CallKind.HELPER:
+                trace.helper_calls.append(HelperCall(slot, insn.imm,
+                                                     get_helper(insn.imm).name, [], None))
+    return trace
+
+
+def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: list[int],
+                pipe: Any, paths: bool, label_of: Callable[[int], str],
+                advance: Callable[[int], None] | None = None) -> BatchResult:
+    """Every packet through ``ex`` (an executor with ``run_batch_paths``) in order, the
+    punts from ``pipe`` (``sim.mapping.PipelinePunts``, or None: no mapping), classed as
+    ``run_behaviour`` classes them; ``label_of(i)`` names packet i's template."""
+    from ebpf.vm.xdp import VERDICT_NAMES
+
+    n = len(packets)
+    verdict = np.zeros(n, dtype=np.int64)
+    path_id = np.zeros(n, dtype=np.int32)
+    steps = np.zeros(n, dtype=np.int64)
+    punted = np.zeros(n, dtype=np.int8)  # 0 no, 1 yes, 2 no mapping (None)
+    ids: dict[tuple[int, ...], int] = {}  # path -> its id over the whole stream
+    path_list: list[tuple[int, ...]] = []
+    if pipe is None:
+        punted[:] = 2
+    elif pipe.static:
+        punted[:] = pipe.punted_by_length(np.fromiter(map(len, packets), dtype=np.int64,
+                                                      count=n))
+    pos = 0
+    while pos < n:
+        end = min(n, pos + SPAN)
+        if pipe is not None and not pipe.static:
+            for i in range(pos, end):  # the model ahead of the executor, to the next punt
+                if pipe.process(packets[i]):
+                    punted[i] = 1
+                    end = i + 1
+                    break
+        cols, pc = ex.run_batch_paths(packets[pos:end], arrival[pos:end])
+        if pipe is not None and not pipe.static and punted[end - 1] == 1:
+            pipe.after_host()
+        local = np.array([ids.setdefault(p, len(ids)) for p in pc.paths], dtype=np.int32)
+        path_list.extend(pc.paths[k] for k in range(len(pc.paths))
+                         if local[k] >= len(path_list))
+        verdict[pos:end] = cols.verdict
+        path_id[pos:end] = local[pc.path_id]
+        steps[pos:end] = pc.steps
+        if advance is not None:
+            advance(end - pos)
+        pos = end
+    # one cost per distinct path, checked against every packet's instruction count
+    _ids, first_of_path = np.unique(path_id, return_index=True)
+    path_cost: list[TraceCost] = []
+    path_traces: list[Any] = []
+    for j, p in enumerate(path_list):
+        i = int(first_of_path[j])
+        trace = path_trace(obj, ex.program, p, int(steps[i]))
+        path_traces.append(trace)
+        path_cost.append(TraceCost.from_trace(trace))
+    expected = np.array([c.insns for c in path_cost], dtype=np.int64)
+    if n and not np.array_equal(expected[path_id], steps):
+        bad = int(np.flatnonzero(expected[path_id] != steps)[0])
+        from ebpf.errors import VmError
+
+        raise VmError(f"packet {bad}: {steps[bad]} instructions on a path of "
+                      f"{expected[path_id[bad]]}")
+    # classes in order of first appearance, keyed as the packet-by-packet loop keys them
+    _v, vcode = np.unique(verdict, return_inverse=True)
+    combo = (vcode.reshape(-1).astype(np.uint64) << np.uint64(34)) | \
+        (path_id.astype(np.uint64) << np.uint64(2)) | punted.astype(np.uint64)
+    uniq, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
+    klass_of_combo = np.empty(len(uniq), dtype=np.int32)
+    keys: dict[Any, int] = {}
+    out = BatchResult(np.empty(n, dtype=np.int32), [], [], [], [], [], [])
+    for u in np.argsort(first, kind="stable").tolist():
+        i = int(first[u])
+        v, j, pv = int(verdict[i]), int(path_id[i]), int(punted[i])
+        tc = replace(path_cost[j], punted=None if pv == 2 else bool(pv))
+        key: Any = (v, tc)
+        if paths:
+            key = (*key, path_list[j], ())
+        k = keys.get(key)
+        if k is None:
+            k = keys[key] = len(out.verdicts)
+            out.verdicts.append(v)
+            out.costs.append(tc)
+            out.firsts.append(packets[i])
+            out.traces.append(replace(path_traces[j], verdict=v, helper_calls=list(
+                path_traces[j].helper_calls)))
+            name = VERDICT_NAMES.get(v, f"unknown({v})")
+            out.labels.append(f"{name} like packet {i} ({label_of(i)})")
+        klass_of_combo[u] = k
+    out.klass[:] = klass_of_combo[inverse.reshape(-1)]
+    out.counts = np.bincount(out.klass, minlength=len(out.verdicts)).tolist()
+    return out
