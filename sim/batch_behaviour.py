@@ -35,6 +35,9 @@ from sim.model import TraceCost
 
 SPAN = 65_536
 """Packets per call of the executor (the progress bar advances per span)."""
+SHORT = 16
+"""A span between punts shorter than this runs one packet at a time (``Executor.run`` with
+its trace: the same results, without a batch's set-up)."""
 
 
 @dataclass
@@ -98,7 +101,12 @@ def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: list[int],
                     punted[i] = 1
                     end = i + 1
                     break
-        cols, pc = ex.run_batch_paths(packets[pos:end], arrival[pos:end])
+        if end - pos < SHORT:  # a batch call costs more than a few packets with traces
+            from ebpf.executor import Executor
+
+            cols, pc = Executor.run_batch_paths(ex, packets[pos:end], arrival[pos:end])
+        else:
+            cols, pc = ex.run_batch_paths(packets[pos:end], arrival[pos:end])
         if pipe is not None and not pipe.static and punted[end - 1] == 1:
             pipe.after_host()
         local = np.array([ids.setdefault(p, len(ids)) for p in pc.paths], dtype=np.int32)

@@ -344,6 +344,7 @@ class CompiledVm(Vm):
         rt, arr = self._rt, self._regs_arr
         arr[:] = self.regs
         rt[cg.RT_STEPS] = self.trace.insns
+        rt[cg.RT_PATH_LEN] = 0  # a batch leaves its last packet's entries behind
         rt[cg.RT_BUDGET] = self.budget
         self._sync_regions()
         regs_addr, rt_addr = ctypes.addressof(arr), ctypes.addressof(rt)
