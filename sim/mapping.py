@@ -31,6 +31,17 @@ runs on the host, which may write maps the pipeline holds: afterwards the bound 
 loaded from the reference VM, the logical state the NIC and the host share (the state
 ``offload.equivalence`` checks is the same).
 
+Most configurations cannot punt a packet at all except for its length: no window access
+can leave the window, nothing writes the punt reason, no head adjustment
+(``hw.pipeline.punt_sinks``, a static bound on every container's value, tested against
+the model). For those (``PipelinePunts.static``) a packet is punted iff it is longer than
+the window's ``frame_end``, which is what the model answers whatever its state, so the
+simulator decides every packet from its length (``punted_by_length``) and runs no model.
+Otherwise the model decides each packet before the executor runs it: the batched
+simulation (``sim.batch_behaviour``) runs the model ahead up to the next punted packet,
+then the executor up to and including it, then ``after_host``: the order of the
+packet-by-packet loop.
+
 The model is a function of its state and the packet (the timestamp extern reads cycle 0
 here), so ``PipelinePunts`` remembers each distinct packet's decision while the state stays
 as it was: until a packet writes a register, a reload from the VM brings other contents, or
@@ -188,8 +199,9 @@ class PipelinePunts:
     def punted_by_length(self, lengths: Any) -> Any:
         """Of a ``static`` configuration: whether each packet of ``lengths`` (a numpy
         array) is punted, the model's answer without running it (``hw.pipeline.punt_sinks``:
-        only a frame longer than ``frame_end`` is punted, and nothing changes state on
-        the way). Counted in ``punts`` as ``process`` counts."""
+        only a frame longer than ``frame_end`` is punted, whatever the tables and registers
+        hold, so the model's state need not be kept). Counted in ``punts`` as ``process``
+        counts."""
         assert self.static
         punted = lengths > self.config.target.frame_end
         self.punts += int(punted.sum())

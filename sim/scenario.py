@@ -42,7 +42,9 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
    the clock reading its arrival time, and gives a verdict (and on the VM and the compiled
    code a trace); with a mapping, the configuration runs on the pipeline model beside it
    and decides whether the packet is punted (``sim.mapping.PipelinePunts``). Packets with
-   the same verdict and path cost (the kernel: verdict and length) form a class.
+   the same verdict and path cost (the kernel: verdict and length) form a class. The
+   compiled executor runs the stream in batches that record each packet's instruction
+   count and path (``sim.batch_behaviour``: the same classes as one packet at a time);
    ``behaviour = "sampled"`` runs only each distinct packet's first occurrence (an
    approximation, said so in the assumptions);
 4. the host's cost of the program per class: BPF_PROG_TEST_RUN on this machine of the
