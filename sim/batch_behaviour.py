@@ -33,7 +33,7 @@ import numpy as np
 
 from sim.model import TraceCost
 
-SPAN = 65_536
+SPAN = 16_384
 """Packets per call of the executor (the progress bar advances per span)."""
 SHORT = 16
 """A span between punts shorter than this runs one packet at a time (``Executor.run`` with
@@ -72,12 +72,13 @@ def path_trace(obj: Any, program: str, path: tuple[int, ...], steps: int,
     return trace
 
 
-def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: list[int],
+def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
                 pipe: Any, paths: bool, label_of: Callable[[int], str],
                 advance: Callable[[int], None] | None = None) -> BatchResult:
     """Every packet through ``ex`` (an executor with ``run_batch_paths``) in order, the
     punts from ``pipe`` (``sim.mapping.PipelinePunts``, or None: no mapping), classed as
-    ``run_behaviour`` classes them; ``label_of(i)`` names packet i's template."""
+    ``run_behaviour`` classes them; ``arrival[i]``: packet i's time, ns (an int64 array
+    or a sequence); ``label_of(i)`` names packet i's template."""
     from ebpf.vm.xdp import VERDICT_NAMES
 
     n = len(packets)

@@ -373,7 +373,7 @@ def _run_batched(sc: Scenario, traffic: Traffic, ex: Any, obj: Any, pipe: Any,
     labels = traffic.rep_labels
     try:
         with progress_bar(len(packets), f"{ex.name} executor") as advance:
-            return run_batched(ex, obj, packets, traffic.arrival_ns.tolist(), pipe, paths,
+            return run_batched(ex, obj, packets, traffic.arrival_ns, pipe, paths,
                                lambda i: labels[rep[i]], advance)
     except (EbpfError, HwError) as exc:
         raise type(exc)(f"{sc.program}: {exc}") from exc
