@@ -72,6 +72,20 @@ def path_trace(obj: Any, program: str, path: tuple[int, ...], steps: int,
     return trace
 
 
+def _at(i: int, label_of: Callable[[int], str], fn: Callable[..., Any], *args: Any,
+        span: int | None = None) -> Any:
+    """``fn(*args)``, an error naming packet ``i`` (or the packets ``i .. span - 1``)."""
+    from ebpf.errors import EbpfError
+    from hw.errors import HwError
+
+    try:
+        return fn(*args)
+    except (EbpfError, HwError) as exc:
+        where = f"packet {i} ({label_of(i)})" if span is None or span == i + 1 else \
+            f"packets {i} .. {span - 1} (counted from {i})"
+        raise type(exc)(f"{where}: {exc}") from exc
+
+
 def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
                 pipe: Any, paths: bool, label_of: Callable[[int], str],
                 advance: Callable[[int], None] | None = None) -> BatchResult:
@@ -88,26 +102,33 @@ def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
     punted = np.zeros(n, dtype=np.int8)  # 0 no, 1 yes, 2 no mapping (None)
     ids: dict[tuple[int, ...], int] = {}  # path -> its id over the whole stream
     path_list: list[tuple[int, ...]] = []
+    runt = n  # the first packet the pipeline's parser refuses (the model's error)
     if pipe is None:
         punted[:] = 2
     elif pipe.static:
-        punted[:] = pipe.punted_by_length(np.fromiter(map(len, packets), dtype=np.int64,
-                                                      count=n))
+        lengths = np.fromiter(map(len, packets), dtype=np.int64, count=n)
+        short = np.flatnonzero(lengths < pipe.config.target.min_packet_bytes)
+        runt = int(short[0]) if len(short) else n
+        punted[:runt] = pipe.punted_by_length(lengths[:runt])
     pos = 0
     while pos < n:
-        end = min(n, pos + SPAN)
+        end = min(runt if pos < runt else n, pos + SPAN)
+        if pos == runt:
+            _at(pos, label_of, pipe.process, packets[pos])  # raises as the model does
         if pipe is not None and not pipe.static:
             for i in range(pos, end):  # the model ahead of the executor, to the next punt
-                if pipe.process(packets[i]):
+                if _at(i, label_of, pipe.process, packets[i]):
                     punted[i] = 1
                     end = i + 1
                     break
         if end - pos < SHORT:  # a batch call costs more than a few packets with traces
             from ebpf.executor import Executor
 
-            cols, pc = Executor.run_batch_paths(ex, packets[pos:end], arrival[pos:end])
+            cols, pc = _at(pos, label_of, Executor.run_batch_paths, ex, packets[pos:end],
+                           arrival[pos:end], span=end)
         else:
-            cols, pc = ex.run_batch_paths(packets[pos:end], arrival[pos:end])
+            cols, pc = _at(pos, label_of, ex.run_batch_paths, packets[pos:end],
+                           arrival[pos:end], span=end)
         if pipe is not None and not pipe.static and punted[end - 1] == 1:
             pipe.after_host()
         local = np.array([ids.setdefault(p, len(ids)) for p in pc.paths], dtype=np.int32)

@@ -375,7 +375,7 @@ def _run_batched(sc: Scenario, traffic: Traffic, ex: Any, obj: Any, pipe: Any,
         with progress_bar(len(packets), f"{ex.name} executor") as advance:
             return run_batched(ex, obj, packets, traffic.arrival_ns, pipe, paths,
                                lambda i: labels[rep[i]], advance)
-    except (EbpfError, HwError) as exc:
+    except (EbpfError, HwError) as exc:  # (run_batched names the packet)
         raise type(exc)(f"{sc.program}: {exc}") from exc
 
 

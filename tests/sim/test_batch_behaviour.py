@@ -139,3 +139,20 @@ def test_path_costs_equal_the_vm_traces(name):
         assert [(h.slot, h.id, h.name) for h in got.helper_calls] == \
             [(h.slot, h.id, h.name) for h in traces[i].helper_calls]
         assert TraceCost.from_trace(got) == TraceCost.from_trace(traces[i])
+
+
+def test_runt_is_the_models_error_in_both():
+    """A packet shorter than the pipeline's min_packet_bytes is refused by the model's
+    parser: the same error, naming the same packet, batched or not."""
+    from hw.errors import HwError
+
+    sc, tr, cost = _setup("firewall", "pipe", "64B@100G,flows=4", 50, 1)
+    tr.reps[tr.rep[30]] = tr.reps[tr.rep[30]][:12]
+    first = int(np.flatnonzero(tr.rep == tr.rep[30])[0])
+    errors = []
+    for batched in (True, False):
+        with pytest.raises(HwError) as info:
+            run_behaviour(sc, tr, "compiled", cost, batched=batched)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert f"packet {first} (" in errors[0] and "min_packet_bytes 14" in errors[0]
