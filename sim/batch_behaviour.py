@@ -14,7 +14,8 @@ Punts come from ``sim.mapping.PipelinePunts``: where the configuration can only 
 longer than the window (``PipelinePunts.static``) they are a function of each packet's
 length; otherwise the model runs ahead of the executor up to the next punted packet, the
 executor runs the span up to it, and the model's maps are reloaded after the host ran it,
-exactly the order of the packet-by-packet loop.
+exactly the order of the packet-by-packet loop; where a reload cannot bring anything new
+(``PipelinePunts.ahead``) the model decides the whole span first.
 
 The result is the packet-by-packet loop's, class for class (tests/sim/test_batch_behaviour.py
 compares both): classes in order of first appearance, the same keys, labels and counts. A
@@ -119,8 +120,9 @@ def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
             for i in range(pos, end):  # the model ahead of the executor, to the next punt
                 if _at(i, label_of, pipe.process, packets[i]):
                     punted[i] = 1
-                    end = i + 1
-                    break
+                    if not pipe.ahead:
+                        end = i + 1
+                        break
         if end - pos < SHORT:  # a batch call costs more than a few packets with traces
             from ebpf.executor import Executor
 
@@ -129,8 +131,11 @@ def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
         else:
             cols, pc = _at(pos, label_of, ex.run_batch_paths, packets[pos:end],
                            arrival[pos:end], span=end)
-        if pipe is not None and not pipe.static and punted[end - 1] == 1:
-            pipe.after_host()
+        if pipe is not None and not pipe.static:
+            if pipe.ahead:
+                pipe.check_unchanged()
+            elif punted[end - 1] == 1:
+                pipe.after_host()
         local = np.array([ids.setdefault(p, len(ids)) for p in pc.paths], dtype=np.int32)
         path_list.extend(pc.paths[k] for k in range(len(pc.paths))
                          if local[k] >= len(path_list))

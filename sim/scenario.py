@@ -423,6 +423,8 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
         stateless = not obj.maps and not any(p.helper_ids() for p in obj.programs)
         sampled = sc.behaviour == "sampled" or stateless
         if batched and not sampled and _batches(ex):
+            if pipe is not None:
+                pipe.allow_ahead(ex.obj, ex.obj.get_program(ex.program))
             got = _run_batched(sc, traffic, ex, ex.obj, pipe, paths)
             return Behaviour(ex.program, ex.name, ex.clock, got.klass, got.verdicts,
                              got.costs, got.firsts, got.labels, got.counts, stateless,
