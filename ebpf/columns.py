@@ -122,3 +122,66 @@ class ColumnsBuilder:
         return ResultColumns(cat(self._verdict), cat(self._meta), cat(self._start),
                              cat(self._length), b"".join(self._data), tails=self.tails,
                              redirect=self.redirect)
+
+
+class PathColumns:
+    """Per packet of a stream: the instructions it executed (``steps``) and which distinct
+    basic-block path it took (``path_id``, an index into ``paths``; each path as the VM's
+    ``Trace.path``: the entry slot 0, then every slot control landed on)."""
+
+    def __init__(self, steps: np.ndarray, path_id: np.ndarray, paths: list[tuple[int, ...]]):
+        self.steps = steps
+        self.path_id = path_id
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class PathsBuilder:
+    """``PathColumns`` in stream order, the distinct paths interned as they appear."""
+
+    def __init__(self) -> None:
+        self._ids: dict[bytes, int] = {}
+        self.paths: list[tuple[int, ...]] = []
+        self._steps: list[np.ndarray] = []
+        self._path_id: list[np.ndarray] = []
+
+    def intern(self, entries: np.ndarray | list[int]) -> int:
+        """The id of the path ``[0, *entries]`` (``entries``: the slots after the entry)."""
+        arr = np.asarray(entries, dtype=np.uint64)
+        key = arr.tobytes()
+        k = self._ids.get(key)
+        if k is None:
+            k = self._ids[key] = len(self.paths)
+            self.paths.append((0, *arr.tolist()))
+        return k
+
+    def add_span(self, steps: np.ndarray, log: np.ndarray, start: np.ndarray,
+                 length: np.ndarray, prefix: dict[int, list[int]]) -> None:
+        """Packets whose steps are ``steps`` and whose path entries after the entry are
+        ``prefix.get(k, []) + log[start[k]:start[k] + length[k]]``."""
+        ids = np.empty(len(steps), dtype=np.int32)
+        get, intern = self._ids.get, self.intern
+        for k, (a, n) in enumerate(zip(start.tolist(), length.tolist(), strict=True)):
+            before = prefix.get(k)
+            if before is not None:
+                ids[k] = intern([*before, *log[a:a + n].tolist()])
+                continue
+            key = log[a:a + n].tobytes()
+            j = get(key)
+            ids[k] = j if j is not None else intern(log[a:a + n])
+        self._steps.append(np.array(steps, dtype=np.int64))
+        self._path_id.append(ids)
+
+    def add_one(self, path: list[int], steps: int) -> None:
+        """The next packet, from a VM trace's ``path`` and ``insns``."""
+        self._steps.append(np.array([steps], dtype=np.int64))
+        self._path_id.append(np.array([self.intern(path[1:])], dtype=np.int32))
+
+    def build(self) -> PathColumns:
+        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+        return PathColumns(cat(self._steps, np.int64), cat(self._path_id, np.int32),
+                           self.paths)

@@ -35,7 +35,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from ebpf.columns import ResultColumns
+from ebpf.columns import PathColumns, PathsBuilder, ResultColumns
 from ebpf.errors import EbpfError
 from ebpf.loader.program import ElfObject
 from ebpf.vm.trace import Redirect, Trace
@@ -117,6 +117,18 @@ class Executor:
         a Python object per packet (the compiled backend writes them directly)."""
         return ResultColumns.from_results(self.run_all(packets, time_ns))
 
+    def run_batch_paths(self, packets: Sequence[bytes], time_ns: Sequence[int] | None = None
+                        ) -> tuple[ResultColumns, PathColumns]:
+        """``run_batch`` and each packet's instruction count and basic-block path
+        (``ebpf.columns.PathColumns``), from its trace (vm; compiled: recorded natively)."""
+        results = list(Executor.iter_results(self, packets, time_ns))  # with traces
+        paths = PathsBuilder()
+        for r in results:
+            if r.trace is None:
+                raise ExecutorError(f"the {self.name} executor gives no per-packet path")
+            paths.add_one(r.trace.path, r.trace.insns)
+        return ResultColumns.from_results(results), paths.build()
+
     def dump_maps(self) -> dict[str, Any]:
         """The maps' contents now (docs/state.md form)."""
         raise NotImplementedError
@@ -181,18 +193,30 @@ class CompiledExecutor(VmExecutor):
                   ) -> ResultColumns:
         """As ``Executor.run_batch``, many packets per native call
         (``CompiledVm.run_xdp_columns``); no traces (``run`` gives them)."""
+        packets = packets if isinstance(packets, Sequence) else list(packets)
+        return self.side.vm.run_xdp_columns(packets, self._clock(len(packets), time_ns))
+
+    def run_batch_paths(self, packets: Sequence[bytes], time_ns: Sequence[int] | None = None
+                        ) -> tuple[ResultColumns, PathColumns]:
+        """As ``Executor.run_batch_paths``, many packets per native call
+        (``CompiledVm.run_xdp_paths``; a program that tail-calls one packet at a time)."""
+        if self.side.vm.has_tail_calls():
+            return super().run_batch_paths(packets, time_ns)
+        packets = packets if isinstance(packets, Sequence) else list(packets)
+        return self.side.vm.run_xdp_paths(packets, self._clock(len(packets), time_ns))
+
+    def _clock(self, n: int, time_ns: Sequence[int] | None) -> Any:
+        """The clock argument of ``CompiledVm.run_xdp_columns`` (None: no clock)."""
         import numpy as np
 
         from ebpf.differential import CLOCK_MAP
 
-        packets = packets if isinstance(packets, Sequence) else list(packets)
-        clock = None
-        if self.clock:
-            t = np.asarray(time_ns if time_ns is not None else
-                           [i * 1_000_000 for i in range(len(packets))], dtype=np.uint64)
-            ns = t + np.uint64(self.clock_start_ns & ((1 << 64) - 1))  # wraps like the VM's
-            clock = (self.maps[CLOCK_MAP].lookup(bytes(4)), ns)
-        return self.side.vm.run_xdp_columns(packets, clock)
+        if not self.clock:
+            return None
+        t = np.asarray(time_ns if time_ns is not None else
+                       [i * 1_000_000 for i in range(n)], dtype=np.uint64)
+        ns = t + np.uint64(self.clock_start_ns & ((1 << 64) - 1))  # wraps like the VM's
+        return self.maps[CLOCK_MAP].lookup(bytes(4)), ns
 
     def iter_results(self, packets: Iterable[bytes], time_ns: Sequence[int] | None = None
                      ) -> Iterator[PacketResult]:

@@ -31,6 +31,20 @@ runs on the host, which may write maps the pipeline holds: afterwards the bound 
 loaded from the reference VM, the logical state the NIC and the host share (the state
 ``offload.equivalence`` checks is the same).
 
+Most configurations cannot punt a packet at all except for its length: no window access
+can leave the window, nothing writes the punt reason, no head adjustment
+(``hw.pipeline.punt_sinks``, a static bound on every container's value, tested against
+the model). For those (``PipelinePunts.static``) a packet is punted iff it is longer than
+the window's ``frame_end``, which is what the model answers whatever its state, so the
+simulator decides every packet from its length (``punted_by_length``) and runs no model.
+Otherwise the model decides each packet before the executor runs it: the batched
+simulation (``sim.behaviour``) runs the model ahead up to the next punted packet,
+then the executor up to and including it, then ``after_host``: the order of the
+packet-by-packet loop. Where a reload can never bring anything new (``ahead``: no bound
+map, or no stateful unit and a program that writes no bound map, by the static analysis of
+its writes, ``ebpf.analysis.effects``, checked after each span), the model decides a whole
+span and the executor runs it in one batch, punts included.
+
 The model is a function of its state and the packet (the timestamp extern reads cycle 0
 here), so ``PipelinePunts`` remembers each distinct packet's decision while the state stays
 as it was: until a packet writes a register, a reload from the VM brings other contents, or
@@ -161,6 +175,14 @@ class PipelinePunts:
         self._known: dict[bytes, bool] | None = None if random else {}
         self._loaded: Any = None
         self._written = False  # a register written since the last load
+        from hw.pipeline.punt_sinks import punt_sinks
+
+        self.sinks = punt_sinks(self.config)
+        self.static = not self.sinks
+        """Nothing but a frame longer than the window can punt (``punted_by_length``)."""
+        self.ahead = False
+        """The model may decide many packets before the executor runs them
+        (``allow_ahead``)."""
         if self.bound:
             self._loaded = self._dump({n: vm_maps[n] for n in self.bound})
             self.model.state.load_maps(self._loaded)
@@ -179,6 +201,51 @@ class PipelinePunts:
                 self._known[packet] = known
         self.punts += known
         return known
+
+    def allow_ahead(self, obj: Any, program: Any) -> None:
+        """Decide ``ahead``: whether the model's decisions never depend on the host's runs,
+        so that it may decide a whole span before the executor runs it. True when no map is
+        bound (``after_host`` has nothing to load), or when the configuration has no
+        stateful unit, no bound map is an LRU map, and the program (``ebpf.analysis.effects``: helper and pointer
+        writes, conservatively) writes none of the bound maps, so a reload would load what
+        the model already holds. ``check_unchanged`` verifies the latter after each span."""
+        from ebpf.analysis.dataflow import analyze
+        from ebpf.analysis.effects import EffectKind, find_effects
+        from ebpf.kernel_enums import map_type_name
+
+        if not self.bound:
+            self.ahead = True
+            return
+        if any(st.stateful for st in self.config.stages) or any(
+                "lru" in (map_type_name(self.vm_maps[n].defn.type) or "")
+                for n in self.bound):  # an LRU lookup reorders its map: a write of sorts
+            return
+        bound = set(self.bound)
+        for e in find_effects(analyze(program, obj)):
+            if e.kind in (EffectKind.UNKNOWN, EffectKind.TAIL_CALL) or (
+                    e.kind is EffectKind.MAP_WRITE and (e.map is None or e.map in bound)):
+                return
+        self.ahead = True
+
+    def check_unchanged(self) -> None:
+        """After a span decided ``ahead``: the bound maps still hold what the model loaded
+        (raises ``SimError`` otherwise: the static analysis would have been wrong)."""
+        if self.bound:
+            state = self._dump({n: self.vm_maps[n] for n in self.bound})
+            if state != self._loaded:
+                raise SimError("the program changed a map the pipeline holds, which the "
+                               "analysis of its writes ruled out: its punts would be wrong")
+
+    def punted_by_length(self, lengths: Any) -> Any:
+        """Of a ``static`` configuration: whether each packet of ``lengths`` (a numpy
+        array) is punted, the model's answer without running it (``hw.pipeline.punt_sinks``:
+        only a frame longer than ``frame_end`` is punted, whatever the tables and registers
+        hold, so the model's state need not be kept). Counted in ``punts`` as ``process``
+        counts."""
+        assert self.static
+        punted = lengths > self.config.target.frame_end
+        self.punts += int(punted.sum())
+        return punted
 
     def after_host(self) -> None:
         """The host ran a punted packet: the pipeline's maps take the shared state."""

@@ -31,7 +31,15 @@ from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_PACKET_HEADROOM
 D_N, D_START, D_STOP, D_PKT_DATA, D_PKT_OFF, D_OUT, D_VERDICT, D_OUT_LEN, D_META_LEN = range(9)
 D_FRAME_HOST, D_PKT_BASE, D_PKT_IDX, D_CTX_BASE, D_STACK_HOST, D_STACK_BASE = range(9, 15)
 D_PROG, D_REGS, D_CLOCK_HOST, D_CLOCK_NS, D_OUT_POS, D_OUT_OFF = 15, 16, 17, 18, 19, 20
-D_WORDS = 21
+# paths (``Batch.record``): the log of path entries (0: not recorded), its next free word and
+# size, and per packet the steps, where its entries start in the log and how many
+D_PLOG, D_PLOG_POS, D_PLOG_CAP, D_STEPS, D_POFF, D_PLEN = range(21, 27)
+D_WORDS = 27
+FULL = 3
+"""What the driver returns when the path log has no room for another packet's path
+(``D_STOP``: the first packet not run)."""
+PLOG_WORDS = 1 << 18
+"""Words of the path log (2 MiB): a chunk stops early when it is full."""
 OUT_STRIDE = TEST_RUN_FRAME_SIZE
 """At most this many bytes of output per packet: no packet outgrows its frame (the outputs
 are packed one after the other, ``D_OUT_POS`` the next free byte)."""
@@ -77,6 +85,17 @@ def driver_ir() -> str:
     b.cbranch(b.icmp_unsigned("<", i, load(desc, D_N)), body, done)
 
     b.position_at_end(body)
+    # no room in the path log for a whole path buffer: stop before this packet
+    plog = load(desc, D_PLOG)
+    roomy, stop_full = fn.append_basic_block("roomy"), fn.append_basic_block("full")
+    full = b.and_(b.icmp_unsigned("!=", plog, c64(0)),
+                  b.icmp_unsigned(">", b.add(load(desc, D_PLOG_POS), c64(cg.PATH_CAP)),
+                                  load(desc, D_PLOG_CAP)))
+    b.cbranch(full, stop_full, roomy)
+    b.position_at_end(stop_full)
+    b.store(i, word(desc, D_STOP))
+    b.ret(c64(FULL))
+    b.position_at_end(roomy)
     offs = ptr(load(desc, D_PKT_OFF), P64)
     start = load(offs, i)
     whole = b.sub(load(offs, b.add(i, c64(1))), start)
@@ -130,6 +149,19 @@ def driver_ir() -> str:
     b.store(n_out, word(ptr(load(desc, D_OUT_LEN), P64), i))
     b.store(b.sub(b.sub(load(rt, cg.RT_CTX_VALS), base), meta),
             word(ptr(load(desc, D_META_LEN), P64), i))
+    # the packet's steps and the native part of its path, into the log
+    logged, next_packet = fn.append_basic_block("logged"), fn.append_basic_block("next")
+    b.cbranch(b.icmp_unsigned("!=", load(desc, D_PLOG), c64(0)), logged, next_packet)
+    b.position_at_end(logged)
+    b.store(load(rt, cg.RT_STEPS), word(ptr(load(desc, D_STEPS), P64), i))
+    n_path, at = load(rt, cg.RT_PATH_LEN), load(desc, D_PLOG_POS)
+    b.store(at, word(ptr(load(desc, D_POFF), P64), i))
+    b.store(n_path, word(ptr(load(desc, D_PLEN), P64), i))
+    b.call(memcpy, [ptr(b.add(load(desc, D_PLOG), b.mul(at, c64(8)))),
+                    ptr(load(rt, cg.RT_PATH_PTR)), b.mul(n_path, c64(8)), false])
+    b.store(b.add(at, n_path), word(desc, D_PLOG_POS))
+    b.branch(next_packet)
+    b.position_at_end(next_packet)
     b.store(b.add(i, c64(1)), counter)
     b.branch(head)
 
@@ -162,6 +194,13 @@ class Batch:
         self.meta_len = np.zeros(CHUNK, dtype=np.int64)
         self.out_off = np.zeros(CHUNK, dtype=np.int64)
         self.lens = np.zeros(0, dtype=np.int64)
+        self.steps = np.zeros(CHUNK, dtype=np.int64)
+        self.poff = np.zeros(CHUNK, dtype=np.int64)
+        self.plen = np.zeros(CHUNK, dtype=np.int64)
+        self.plog: Any = None  # allocated when paths are first recorded
+        self.prefix: dict[int, list[int]] = {}
+        """Per chunk packet: the path entries moved out of the native buffer by a callback
+        (they come before the packet's entries in the log)."""
         d = self.desc
         d[D_OUT_OFF] = self.out_off.ctypes.data
         d[D_OUT], d[D_VERDICT] = self.out.ctypes.data, self.verdict.ctypes.data
@@ -193,5 +232,17 @@ class Batch:
         if clock_ns is not None:
             d[D_CLOCK_NS] = clock_ns.ctypes.data
         self.chunk, self.first, self.current = chunk, first, -1
-        self.traces, self.buffs = {}, {}
+        self.traces, self.buffs, self.prefix = {}, {}, {}
+        d[D_PLOG_POS] = 0
         return data, offs
+
+    def record(self, on: bool) -> None:
+        """Record each packet's steps and path (``D_PLOG``) from now on, or stop."""
+        import numpy as np
+
+        d = self.desc
+        if on and self.plog is None:
+            self.plog = np.zeros(PLOG_WORDS, dtype=np.uint64)
+            d[D_STEPS], d[D_POFF] = self.steps.ctypes.data, self.poff.ctypes.data
+            d[D_PLEN], d[D_PLOG_CAP] = self.plen.ctypes.data, PLOG_WORDS
+        d[D_PLOG] = self.plog.ctypes.data if on else 0

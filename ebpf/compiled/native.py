@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ebpf.code.isa import CallKind, Kind, PseudoSrc, slot_offsets
-from ebpf.columns import ColumnsBuilder, ResultColumns
+from ebpf.columns import ColumnsBuilder, PathColumns, PathsBuilder, ResultColumns
 from ebpf.errors import VmError
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.loader.program import ElfObject, ProgramDef, non_xdp_reason
@@ -176,6 +176,7 @@ class CompiledVm(Vm):
         self._batch: batch.Batch | None = None
         self._batch_on_packet: Callable[[int], None] | None = None
         self._batches: batch.Batch | None = None
+        self._batch_paths: PathsBuilder | None = None  # recording paths (run_xdp_paths)
         self._frame = bytearray(TEST_RUN_FRAME_SIZE)
         self._map_writes_in_trace = map_writes_in_trace
         super().__init__(obj_or_maps, program, **options)
@@ -303,7 +304,11 @@ class CompiledVm(Vm):
     def _flush_path(self) -> None:
         n = self._rt[cg.RT_PATH_LEN]
         if n:
-            self.path.extend(self._path_buf[:n])
+            b = self._batch
+            if b is not None and self._batch_paths is not None:  # the packet's own prefix
+                b.prefix.setdefault(self._rt[cg.RT_CUR], []).extend(self._path_buf[:n])
+            else:
+                self.path.extend(self._path_buf[:n])
             self._rt[cg.RT_PATH_LEN] = 0
 
     def _interp(self, slot: int) -> int:
@@ -339,6 +344,7 @@ class CompiledVm(Vm):
         rt, arr = self._rt, self._regs_arr
         arr[:] = self.regs
         rt[cg.RT_STEPS] = self.trace.insns
+        rt[cg.RT_PATH_LEN] = 0  # a batch leaves its last packet's entries behind
         rt[cg.RT_BUDGET] = self.budget
         self._sync_regions()
         regs_addr, rt_addr = ctypes.addressof(arr), ctypes.addressof(rt)
@@ -366,6 +372,31 @@ class CompiledVm(Vm):
         for i in range(len(cols)):
             yield (int(cols.verdict[i]), cols.packet_out(i), int(cols.meta_len[i]),
                    cols.redirect.get(i))
+
+    def run_xdp_paths(self, packets: Sequence[bytes],
+                      clock: tuple[bytearray, Any] | None = None
+                      ) -> tuple[ResultColumns, PathColumns]:
+        """``run_xdp_columns`` that also records, per packet, the instructions it executed
+        and its basic-block path (``ebpf.columns.PathColumns``: what its trace's ``insns``
+        and ``path`` would be). A program that tail-calls is refused (its path spans
+        programs: run it one packet at a time)."""
+        if self.has_tail_calls():
+            raise VmError(f"program '{self.program.name}' may tail-call: its paths are "
+                          f"recorded one packet at a time (run), not in batches")
+        self._batch_paths = paths = PathsBuilder()
+        try:
+            cols = self.run_xdp_columns(packets, clock)
+        finally:
+            self._batch_paths = None
+            if self._batches is not None:
+                self._batches.record(False)
+        return cols, paths.build()
+
+    def has_tail_calls(self) -> bool:
+        """Whether the program calls bpf_tail_call (its paths are not recorded in batches)."""
+        tail = HELPER_IDS.get("tail_call")
+        return any(insn.spec.kind is Kind.CALL and insn.src == CallKind.HELPER
+                   and insn.imm == tail for insn in self.program.insns)
 
     def run_xdp_columns(self, packets: Sequence[bytes],
                         clock: tuple[bytearray, Any] | None = None) -> ResultColumns:
@@ -417,6 +448,8 @@ class CompiledVm(Vm):
                 except VmError as exc:
                     raise type(exc)(f"packet {pos}: {exc}") from exc
                 cols.add_one(res.verdict, res.packet_out, res.meta_len, res.redirect)
+                if self._batch_paths is not None:
+                    self._batch_paths.add_one(res.trace.path, res.trace.insns)
                 pos += 1
 
     def _batch_setup(self) -> batch.Batch:
@@ -448,6 +481,8 @@ class CompiledVm(Vm):
         keep = b.load(chunk, lens, first, clock_ns)
         b.desc[batch.D_CLOCK_HOST] = 0 if clock_ns is None else \
             ctypes.addressof(self._clock_view)
+        paths = self._batch_paths
+        b.record(paths is not None)
         self._batch, self._batch_on_packet = b, on_packet
         driver = _driver()
         rt_addr, desc_addr = ctypes.addressof(self._rt), ctypes.addressof(b.desc)
@@ -458,8 +493,17 @@ class CompiledVm(Vm):
                 status = driver(rt_addr, desc_addr)
                 stop = b.desc[batch.D_STOP]
                 self._add_span(b, start, stop, cols)
+                if paths is not None:
+                    paths.add_span(b.steps[start:stop], b.plog, b.poff[start:stop],
+                                   b.plen[start:stop],
+                                   {k - start: v for k, v in b.prefix.items()
+                                    if start <= k < stop})
                 if status == cg.EXIT:
                     break
+                if status == batch.FULL:  # the path log is consumed: go on from stop
+                    b.desc[batch.D_PLOG_POS] = 0
+                    start = stop
+                    continue
                 try:
                     if status != cg.SWITCH:
                         self._flush_path()

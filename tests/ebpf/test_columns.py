@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebpf.columns import ColumnsBuilder, ResultColumns
+from ebpf.columns import ColumnsBuilder, PathsBuilder, ResultColumns
 from ebpf.executor import PacketResult
 from ebpf.vm.trace import Redirect
 
@@ -35,3 +35,17 @@ def test_builder_spans_tails_and_singles():
     cols = b.build()
     assert [cols.packet_out(i) for i in range(4)] == [b"first", b"aa", b"metabb-tail", b"last"]
     assert cols.meta_len.tolist() == [0, 0, 4, 0] and cols.redirect == {3: "r"}
+
+
+def test_paths_builder_interns_paths_in_order():
+    """Each distinct path gets the next id at its first packet; a packet's path is the
+    entry slot 0, its entries moved out early (prefix), then its entries in the log."""
+    b = PathsBuilder()
+    log = np.array([5, 9, 5, 9, 7, 5, 9], dtype=np.uint64)
+    b.add_span(np.array([10, 10, 3]), log, np.array([0, 2, 4]), np.array([2, 2, 1]), {})
+    b.add_span(np.array([12, 10]), log, np.array([4, 5]), np.array([1, 2]), {0: [5, 9]})
+    b.add_one([0, 5, 9], 10)
+    cols = b.build()
+    assert cols.paths == [(0, 5, 9), (0, 7), (0, 5, 9, 7)]
+    assert cols.path_id.tolist() == [0, 0, 1, 2, 0, 0]
+    assert cols.steps.tolist() == [10, 10, 3, 12, 10, 10]

@@ -252,3 +252,31 @@ def test_compiled_refusal_is_one_line(tmp_path):
     with open_executor("auto", path, load(path)) as ex:
         assert ex.name in ("kernel", "vm")
         assert ex.run(PACKETS[0]).verdict == 2
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+@pytest.mark.parametrize("seed,state", [(1, "scenario"), (3, "empty")])
+def test_compiled_batch_paths_equal_the_vm_traces(name, seed, state, monkeypatch):
+    """``run_batch_paths``: per packet, the compiled batches' instruction count and
+    basic-block path are the VM's trace's (run one packet at a time), with the VM's results
+    and maps after; the path log is made small so that chunks stop and resume on it."""
+    from ebpf.compiled import batch
+
+    monkeypatch.setattr(batch, "PLOG_WORDS", 3 * 4096)
+    packets = random_packets(3000, seed=seed)
+    scenario = _states(name)[state]
+    times = [i * scenario.clock_step_ns for i in range(len(packets))]
+    got = {}
+    for kind in ("vm", "compiled"):
+        path = str(corpus_object(name))
+        with open_executor(kind, path, load(path), None, _states(name)[state],
+                           seed=seed) as ex:
+            cols, pc = ex.run_batch_paths(packets, times)
+            got[kind] = ([(r.verdict, r.packet_out, r.meta_len, r.redirect) for r in cols],
+                         [(int(s), pc.paths[k]) for s, k in zip(pc.steps, pc.path_id,
+                                                                strict=True)],
+                         ex.dump_maps())
+    vm, native = got["vm"], got["compiled"]
+    for i in range(len(packets)):
+        assert (vm[0][i], vm[1][i]) == (native[0][i], native[1][i]), f"packet {i}"
+    assert native[2] == vm[2]

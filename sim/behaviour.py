@@ -1,0 +1,289 @@
+"""Every packet of a stream through the executor, with the costs the simulator reads:
+``sim.scenario.run_behaviour``'s two ways, in batches on the compiled executor
+(``behaviour_batched``) or one packet at a time with its trace (``behaviour_one_by_one``:
+the VM, the kernel, a program that tail-calls, and ``behaviour = "sampled"``).
+
+``run_behaviour`` needs, per packet, the verdict, the cost of the path it took
+(``sim.model.TraceCost``: instructions, helper calls) and, with a mapping, whether the
+pipeline punts it. Running the compiled code one packet at a time with a trace costs tens of
+us per packet; here the executor runs whole spans of the stream natively
+(``Executor.run_batch_paths``: each packet's verdict, instruction count and basic-block
+path), and the costs are worked out once per distinct path (``path_trace``: the helper
+calls on the blocks the path executes, ``hw.rtc.common.iter_executed_blocks``, which also
+checks that the blocks add up to the instruction count).
+
+Punts come from ``sim.mapping.PipelinePunts``: where the configuration can only punt a frame
+longer than the window (``PipelinePunts.static``) they are a function of each packet's
+length; otherwise the model runs ahead of the executor up to the next punted packet, the
+executor runs the span up to it, and the model's maps are reloaded after the host ran it,
+exactly the order of the packet-by-packet loop; where a reload cannot bring anything new
+(``PipelinePunts.ahead``) the model decides the whole span first.
+
+The batched result is the packet-by-packet loop's, class for class
+(tests/sim/test_behaviour.py compares both): classes in order of first appearance, the same keys, labels and counts. A
+class's ``trace`` is rebuilt from its path (program, verdict, path, instruction count and
+helper calls with their slots, ids and names; no arguments, return values or map operations):
+what the run-to-completion cost models (``hw.cost.nic``) read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from sim.model import TraceCost
+
+SPAN = 16_384
+"""Packets per call of the executor (the progress bar advances per span)."""
+SHORT = 16
+"""A span between punts shorter than this runs one packet at a time (``Executor.run`` with
+its trace: the same results, without a batch's set-up)."""
+
+
+@dataclass
+class BatchResult:
+    """What ``run_batched`` gives ``run_behaviour`` (``sim.scenario.Behaviour``'s fields)."""
+
+    klass: np.ndarray
+    verdicts: list[int]
+    costs: list[TraceCost]
+    firsts: list[bytes]
+    labels: list[str]
+    counts: list[int]
+    traces: list[Any]
+
+
+def path_trace(obj: Any, program: str, path: tuple[int, ...], steps: int,
+               verdict: int | None = None) -> Any:
+    """The ``ebpf.vm.trace.Trace`` of a run that took ``path`` in ``steps`` instructions:
+    its helper calls read off the executed blocks (slot, id, name; no arguments)."""
+    from ebpf.code.isa import CallKind, Kind
+    from ebpf.helpers.core import get_helper
+    from ebpf.vm.trace import HelperCall, Trace
+    from hw.rtc.common import iter_executed_blocks
+
+    prog = obj.get_program(program)
+    trace = Trace(program=program, verdict=verdict, path=list(path), insns=int(steps))
+    for _p, block in iter_executed_blocks(prog, trace):
+        for slot, insn in zip(block.slots, block.insns, strict=True):
+            if insn.spec.kind is Kind.CALL and insn.src == CallKind.HELPER:
+                trace.helper_calls.append(HelperCall(slot, insn.imm,
+                                                     get_helper(insn.imm).name, [], None))
+    return trace
+
+
+def _at(i: int, label_of: Callable[[int], str], fn: Callable[..., Any], *args: Any,
+        span: int | None = None) -> Any:
+    """``fn(*args)``, an error naming packet ``i`` (or the packets ``i .. span - 1``)."""
+    from ebpf.errors import EbpfError
+    from hw.errors import HwError
+
+    try:
+        return fn(*args)
+    except (EbpfError, HwError) as exc:
+        where = f"packet {i} ({label_of(i)})" if span is None or span == i + 1 else \
+            f"packets {i} .. {span - 1} (counted from {i})"
+        raise type(exc)(f"{where}: {exc}") from exc
+
+
+def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
+                pipe: Any, paths: bool, label_of: Callable[[int], str],
+                advance: Callable[[int], None] | None = None) -> BatchResult:
+    """Every packet through ``ex`` (an executor with ``run_batch_paths``) in order, the
+    punts from ``pipe`` (``sim.mapping.PipelinePunts``, or None: no mapping), classed as
+    ``run_behaviour`` classes them; ``arrival[i]``: packet i's time, ns (an int64 array
+    or a sequence); ``label_of(i)`` names packet i's template."""
+    from ebpf.vm.xdp import VERDICT_NAMES
+
+    n = len(packets)
+    verdict = np.zeros(n, dtype=np.int64)
+    path_id = np.zeros(n, dtype=np.int32)
+    steps = np.zeros(n, dtype=np.int64)
+    punted = np.zeros(n, dtype=np.int8)  # 0 no, 1 yes, 2 no mapping (None)
+    ids: dict[tuple[int, ...], int] = {}  # path -> its id over the whole stream
+    path_list: list[tuple[int, ...]] = []
+    runt = n  # the first packet the pipeline's parser refuses (the model's error)
+    if pipe is None:
+        punted[:] = 2
+    elif pipe.static:
+        lengths = np.fromiter(map(len, packets), dtype=np.int64, count=n)
+        short = np.flatnonzero(lengths < pipe.config.target.min_packet_bytes)
+        runt = int(short[0]) if len(short) else n
+        punted[:runt] = pipe.punted_by_length(lengths[:runt])
+    pos = 0
+    while pos < n:
+        end = min(runt if pos < runt else n, pos + SPAN)
+        if pos == runt:
+            _at(pos, label_of, pipe.process, packets[pos])  # raises as the model does
+        if pipe is not None and not pipe.static:
+            for i in range(pos, end):  # the model ahead of the executor, to the next punt
+                if _at(i, label_of, pipe.process, packets[i]):
+                    punted[i] = 1
+                    if not pipe.ahead:
+                        end = i + 1
+                        break
+        if end - pos < SHORT:  # a batch call costs more than a few packets with traces
+            from ebpf.executor import Executor
+
+            cols, pc = _at(pos, label_of, Executor.run_batch_paths, ex, packets[pos:end],
+                           arrival[pos:end], span=end)
+        else:
+            cols, pc = _at(pos, label_of, ex.run_batch_paths, packets[pos:end],
+                           arrival[pos:end], span=end)
+        if pipe is not None and not pipe.static:
+            if pipe.ahead:
+                pipe.check_unchanged()
+            elif punted[end - 1] == 1:
+                pipe.after_host()
+        local = np.array([ids.setdefault(p, len(ids)) for p in pc.paths], dtype=np.int32)
+        path_list.extend(pc.paths[k] for k in range(len(pc.paths))
+                         if local[k] >= len(path_list))
+        verdict[pos:end] = cols.verdict
+        path_id[pos:end] = local[pc.path_id]
+        steps[pos:end] = pc.steps
+        if advance is not None:
+            advance(end - pos)
+        pos = end
+    # one cost per distinct path, checked against every packet's instruction count
+    _ids, first_of_path = np.unique(path_id, return_index=True)
+    path_cost: list[TraceCost] = []
+    path_traces: list[Any] = []
+    for j, p in enumerate(path_list):
+        i = int(first_of_path[j])
+        trace = path_trace(obj, ex.program, p, int(steps[i]))
+        path_traces.append(trace)
+        path_cost.append(TraceCost.from_trace(trace))
+    expected = np.array([c.insns for c in path_cost], dtype=np.int64)
+    if n and not np.array_equal(expected[path_id], steps):
+        bad = int(np.flatnonzero(expected[path_id] != steps)[0])
+        from ebpf.errors import VmError
+
+        raise VmError(f"packet {bad}: {steps[bad]} instructions on a path of "
+                      f"{expected[path_id[bad]]}")
+    # classes in order of first appearance, keyed as the packet-by-packet loop keys them
+    _v, vcode = np.unique(verdict, return_inverse=True)
+    combo = (vcode.reshape(-1).astype(np.uint64) << np.uint64(34)) | \
+        (path_id.astype(np.uint64) << np.uint64(2)) | punted.astype(np.uint64)
+    uniq, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
+    klass_of_combo = np.empty(len(uniq), dtype=np.int32)
+    keys: dict[Any, int] = {}
+    out = BatchResult(np.empty(n, dtype=np.int32), [], [], [], [], [], [])
+    for u in np.argsort(first, kind="stable").tolist():
+        i = int(first[u])
+        v, j, pv = int(verdict[i]), int(path_id[i]), int(punted[i])
+        tc = replace(path_cost[j], punted=None if pv == 2 else bool(pv))
+        key: Any = (v, tc)
+        if paths:
+            key = (*key, path_list[j], ())
+        k = keys.get(key)
+        if k is None:
+            k = keys[key] = len(out.verdicts)
+            out.verdicts.append(v)
+            out.costs.append(tc)
+            out.firsts.append(packets[i])
+            out.traces.append(replace(path_traces[j], verdict=v, helper_calls=list(
+                path_traces[j].helper_calls)))
+            name = VERDICT_NAMES.get(v, f"unknown({v})")
+            out.labels.append(f"{name} like packet {i} ({label_of(i)})")
+        klass_of_combo[u] = k
+    out.klass[:] = klass_of_combo[inverse.reshape(-1)]
+    out.counts = np.bincount(out.klass, minlength=len(out.verdicts)).tolist()
+    return out
+
+
+def batches(ex: Any) -> bool:
+    """Whether ``ex`` runs a stream in batches with per-packet paths (the compiled
+    executor, on a program that does not tail-call)."""
+    return ex.name == "compiled" and not ex.side.vm.has_tail_calls()
+
+
+def behaviour_batched(sc: Any, traffic: Any, ex: Any, pipe: Any, paths: bool,
+                      stateless: bool) -> Any:
+    """``sim.scenario.run_behaviour``'s ``Behaviour`` of ``traffic`` on ``ex`` by
+    ``run_batched`` (a progress bar on long runs; errors name the program)."""
+    from ebpf.errors import EbpfError
+    from hw.errors import HwError
+    from sim.metrics import progress_bar
+    from sim.scenario import Behaviour
+
+    if pipe is not None:
+        pipe.allow_ahead(ex.obj, ex.obj.get_program(ex.program))
+    reps, rep = traffic.reps, traffic.rep.tolist()
+    packets = [reps[r] for r in rep]
+    labels = traffic.rep_labels
+    try:
+        with progress_bar(len(packets), f"{ex.name} executor") as advance:
+            got = run_batched(ex, ex.obj, packets, traffic.arrival_ns, pipe, paths,
+                              lambda i: labels[rep[i]], advance)
+    except (EbpfError, HwError) as exc:  # (run_batched names the packet)
+        raise type(exc)(f"{sc.program}: {exc}") from exc
+    return Behaviour(ex.program, ex.name, ex.clock, got.klass, got.verdicts, got.costs,
+                     got.firsts, got.labels, got.counts, stateless, got.traces, ex.obj)
+
+
+def behaviour_one_by_one(sc: Any, traffic: Any, ex: Any, pipe: Any, paths: bool,
+                         sampled: bool, stateless: bool) -> Any:
+    """``sim.scenario.run_behaviour``'s ``Behaviour`` of ``traffic`` on ``ex`` one packet
+    at a time, each with its trace (the VM; the compiled executor on a program that
+    tail-calls; the kernel, whose classes go by verdict and length): the model (``pipe``)
+    decides a packet's punt before it runs, ``after_host`` follows a punted one. ``sampled``:
+    only each distinct packet's first occurrence runs, the later ones take its class."""
+    from ebpf.errors import EbpfError
+    from hw.errors import HwError
+    from sim.scenario import Behaviour
+
+    n = traffic.num_packets
+    klass = np.empty(n, dtype=np.int32)
+    keys: dict[Any, int] = {}
+    verdicts: list[int] = []
+    costs: list[TraceCost] = []
+    firsts: list[bytes] = []
+    labels: list[str] = []
+    counts: list[int] = []
+    traces: list[Any] = []
+    reps, rep = traffic.reps, traffic.rep.tolist()
+    arrival = traffic.arrival_ns.tolist()
+    template_class: dict[int, int] = {}
+    for i in range(n):
+        if sampled and rep[i] in template_class:
+            k = template_class[rep[i]]
+            counts[k] += 1
+            klass[i] = k
+            continue
+        packet = reps[rep[i]]
+        try:
+            punted = pipe.process(packet) if pipe is not None else None
+            res = ex.run(packet, arrival[i])
+            if punted:
+                assert pipe is not None
+                pipe.after_host()
+        except (EbpfError, HwError) as exc:
+            raise type(exc)(f"{sc.program}: packet {i} ({traffic.rep_labels[rep[i]]}): "
+                            f"{exc}") from exc
+        if res.trace is not None:
+            tc = replace(TraceCost.from_trace(res.trace), punted=punted)
+            key: Any = (res.verdict, tc)
+            if paths:
+                key = (*key, tuple(res.trace.path),
+                       tuple(t.target for t in res.trace.tail_calls))
+        else:
+            tc = TraceCost(insns=0, map_helpers=0, helpers=0, punted=punted)
+            key = (res.verdict, len(packet), punted)
+        k = keys.get(key)
+        if k is None:
+            k = keys[key] = len(verdicts)
+            verdicts.append(int(res.verdict))
+            costs.append(tc)
+            firsts.append(packet)
+            traces.append(res.trace)
+            labels.append(f"{res.verdict_name} like packet {i} "
+                          f"({traffic.rep_labels[rep[i]]})")
+            counts.append(0)
+        counts[k] += 1
+        klass[i] = k
+        template_class[rep[i]] = k
+    return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts, labels,
+                     counts, stateless, traces, ex.obj)

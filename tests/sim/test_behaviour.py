@@ -1,0 +1,178 @@
+"""The simulator's behaviour run in batches (sim.behaviour) against the packet-by-packet
+loop with traces (``run_behaviour(batched=False)``): the same classes, verdicts, costs,
+punts, labels and counts, on pipelines with full and partial mappings (real punts) and on
+run-to-completion NICs that class packets by path; the paths and costs against the VM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim.scenario
+from ebpf.differential import Scenario as MapScenario
+from ebpf.executor import open_executor
+from ebpf.loader.elf import load
+from hw.targets import load_target
+from offload.sim_cost import mapped_nic_cost
+from sim.behaviour import path_trace
+from sim.model import NicCost, TraceCost
+from sim.scenario import Scenario, run_behaviour
+from sim.spec import parse_traffic
+from sim.traffic import generate
+from tests.conftest import ROOT, corpus_object
+
+SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
+MIXED = "imix@100G,proto=udp/tcp/icmp/udp6/tcp6/random,flows=256"
+
+
+def _setup(name: str, target: str, traffic: str, n: int, seed: int):
+    t = load_target(target)
+    traffic = traffic.replace("@100G", f"@{t.line_rate_gbps:g}G")
+    sc = Scenario(program=str(corpus_object(name)), maps=str(SCENARIOS / f"{name}.json"),
+                  target=target, traffic=traffic, packets=n, seed=seed, host_cost="model")
+    tr = generate(parse_traffic(traffic, line_rate_gbps=t.line_rate_gbps), n, seed,
+                  line_rate_gbps=t.line_rate_gbps)
+    cost = mapped_nic_cost(sc.program, None, t, maps=sc.maps) if t.kind == "pipeline" \
+        else NicCost()
+    return sc, tr, cost
+
+
+def _trace_view(t) -> tuple:
+    """What the cost models read of a class's trace (hw.cost.nic, hw.rtc)."""
+    return (t.program, t.verdict, list(t.path), t.insns,
+            [(h.slot, h.id, h.name) for h in t.helper_calls],
+            [x.target for x in t.tail_calls])
+
+
+def _same(a, b) -> None:
+    assert a.executor == b.executor == "compiled"
+    assert a.klass.tolist() == b.klass.tolist()
+    assert a.verdicts == b.verdicts
+    assert a.costs == b.costs
+    assert a.labels == b.labels
+    assert a.counts == b.counts
+    assert a.packets == b.packets
+    assert [_trace_view(t) for t in a.traces] == [_trace_view(t) for t in b.traces]
+
+
+def _both(sc, tr, cost, paths):
+    made = []
+    real = sim.scenario.PipelinePunts
+
+    def tracked(*args):
+        made.append(real(*args))
+        return made[-1]
+
+    sim.scenario.PipelinePunts = tracked
+    try:
+        fast = run_behaviour(sc, tr, "compiled", cost, paths=paths)
+        slow = run_behaviour(sc, tr, "compiled", cost, paths=paths, batched=False)
+    finally:
+        sim.scenario.PipelinePunts = real
+    return fast, slow, made
+
+
+@pytest.mark.parametrize("name, target, seed", [
+    ("firewall", "pipe", 1), ("firewall", "pipe", 2), ("parser_counters", "pipe", 1),
+    ("lpm_router", "pipe", 1), ("katran_lb", "pipe", 3), ("lpm_router", "rmt", 2),
+    ("rate_limiter", "pipe", 1)])
+def test_pipelines_batched_equal_packet_by_packet(name, target, seed):
+    """Full and partial mappings (lpm_router and katran_lb punt on mixed traffic, their
+    model running ahead of the executor up to each punt; firewall's configuration can only
+    punt long frames): the same behaviour, class for class, as the loop with traces."""
+    sc, tr, cost = _setup(name, target, MIXED, 3000, seed)
+    fast, slow, made = _both(sc, tr, cost, paths=False)
+    _same(fast, slow)
+    if cost.punt == "model":
+        assert made[0].punts == made[1].punts
+        punted = sum(c for c, tc in zip(fast.counts, fast.costs, strict=True) if tc.punted)
+        assert punted == made[1].punts
+        if name in ("lpm_router", "katran_lb") and target == "pipe":
+            # lpm_router binds no map; katran_lb binds vip_map, which it never writes
+            assert 0 < punted < 3000 and not made[0].static and made[0].ahead
+        if name == "firewall":
+            assert made[0].static and made[0].modelled == 0 < made[1].modelled
+
+
+@pytest.mark.parametrize("name, target", [("firewall", "nfp"), ("lpm_router", "hxdp"),
+                                          ("katran_lb", "nfp"), ("bpf2bpf_loop", "hxdp")])
+def test_nics_with_paths_batched_equal_packet_by_packet(name, target):
+    """Run-to-completion NICs class packets by path (paths=True): the same classes and the
+    same traces as the cost models read them (path, instructions, helper calls)."""
+    sc, tr, cost = _setup(name, target, MIXED, 2000, 4)
+    fast, slow, _made = _both(sc, tr, cost, paths=True)
+    _same(fast, slow)
+
+
+def test_long_frames_punted_by_length():
+    """Frames longer than the window's frame_end (3,520 bytes) are punted, the others not,
+    on a configuration that can punt nothing else: as the model decides them."""
+    sc, tr, cost = _setup("firewall", "pipe", "9000B@100G,flows=8", 40, 1)
+    fast, slow, made = _both(sc, tr, cost, paths=False)
+    _same(fast, slow)
+    assert [tc.punted for tc in fast.costs] == [True] and made[1].punts == 40
+
+
+@pytest.mark.parametrize("name", ["firewall", "rate_limiter", "katran_lb", "nat",
+                                  "parser_counters"])
+def test_path_costs_equal_the_vm_traces(name):
+    """Per packet, the batch's instruction count and path, and the helper calls read off
+    the path (path_trace), are the reference VM's trace of that packet (maps persisting,
+    the clock running)."""
+    state = MapScenario.load(SCENARIOS / f"{name}.json")
+    path = str(corpus_object(name))
+    tr = generate(parse_traffic(MIXED, line_rate_gbps=100), 2500, 5, line_rate_gbps=100)
+    packets = [tr.reps[r] for r in tr.rep.tolist()]
+    times = tr.arrival_ns.tolist()
+    with open_executor("compiled", path, load(path), None, state) as ex:
+        cols, pc = ex.run_batch_paths(packets, times)
+        obj, program = ex.obj, ex.program
+    with open_executor("vm", path, load(path), None, MapScenario.load(
+            SCENARIOS / f"{name}.json")) as vm:
+        traces = [vm.run(p, t).trace for p, t in zip(packets, times, strict=True)]
+    assert np.array_equal(cols.verdict, [t.verdict for t in traces])
+    for i, t in enumerate(traces):
+        p = pc.paths[pc.path_id[i]]
+        assert (pc.steps[i], p) == (t.insns, tuple(t.path)), f"packet {i}"
+    for j, p in enumerate(pc.paths):
+        i = int(np.flatnonzero(pc.path_id == j)[0])
+        got = path_trace(obj, program, p, int(pc.steps[i]))
+        assert [(h.slot, h.id, h.name) for h in got.helper_calls] == \
+            [(h.slot, h.id, h.name) for h in traces[i].helper_calls]
+        assert TraceCost.from_trace(got) == TraceCost.from_trace(traces[i])
+
+
+def test_runt_is_the_models_error_in_both():
+    """A packet shorter than the pipeline's min_packet_bytes is refused by the model's
+    parser: the same error, naming the same packet, batched or not."""
+    from hw.errors import HwError
+
+    sc, tr, cost = _setup("firewall", "pipe", "64B@100G,flows=4", 50, 1)
+    tr.reps[tr.rep[30]] = tr.reps[tr.rep[30]][:12]
+    first = int(np.flatnonzero(tr.rep == tr.rep[30])[0])
+    errors = []
+    for batched in (True, False):
+        with pytest.raises(HwError) as info:
+            run_behaviour(sc, tr, "compiled", cost, batched=batched)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert f"packet {first} (" in errors[0] and "min_packet_bytes 14" in errors[0]
+
+
+def test_spans_stop_at_punts_where_a_reload_may_matter(monkeypatch):
+    """bpf2bpf_loop's pipeline counts in a bound map the program writes: its model may not
+    decide past a punt (not ``ahead``), and the batched run still equals the loop; forcing
+    ``ahead`` on it is caught by the check after the span."""
+    from sim.errors import SimError
+    from sim.mapping import PipelinePunts
+
+    sc, tr, cost = _setup("bpf2bpf_loop", "pipe", MIXED, 1500, 2)
+    fast, slow, made = _both(sc, tr, cost, paths=False)
+    _same(fast, slow)
+    assert not made[0].ahead and made[0].punts == made[1].punts > 0
+
+    def forced(self, obj, program):
+        self.ahead = True
+    monkeypatch.setattr(PipelinePunts, "allow_ahead", forced)
+    with pytest.raises(SimError, match="changed a map the pipeline holds"):
+        run_behaviour(sc, tr, "compiled", cost)
