@@ -38,7 +38,7 @@ the model). For those (``PipelinePunts.static``) a packet is punted iff it is lo
 the window's ``frame_end``, which is what the model answers whatever its state, so the
 simulator decides every packet from its length (``punted_by_length``) and runs no model.
 Otherwise the model decides each packet before the executor runs it: the batched
-simulation (``sim.batch_behaviour``) runs the model ahead up to the next punted packet,
+simulation (``sim.behaviour``) runs the model ahead up to the next punted packet,
 then the executor up to and including it, then ``after_host``: the order of the
 packet-by-packet loop. Where a reload can never bring anything new (``ahead``: no bound
 map, or no stateful unit and a program that writes no bound map, by the static analysis of

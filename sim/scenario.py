@@ -44,7 +44,7 @@ Running one (``prepare`` then an engine then ``sim.metrics.summarize``):
    and decides whether the packet is punted (``sim.mapping.PipelinePunts``). Packets with
    the same verdict and path cost (the kernel: verdict and length) form a class. The
    compiled executor runs the stream in batches that record each packet's instruction
-   count and path (``sim.batch_behaviour``: the same classes as one packet at a time);
+   count and path (``sim.behaviour``: the same classes as one packet at a time);
    ``behaviour = "sampled"`` runs only each distinct packet's first occurrence (an
    approximation, said so in the assumptions);
 4. the host's cost of the program per class: BPF_PROG_TEST_RUN on this machine of the
@@ -313,7 +313,8 @@ class Behaviour:
     (``TraceCost``: the path of the class's packets on the VM; from the kernel executor,
     which gives no path, only the verdict), one packet of the class (its first) and a label.
     On the VM ``traces`` holds each class's first whole trace (``hw.cost`` reads the blocks
-    it executed) and ``obj`` the object it ran.
+    it executed; from the compiled executor's batches a trace rebuilt from its path,
+    ``sim.behaviour``) and ``obj`` the object it ran.
     """
 
     program: str
@@ -353,32 +354,6 @@ def executor_for(sc: Scenario, on_host: bool) -> str:
     return sc.executor
 
 
-def _batches(ex: Any) -> bool:
-    """Whether ``ex`` runs a stream in batches with per-packet paths (the compiled
-    executor, on a program that does not tail-call: ``sim.batch_behaviour``)."""
-    return ex.name == "compiled" and not ex.side.vm.has_tail_calls()
-
-
-def _run_batched(sc: Scenario, traffic: Traffic, ex: Any, obj: Any, pipe: Any,
-                 paths: bool) -> Any:
-    """``sim.batch_behaviour.run_batched`` on ``traffic``, a progress bar on long runs and
-    errors naming the program."""
-    from ebpf.errors import EbpfError
-    from hw.errors import HwError
-    from sim.batch_behaviour import run_batched
-    from sim.metrics import progress_bar
-
-    reps, rep = traffic.reps, traffic.rep.tolist()
-    packets = [reps[r] for r in rep]
-    labels = traffic.rep_labels
-    try:
-        with progress_bar(len(packets), f"{ex.name} executor") as advance:
-            return run_batched(ex, obj, packets, traffic.arrival_ns, pipe, paths,
-                               lambda i: labels[rep[i]], advance)
-    except (EbpfError, HwError) as exc:  # (run_batched names the packet)
-        raise type(exc)(f"{sc.program}: {exc}") from exc
-
-
 def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None = None,
                   step: Step | None = None, paths: bool = False, *,
                   batched: bool = True) -> Behaviour:
@@ -391,85 +366,28 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
     function of the packet's bytes, so each distinct packet runs once, exactly.
     ``paths``: packets share a class only if they executed the same blocks (the cost models
     of run-to-completion NICs price the blocks, ``hw.cost.nic``). The compiled executor
-    runs the stream in batches (``sim.batch_behaviour``, the same result); ``batched=False``
+    runs the stream in batches (``sim.behaviour``, the same result); ``batched=False``
     runs it one packet at a time with a trace, as the other executors do."""
     from ebpf.differential import Scenario as MapScenario
-    from ebpf.errors import EbpfError
     from ebpf.executor import open_executor
     from ebpf.loader.elf import load
-    from hw.errors import HwError
+    from sim.behaviour import batches, behaviour_batched, behaviour_one_by_one
 
     assert sc.program is not None
     obj = load(sc.program)
     state = MapScenario.load(sc.maps) if sc.maps else MapScenario()
-    n = traffic.num_packets
-    klass = np.empty(n, dtype=np.int32)
-    keys: dict[Any, int] = {}
-    verdicts: list[int] = []
-    costs: list[TraceCost] = []
-    firsts: list[bytes] = []
-    labels: list[str] = []
-    counts: list[int] = []
-    traces: list[Any] = []
-    reps, rep = traffic.reps, traffic.rep.tolist()
-    arrival = traffic.arrival_ns.tolist()
     with open_executor(kind, sc.program, obj, sc.program_name, state, seed=sc.seed) as ex:
         pipe = None
         if cost is not None and cost.punt == "model":
             assert cost.config is not None
             pipe = PipelinePunts(cost.config, ex.maps)
         if step:
-            step(f"{ex.name} executor on all {n} packets")
+            step(f"{ex.name} executor on all {traffic.num_packets} packets")
         stateless = not obj.maps and not any(p.helper_ids() for p in obj.programs)
         sampled = sc.behaviour == "sampled" or stateless
-        if batched and not sampled and _batches(ex):
-            if pipe is not None:
-                pipe.allow_ahead(ex.obj, ex.obj.get_program(ex.program))
-            got = _run_batched(sc, traffic, ex, ex.obj, pipe, paths)
-            return Behaviour(ex.program, ex.name, ex.clock, got.klass, got.verdicts,
-                             got.costs, got.firsts, got.labels, got.counts, stateless,
-                             got.traces, ex.obj)
-        template_class: dict[int, int] = {}
-        for i in range(n):
-            if sampled and rep[i] in template_class:
-                k = template_class[rep[i]]
-                counts[k] += 1
-                klass[i] = k
-                continue
-            packet = reps[rep[i]]
-            try:
-                punted = pipe.process(packet) if pipe is not None else None
-                res = ex.run(packet, arrival[i])
-                if punted:
-                    assert pipe is not None
-                    pipe.after_host()
-            except (EbpfError, HwError) as exc:
-                raise type(exc)(f"{sc.program}: packet {i} ({traffic.rep_labels[rep[i]]}): "
-                                f"{exc}") from exc
-            if res.trace is not None:
-                tc = replace(TraceCost.from_trace(res.trace), punted=punted)
-                key: Any = (res.verdict, tc)
-                if paths:
-                    key = (*key, tuple(res.trace.path),
-                           tuple(t.target for t in res.trace.tail_calls))
-            else:
-                tc = TraceCost(insns=0, map_helpers=0, helpers=0, punted=punted)
-                key = (res.verdict, len(packet), punted)
-            k = keys.get(key)
-            if k is None:
-                k = keys[key] = len(verdicts)
-                verdicts.append(int(res.verdict))
-                costs.append(tc)
-                firsts.append(packet)
-                traces.append(res.trace)
-                labels.append(f"{res.verdict_name} like packet {i} "
-                              f"({traffic.rep_labels[rep[i]]})")
-                counts.append(0)
-            counts[k] += 1
-            klass[i] = k
-            template_class[rep[i]] = k
-        return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts,
-                         labels, counts, stateless, traces, ex.obj)
+        if batched and not sampled and batches(ex):
+            return behaviour_batched(sc, traffic, ex, pipe, paths, stateless)
+        return behaviour_one_by_one(sc, traffic, ex, pipe, paths, sampled, stateless)
 
 
 def _behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None,

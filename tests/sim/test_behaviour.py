@@ -1,4 +1,4 @@
-"""The simulator's behaviour run in batches (sim.batch_behaviour) against the packet-by-packet
+"""The simulator's behaviour run in batches (sim.behaviour) against the packet-by-packet
 loop with traces (``run_behaviour(batched=False)``): the same classes, verdicts, costs,
 punts, labels and counts, on pipelines with full and partial mappings (real punts) and on
 run-to-completion NICs that class packets by path; the paths and costs against the VM."""
@@ -14,7 +14,7 @@ from ebpf.executor import open_executor
 from ebpf.loader.elf import load
 from hw.targets import load_target
 from offload.sim_cost import mapped_nic_cost
-from sim.batch_behaviour import path_trace
+from sim.behaviour import path_trace
 from sim.model import NicCost, TraceCost
 from sim.scenario import Scenario, run_behaviour
 from sim.spec import parse_traffic

@@ -1,12 +1,14 @@
-"""Every packet of a stream through the compiled executor in batches, with the costs the
-simulator reads: ``sim.scenario.run_behaviour``'s fast path.
+"""Every packet of a stream through the executor, with the costs the simulator reads:
+``sim.scenario.run_behaviour``'s two ways, in batches on the compiled executor
+(``behaviour_batched``) or one packet at a time with its trace (``behaviour_one_by_one``:
+the VM, the kernel, a program that tail-calls, and ``behaviour = "sampled"``).
 
 ``run_behaviour`` needs, per packet, the verdict, the cost of the path it took
 (``sim.model.TraceCost``: instructions, helper calls) and, with a mapping, whether the
 pipeline punts it. Running the compiled code one packet at a time with a trace costs tens of
 us per packet; here the executor runs whole spans of the stream natively
 (``Executor.run_batch_paths``: each packet's verdict, instruction count and basic-block
-path), and the costs are worked out once per distinct path (``path_cost``: the helper
+path), and the costs are worked out once per distinct path (``path_trace``: the helper
 calls on the blocks the path executes, ``hw.rtc.common.iter_executed_blocks``, which also
 checks that the blocks add up to the instruction count).
 
@@ -17,8 +19,8 @@ executor runs the span up to it, and the model's maps are reloaded after the hos
 exactly the order of the packet-by-packet loop; where a reload cannot bring anything new
 (``PipelinePunts.ahead``) the model decides the whole span first.
 
-The result is the packet-by-packet loop's, class for class (tests/sim/test_batch_behaviour.py
-compares both): classes in order of first appearance, the same keys, labels and counts. A
+The batched result is the packet-by-packet loop's, class for class
+(tests/sim/test_behaviour.py compares both): classes in order of first appearance, the same keys, labels and counts. A
 class's ``trace`` is rebuilt from its path (program, verdict, path, instruction count and
 helper calls with their slots, ids and names; no arguments, return values or map operations):
 what the run-to-completion cost models (``hw.cost.nic``) read.
@@ -190,3 +192,98 @@ def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
     out.klass[:] = klass_of_combo[inverse.reshape(-1)]
     out.counts = np.bincount(out.klass, minlength=len(out.verdicts)).tolist()
     return out
+
+
+def batches(ex: Any) -> bool:
+    """Whether ``ex`` runs a stream in batches with per-packet paths (the compiled
+    executor, on a program that does not tail-call)."""
+    return ex.name == "compiled" and not ex.side.vm.has_tail_calls()
+
+
+def behaviour_batched(sc: Any, traffic: Any, ex: Any, pipe: Any, paths: bool,
+                      stateless: bool) -> Any:
+    """``sim.scenario.run_behaviour``'s ``Behaviour`` of ``traffic`` on ``ex`` by
+    ``run_batched`` (a progress bar on long runs; errors name the program)."""
+    from ebpf.errors import EbpfError
+    from hw.errors import HwError
+    from sim.metrics import progress_bar
+    from sim.scenario import Behaviour
+
+    if pipe is not None:
+        pipe.allow_ahead(ex.obj, ex.obj.get_program(ex.program))
+    reps, rep = traffic.reps, traffic.rep.tolist()
+    packets = [reps[r] for r in rep]
+    labels = traffic.rep_labels
+    try:
+        with progress_bar(len(packets), f"{ex.name} executor") as advance:
+            got = run_batched(ex, ex.obj, packets, traffic.arrival_ns, pipe, paths,
+                              lambda i: labels[rep[i]], advance)
+    except (EbpfError, HwError) as exc:  # (run_batched names the packet)
+        raise type(exc)(f"{sc.program}: {exc}") from exc
+    return Behaviour(ex.program, ex.name, ex.clock, got.klass, got.verdicts, got.costs,
+                     got.firsts, got.labels, got.counts, stateless, got.traces, ex.obj)
+
+
+def behaviour_one_by_one(sc: Any, traffic: Any, ex: Any, pipe: Any, paths: bool,
+                         sampled: bool, stateless: bool) -> Any:
+    """``sim.scenario.run_behaviour``'s ``Behaviour`` of ``traffic`` on ``ex`` one packet
+    at a time, each with its trace (the VM; the compiled executor on a program that
+    tail-calls; the kernel, whose classes go by verdict and length): the model (``pipe``)
+    decides a packet's punt before it runs, ``after_host`` follows a punted one. ``sampled``:
+    only each distinct packet's first occurrence runs, the later ones take its class."""
+    from ebpf.errors import EbpfError
+    from hw.errors import HwError
+    from sim.scenario import Behaviour
+
+    n = traffic.num_packets
+    klass = np.empty(n, dtype=np.int32)
+    keys: dict[Any, int] = {}
+    verdicts: list[int] = []
+    costs: list[TraceCost] = []
+    firsts: list[bytes] = []
+    labels: list[str] = []
+    counts: list[int] = []
+    traces: list[Any] = []
+    reps, rep = traffic.reps, traffic.rep.tolist()
+    arrival = traffic.arrival_ns.tolist()
+    template_class: dict[int, int] = {}
+    for i in range(n):
+        if sampled and rep[i] in template_class:
+            k = template_class[rep[i]]
+            counts[k] += 1
+            klass[i] = k
+            continue
+        packet = reps[rep[i]]
+        try:
+            punted = pipe.process(packet) if pipe is not None else None
+            res = ex.run(packet, arrival[i])
+            if punted:
+                assert pipe is not None
+                pipe.after_host()
+        except (EbpfError, HwError) as exc:
+            raise type(exc)(f"{sc.program}: packet {i} ({traffic.rep_labels[rep[i]]}): "
+                            f"{exc}") from exc
+        if res.trace is not None:
+            tc = replace(TraceCost.from_trace(res.trace), punted=punted)
+            key: Any = (res.verdict, tc)
+            if paths:
+                key = (*key, tuple(res.trace.path),
+                       tuple(t.target for t in res.trace.tail_calls))
+        else:
+            tc = TraceCost(insns=0, map_helpers=0, helpers=0, punted=punted)
+            key = (res.verdict, len(packet), punted)
+        k = keys.get(key)
+        if k is None:
+            k = keys[key] = len(verdicts)
+            verdicts.append(int(res.verdict))
+            costs.append(tc)
+            firsts.append(packet)
+            traces.append(res.trace)
+            labels.append(f"{res.verdict_name} like packet {i} "
+                          f"({traffic.rep_labels[rep[i]]})")
+            counts.append(0)
+        counts[k] += 1
+        klass[i] = k
+        template_class[rep[i]] = k
+    return Behaviour(ex.program, ex.name, ex.clock, klass, verdicts, costs, firsts, labels,
+                     counts, stateless, traces, ex.obj)
