@@ -13,10 +13,14 @@ target, except in two ways:
   counts and order as a run without paths (classes are numbered by first appearance, so a
   merged class keeps the first of its path classes as its representative).
 
-So the report's runs of one program at one traffic on the npu, the vliw core and the DPU
-run the program once (once per line rate for a clock-reading program), not three times.
-``behaviour_key`` says what a behaviour depends on; the traffic's packets and order (and
-arrival times when the clock is read) enter as a digest.
+The executor enters the key as the one the run opens (``reuse_kind``): a host run's
+``auto`` opens the compiled executor for a program that compiles, as the NIC runs' choice
+does, so the host targets share the NIC runs' behaviour too.
+
+So the report's runs of one program at one traffic on the npu, the vliw core, the DPU and
+the hosts run the program once (once per line rate for a clock-reading program), not five
+times. ``behaviour_key`` says what a behaviour depends on; the traffic's packets and order
+(and arrival times when the clock is read) enter as a digest.
 """
 
 from __future__ import annotations
@@ -52,8 +56,20 @@ def behaviour_key(sc: Any, traffic: Any, kind: str, program_key: tuple[Any, ...]
 
     obj = load(sc.program)
     clock = any(uses_clock(p, obj) for p in obj.programs)
-    return (program_key, sc.program_name, state_key, kind, sc.seed, sc.behaviour,
-            traffic.num_packets, traffic_digest(traffic, clock))
+    return (program_key, sc.program_name, state_key, reuse_kind(kind, obj), sc.seed,
+            sc.behaviour, traffic.num_packets, traffic_digest(traffic, clock))
+
+
+def reuse_kind(kind: str, obj: Any) -> str:
+    """The executor a run of ``kind`` opens, where that is known before opening it:
+    ``ebpf.executor.open_executor`` opens ``auto`` as the compiled executor exactly when
+    the compiled code takes the programs (``unsupported_reason`` is None; otherwise it
+    tries the kernel, then the VM, so ``auto`` stays itself)."""
+    from ebpf.compiled import unsupported_reason
+
+    if kind == "auto" and unsupported_reason(list(obj.programs)) is None:
+        return "compiled"
+    return kind
 
 
 def without_paths(beh: Any) -> Any:

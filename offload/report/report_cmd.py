@@ -9,8 +9,9 @@ ELF, a bad map state or RTL result, an output folder that cannot be written are 
 exit status 2, before any slow work. The report is written into a temporary folder next to
 ``DIR`` and renamed into place at the end, so ``DIR`` is either the whole new report or
 untouched. An existing ``DIR`` is replaced only when it is empty or holds a previous report
-(``report.json``). Programs are gathered in ``--jobs`` worker processes (``default_jobs``);
-a rich progress bar on stderr counts the steps when stderr is a terminal.
+(``report.json``). Programs are gathered in ``--jobs`` worker processes (``default_jobs``),
+heaviest first (``submission_order``); a rich progress bar on stderr counts the steps when
+stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None
 
     pool = new_pool(jobs)
     try:
-        futures = {pool.submit(_worker, s, plan_, permitted): s for s in plan_.programs}
+        futures = {pool.submit(_worker, s, plan_, permitted): s
+                   for s in submission_order(plan_.programs)}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.1)
@@ -225,6 +227,21 @@ def gather(plan_: Plan, *, jobs: int = 1, progress: Callable[[str], None] | None
                 os.kill(pid, signal.SIGKILL)
         raise
     return _finish(doc, plan_, results, failed)
+
+
+def submission_order(specs: list[Any]) -> list[Any]:
+    """The programs heaviest first, so that the workers end together (longest processing
+    time first): a program that keeps state (maps or helper calls) runs every simulated
+    packet, the others each distinct packet once; then more instructions first, then the
+    plan's order. The document keeps the plan's order whatever the order of work."""
+    from ebpf.loader.elf import load
+
+    def weight(k: int) -> tuple[bool, int, int]:
+        obj = load(specs[k].path)
+        prog = obj.get_xdp_program(specs[k].program)
+        stateful = bool(obj.maps) or any(p.helper_ids() for p in obj.programs)
+        return (not stateful, -len(prog.insns), k)
+    return [specs[k] for k in sorted(range(len(specs)), key=weight)]
 
 
 def _failure(exc: BaseException) -> str:

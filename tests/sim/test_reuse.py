@@ -124,3 +124,46 @@ def test_shared_cache_gives_the_same_reports_with_fewer_runs(stem, monkeypatch):
     calls = _counting(monkeypatch)
     assert reports(RunCache())[0] == fresh
     assert len(calls) == expected < len(targets)
+
+
+def test_host_runs_share_the_nic_runs_behaviour(monkeypatch):
+    """A host run (executor auto, timed in the kernel) after a DPU run on the same traffic
+    takes the DPU run's behaviour (auto opens the compiled executor for a program that
+    compiles): the program runs once, and both reports equal those of a cache without
+    behaviours (the kernel timings shared so that both sides price the same ns)."""
+    base = dict(program=str(corpus_object("katran_lb")),
+                maps=str(SCENARIOS / "katran_lb.json"), traffic="imix@100%,flows=40",
+                packets=500, seed=3)
+    shared = RunCache()
+
+    def reports(cache_for) -> list[str]:
+        return [json.dumps(_timeless(simulate(prepare(Scenario(target=t, **base),
+                                                      cache=cache_for()),
+                                              progress_enabled=False)),
+                           sort_keys=True, default=str)
+                for t in ("dpu", "host")]
+    calls = _counting(monkeypatch)
+    reused = reports(lambda: shared)
+    assert len(calls) == 1 and len(shared.behaviours) == 1
+    calls.clear()
+    fresh = reports(lambda: RunCache(host_ns=shared.host_ns))
+    assert len(calls) == 2 and fresh == reused
+
+
+def test_auto_stays_itself_where_the_compiled_code_refuses():
+    """``auto`` on a program the compiled code refuses (bpf_loop) is not keyed as compiled
+    (open_executor then opens the kernel or the VM); other kinds are keyed as they are."""
+    from types import SimpleNamespace
+
+    import tests.ebpf.vm.test_machine as vm_tests
+    from ebpf.compiled import CompiledUnsupported, CompiledVm
+    from ebpf.loader.elf import load
+    from sim.reuse import reuse_kind
+
+    looping = vm_tests.prog("mov %r1, 1\nmov %r2, 0\nmov %r3, 0\nmov %r4, 0\ncall 181\nexit")
+    with pytest.raises(CompiledUnsupported):  # the oracle: the compiled VM refuses it
+        CompiledVm([], looping)
+    assert reuse_kind("auto", SimpleNamespace(programs=[looping])) == "auto"
+    obj = load(str(corpus_object("katran_lb")))
+    assert [reuse_kind(k, obj) for k in ("auto", "compiled", "vm", "kernel")] == \
+        ["compiled", "compiled", "vm", "kernel"]

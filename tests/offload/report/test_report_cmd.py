@@ -99,6 +99,22 @@ def test_worker_processes_give_the_same_programs(tmp_path):
         "xdp_tx_prog", "xdp_drop_prog", "xdp_pass_prog", "xdp_pass_frags"]
 
 
+def test_stateful_programs_are_submitted_first():
+    """The pool gets the programs heaviest first: those with maps (every simulated packet
+    runs them: rate_limiter, katran_lb) before the stateless ones (xdp_tx, xdp_drop), the
+    longer program first among equals; every program exactly once."""
+    from offload.report import ReportOptions
+    from offload.report.collect import plan
+    from offload.report.report_cmd import submission_order
+
+    names = ("xdp_tx", "rate_limiter", "xdp_drop", "katran_lb")
+    specs = plan([str(corpus_object(n)) for n in names], ReportOptions()).programs
+    order = [s.program for s in submission_order(specs)]
+    assert sorted(order) == sorted(s.program for s in specs)
+    assert order[:2] == ["xdp_katran_lb", "xdp_rate_limiter"]  # katran_lb is the longer
+    assert set(order[2:]) == {"xdp_tx_prog", "xdp_drop_prog"}
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ("{not json", "not JSON"),
     (json.dumps({"packets": 20, "mismatches": 0, "cycles_per_packet": 55.0, "ii": 1}),
