@@ -11,10 +11,15 @@ map would find and (b) the address the VM gave that value:
   the value exists and never moves (values are updated in place), so its address, once the
   VM has handed it out, is remembered in a small native hash table keyed by the index.
 - **hash / per-CPU hash / LPM trie**: the table holds every entry (key or (prefix length,
-  data), LPM entries in order of decreasing prefix length) as of the start of the batch,
-  built by ``NativeMaps``. It stays exact while the batch runs only if the programs cannot
-  change these maps: used only when no program of the object calls map_update_elem or
-  map_delete_elem (user space does not run during a batch). A miss is answered natively (0).
+  data), LPM entries in order of decreasing prefix length), built by ``NativeMaps`` at the
+  start of the batch (user space does not run during one). A program's
+  map_update_elem / map_delete_elem runs on the VM's handler, and after each one that
+  succeeded ``CompiledVm._interp`` calls ``NativeMaps.written``, which brings that map's
+  table up to date before the next instruction: a hash key inserted into its free slot
+  (its value's address unknown until the VM's first lookup of it), a deleted key, a full
+  table or any LPM change by rebuilding the map's table from its contents. An existing
+  key's update changes its value in place (``HashMap._update``): nothing to do. A miss is
+  answered natively (0).
 
 Where the value's address is not known yet (its region not created: the VM creates it on
 its first lookup) the function returns ``NOPE`` after noting in ``rt[RT_FILL]`` where the
@@ -270,32 +275,32 @@ class NativeMaps:
     """The descriptors and tables of one VM's maps, for ``rt[RT_MAPS]``.
 
     ``arrays`` persist for the VM's life (their addresses never change); ``refresh()``
-    rebuilds the hash and LPM snapshots (before each batch run) when ``snapshots`` allows
-    them (no program of the object changes a map).
+    rebuilds the hash and LPM tables (before each batch run); ``written()`` keeps one up to
+    date after a program's update or delete.
     """
 
-    def __init__(self, vm: Any, snapshots: bool) -> None:
+    def __init__(self, vm: Any) -> None:
         self.vm = vm
-        self.snapshots = snapshots
         self.desc = np.zeros(0, dtype=np.uint64)
+        self._tables: dict[int, tuple[int, Any, int]] = {}  # hash/LPM: pointer -> row, map, kind
+        self._held: dict[int, np.ndarray] = {}  # pointer -> its hash/LPM table (kept alive)
         self._arrays: dict[int, np.ndarray] = {}  # map pointer -> its table (kept)
         self._cpu = vm.env.cpu  # per-CPU arrays: the addresses are this CPU's values
-        self._keep: list[np.ndarray] = []
 
     def _maps(self) -> list[tuple[int, Any, int]]:
         """(pointer, map, kind) of the maps the VM has handed out a pointer to (the others
         are not registered here: registering would move later maps' pointers)."""
         out = []
         for ptr, m in self.vm.registered_maps():
-            kind = ARRAY_KINDS.get(m.type_name) or (
-                SNAPSHOT_KINDS.get(m.type_name) if self.snapshots else None)
+            kind = ARRAY_KINDS.get(m.type_name) or SNAPSHOT_KINDS.get(m.type_name)
             if kind is not None:
                 out.append((ptr, m, kind))
         return out
 
     def refresh(self) -> None:
         """Descriptors for every supported map; hash/LPM tables from their contents now."""
-        rows, keep = [], []
+        rows: list[np.ndarray] = []
+        self._tables, self._held = {}, {}
         if self.vm.env.cpu != self._cpu:
             self._arrays.clear()
             self._cpu = self.vm.env.cpu
@@ -310,20 +315,66 @@ class NativeMaps:
                     table = self._arrays[ptr] = np.zeros(ARRAY_SLOTS * (2 + kw), np.uint64)
                 rows.append(self._desc(ptr, kind, m.key_size, table, ARRAY_SLOTS - 1, 2 + kw,
                                        m.max_entries, 0 if fresh else counts.get(ptr, 0)))
-            elif kind == K_HASH:
-                table, mask = self._hash_table(m, kw)
-                keep.append(table)
-                rows.append(self._desc(ptr, kind, m.key_size, table, mask, 2 + kw, 0, 0))
             else:
-                table, n = self._lpm_table(m)
-                keep.append(table)
-                rows.append(self._desc(ptr, kind, m.key_size, table, 0,
-                                       2 + -(-(m.key_size - 4) // 8), 8 * (m.key_size - 4), n))
+                self._tables[ptr] = (len(rows), m, kind)
+                rows.append(self._snapshot(ptr, m, kind))
         self.desc = np.concatenate(rows) if rows else np.zeros(DESC_WORDS, np.uint64)
-        self._keep = keep
         rt = self.vm._rt
         rt[cg.RT_MAPS] = self.desc.ctypes.data
         rt[cg.RT_NMAPS] = len(rows)
+
+    def _snapshot(self, ptr: int, m: Any, kind: int) -> np.ndarray:
+        """A hash or LPM map's descriptor, its table built from the map's contents now."""
+        if kind == K_HASH:
+            kw = -(-m.key_size // 8)
+            table, mask, n = self._hash_table(m, kw)
+            row = self._desc(ptr, kind, m.key_size, table, mask, 2 + kw, 0, n)
+        else:
+            table, n = self._lpm_table(m)
+            row = self._desc(ptr, kind, m.key_size, table, 0, 2 + -(-(m.key_size - 4) // 8),
+                             8 * (m.key_size - 4), n)
+        self._held[ptr] = table
+        return row
+
+    def written(self, ptr: int, key_address: int) -> None:
+        """A program's update or delete of map ``ptr`` at this key succeeded (on the VM's
+        handler): its table as the map is now, before the next native lookup."""
+        held = self._tables.get(ptr)
+        if held is None or self.vm._rt[cg.RT_NMAPS] == 0:
+            return  # an array (updated in place), or not in a batch
+        row, m, kind = held
+        at = row * DESC_WORDS
+        d = self.desc
+        if kind == K_HASH:
+            key = bytes(self.vm.mem.read(key_address, m.key_size))
+            value = m.lookup(key, self.vm.env.cpu if m.percpu else 0)
+            table, stride = self._held[ptr], int(d[at + W_STRIDE])
+            mask, count = int(d[at + W_MASK]), int(d[at + W_COUNT])
+            if value is not None and 2 * (count + 1) <= mask + 1:
+                pos = self._probe(table, stride, mask, key)
+                if not table[pos * stride]:  # a new key: its slot (an update: in place)
+                    self._put(table, stride, pos, key, self._address(m, value))
+                    d[at + W_COUNT] = count + 1
+                return
+        d[at:at + DESC_WORDS] = self._snapshot(ptr, m, kind)  # delete, full, LPM
+
+    @staticmethod
+    def _probe(table: np.ndarray, stride: int, mask: int, key: bytes) -> int:
+        """The slot holding ``key``, else the empty slot where it belongs."""
+        pos = fnv1a(key) & mask
+        raw = table.view(np.uint8)
+        while table[pos * stride]:
+            at = (pos * stride + 2) * 8
+            if raw[at:at + len(key)].tobytes() == key:
+                return pos
+            pos = (pos + 1) & mask
+        return pos
+
+    @staticmethod
+    def _put(table: np.ndarray, stride: int, pos: int, key: bytes, addr: int) -> None:
+        table[pos * stride:pos * stride + 2] = (1, addr)
+        at = (pos * stride + 2) * 8
+        table.view(np.uint8)[at:at + len(key)] = np.frombuffer(key, np.uint8)
 
     @staticmethod
     def _desc(ptr: int, kind: int, key_size: int, table: np.ndarray, mask: int, stride: int,
@@ -337,7 +388,7 @@ class NativeMaps:
         region = self.vm.mem.find_map_value(value)
         return region.base if region is not None else 0
 
-    def _hash_table(self, m: Any, kw: int) -> tuple[np.ndarray, int]:
+    def _hash_table(self, m: Any, kw: int) -> tuple[np.ndarray, int, int]:
         from ebpf.helpers.core import PERCPU_MAP_TYPES, map_kind
 
         cpu = self.vm.env.cpu if map_kind(m) in PERCPU_MAP_TYPES else 0
@@ -347,19 +398,13 @@ class NativeMaps:
             if value is not None:
                 entries.append((bytes(key), self._address(m, value)))
         cap = 8
-        while cap < 2 * len(entries):
+        while cap < 4 * len(entries):  # room for as many inserts again before a rebuild
             cap *= 2
         stride = 2 + kw
         table = np.zeros(cap * stride, np.uint64)
-        raw = table.view(np.uint8)
         for key, addr in entries:
-            pos = fnv1a(key) & (cap - 1)
-            while table[pos * stride]:
-                pos = (pos + 1) & (cap - 1)
-            table[pos * stride:pos * stride + 2] = (1, addr)
-            at = (pos * stride + 2) * 8
-            raw[at:at + len(key)] = np.frombuffer(key, np.uint8)
-        return table, cap - 1
+            self._put(table, stride, self._probe(table, stride, cap - 1, key), key, addr)
+        return table, cap - 1, len(entries)
 
     def _lpm_table(self, m: Any) -> tuple[np.ndarray, int]:
         size = m.key_size - 4

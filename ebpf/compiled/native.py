@@ -73,11 +73,14 @@ def unsupported_reason(programs: list[ProgramDef]) -> str | None:
     return None
 
 
-def _no_map_writes(programs: Sequence[ProgramDef]) -> bool:
-    """No program calls a helper that changes a map's entries (``maplookup``: snapshots)."""
+def _map_write_slots(prog: ProgramDef) -> frozenset[int]:
+    """The slots of a program's calls to helpers that change a map's entries (after each
+    one, ``maplookup.NativeMaps.written``)."""
     ids = {HELPER_IDS[n] for n in maplookup.MUTATING_HELPERS if n in HELPER_IDS}
-    return not any(insn.spec.kind is Kind.CALL and insn.src == CallKind.HELPER
-                   and insn.imm in ids for prog in programs for insn in prog.insns)
+    return frozenset(slot for insn, slot in zip(prog.insns, slot_offsets(prog.insns),
+                                                strict=True)
+                     if insn.spec.kind is Kind.CALL and insn.src == CallKind.HELPER
+                     and insn.imm in ids)
 
 
 def vm_class(kind: str, programs: list[ProgramDef]) -> type[Vm]:
@@ -159,6 +162,7 @@ class CompiledVm(Vm):
         if reason is not None:
             raise CompiledUnsupported(reason)
         self._native: dict[int, Any] = {}
+        self._write_slots: dict[int, frozenset[int]] = {}
         self._interp_cb = _INTERP(self._interp)
         self._pending: BaseException | None = None
         self._regs_arr = (ctypes.c_uint64 * 11)()
@@ -187,7 +191,7 @@ class CompiledVm(Vm):
             self._build_native(prog)
         _driver()  # compiled here, not in the first batch
         self._rt[cg.RT_LOOKUP] = _jit().add(maplookup.lookup_ir(), "map_lookup")
-        self._native_maps = maplookup.NativeMaps(self, _no_map_writes(programs))
+        self._native_maps = maplookup.NativeMaps(self)
 
     # -- native code -----------------------------------------------------------------------
 
@@ -210,6 +214,7 @@ class CompiledVm(Vm):
             cg.build_function(module, "prog", prog, plan)
             addr = _BUILT[key] = _jit().add(str(module), "prog")
         self._native[id(prog)] = _NATIVE(addr)
+        self._write_slots[id(prog)] = _map_write_slots(prog)
         self._sync_regions()
 
     def _lddw_values(self, prog: ProgramDef) -> dict[int, int | None]:
@@ -322,6 +327,8 @@ class CompiledVm(Vm):
             regs = self.regs
             regs[:] = self._regs_arr
             self.trace.insns = self._rt[cg.RT_STEPS]
+            writes = slot in self._write_slots[id(self._prog)]
+            target = (regs[1], regs[2])  # the map and key (the call clobbers r1-r5)
             try:
                 pc = self._code[slot](slot)
             finally:
@@ -329,6 +336,8 @@ class CompiledVm(Vm):
                 self._rt[cg.RT_FILL] = 0
             if fill and regs[0]:  # a native map lookup's answer, kept for the next time
                 ctypes.c_uint64.from_address(fill).value = regs[0]
+            if writes and regs[0] == 0:  # a map changed: its native table follows
+                self._native_maps.written(*target)
             self._regs_arr[:] = regs
             self._sync_regions()
             if pc == _STOP:
