@@ -16,8 +16,9 @@ map would find and (b) the address the VM gave that value:
   map_update_elem / map_delete_elem runs on the VM's handler, and after each one that
   succeeded ``CompiledVm._interp`` calls ``NativeMaps.written``, which brings that map's
   table up to date before the next instruction: a hash key inserted into its free slot
-  (its value's address unknown until the VM's first lookup of it), a deleted key, a full
-  table or any LPM change by rebuilding the map's table from its contents. An existing
+  (its value's address unknown until the VM's first lookup of it), a deleted hash key
+  taken out of its slot (the entries after it moved back, as linear probing requires), a
+  full table or any LPM change by rebuilding the map's table from its contents. An existing
   key's update changes its value in place (``HashMap._update``): nothing to do. A miss is
   answered natively (0).
 
@@ -350,13 +351,39 @@ class NativeMaps:
             value = m.lookup(key, self.vm.env.cpu if m.percpu else 0)
             table, stride = self._held[ptr], int(d[at + W_STRIDE])
             mask, count = int(d[at + W_MASK]), int(d[at + W_COUNT])
-            if value is not None and 2 * (count + 1) <= mask + 1:
-                pos = self._probe(table, stride, mask, key)
-                if not table[pos * stride]:  # a new key: its slot (an update: in place)
-                    self._put(table, stride, pos, key, self._address(m, value))
-                    d[at + W_COUNT] = count + 1
+            pos = self._probe(table, stride, mask, key)
+            present = bool(table[pos * stride])
+            if value is None and present:  # deleted
+                self._remove(table, stride, mask, pos, m.key_size)
+                d[at + W_COUNT] = count - 1
                 return
-        d[at:at + DESC_WORDS] = self._snapshot(ptr, m, kind)  # delete, full, LPM
+            if value is not None and present:  # updated in place
+                return
+            if value is not None and 2 * (count + 1) <= mask + 1:  # a new key
+                self._put(table, stride, pos, key, self._address(m, value))
+                d[at + W_COUNT] = count + 1
+                return
+        d[at:at + DESC_WORDS] = self._snapshot(ptr, m, kind)  # full, LPM
+
+    @staticmethod
+    def _remove(table: np.ndarray, stride: int, mask: int, pos: int, key_size: int) -> None:
+        """Empty slot ``pos`` and move back the entries after it that could no longer be
+        reached from their home slot (deletion in linear probing, without tombstones)."""
+        raw = table.view(np.uint8)
+        table[pos * stride:(pos + 1) * stride] = 0
+        j = pos
+        while True:
+            j = (j + 1) & mask
+            if not table[j * stride]:
+                return
+            at = (j * stride + 2) * 8
+            home = fnv1a(raw[at:at + key_size].tobytes()) & mask
+            # the entry at j stays if its home lies cyclically in (pos, j]
+            if (home - pos - 1) & mask < (j - pos) & mask:
+                continue
+            table[pos * stride:(pos + 1) * stride] = table[j * stride:(j + 1) * stride]
+            table[j * stride:(j + 1) * stride] = 0
+            pos = j
 
     @staticmethod
     def _probe(table: np.ndarray, stride: int, mask: int, key: bytes) -> int:
