@@ -403,9 +403,9 @@ class CompiledVm(Vm):
 
     def has_tail_calls(self) -> bool:
         """Whether the program calls bpf_tail_call (its paths are not recorded in batches)."""
-        tail = HELPER_IDS.get("tail_call")
-        return any(insn.spec.kind is Kind.CALL and insn.src == CallKind.HELPER
-                   and insn.imm == tail for insn in self.program.insns)
+        from ebpf.analysis.cfg import is_tail_call
+
+        return any(map(is_tail_call, self.program.insns))
 
     def run_xdp_columns(self, packets: Sequence[bytes],
                         clock: tuple[bytearray, Any] | None = None) -> ResultColumns:
