@@ -51,7 +51,12 @@ RT_CUR = RT_STACK_HOSTS + MAX_CALL_FRAMES  # the packet a batch is running (ebpf
 # native map lookups (ebpf.compiled.maplookup): the function's address, the descriptors and
 # their count (0: every lookup on the VM's handler), where the VM's answer is to be kept
 RT_LOOKUP, RT_MAPS, RT_NMAPS, RT_FILL = RT_CUR + 1, RT_CUR + 2, RT_CUR + 3, RT_CUR + 4
-RT_WORDS = RT_CUR + 5
+# words reserved for the native helper families (``native_helper`` below), one block each
+RT_FAMILY_WORDS = 8
+RT_MAPS_X = RT_CUR + 5  # map writes, LRU, clock
+RT_PKT = RT_MAPS_X + RT_FAMILY_WORDS  # checksums, head/tail/meta adjustments
+RT_FWD = RT_PKT + RT_FAMILY_WORDS  # redirects, FIB lookups
+RT_WORDS = RT_FWD + RT_FAMILY_WORDS
 PATH_CAP = 4096
 """Path entries buffered natively; when full the runtime moves them into the VM's path."""
 INTERP_FLUSH = -1
@@ -406,9 +411,28 @@ def _emit_jcond(f: _Fn, slot: int, insn, spec) -> None:
     f.goto(slot + 1)
 
 
+NativeEmitter = Callable[["_Fn", int], None]
+NATIVE_HELPERS: dict[int, NativeEmitter] = {}
+"""helper id -> the emitter of its native call site (registered with ``native_helper`` by
+the helper family modules of ``ebpf.compiled``); every other helper runs on the VM's handler."""
+
+
+def native_helper(name: str) -> Callable[[NativeEmitter], NativeEmitter]:
+    """Register the emitter of helper ``name``'s call site. The emitter is positioned at
+    the call's slot; it ends by branching to ``f.slot_block(slot + 1)`` or by falling back
+    to ``f.interp(slot, slot + 1)`` (the VM's handler) where it cannot answer."""
+    def register(emit: NativeEmitter) -> NativeEmitter:
+        NATIVE_HELPERS[HELPER_IDS[name]] = emit
+        return emit
+    return register
+
+
 def _emit_call(f: _Fn, slot: int, insn, spec) -> None:
     if insn.src == CallKind.HELPER and insn.imm == HELPER_IDS.get("map_lookup_elem"):
         _emit_map_lookup(f, slot)
+        return
+    if insn.src == CallKind.HELPER and insn.imm in NATIVE_HELPERS:
+        NATIVE_HELPERS[insn.imm](f, slot)
         return
     if insn.src != CallKind.LOCAL:
         f.interp(slot, slot + 1)  # helpers and kfuncs: the VM's handler
