@@ -36,7 +36,7 @@ from ebpf.vm.memory import FIRST_BASE, REGION_STRIDE, Region
 from ebpf.vm.trace import Trace
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
-from . import batch, maplookup
+from . import batch, maplookup, packethelpers
 from . import codegen as cg
 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
@@ -192,6 +192,8 @@ class CompiledVm(Vm):
         _driver()  # compiled here, not in the first batch
         self._rt[cg.RT_LOOKUP] = _jit().add(maplookup.lookup_ir(), "map_lookup")
         self._native_maps = maplookup.NativeMaps(self)
+        self._packet_helpers = packethelpers.PacketHelpers(
+            self, _jit().add(packethelpers.packet_ir(), "packet_helper"))
 
     # -- native code -----------------------------------------------------------------------
 
@@ -324,6 +326,7 @@ class CompiledVm(Vm):
                 return 0
             if self._batch is not None and self._rt[cg.RT_CUR] != self._batch.current:
                 self._materialize()
+            self._packet_helpers.pull()  # what native packet helpers moved
             regs = self.regs
             regs[:] = self._regs_arr
             self.trace.insns = self._rt[cg.RT_STEPS]
@@ -493,6 +496,7 @@ class CompiledVm(Vm):
         paths = self._batch_paths
         b.record(paths is not None)
         self._batch, self._batch_on_packet = b, on_packet
+        self._packet_helpers.start(b.desc[batch.D_PKT_OFF])
         driver = _driver()
         rt_addr, desc_addr = ctypes.addressof(self._rt), ctypes.addressof(b.desc)
         start, m = 0, len(chunk)
@@ -523,6 +527,7 @@ class CompiledVm(Vm):
                     raise type(exc)(f"packet {first + stop}: {exc}") from exc
                 start = stop + 1
         finally:
+            self._packet_helpers.stop()
             self._batch = None
             self._xdp_seen = ()
             self._code, self._prog = self._entry_code, self.program
@@ -561,6 +566,7 @@ class CompiledVm(Vm):
                 self.regs[:] = arr
                 raise self._native_error()
         self.regs[:] = arr
+        self._packet_helpers.pull()
         xdp, verdict = self.xdp, arr[0] & 0xFFFFFFFF
         assert xdp is not None
         redirect = self.trace.redirect if verdict == XDP_REDIRECT else None
