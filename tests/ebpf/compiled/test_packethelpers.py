@@ -323,15 +323,33 @@ def _csum_packets(rng: random.Random, n: int) -> list[bytes]:
         null = from_size == 0 and rng.random() < 0.5
         seed = rng.choice([0, 0xFFFFFFFF, 0xFFFF, rng.randrange(1 << 32),
                            rng.randrange(1 << 64)])
-        control = b"".join(v.to_bytes(2, "little") for v in (from_off, from_size, to_off,
-                                                              to_size))
-        control += seed.to_bytes(8, "little") + bytes([kind, int(null)])
         data = bytearray(rng.randbytes(length))
         if rng.random() < 0.1:  # all-zero data: the sums' special case
             data[32:] = bytes(length - 32)
-        data[14:32] = control
-        out.append(bytes(data))
+        out.append(_csum_packet(data, (from_off, from_size, to_off, to_size), seed, kind,
+                                null))
     return out
+
+
+def _csum_packet(data: bytearray, places: tuple[int, int, int, int], seed: int, kind: int,
+                 null: bool = False) -> bytes:
+    """``data`` with CSUM's control: (from offset, from size, to offset, to size), the
+    seed, the kind of memory ``to`` is in, from = NULL."""
+    control = b"".join(v.to_bytes(2, "little") for v in places)
+    data[14:32] = control + seed.to_bytes(8, "little") + bytes([kind, int(null)])
+    return bytes(data)
+
+
+def _csum_vms(mode: str) -> tuple[ProgramDef, Vm, CompiledVm]:
+    """CSUM on the VM and the compiled VM, in ``mode``, the array value the same."""
+    prog = _prog(CSUM)
+    defn = MapDef("v", MAP_TYPE_IDS["array"], 4, 64, 1)
+    ref = Vm([defn], prog, env=HelperEnv(csum_diff=mode))
+    fast = CompiledVm([defn], prog, env=HelperEnv(csum_diff=mode))
+    value = random.Random(mode).randbytes(64)
+    ref.maps[0].update(bytes(4), value)
+    fast.maps[0].update(bytes(4), value)
+    return prog, ref, fast
 
 
 @pytest.mark.parametrize("mode", ["fold16", "x86_unfolded"])
@@ -341,14 +359,8 @@ def test_csum_diff_equals_the_vm(mode, monkeypatch):
     in both kernel modes: every result is the VM's (x86_unfolded's -EINVAL for sizes
     that are not multiples of 4 or exceed 512 bytes included) and none called back."""
     rng = random.Random(mode)
-    prog = _prog(CSUM)
-    defn = MapDef("v", MAP_TYPE_IDS["array"], 4, 64, 1)
     calls = _spied(monkeypatch)
-    ref = Vm([defn], prog, env=HelperEnv(csum_diff=mode))
-    fast = CompiledVm([defn], prog, env=HelperEnv(csum_diff=mode))
-    value = rng.randbytes(64)
-    ref.maps[0].update(bytes(4), value)
-    fast.maps[0].update(bytes(4), value)
+    prog, ref, fast = _csum_vms(mode)
     seen = _compare(ref, fast, prog, _csum_packets(rng, 4000), calls)
     results = Counter(ret for (name, ret), c in seen.items() if name == "csum_diff"
                       for _ in range(c))
@@ -357,6 +369,27 @@ def test_csum_diff_equals_the_vm(mode, monkeypatch):
         assert results[EINVAL] > 300 and max(r for r in results if r != EINVAL) > 0xFFFF
     else:
         assert max(results) <= 0xFFFF
+    assert not [c for c in calls if c[0] == CSUM_SLOT]
+
+
+@pytest.mark.parametrize("mode", ["fold16", "x86_unfolded"])
+def test_csum_diff_sums_that_fold_twice(mode, monkeypatch):
+    """Sums whose 64-to-32-bit fold carries again (0xffffffff + 0xffffffff + 1), all-zero
+    data with a zero seed (the only 0 of csum_partial), seeds alone: the VM's results."""
+    calls = _spied(monkeypatch)
+    prog, ref, fast = _csum_vms(mode)
+    carry = b"\xff" * 8 + (1).to_bytes(4, "little")
+    packets = []
+    for seed in (0, 0xFFFFFFFF, 1, 0xFFFFFFFE):
+        for from_data, to_data in ((b"\x07\0\0\0", carry), (b"", carry), (carry, b""),
+                                   (carry, carry), (bytes(8), b"\x01\0\0\0"),
+                                   (bytes(12), bytes(8)), (b"", b""), (bytes(8), b"")):
+            data = bytearray(64 + len(from_data) + len(to_data))
+            data[64:] = from_data + to_data
+            places = (64, len(from_data), 64 + len(from_data), len(to_data))
+            packets.append(_csum_packet(data, places, seed, 0))
+    seen = _compare(ref, fast, prog, packets, calls)
+    assert len({ret for (name, ret) in seen if name == "csum_diff"}) > 8
     assert not [c for c in calls if c[0] == CSUM_SLOT]
 
 
@@ -423,3 +456,42 @@ def test_helpers_answer_only_in_batches(monkeypatch):
             [(h.name, h.args, h.ret) for h in b.trace.helper_calls]
     slots = _helper_slots(prog)
     assert sum(1 for s, _ in calls if s in slots) > 40
+
+
+@pytest.mark.parametrize("name", ["nat", "katran_lb", "adjust_tail"])
+def test_corpus_programs_equal_the_vm(name, monkeypatch):
+    """nat (csum_diff), katran_lb (adjust_head) and adjust_tail on 10,000 random packets
+    with their scenarios, as one stream: the VM's verdicts, bytes, metadata, redirects and
+    maps, and the packet helpers called back only where a frame has fragments."""
+    from ebpf.differential import Scenario
+    from ebpf.executor import open_executor
+    from ebpf.loader.elf import load
+    from sim.packets import random_packets
+    from tests.conftest import ROOT, corpus_object
+
+    calls = _spied(monkeypatch)
+    path = str(corpus_object(name))
+    state = Scenario.load(ROOT / "examples" / "xdp" / "scenarios" / f"{name}.json")
+    packets = random_packets(10_000, seed=11)
+    times = [i * state.clock_step_ns for i in range(len(packets))]
+    slots = {s for s, n in _helper_slots(load(path).programs[0]).items()
+             if n in PACKET_HELPERS}
+    helper_calls = expected = 0
+    with open_executor("vm", path, load(path), None, state, seed=11) as ex:
+        ref = []
+        for p, t in zip(packets, times, strict=True):
+            r = ex.run(p, t)
+            ref.append((r.verdict, r.packet_out, r.meta_len, r.redirect))
+            for h in r.trace.helper_calls:
+                helper_calls += h.name in PACKET_HELPERS
+                expected += h.name in FRAG_BOUND and len(p) > MAX_LINEAR
+        ref_maps = ex.dump_maps()
+    with open_executor("compiled", path, load(path), None, state, seed=11) as ex:
+        got = [(r.verdict, r.packet_out, r.meta_len, r.redirect)
+               for r in ex.iter_results(packets, times)]
+        got_maps = ex.dump_maps()
+    for i, (a, b) in enumerate(zip(ref, got, strict=True)):
+        assert a == b, f"packet {i}"
+    assert got_maps == ref_maps
+    assert helper_calls >= 50  # katran_lb: 68 encapsulations (VIP traffic is rare)
+    assert sum(s in slots for s, _ in calls) == expected
