@@ -496,7 +496,7 @@ class CompiledVm(Vm):
         paths = self._batch_paths
         b.record(paths is not None)
         self._batch, self._batch_on_packet = b, on_packet
-        self._packet_helpers.start(b.desc[batch.D_PKT_OFF])
+        self._packet_helpers.start(b.lens)
         driver = _driver()
         rt_addr, desc_addr = ctypes.addressof(self._rt), ctypes.addressof(b.desc)
         start, m = 0, len(chunk)
@@ -547,7 +547,7 @@ class CompiledVm(Vm):
         for k in (start + np.flatnonzero(b.lens[start:stop] > batch.MAX_LINEAR)).tolist():
             buff = b.buffs.get(k)  # fragments: as a helper left them, else untouched
             cols.tails[at + k] = b"".join(buff.frags) if buff is not None else \
-                b.chunk[k][batch.MAX_LINEAR:]
+                self._packet_helpers.tail(k, b.chunk[k])
         for k, trace in b.traces.items():  # the packets that called back: their redirects
             if start <= k < stop and b.verdict[k] == XDP_REDIRECT and \
                     trace.redirect is not None:

@@ -50,16 +50,27 @@ from ebpf.compiled import codegen as cg
 from ebpf.compiled.batch import MAX_LINEAR
 from ebpf.compiled.codegen import I8, I32, I64, P64, c64
 from ebpf.vm.memory import FIRST_BASE
-from ebpf.vm.xdp import ETH_HLEN, SKB_SHARED_INFO_SIZE, TEST_RUN_FRAME_SIZE, XDP_FRAME_SIZE
+from ebpf.vm.xdp import (
+    ETH_HLEN,
+    FRAG_SIZE,
+    SKB_SHARED_INFO_SIZE,
+    TEST_RUN_FRAME_SIZE,
+    XDP_FRAME_SIZE,
+)
 
 # the family's rt words (codegen.RT_PKT)
 W_ON = cg.RT_PKT  # 1 inside a batch chunk: the native helpers answer; 0: the VM's handler
-W_OFFSETS = cg.RT_PKT + 1  # the chunk's packet offsets (int64, n + 1): each packet's length
+W_FRAGS = cg.RT_PKT + 1  # the chunk's fragment state: FRAG_WORDS int64 per packet
 W_MOVED = cg.RT_PKT + 2  # native code moved data / data_end / data_meta: XdpBuff is behind
 W_MODE = cg.RT_PKT + 3  # csum_diff: MODE_FOLD16, MODE_X86, else the VM's handler (its error)
 W_METALEN_MAX = cg.RT_PKT + 4  # HelperEnv.metalen_max
 W_FN = cg.RT_PKT + 5  # the address of packet_helper
-assert W_FN < cg.RT_PKT + cg.RT_FAMILY_WORDS
+W_VIEW = cg.RT_PKT + 6  # the chunk packet whose XdpBuff took the fragment state (pull)
+assert W_VIEW < cg.RT_PKT + cg.RT_FAMILY_WORDS
+FRAG_WORDS = 3
+F_BYTES, F_KEPT, F_WHOLE = range(FRAG_WORDS)
+"""Per chunk packet: its fragments' bytes, how many of them are the frame's own (the rest:
+zeros a grown tail added), its whole length."""
 
 MODES = {"fold16": 0, "x86_unfolded": 1}
 MODE_UNKNOWN = 2
@@ -228,13 +239,20 @@ class _Packet:
         table = b.inttoptr(b.load(_rt(b, self.rt, cg.RT_TABLE)), P64)
         return b.load(b.gep(table, [self.entry_at]))
 
-    def has_frags(self) -> ir.Value:
-        """The packet is longer than the linear part (its fragments are the VM's)."""
+    def frags(self) -> tuple[ir.Value, ir.Value, ir.Value]:
+        """(pointer to the packet's fragment state, whether the fragments are native's to
+        change: the frame has some and the VM has no view of it, whether the frame is
+        linear only: it never had fragments, or native code trimmed them all away)."""
         b = self.b
-        offs = b.inttoptr(b.load(_rt(b, self.rt, W_OFFSETS)), P64)
         cur = b.load(_rt(b, self.rt, cg.RT_CUR))
-        whole = b.sub(b.load(b.gep(offs, [b.add(cur, c64(1))])), b.load(b.gep(offs, [cur])))
-        return b.icmp_unsigned(">", whole, c64(MAX_LINEAR))
+        state = b.gep(b.inttoptr(b.load(_rt(b, self.rt, W_FRAGS)), P64),
+                      [b.mul(cur, c64(FRAG_WORDS))])
+        jumbo = b.icmp_unsigned(">", b.load(b.gep(state, [c64(F_WHOLE)])), c64(MAX_LINEAR))
+        no_view = b.icmp_unsigned("!=", b.load(_rt(b, self.rt, W_VIEW)), cur)
+        some = b.icmp_unsigned("!=", b.load(b.gep(state, [c64(F_BYTES)])), c64(0))
+        native = b.and_(b.and_(jumbo, no_view), some)
+        linear = b.or_(b.not_(jumbo), b.and_(no_view, b.not_(some)))
+        return state, native, linear
 
     def store(self, data: ir.Value, end: ir.Value, meta: ir.Value) -> None:
         """The new offsets into the xdp_md words and the table entry's window."""
@@ -286,9 +304,45 @@ def _adjust_fn(module: ir.Module, host_fn: ir.Function) -> ir.Function:
     pkt.store(new, end, b.add(meta, off))
     b.ret(c64(0))
 
-    b.position_at_end(tail)  # XdpBuff.adjust_tail without fragments
-    with b.if_then(pkt.has_frags()):
-        b.ret(c64(NOPE))
+    b.position_at_end(tail)  # XdpBuff.adjust_tail
+    state, frags_native, linear = pkt.frags()
+    frag_tail, linear_tail, other, nope = (fn.append_basic_block(x) for x in
+                                           ("frag_tail", "linear_tail", "other", "nope"))
+    b.cbranch(frags_native, frag_tail, other)
+    b.position_at_end(other)
+    b.cbranch(linear, linear_tail, nope)
+    b.position_at_end(nope)
+    b.ret(c64(NOPE))
+
+    b.position_at_end(frag_tail)  # _frags_shrink / _frags_grow on the lengths
+    nbytes, kept = b.gep(state, [c64(F_BYTES)]), b.gep(state, [c64(F_KEPT)])
+    total = b.load(nbytes)
+    with b.if_else(b.icmp_signed("<", off, c64(0))) as (shrink_blk, grow_blk):
+        with shrink_blk:
+            cut = b.neg(off)
+            with b.if_then(b.icmp_signed(">", cut, b.sub(b.add(b.sub(end, data), total),
+                                                         c64(ETH_HLEN)))):
+                b.ret(einval)
+            with b.if_then(b.icmp_signed("<=", cut, total)):
+                left = b.sub(total, cut)
+                b.store(left, nbytes)
+                old = b.load(kept)
+                b.store(b.select(b.icmp_signed("<", left, old), left, old), kept)
+                b.ret(c64(0))
+            b.store(c64(0), nbytes)  # every fragment released: the rest off the linear part
+            b.store(c64(0), kept)
+            pkt.store(data, b.sub(end, b.sub(cut, total)), meta)
+            b.ret(c64(0))
+        with grow_blk:  # into the last fragment's page
+            last = b.sub(total, b.mul(b.udiv(b.sub(total, c64(1)), c64(FRAG_SIZE)),
+                                      c64(FRAG_SIZE)))
+            with b.if_then(b.icmp_signed(">", off, b.sub(c64(FRAG_SIZE), last))):
+                b.ret(einval)
+            b.store(b.add(total, off), nbytes)
+            b.ret(c64(0))
+    b.unreachable()
+
+    b.position_at_end(linear_tail)  # without fragments
     new = b.add(end, off)
     with b.if_then(b.or_(b.icmp_signed(">", new, c64(HARD_END)),
                          b.icmp_signed("<", new, b.add(data, c64(ETH_HLEN))))):
@@ -311,13 +365,16 @@ def _adjust_fn(module: ir.Module, host_fn: ir.Function) -> ir.Function:
     pkt.store(data, end, new)
     b.ret(c64(0))
 
-    b.position_at_end(length)  # XdpBuff.buff_len without fragments
-    with b.if_then(pkt.has_frags()):
+    b.position_at_end(length)  # XdpBuff.buff_len
+    state, frags_native, linear = pkt.frags()
+    with b.if_then(frags_native):
+        b.ret(b.add(b.sub(end, data), b.load(b.gep(state, [c64(F_BYTES)]))))
+    with b.if_then(b.not_(linear)):
         b.ret(c64(NOPE))
     b.ret(b.sub(end, data))
 
     b.position_at_end(bytes_blk)  # xdp_load_bytes / xdp_store_bytes without fragments
-    with b.if_then(pkt.has_frags()):
+    with b.if_then(b.not_(pkt.frags()[2])):
         b.ret(c64(NOPE))
     offset, n = b.and_(r2, c64(M32)), b.and_(r4, c64(M32))
     with b.if_then(b.or_(b.icmp_unsigned(">", offset, c64(XDP_POINTER_MAX)),
@@ -397,29 +454,50 @@ class PacketHelpers:
         rt[W_METALEN_MAX] = vm.env.metalen_max
         self.stop()
 
-    def start(self, offsets_address: int) -> None:
-        """A chunk runs: the native helpers answer (``offsets_address``: the chunk's int64
-        packet offsets, n + 1 of them)."""
+    def start(self, lens: Any) -> None:
+        """A chunk runs: the native helpers answer (``lens``: the chunk's frame lengths,
+        an int64 array)."""
+        import numpy as np
+
         rt = self.vm._rt
-        rt[W_OFFSETS] = offsets_address
+        frags = np.maximum(lens - MAX_LINEAR, 0)
+        self._frags = np.ascontiguousarray(np.stack([frags, frags, lens], axis=1),
+                                           dtype=np.int64)
+        rt[W_FRAGS] = self._frags.ctypes.data
         rt[W_MOVED] = 0
+        rt[W_VIEW] = (1 << 64) - 1
         rt[W_ON] = 1
 
     def stop(self) -> None:
         """Every packet helper on the VM's handler again."""
         rt = self.vm._rt
-        rt[W_ON] = rt[W_MOVED] = rt[W_OFFSETS] = 0
+        rt[W_ON] = rt[W_MOVED] = rt[W_FRAGS] = 0
+
+    def tail(self, k: int, frame: bytes) -> bytes:
+        """The fragments of chunk packet ``k`` (``frame``: the whole frame) as native
+        code left them: the frame's bytes after the linear part, trimmed, then zeros."""
+        nbytes, kept = int(self._frags[k, F_BYTES]), int(self._frags[k, F_KEPT])
+        return frame[MAX_LINEAR:MAX_LINEAR + kept] + bytes(nbytes - kept)
 
     def pull(self) -> None:
-        """The VM's ``XdpBuff`` of the running packet follows what native helpers moved."""
+        """The VM's ``XdpBuff`` of the running packet follows the native state: its
+        fragments when its view was just built (from then on the VM's handler changes
+        them), data / data_end / data_meta when native helpers moved them."""
         vm = self.vm
         rt = vm._rt
+        xdp, b = vm.xdp, vm._batch
+        if not rt[W_ON] or xdp is None or b is None:
+            return
+        k = rt[cg.RT_CUR]
+        if rt[W_VIEW] != k:
+            rt[W_VIEW] = k
+            if xdp.frags:
+                flat = self.tail(k, b.chunk[k])
+                xdp.frags = [bytearray(flat[i:i + FRAG_SIZE])
+                             for i in range(0, len(flat), FRAG_SIZE)]
         if not rt[W_MOVED]:
             return
         rt[W_MOVED] = 0
-        xdp = vm.xdp
-        if xdp is None:
-            return
         base = vm._packet_region.base
         xdp.data = rt[cg.RT_CTX_VALS] - base
         xdp.data_end = rt[cg.RT_CTX_VALS + 1] - base
