@@ -46,8 +46,9 @@ are packed one after the other, ``D_OUT_POS`` the next free byte)."""
 MAX_LINEAR = TEST_RUN_FRAME_SIZE - XDP_PACKET_HEADROOM - 320
 """The linear part of a frame (``ebpf.vm.xdp``: 3520 bytes). A longer packet runs in the
 batch on its first 3520 bytes, as the program sees it; the rest is its fragments, which
-only helpers reach (they build the VM's view, fragments included), so an untouched tail is
-appended to the output unchanged. Runts run one at a time on the VM's own path."""
+only helpers reach (the native adjust_tail changes their lengths, ``packethelpers``; the
+others build the VM's view, fragments included), so the tail is appended to the output
+as they left it. Runts run one at a time on the VM's own path."""
 
 
 def driver_ir() -> str:

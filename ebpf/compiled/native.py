@@ -8,7 +8,8 @@ region table kept here; whatever it does not do itself it hands back to the VM's
 of that one instruction through the ``interp`` callback (helper calls, faults, the
 context's hooks), so results are the VM's by construction. In batches
 (``run_xdp_columns``) map lookups are answered natively where tables mirroring the maps
-allow it (``ebpf.compiled.maplookup``).
+allow it (``ebpf.compiled.maplookup``), and so are the packet helpers (checksum, head /
+tail / meta adjustments: ``ebpf.compiled.packethelpers``).
 
 LLVM (llvmlite's MCJIT) compiles each program once per VM, optimised at -O2. A program
 that needs what the native code cannot do (a helper that runs a callback, ``bpf_loop``; a
