@@ -8,7 +8,8 @@ region table kept here; whatever it does not do itself it hands back to the VM's
 of that one instruction through the ``interp`` callback (helper calls, faults, the
 context's hooks), so results are the VM's by construction. In batches
 (``run_xdp_columns``) map lookups are answered natively where tables mirroring the maps
-allow it (``ebpf.compiled.maplookup``).
+allow it (``ebpf.compiled.maplookup``), and so are redirects and FIB lookups
+(``ebpf.compiled.forward``).
 
 LLVM (llvmlite's MCJIT) compiles each program once per VM, optimised at -O2. A program
 that needs what the native code cannot do (a helper that runs a callback, ``bpf_loop``; a
@@ -36,7 +37,7 @@ from ebpf.vm.memory import FIRST_BASE, REGION_STRIDE, Region
 from ebpf.vm.trace import Trace
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
-from . import batch, maplookup
+from . import batch, forward, maplookup
 from . import codegen as cg
 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
@@ -155,6 +156,8 @@ class CompiledVm(Vm):
     unless ``map_writes_in_trace`` (then they go through the VM's handler, slower).
     """
 
+    redirect_index = forward.REDIRECT_INDEX  # shared with the native redirects
+
     def __init__(self, obj_or_maps: Any, program: ProgramDef, *,
                  map_writes_in_trace: bool = False, **options: Any) -> None:
         programs = obj_or_maps.programs if isinstance(obj_or_maps, ElfObject) else [program]
@@ -192,6 +195,7 @@ class CompiledVm(Vm):
         _driver()  # compiled here, not in the first batch
         self._rt[cg.RT_LOOKUP] = _jit().add(maplookup.lookup_ir(), "map_lookup")
         self._native_maps = maplookup.NativeMaps(self)
+        self._forward = forward.Forward(self, _jit().add)
 
     # -- native code -----------------------------------------------------------------------
 
@@ -432,6 +436,7 @@ class CompiledVm(Vm):
         lens = np.fromiter(map(len, packets), dtype=np.int64, count=n)
         cols = ColumnsBuilder()
         self._native_maps.refresh()
+        self._forward.refresh()
         try:
             self._run_columns(packets, lens, on_packet, clock_ns, cols)
         finally:
@@ -493,6 +498,7 @@ class CompiledVm(Vm):
         paths = self._batch_paths
         b.record(paths is not None)
         self._batch, self._batch_on_packet = b, on_packet
+        self._forward.begin()
         driver = _driver()
         rt_addr, desc_addr = ctypes.addressof(self._rt), ctypes.addressof(b.desc)
         start, m = 0, len(chunk)
@@ -523,6 +529,7 @@ class CompiledVm(Vm):
                     raise type(exc)(f"packet {first + stop}: {exc}") from exc
                 start = stop + 1
         finally:
+            self._forward.end()
             self._batch = None
             self._xdp_seen = ()
             self._code, self._prog = self._entry_code, self.program
@@ -543,10 +550,12 @@ class CompiledVm(Vm):
             buff = b.buffs.get(k)  # fragments: as a helper left them, else untouched
             cols.tails[at + k] = b"".join(buff.frags) if buff is not None else \
                 b.chunk[k][batch.MAX_LINEAR:]
-        for k, trace in b.traces.items():  # the packets that called back: their redirects
-            if start <= k < stop and b.verdict[k] == XDP_REDIRECT and \
-                    trace.redirect is not None:
-                cols.redirect[at + k] = trace.redirect
+        redirects = self._forward.take(start, stop)  # native; a trace's is newer
+        redirects.update({k: trace.redirect for k, trace in b.traces.items()
+                          if start <= k < stop and trace.redirect is not None})
+        for k, target in redirects.items():
+            if b.verdict[k] == XDP_REDIRECT:
+                cols.redirect[at + k] = target
 
     def _finish_switched(self) -> tuple[int, bytes, int, Any]:
         """The rest of a packet that tail-called (its VM state is built: the tail call
@@ -563,7 +572,8 @@ class CompiledVm(Vm):
         self.regs[:] = arr
         xdp, verdict = self.xdp, arr[0] & 0xFFFFFFFF
         assert xdp is not None
-        redirect = self.trace.redirect if verdict == XDP_REDIRECT else None
+        redirect = self._forward.redirect_of(self._rt[cg.RT_CUR], self.trace.redirect)
+        redirect = redirect if verdict == XDP_REDIRECT else None
         return verdict, xdp.output(), xdp.metalen, redirect
 
     def _materialize(self) -> None:
@@ -572,6 +582,7 @@ class CompiledVm(Vm):
         assert b is not None
         k = self._rt[cg.RT_CUR]
         b.current = k
+        self._forward.materialized(k)
         if self._batch_on_packet is not None:  # (the driver already set the clock)
             self._batch_on_packet(b.first + k)
         buff = XdpBuff(b.chunk[k], metalen_max=self.env.metalen_max)
