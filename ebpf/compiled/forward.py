@@ -15,9 +15,10 @@ it needs cannot change during a batch, and hands every other case to the VM's ha
   property ``CompiledVm.redirect_index``).
 - **the redirect target** of each packet: the native code writes it into a record per chunk
   packet (``REC_WORDS`` words: kind, ifindex or key, map, target, flags); ``take`` turns the
-  records into ``ebpf.vm.trace.Redirect`` objects. Once a packet's VM state is built (its
-  first callback: ``materialized``) its later redirect calls go to the VM's handler, so a
-  redirect recorded in the packet's trace is always newer than its native record.
+  records into ``ebpf.vm.trace.Redirect`` objects. Before the VM's handler runs anything
+  for a packet, ``to_trace`` moves the packet's record into its trace (so a redirect
+  helper on the VM's handler replaces it, or leaves it, as it would have in the VM): a
+  record is therefore always newer than what the packet's trace holds.
 - **FIB lookups**: the routes (``HelperEnv.get_routes``) and the forwarding switch do not
   change during a batch either; ``refresh`` lays them out as a table ordered by decreasing
   prefix length (ties in list order: the VM keeps the first of equal length), each with its
@@ -70,7 +71,7 @@ from ebpf.vm.memory import FIRST_BASE
 from ebpf.vm.trace import Redirect
 
 # the family's rt words (cg.RT_FWD + ...)
-W_REC, W_VM_CUR, W_TGT, W_DEVS, W_ROUTES, W_FIB, W_REDIRECT_MAP = range(7)
+W_REC, W_TGT, W_DEVS, W_ROUTES, W_FIB, W_REDIRECT_MAP = range(6)
 assert W_REDIRECT_MAP < cg.RT_FAMILY_WORDS
 NOPE = 1 << 63
 """What the native functions return when the VM's handler must answer (never a result)."""
@@ -115,20 +116,13 @@ REDIRECT_INDEX = property(_get_redirect_index, _set_redirect_index,
 # call sites
 # --------------------------------------------------------------------------------------------
 
-def _on_vm(f: Any, rec: ir.Value) -> ir.Value:
-    """True outside a batch chunk or once the packet's VM state is built."""
-    b = f.b
-    return b.or_(b.icmp_unsigned("==", rec, c64(0)),
-                 b.icmp_unsigned("==", f.rt_load(cg.RT_CUR), f.rt_load(_word(W_VM_CUR))))
-
-
 @cg.native_helper("redirect")
 def _emit_redirect(f: Any, slot: int) -> None:
     """bpf_redirect: flags -> XDP_ABORTED (0); else tgt_index = ifindex, XDP_REDIRECT."""
     b = f.b
     rec = f.rt_load(_word(W_REC))
     native, vm = f.block(f"s{slot}_fwd"), f.block(f"s{slot}_vm")
-    b.cbranch(_on_vm(f, rec), vm, native)
+    b.cbranch(b.icmp_unsigned("==", rec, c64(0)), vm, native)  # outside a chunk
     b.position_at_end(native)
     ok = b.icmp_unsigned("==", f.reg(2), c64(0))
     with b.if_then(ok):
@@ -206,9 +200,7 @@ def redirect_map_ir() -> str:
     devs = b.inttoptr(g.load(rt, _word(W_DEVS)), P64)
     i, pos, d_at = b.alloca(I64), b.alloca(I64), b.alloca(P64)
     b.store(c64(0), i)
-    on_vm = b.or_(b.icmp_unsigned("==", rec, c64(0)),
-                  b.icmp_unsigned("==", cur, g.load(rt, _word(W_VM_CUR))))
-    b.cbranch(on_vm, g.blk["nope"], g.blk["scan"])
+    b.cbranch(b.icmp_unsigned("==", rec, c64(0)), g.blk["nope"], g.blk["scan"])
 
     g.at("scan")  # the map's descriptor
     b.cbranch(b.icmp_unsigned("<", b.load(i), b.load(devs)), g.blk["scan_body"], g.blk["nope"])
@@ -471,7 +463,6 @@ class Forward:
         self.devs = np.zeros(1, np.uint64)
         self.routes: np.ndarray | None = None
         self._held: list[np.ndarray] = []  # the redirect tables (kept alive)
-        rt[_word(W_VM_CUR)] = M64
         rt[_word(W_DEVS)] = self.devs.ctypes.data
 
     def refresh(self) -> None:
@@ -521,19 +512,23 @@ class Forward:
         self.vm._rt[_word(W_DEVS)] = self.devs.ctypes.data
 
     def begin(self) -> None:
-        """A chunk starts: its records empty, no packet's VM state built."""
-        self.rec[:] = 0
-        rt = self.vm._rt
-        rt[_word(W_REC)] = self.rec.ctypes.data
-        rt[_word(W_VM_CUR)] = M64
+        """A chunk starts: its records empty."""
+        self.rec[::REC_WORDS] = KIND_NONE
+        self.vm._rt[_word(W_REC)] = self.rec.ctypes.data
 
     def end(self) -> None:
         """The chunk is over: every call on the VM's handler again."""
         self.vm._rt[_word(W_REC)] = 0
 
-    def materialized(self, k: int) -> None:
-        """Chunk packet ``k`` has its VM state (its later redirects on the VM's handler)."""
-        self.vm._rt[_word(W_VM_CUR)] = k
+    def to_trace(self) -> None:
+        """Before the VM's handler runs an instruction of the current chunk packet (its VM
+        state built): the packet's native redirect so far into its trace, where the
+        handler finds it (a redirect helper replaces it, or leaves it as the kernel
+        leaves bpf_redirect_info); the record is then empty."""
+        k = self.vm._rt[cg.RT_CUR]
+        if self.rec[k * REC_WORDS]:
+            self.vm.trace.redirect = self.take(k, k + 1)[k]
+            self.rec[k * REC_WORDS] = KIND_NONE
 
     def take(self, start: int, stop: int) -> dict[int, Redirect]:
         """The native redirect targets of chunk packets ``start .. stop``."""
@@ -552,5 +547,6 @@ class Forward:
         return out
 
     def redirect_of(self, k: int, traced: Redirect | None) -> Redirect | None:
-        """Chunk packet ``k``'s redirect target: its trace's (the newer) or its native one."""
-        return traced if traced is not None else self.take(k, k + 1).get(k)
+        """Chunk packet ``k``'s redirect target: its native one (newer than anything its
+        trace holds: ``to_trace``), else its trace's."""
+        return self.take(k, k + 1).get(k, traced)

@@ -326,8 +326,10 @@ class CompiledVm(Vm):
             self._flush_path()
             if slot == cg.INTERP_FLUSH:
                 return 0
-            if self._batch is not None and self._rt[cg.RT_CUR] != self._batch.current:
-                self._materialize()
+            if self._batch is not None:
+                if self._rt[cg.RT_CUR] != self._batch.current:
+                    self._materialize()
+                self._forward.to_trace()  # a native redirect so far, before the handler's
             regs = self.regs
             regs[:] = self._regs_arr
             self.trace.insns = self._rt[cg.RT_STEPS]
@@ -550,9 +552,9 @@ class CompiledVm(Vm):
             buff = b.buffs.get(k)  # fragments: as a helper left them, else untouched
             cols.tails[at + k] = b"".join(buff.frags) if buff is not None else \
                 b.chunk[k][batch.MAX_LINEAR:]
-        redirects = self._forward.take(start, stop)  # native; a trace's is newer
-        redirects.update({k: trace.redirect for k, trace in b.traces.items()
-                          if start <= k < stop and trace.redirect is not None})
+        redirects = {k: trace.redirect for k, trace in b.traces.items()
+                     if start <= k < stop and trace.redirect is not None}
+        redirects.update(self._forward.take(start, stop))  # native ones are newer
         for k, target in redirects.items():
             if b.verdict[k] == XDP_REDIRECT:
                 cols.redirect[at + k] = target
@@ -582,7 +584,6 @@ class CompiledVm(Vm):
         assert b is not None
         k = self._rt[cg.RT_CUR]
         b.current = k
-        self._forward.materialized(k)
         if self._batch_on_packet is not None:  # (the driver already set the clock)
             self._batch_on_packet(b.first + k)
         buff = XdpBuff(b.chunk[k], metalen_max=self.env.metalen_max)
