@@ -51,8 +51,9 @@ def _call_slots(prog: ProgramDef, helper: int) -> set[int]:
 # --------------------------------------------------------------------------------------------
 
 def _op(tag: str, sel: int, arg: int, flags: int, out: int) -> str:
-    """Packet byte ``sel`` chooses: 1 bpf_redirect(u32 at ``arg``, u64 flags at ``flags``),
-    2 / 3 bpf_redirect_map(map 0 / map 1, same), 4 get_smp_processor_id (a callback),
+    """Packet byte ``sel`` chooses: 1 bpf_redirect(u32 at ``arg`` with bits above 32 set,
+    u64 flags at ``flags``), 2 / 3 bpf_redirect_map(map 0 (the key with bits above 32
+    set) / map 1, same), 4 get_smp_processor_id (a callback),
     else nothing (r0 = XDP_PASS); r0's low byte goes to packet byte ``out``."""
     return f"""
 ldxb %r1, [%r6+{sel}]
@@ -65,11 +66,14 @@ jeq %r1, 3, {tag}_map1
 jeq %r1, 4, {tag}_smp
 ja {tag}_done
 {tag}_redirect:
-mov %r1, %r2
+lddw %r1, 0x500000000
+or %r1, %r2
 mov %r2, %r3
 call {REDIRECT}
 ja {tag}_done
 {tag}_map0:
+lddw %r1, 0x700000000
+or %r2, %r1
 lddw %r1, map_idx 0
 call {REDIRECT_MAP}
 ja {tag}_done
@@ -226,6 +230,70 @@ def test_redirects_outside_batches_stay_on_the_vm(monkeypatch):
         r = ref.run_xdp(p)
         assert (int(cols.verdict[i]), cols.packet_out(i), cols.redirect.get(i)) == \
             (r.verdict, r.packet_out, r.redirect), i
+
+
+TAIL_ENTRY = f"""
+ldxw %r2, [%r1+0]
+ldxw %r3, [%r1+4]
+mov %r6, %r1
+mov %r7, %r2
+mov %r4, %r2
+add %r4, 24
+jgt %r4, %r3, short
+ldxw %r1, [%r7+14]
+mov %r2, 0
+call {REDIRECT}
+mov %r1, %r6
+lddw %r2, map_idx 0
+ldxb %r3, [%r7+18]
+and %r3, 1
+call 12
+mov %r0, {XDP_REDIRECT}
+exit
+short:
+mov %r0, 1
+exit
+"""
+# the tail-called program: packet byte 19's low bit: bpf_redirect_map(map 1, u32 at 20)
+TAIL_TARGET = f"""
+ldxw %r6, [%r1+0]
+ldxb %r3, [%r6+19]
+mov %r0, {XDP_REDIRECT}
+jset %r3, 1, again
+exit
+again:
+lddw %r1, map_idx 1
+ldxw %r2, [%r6+20]
+mov %r3, 0
+call {REDIRECT_MAP}
+exit
+"""
+
+
+def test_redirects_across_tail_calls():
+    """A native redirect, then a tail call (on the VM's handler) into a program that may
+    redirect again, natively: each packet's target is the VM's, the newest of the two."""
+    maps = [MapDef("jmp", MAP_TYPE_IDS["prog_array"], 4, 4, 2, values={0: "b"}),
+            MapDef("dev", MAP_TYPE_IDS["devmap"], 4, 4, 8)]
+    progs = {"b": _prog(TAIL_TARGET)}
+    ref = Vm(maps, _prog(TAIL_ENTRY), resolver=progs.__getitem__)
+    fast = CompiledVm(maps, _prog(TAIL_ENTRY), resolver=progs.__getitem__)
+    for vm in (ref, fast):
+        for k in (1, 2, 5):
+            vm.maps[1].update(k.to_bytes(4, "little"), (30 + k).to_bytes(4, "little"))
+    rng = random.Random(3)
+    packets = [rng.randbytes(14) + rng.getrandbits(32).to_bytes(4, "little")
+               + bytes([rng.randrange(4), rng.randrange(4)])
+               + rng.randrange(8).to_bytes(4, "little") + rng.randbytes(10)
+               for _ in range(400)]
+    cols = fast.run_xdp_columns(packets)
+    kinds = set()
+    for i, p in enumerate(packets):
+        r = ref.run_xdp(p)
+        assert (int(cols.verdict[i]), cols.packet_out(i), cols.redirect.get(i)) == \
+            (r.verdict, r.packet_out, r.redirect), i
+        kinds.add(r.redirect.kind if r.redirect is not None else None)
+    assert {"ifindex", "map"} <= kinds
 
 
 # --------------------------------------------------------------------------------------------
