@@ -34,6 +34,8 @@ the VM's handler, so those traces are complete.
 
 from __future__ import annotations
 
+import errno
+import functools
 import ipaddress
 from typing import Any
 
@@ -48,15 +50,12 @@ from ebpf.helpers.core import (
     AF_INET6,
     BPF_F_BROADCAST,
     BPF_F_EXCLUDE_INGRESS,
-    BPF_FIB_LKUP_RET_BLACKHOLE,
     BPF_FIB_LKUP_RET_FRAG_NEEDED,
     BPF_FIB_LKUP_RET_FWD_DISABLED,
     BPF_FIB_LKUP_RET_NO_NEIGH,
     BPF_FIB_LKUP_RET_NO_SRC_ADDR,
     BPF_FIB_LKUP_RET_NOT_FWDED,
-    BPF_FIB_LKUP_RET_PROHIBIT,
     BPF_FIB_LKUP_RET_SUCCESS,
-    BPF_FIB_LKUP_RET_UNREACHABLE,
     BPF_FIB_LOOKUP_FLAGS,
     BPF_FIB_LOOKUP_SKIP_NEIGH,
     BPF_FIB_LOOKUP_SRC,
@@ -66,6 +65,7 @@ from ebpf.helpers.core import (
     XDP_REDIRECT,
     map_kind,
 )
+from ebpf.helpers.fib import ROUTE_CODES
 from ebpf.vm.limits import M32, M64
 from ebpf.vm.memory import FIRST_BASE
 from ebpf.vm.trace import Redirect
@@ -75,7 +75,6 @@ W_REC, W_TGT, W_DEVS, W_ROUTES, W_FIB, W_REDIRECT_MAP = range(6)
 assert W_REDIRECT_MAP < cg.RT_FAMILY_WORDS
 NOPE = 1 << 63
 """What the native functions return when the VM's handler must answer (never a result)."""
-EINVAL, EAFNOSUPPORT = 22, 97
 # a packet's redirect record
 REC_WORDS = 5  # kind, ifindex (KIND_IFINDEX) or key (KIND_MAP), map index, target, flags
 KIND_NONE, KIND_IFINDEX, KIND_MAP = 0, 1, 2
@@ -91,9 +90,6 @@ GOLDEN = 0x9E3779B97F4A7C15
 ROUTE_WORDS = 18  # R_SRC and R_GW take two words each (16 address bytes as stored)
 UNICAST = 1 << 8
 """R_CODE of a route that forwards (the others hold their return code)."""
-ROUTE_CODES = {"blackhole": BPF_FIB_LKUP_RET_BLACKHOLE,
-               "unreachable": BPF_FIB_LKUP_RET_UNREACHABLE,
-               "prohibit": BPF_FIB_LKUP_RET_PROHIBIT}
 
 
 def _word(rt_word: int) -> int:
@@ -188,6 +184,7 @@ class _Ir:
         self.b.ret(value if isinstance(value, ir.Value) else c64(value))
 
 
+@functools.cache  # (the same text every time: built once per process)
 def redirect_map_ir() -> str:
     """``i64 redirect_map(i64 *rt, i64 map, i64 key, i64 flags)``: r0, or NOPE."""
     module = ir.Module(name="bpf_redirect_map")
@@ -269,6 +266,7 @@ def _put(b: ir.IRBuilder, p: ir.Value, off: int, value: ir.Value, ty: ir.IntType
             b.bitcast(b.gep(p, [c64(off)]), ty.as_pointer()), align=1)
 
 
+@functools.cache
 def fib_ir() -> str:
     """``i64 fib_lookup(i64 *rt, i64 params, i64 plen, i64 flags)``: r0, or NOPE."""
     module = ir.Module(name="bpf_fib_lookup")
@@ -402,9 +400,9 @@ def fib_ir() -> str:
     g.at("nope")
     g.ret(NOPE)
     g.at("einval")
-    g.ret(-EINVAL & M64)
+    g.ret(-errno.EINVAL & M64)
     g.at("eafnosupport")
-    g.ret(-EAFNOSUPPORT & M64)
+    g.ret(-errno.EAFNOSUPPORT & M64)
     g.at("not_fwded")
     g.ret(BPF_FIB_LKUP_RET_NOT_FWDED)
     return str(module)
