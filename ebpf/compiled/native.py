@@ -9,7 +9,8 @@ of that one instruction through the ``interp`` callback (helper calls, faults, t
 context's hooks), so results are the VM's by construction. In batches
 (``run_xdp_columns``) map lookups are answered natively where tables mirroring the maps
 allow it (``ebpf.compiled.maplookup``), and so are the packet helpers (checksum, head /
-tail / meta adjustments: ``ebpf.compiled.packethelpers``).
+tail / meta adjustments: ``ebpf.compiled.packethelpers``), redirects and FIB lookups
+(``ebpf.compiled.forward``).
 
 LLVM (llvmlite's MCJIT) compiles each program once per VM, optimised at -O2. A program
 that needs what the native code cannot do (a helper that runs a callback, ``bpf_loop``; a
@@ -37,7 +38,7 @@ from ebpf.vm.memory import FIRST_BASE, REGION_STRIDE, Region
 from ebpf.vm.trace import Trace
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
-from . import batch, maplookup, packethelpers
+from . import batch, forward, maplookup, packethelpers
 from . import codegen as cg
 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
@@ -156,6 +157,8 @@ class CompiledVm(Vm):
     unless ``map_writes_in_trace`` (then they go through the VM's handler, slower).
     """
 
+    redirect_index = forward.REDIRECT_INDEX  # shared with the native redirects
+
     def __init__(self, obj_or_maps: Any, program: ProgramDef, *,
                  map_writes_in_trace: bool = False, **options: Any) -> None:
         programs = obj_or_maps.programs if isinstance(obj_or_maps, ElfObject) else [program]
@@ -195,6 +198,7 @@ class CompiledVm(Vm):
         self._native_maps = maplookup.NativeMaps(self)
         self._packet_helpers = packethelpers.PacketHelpers(
             self, _jit().add(packethelpers.packet_ir(), "packet_helper"))
+        self._forward = forward.Forward(self, _jit().add)
 
     # -- native code -----------------------------------------------------------------------
 
@@ -325,8 +329,10 @@ class CompiledVm(Vm):
             self._flush_path()
             if slot == cg.INTERP_FLUSH:
                 return 0
-            if self._batch is not None and self._rt[cg.RT_CUR] != self._batch.current:
-                self._materialize()
+            if self._batch is not None:
+                if self._rt[cg.RT_CUR] != self._batch.current:
+                    self._materialize()
+                self._forward.to_trace()  # a native redirect so far, before the handler's
             self._packet_helpers.pull()  # what native packet helpers moved
             regs = self.regs
             regs[:] = self._regs_arr
@@ -436,6 +442,7 @@ class CompiledVm(Vm):
         lens = np.fromiter(map(len, packets), dtype=np.int64, count=n)
         cols = ColumnsBuilder()
         self._native_maps.refresh()
+        self._forward.refresh()
         try:
             self._run_columns(packets, lens, on_packet, clock_ns, cols)
         finally:
@@ -498,6 +505,7 @@ class CompiledVm(Vm):
         b.record(paths is not None)
         self._batch, self._batch_on_packet = b, on_packet
         self._packet_helpers.start(b.lens)
+        self._forward.begin()
         driver = _driver()
         rt_addr, desc_addr = ctypes.addressof(self._rt), ctypes.addressof(b.desc)
         start, m = 0, len(chunk)
@@ -529,6 +537,7 @@ class CompiledVm(Vm):
                 start = stop + 1
         finally:
             self._packet_helpers.stop()
+            self._forward.end()
             self._batch = None
             self._xdp_seen = ()
             self._code, self._prog = self._entry_code, self.program
@@ -549,10 +558,12 @@ class CompiledVm(Vm):
             buff = b.buffs.get(k)  # fragments: as a helper left them, else untouched
             cols.tails[at + k] = b"".join(buff.frags) if buff is not None else \
                 self._packet_helpers.tail(k, b.chunk[k])
-        for k, trace in b.traces.items():  # the packets that called back: their redirects
-            if start <= k < stop and b.verdict[k] == XDP_REDIRECT and \
-                    trace.redirect is not None:
-                cols.redirect[at + k] = trace.redirect
+        redirects = {k: trace.redirect for k, trace in b.traces.items()
+                     if start <= k < stop and trace.redirect is not None}
+        redirects.update(self._forward.take(start, stop))  # native ones are newer
+        for k, target in redirects.items():
+            if b.verdict[k] == XDP_REDIRECT:
+                cols.redirect[at + k] = target
 
     def _finish_switched(self) -> tuple[int, bytes, int, Any]:
         """The rest of a packet that tail-called (its VM state is built: the tail call
@@ -570,7 +581,8 @@ class CompiledVm(Vm):
         self._packet_helpers.pull()
         xdp, verdict = self.xdp, arr[0] & 0xFFFFFFFF
         assert xdp is not None
-        redirect = self.trace.redirect if verdict == XDP_REDIRECT else None
+        redirect = self._forward.redirect_of(self._rt[cg.RT_CUR], self.trace.redirect)
+        redirect = redirect if verdict == XDP_REDIRECT else None
         return verdict, xdp.output(), xdp.metalen, redirect
 
     def _materialize(self) -> None:

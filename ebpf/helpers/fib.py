@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 # fib_lookup
 # --------------------------------------------------------------------------------------------
 
+ROUTE_CODES = {"blackhole": BPF_FIB_LKUP_RET_BLACKHOLE,
+               "unreachable": BPF_FIB_LKUP_RET_UNREACHABLE,
+               "prohibit": BPF_FIB_LKUP_RET_PROHIBIT}
+"""Route kinds that do not forward -> their return codes (other kinds: NOT_FWDED)."""
+
 @helper("fib_lookup", 4)
 def fib_lookup(vm: Vm, r1: int, r2: int, r3: int, r4: int, *_: int) -> int:
     """bpf_xdp_fib_lookup against ``HelperEnv.routes`` (net/core/filter.c).
@@ -76,10 +81,8 @@ def fib_lookup(vm: Vm, r1: int, r2: int, r3: int, r4: int, *_: int) -> int:
                 best = route
     if best is None or best.kind == "throw":
         return BPF_FIB_LKUP_RET_NOT_FWDED
-    codes = {"blackhole": BPF_FIB_LKUP_RET_BLACKHOLE, "unreachable": BPF_FIB_LKUP_RET_UNREACHABLE,
-             "prohibit": BPF_FIB_LKUP_RET_PROHIBIT}
     if best.kind != "unicast":
-        return codes.get(best.kind, BPF_FIB_LKUP_RET_NOT_FWDED)
+        return ROUTE_CODES.get(best.kind, BPF_FIB_LKUP_RET_NOT_FWDED)
     tot_len = struct.unpack_from("<H", params, 6)[0]
     if tot_len > best.mtu:
         struct.pack_into("<H", params, 6, best.mtu & 0xFFFF)
