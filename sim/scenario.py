@@ -113,8 +113,8 @@ DEFAULT_TRAFFIC = "64B@10G"
 DEFAULT_PACKETS = 100_000
 # Steady state (modelling choices): without a packet count a synthetic run covers at least
 # DEFAULT_DURATION_NS of traffic; the first WARMUP_FRACTION of it (queues filling) is left
-# out of ``metrics.steady``; a run whose steady rate has not converged is run again twice as
-# long, at most MAX_EXTENSIONS times.
+# out of ``metrics.steady``; a run whose steady rate has not converged is run again, at most
+# MAX_EXTENSIONS times, each time on traffic at least twice as long as the last attempt's.
 DEFAULT_DURATION_NS = 1_250_000.0
 WARMUP_FRACTION = 0.2
 MAX_EXTENSIONS = 3
@@ -572,9 +572,11 @@ def _traffic(sc: Scenario, spec: Any, line_rate_gbps: float,
                         base_dir=sc.base_dir)
     traffic = generate(spec, DEFAULT_PACKETS, sc.seed, line_rate_gbps=line_rate_gbps,
                        base_dir=sc.base_dir)
-    span = float(traffic.arrival_ns[-1] - traffic.arrival_ns[0])
-    if 0 < span < min_duration_ns:
-        n = math.ceil((DEFAULT_PACKETS - 1) * min_duration_ns / span) + 1
+    # Stretched by the span's ratio; random gaps (poisson) can fall a little short of the
+    # ratio, so stretch again until the span is covered (the series is prefix-stable).
+    while 0 < traffic.span_ns < min_duration_ns:
+        n = traffic.num_packets
+        n = max(n + 1, math.ceil((n - 1) * min_duration_ns / traffic.span_ns) + 1)
         traffic = generate(spec, n, sc.seed, line_rate_gbps=line_rate_gbps,
                            base_dir=sc.base_dir)
     return traffic
@@ -736,8 +738,11 @@ def run_prepared(sc: Scenario, *, progress_enabled: bool | None = None,
                  cache: RunCache | None = None, step: Step | None = None,
                  nic_cost_for: NicCostFor | None = None) -> tuple[Prepared, dict[str, Any]]:
     """Prepare and simulate ``sc`` (``prepare``: ``nic_cost_for``): the last ``Prepared`` and
-    its report. Without a packet count a synthetic run lasts at least DEFAULT_DURATION_NS, run
-    again twice as long while its steady rate has not converged (at most MAX_EXTENSIONS)."""
+    its report. Without a packet count a synthetic run lasts at least DEFAULT_DURATION_NS; while
+    its steady rate has not converged it runs again (at most MAX_EXTENSIONS times) on traffic
+    covering at least twice the span the last attempt's traffic covered (not twice what that
+    attempt asked for: DEFAULT_PACKETS of large frames already cover more, and the same
+    traffic again would give the same unconverged result)."""
     cache = cache if cache is not None else RunCache()
     duration = DEFAULT_DURATION_NS
     for attempt in range(MAX_EXTENSIONS + 1):
@@ -748,7 +753,7 @@ def run_prepared(sc: Scenario, *, progress_enabled: bool | None = None,
         auto = sc.packets is None and "pcap_packets" not in prep.traffic.info
         if not auto or steady.get("converged", True) or attempt == MAX_EXTENSIONS:
             break
-        duration *= 2
+        duration = 2 * max(duration, prep.traffic.span_ns)
     report["assumptions"].append(
         f"run length: {report['metrics']['duration_ns'] / 1e6:.3g} ms of traffic; the first "
         f"{WARMUP_FRACTION:.0%} is warm-up, left out of metrics.steady (steady rate "
