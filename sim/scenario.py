@@ -391,19 +391,22 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
 
 
 def _behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None,
-               cache: RunCache, step: Step | None, paths: bool) -> Behaviour:
-    """``run_behaviour``, or the same behaviour from an earlier run of ``cache`` (``sim.reuse``:
-    not beside a mapped pipeline, whose model shares the executor's maps)."""
+               cache: RunCache, step: Step | None, paths: bool,
+               resume: Any = None) -> Behaviour:
+    """``run_behaviour`` (going on from the last attempt with ``resume``, a
+    ``sim.resume.Resumable``), or the same behaviour from an earlier run of ``cache``
+    (``sim.reuse``: not beside a mapped pipeline, whose model shares the executor's maps)."""
     from sim.reuse import behaviour_key, without_paths
 
+    run_behaviour_ = resume.behaviour if resume is not None else run_behaviour
     if cost is not None and cost.punt == "model":
-        return run_behaviour(sc, traffic, kind, cost, step, paths)
+        return run_behaviour_(sc, traffic, kind, cost, step, paths)
     assert sc.program is not None
     state = object_key(sc.maps) if sc.maps else None
     key = behaviour_key(sc, traffic, kind, object_key(sc.program), state)
     beh = cache.behaviours.get(key)
     if beh is None:
-        beh = cache.behaviours[key] = run_behaviour(sc, traffic, kind, cost, step, paths=True)
+        beh = cache.behaviours[key] = run_behaviour_(sc, traffic, kind, cost, step, True)
     elif step:
         step(f"{beh.executor} executor: the behaviour of an earlier run on this traffic")
     return beh if paths else without_paths(beh)
@@ -584,11 +587,12 @@ def _traffic(sc: Scenario, spec: Any, line_rate_gbps: float,
 
 def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = None,
             nic_cost_for: NicCostFor | None = None,
-            min_duration_ns: float = DEFAULT_DURATION_NS) -> Prepared:
+            min_duration_ns: float = DEFAULT_DURATION_NS, resume: Any = None) -> Prepared:
     """Traffic, the trace-driven outcomes and the workload for ``sc``. ``cache`` keeps
     mappings and kernel timings for later runs; ``step(text)`` hears of long steps;
     ``nic_cost_for`` maps the program onto a pipeline target (``sim.mapping.NicCostFor``;
-    None: the simulator's defaults, saying that no mapping was supplied)."""
+    None: the simulator's defaults, saying that no mapping was supplied); ``resume``
+    (``sim.resume.Resumable``) goes on from a shorter attempt's run."""
     from hw.targets import load_target
 
     if sc.program is None:
@@ -609,7 +613,8 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
 
     kind = executor_for(sc, on_host)  # before the mapping: a refused executor fails fast
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
-    beh = _behaviour(sc, traffic, kind, cost, cache, step, paths=target.kind in ("npu", "vliw"))
+    beh = _behaviour(sc, traffic, kind, cost, cache, step, target.kind in ("npu", "vliw"),
+                     resume)
     program, verdicts, costs = beh.program, beh.verdicts, beh.costs
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")
@@ -742,18 +747,25 @@ def run_prepared(sc: Scenario, *, progress_enabled: bool | None = None,
     its steady rate has not converged it runs again (at most MAX_EXTENSIONS times) on traffic
     covering at least twice the span the last attempt's traffic covered (not twice what that
     attempt asked for: DEFAULT_PACKETS of large frames already cover more, and the same
-    traffic again would give the same unconverged result)."""
+    traffic again would give the same unconverged result). A longer attempt's program run
+    goes on from where the last one stopped (``sim.resume``: the traffic is prefix-stable)."""
+    from sim.resume import Resumable
+
     cache = cache if cache is not None else RunCache()
     duration = DEFAULT_DURATION_NS
-    for attempt in range(MAX_EXTENSIONS + 1):
-        prep = prepare(sc, cache=cache, step=step, nic_cost_for=nic_cost_for,
-                       min_duration_ns=duration)
-        report = simulate(prep, progress_enabled=progress_enabled)
-        steady = report["metrics"].get("steady", {})
-        auto = sc.packets is None and "pcap_packets" not in prep.traffic.info
-        if not auto or steady.get("converged", True) or attempt == MAX_EXTENSIONS:
-            break
-        duration = 2 * max(duration, prep.traffic.span_ns)
+    resume = Resumable()
+    try:
+        for attempt in range(MAX_EXTENSIONS + 1):
+            prep = prepare(sc, cache=cache, step=step, nic_cost_for=nic_cost_for,
+                           min_duration_ns=duration, resume=resume)
+            report = simulate(prep, progress_enabled=progress_enabled)
+            steady = report["metrics"].get("steady", {})
+            auto = sc.packets is None and "pcap_packets" not in prep.traffic.info
+            if not auto or steady.get("converged", True) or attempt == MAX_EXTENSIONS:
+                break
+            duration = 2 * max(duration, prep.traffic.span_ns)
+    finally:
+        resume.close()
     report["assumptions"].append(
         f"run length: {report['metrics']['duration_ns'] / 1e6:.3g} ms of traffic; the first "
         f"{WARMUP_FRACTION:.0%} is warm-up, left out of metrics.steady (steady rate "
