@@ -90,6 +90,24 @@ def _at(i: int, label_of: Callable[[int], str], fn: Callable[..., Any], *args: A
         raise type(exc)(f"{where}: {exc}") from exc
 
 
+def _distinct_punts(pipe: Any, packets: list[bytes], pos: int, end: int, punted: np.ndarray,
+                    label_of: Callable[[int], str], first: int) -> None:
+    """``punted[pos:end]`` from the model run once per distinct packet object, in order of
+    first appearance: where the model decides a span ahead and remembers (``pipe.ahead``
+    and ``pipe.remembers``), its decision is a function of the packet's bytes over the span
+    (nothing it reads changes before the span is checked), so a packet repeats the
+    decision of the first with its bytes, as ``PipelinePunts.process`` would give it; an
+    error names the first packet whose run fails, as the packet-by-packet loop does."""
+    ids = np.fromiter(map(id, packets[pos:end]), dtype=np.int64, count=end - pos)
+    _u, firsts, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    decided = np.zeros(len(firsts), dtype=np.int8)
+    for u in np.argsort(firsts, kind="stable").tolist():
+        i = pos + int(firsts[u])
+        decided[u] = bool(_at(i, label_of, pipe.process, packets[i], first=first))
+    punted[pos:end] = decided[inverse.reshape(-1)]
+    pipe.punts += int(punted[pos:end].sum()) - int(decided.sum())  # the repeats
+
+
 class BatchRun:
     """``run_batched`` that can go on: ``run`` takes the stream's next packets (the
     executor, its maps and the pipeline model carry on from where the last call stopped),
@@ -131,7 +149,9 @@ class BatchRun:
             end = min(runt if pos < runt else n, pos + SPAN)
             if pos == runt:
                 _at(pos, label, pipe.process, packets[pos], first=first)  # the model's error
-            if pipe is not None and not pipe.static:
+            if pipe is not None and not pipe.static and pipe.ahead and pipe.remembers:
+                _distinct_punts(pipe, packets, pos, end, punted, label, first)
+            elif pipe is not None and not pipe.static:
                 for i in range(pos, end):  # the model ahead of the executor, to the next punt
                     if _at(i, label, pipe.process, packets[i], first=first):
                         punted[i] = 1

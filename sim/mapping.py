@@ -178,6 +178,8 @@ class PipelinePunts:
         """Packets the model actually ran (the others repeated a remembered decision)."""
         random = any(e.kind == "random" for st in self.config.stages for e in st.externs)
         self._known: dict[bytes, bool] | None = None if random else {}
+        self.remembers = not random
+        """Decisions are remembered per distinct packet (no random extern)."""
         self._loaded: Any = None
         self._written = False  # a register written since the last load
         from hw.pipeline.punt_sinks import decisive_maps, punt_sinks
