@@ -142,12 +142,14 @@ def test_path_costs_equal_the_vm_traces(name):
         assert TraceCost.from_trace(got) == TraceCost.from_trace(traces[i])
 
 
-def test_runt_is_the_models_error_in_both():
+@pytest.mark.parametrize("name", ["firewall", "lpm_router"])
+def test_runt_is_the_models_error_in_both(name):
     """A packet shorter than the pipeline's min_packet_bytes is refused by the model's
-    parser: the same error, naming the same packet, batched or not."""
+    parser: the same error, naming the same packet, batched or not (firewall's punts come
+    from lengths; lpm_router's model decides spans ahead, once per distinct packet)."""
     from hw.errors import HwError
 
-    sc, tr, cost = _setup("firewall", "pipe", "64B@100G,flows=4", 50, 1)
+    sc, tr, cost = _setup(name, "pipe", "64B@100G,flows=4", 50, 1)
     tr.reps[tr.rep[30]] = tr.reps[tr.rep[30]][:12]
     first = int(np.flatnonzero(tr.rep == tr.rep[30])[0])
     errors = []
