@@ -47,7 +47,7 @@ class _Forgetful(sim.mapping.PipelinePunts):
 
     def __init__(self, *args):
         super().__init__(*args)
-        self._known = None
+        self._known, self.remembers = None, False
 
 
 class _NoCache(dict):
