@@ -47,7 +47,7 @@ class _Forgetful(sim.mapping.PipelinePunts):
 
     def __init__(self, *args):
         super().__init__(*args)
-        self._known = None
+        self._known, self.remembers = None, False
 
 
 class _NoCache(dict):
@@ -61,9 +61,9 @@ def _run(spec, plan_, packets: int, reuse: bool, cache: RunCache) -> tuple[float
     saved = sim.scenario._behaviour, sim.scenario.PipelinePunts, ebpf.compiled.native._BUILT
     if not reuse:
         ebpf.compiled.native._BUILT = _NoCache()
-        sim.scenario._behaviour = (lambda sc, traffic, kind, cost, cache, step, paths:
-                                   sim.scenario.run_behaviour(sc, traffic, kind, cost, step,
-                                                              paths))
+        sim.scenario._behaviour = (  # nor a resumed attempt (sim.resume)
+            lambda sc, traffic, kind, cost, cache, step, paths, resume=None:
+            sim.scenario.run_behaviour(sc, traffic, kind, cost, step, paths))
         sim.scenario.PipelinePunts = _Forgetful
     try:
         costs = {t.name: mapped_nic_cost(spec.path, spec.program, t)

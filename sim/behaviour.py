@@ -76,17 +76,168 @@ def path_trace(obj: Any, program: str, path: tuple[int, ...], steps: int,
 
 
 def _at(i: int, label_of: Callable[[int], str], fn: Callable[..., Any], *args: Any,
-        span: int | None = None) -> Any:
-    """``fn(*args)``, an error naming packet ``i`` (or the packets ``i .. span - 1``)."""
+        span: int | None = None, first: int = 0) -> Any:
+    """``fn(*args)``, an error naming packet ``i`` (or the packets ``i .. span - 1``) of a
+    call that began at packet ``first`` of the stream."""
     from ebpf.errors import EbpfError
     from hw.errors import HwError
 
     try:
         return fn(*args)
     except (EbpfError, HwError) as exc:
-        where = f"packet {i} ({label_of(i)})" if span is None or span == i + 1 else \
-            f"packets {i} .. {span - 1} (counted from {i})"
+        where = f"packet {first + i} ({label_of(i)})" if span is None or span == i + 1 \
+            else f"packets {first + i} .. {first + span - 1} (counted from {first + i})"
         raise type(exc)(f"{where}: {exc}") from exc
+
+
+def _distinct_punts(pipe: Any, packets: list[bytes], pos: int, end: int, punted: np.ndarray,
+                    label_of: Callable[[int], str], first: int) -> None:
+    """``punted[pos:end]`` from the model run once per distinct packet object, in order of
+    first appearance: where the model decides a span ahead and remembers (``pipe.ahead``
+    and ``pipe.remembers``), its decision is a function of the packet's bytes over the span
+    (nothing it reads changes before the span is checked), so a packet repeats the
+    decision of the first with its bytes, as ``PipelinePunts.process`` would give it; an
+    error names the first packet whose run fails, as the packet-by-packet loop does."""
+    ids = np.fromiter(map(id, packets[pos:end]), dtype=np.int64, count=end - pos)
+    _u, firsts, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    decided = np.zeros(len(firsts), dtype=np.int8)
+    for u in np.argsort(firsts, kind="stable").tolist():
+        i = pos + int(firsts[u])
+        decided[u] = bool(_at(i, label_of, pipe.process, packets[i], first=first))
+    punted[pos:end] = decided[inverse.reshape(-1)]
+    pipe.punts += int(punted[pos:end].sum()) - int(decided.sum())  # the repeats
+
+
+class BatchRun:
+    """``run_batched`` that can go on: ``run`` takes the stream's next packets (the
+    executor, its maps and the pipeline model carry on from where the last call stopped),
+    ``result`` classes every packet run so far. Per packet it keeps the verdict, path id,
+    instruction count and punt; the classes are worked out from those each time."""
+
+    def __init__(self, ex: Any, obj: Any, pipe: Any) -> None:
+        self.ex, self.obj, self.pipe = ex, obj, pipe
+        self.n = 0
+        self._cols: list[tuple[np.ndarray, ...]] = []  # (verdict, path id, steps, punted)
+        self.ids: dict[tuple[int, ...], int] = {}  # path -> its id over the whole stream
+        self.path_list: list[tuple[int, ...]] = []
+
+    def run(self, packets: list[bytes], arrival: Any, label_of: Callable[[int], str],
+            advance: Callable[[int], None] | None = None) -> None:
+        """Packets ``self.n ..`` of the stream (``packets``, ``arrival``: those only;
+        ``label_of`` takes the index in the whole stream)."""
+        ex, pipe, first = self.ex, self.pipe, self.n
+        n = len(packets)
+
+        def label(i: int) -> str:
+            return label_of(first + i)
+
+        verdict = np.zeros(n, dtype=np.int64)
+        path_id = np.zeros(n, dtype=np.int32)
+        steps = np.zeros(n, dtype=np.int64)
+        punted = np.zeros(n, dtype=np.int8)  # 0 no, 1 yes, 2 no mapping (None)
+        ids, path_list = self.ids, self.path_list
+        runt = n  # the first packet the pipeline's parser refuses (the model's error)
+        if pipe is None:
+            punted[:] = 2
+        elif pipe.static:
+            lengths = np.fromiter(map(len, packets), dtype=np.int64, count=n)
+            short = np.flatnonzero(lengths < pipe.config.target.min_packet_bytes)
+            runt = int(short[0]) if len(short) else n
+            punted[:runt] = pipe.punted_by_length(lengths[:runt])
+        pos = 0
+        while pos < n:
+            end = min(runt if pos < runt else n, pos + SPAN)
+            if pos == runt:
+                _at(pos, label, pipe.process, packets[pos], first=first)  # the model's error
+            if pipe is not None and not pipe.static and pipe.ahead and pipe.remembers:
+                _distinct_punts(pipe, packets, pos, end, punted, label, first)
+            elif pipe is not None and not pipe.static:
+                for i in range(pos, end):  # the model ahead of the executor, to the next punt
+                    if _at(i, label, pipe.process, packets[i], first=first):
+                        punted[i] = 1
+                        if not pipe.ahead:
+                            end = i + 1
+                            break
+            if end - pos < SHORT:  # a batch call costs more than a few packets with traces
+                from ebpf.executor import Executor
+
+                cols, pc = _at(pos, label, Executor.run_batch_paths, ex, packets[pos:end],
+                               arrival[pos:end], span=end, first=first)
+            else:
+                cols, pc = _at(pos, label, ex.run_batch_paths, packets[pos:end],
+                               arrival[pos:end], span=end, first=first)
+            if pipe is not None and not pipe.static:
+                if pipe.ahead:
+                    pipe.check_unchanged()
+                elif punted[end - 1] == 1:
+                    pipe.after_host()
+            local = np.array([ids.setdefault(p, len(ids)) for p in pc.paths], dtype=np.int32)
+            path_list.extend(pc.paths[k] for k in range(len(pc.paths))
+                             if local[k] >= len(path_list))
+            verdict[pos:end] = cols.verdict
+            path_id[pos:end] = local[pc.path_id]
+            steps[pos:end] = pc.steps
+            if advance is not None:
+                advance(end - pos)
+            pos = end
+        self._cols.append((verdict, path_id, steps, punted))
+        self.n += n
+
+    def result(self, packets: list[bytes], paths: bool,
+               label_of: Callable[[int], str]) -> BatchResult:
+        """Every packet run so far classed as ``run_behaviour`` classes them (``packets``:
+        the whole stream's, at least ``self.n``)."""
+        from ebpf.vm.xdp import VERDICT_NAMES
+
+        n, path_list, ex = self.n, self.path_list, self.ex
+        verdict, path_id, steps, punted = (
+            np.concatenate([c[k] for c in self._cols]) if self._cols else
+            np.zeros(0, dtype=np.int64) for k in range(4))
+        # one cost per distinct path, checked against every packet's instruction count
+        _ids, first_of_path = np.unique(path_id, return_index=True)
+        path_cost: list[TraceCost] = []
+        path_traces: list[Any] = []
+        for j, p in enumerate(path_list):
+            i = int(first_of_path[j])
+            trace = path_trace(self.obj, ex.program, p, int(steps[i]))
+            path_traces.append(trace)
+            path_cost.append(TraceCost.from_trace(trace))
+        expected = np.array([c.insns for c in path_cost], dtype=np.int64)
+        if n and not np.array_equal(expected[path_id], steps):
+            bad = int(np.flatnonzero(expected[path_id] != steps)[0])
+            from ebpf.errors import VmError
+
+            raise VmError(f"packet {bad}: {steps[bad]} instructions on a path of "
+                          f"{expected[path_id[bad]]}")
+        # classes in order of first appearance, keyed as the packet-by-packet loop keys them
+        _v, vcode = np.unique(verdict, return_inverse=True)
+        combo = (vcode.reshape(-1).astype(np.uint64) << np.uint64(34)) | \
+            (path_id.astype(np.uint64) << np.uint64(2)) | punted.astype(np.uint64)
+        uniq, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
+        klass_of_combo = np.empty(len(uniq), dtype=np.int32)
+        keys: dict[Any, int] = {}
+        out = BatchResult(np.empty(n, dtype=np.int32), [], [], [], [], [], [])
+        for u in np.argsort(first, kind="stable").tolist():
+            i = int(first[u])
+            v, j, pv = int(verdict[i]), int(path_id[i]), int(punted[i])
+            tc = replace(path_cost[j], punted=None if pv == 2 else bool(pv))
+            key: Any = (v, tc)
+            if paths:
+                key = (*key, path_list[j], ())
+            k = keys.get(key)
+            if k is None:
+                k = keys[key] = len(out.verdicts)
+                out.verdicts.append(v)
+                out.costs.append(tc)
+                out.firsts.append(packets[i])
+                out.traces.append(replace(path_traces[j], verdict=v, helper_calls=list(
+                    path_traces[j].helper_calls)))
+                name = VERDICT_NAMES.get(v, f"unknown({v})")
+                out.labels.append(f"{name} like packet {i} ({label_of(i)})")
+            klass_of_combo[u] = k
+        out.klass[:] = klass_of_combo[inverse.reshape(-1)]
+        out.counts = np.bincount(out.klass, minlength=len(out.verdicts)).tolist()
+        return out
 
 
 def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
@@ -96,102 +247,9 @@ def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
     punts from ``pipe`` (``sim.mapping.PipelinePunts``, or None: no mapping), classed as
     ``run_behaviour`` classes them; ``arrival[i]``: packet i's time, ns (an int64 array
     or a sequence); ``label_of(i)`` names packet i's template."""
-    from ebpf.vm.xdp import VERDICT_NAMES
-
-    n = len(packets)
-    verdict = np.zeros(n, dtype=np.int64)
-    path_id = np.zeros(n, dtype=np.int32)
-    steps = np.zeros(n, dtype=np.int64)
-    punted = np.zeros(n, dtype=np.int8)  # 0 no, 1 yes, 2 no mapping (None)
-    ids: dict[tuple[int, ...], int] = {}  # path -> its id over the whole stream
-    path_list: list[tuple[int, ...]] = []
-    runt = n  # the first packet the pipeline's parser refuses (the model's error)
-    if pipe is None:
-        punted[:] = 2
-    elif pipe.static:
-        lengths = np.fromiter(map(len, packets), dtype=np.int64, count=n)
-        short = np.flatnonzero(lengths < pipe.config.target.min_packet_bytes)
-        runt = int(short[0]) if len(short) else n
-        punted[:runt] = pipe.punted_by_length(lengths[:runt])
-    pos = 0
-    while pos < n:
-        end = min(runt if pos < runt else n, pos + SPAN)
-        if pos == runt:
-            _at(pos, label_of, pipe.process, packets[pos])  # raises as the model does
-        if pipe is not None and not pipe.static:
-            for i in range(pos, end):  # the model ahead of the executor, to the next punt
-                if _at(i, label_of, pipe.process, packets[i]):
-                    punted[i] = 1
-                    if not pipe.ahead:
-                        end = i + 1
-                        break
-        if end - pos < SHORT:  # a batch call costs more than a few packets with traces
-            from ebpf.executor import Executor
-
-            cols, pc = _at(pos, label_of, Executor.run_batch_paths, ex, packets[pos:end],
-                           arrival[pos:end], span=end)
-        else:
-            cols, pc = _at(pos, label_of, ex.run_batch_paths, packets[pos:end],
-                           arrival[pos:end], span=end)
-        if pipe is not None and not pipe.static:
-            if pipe.ahead:
-                pipe.check_unchanged()
-            elif punted[end - 1] == 1:
-                pipe.after_host()
-        local = np.array([ids.setdefault(p, len(ids)) for p in pc.paths], dtype=np.int32)
-        path_list.extend(pc.paths[k] for k in range(len(pc.paths))
-                         if local[k] >= len(path_list))
-        verdict[pos:end] = cols.verdict
-        path_id[pos:end] = local[pc.path_id]
-        steps[pos:end] = pc.steps
-        if advance is not None:
-            advance(end - pos)
-        pos = end
-    # one cost per distinct path, checked against every packet's instruction count
-    _ids, first_of_path = np.unique(path_id, return_index=True)
-    path_cost: list[TraceCost] = []
-    path_traces: list[Any] = []
-    for j, p in enumerate(path_list):
-        i = int(first_of_path[j])
-        trace = path_trace(obj, ex.program, p, int(steps[i]))
-        path_traces.append(trace)
-        path_cost.append(TraceCost.from_trace(trace))
-    expected = np.array([c.insns for c in path_cost], dtype=np.int64)
-    if n and not np.array_equal(expected[path_id], steps):
-        bad = int(np.flatnonzero(expected[path_id] != steps)[0])
-        from ebpf.errors import VmError
-
-        raise VmError(f"packet {bad}: {steps[bad]} instructions on a path of "
-                      f"{expected[path_id[bad]]}")
-    # classes in order of first appearance, keyed as the packet-by-packet loop keys them
-    _v, vcode = np.unique(verdict, return_inverse=True)
-    combo = (vcode.reshape(-1).astype(np.uint64) << np.uint64(34)) | \
-        (path_id.astype(np.uint64) << np.uint64(2)) | punted.astype(np.uint64)
-    uniq, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
-    klass_of_combo = np.empty(len(uniq), dtype=np.int32)
-    keys: dict[Any, int] = {}
-    out = BatchResult(np.empty(n, dtype=np.int32), [], [], [], [], [], [])
-    for u in np.argsort(first, kind="stable").tolist():
-        i = int(first[u])
-        v, j, pv = int(verdict[i]), int(path_id[i]), int(punted[i])
-        tc = replace(path_cost[j], punted=None if pv == 2 else bool(pv))
-        key: Any = (v, tc)
-        if paths:
-            key = (*key, path_list[j], ())
-        k = keys.get(key)
-        if k is None:
-            k = keys[key] = len(out.verdicts)
-            out.verdicts.append(v)
-            out.costs.append(tc)
-            out.firsts.append(packets[i])
-            out.traces.append(replace(path_traces[j], verdict=v, helper_calls=list(
-                path_traces[j].helper_calls)))
-            name = VERDICT_NAMES.get(v, f"unknown({v})")
-            out.labels.append(f"{name} like packet {i} ({label_of(i)})")
-        klass_of_combo[u] = k
-    out.klass[:] = klass_of_combo[inverse.reshape(-1)]
-    out.counts = np.bincount(out.klass, minlength=len(out.verdicts)).tolist()
-    return out
+    run = BatchRun(ex, obj, pipe)
+    run.run(packets, arrival, label_of, advance)
+    return run.result(packets, paths, label_of)
 
 
 def batches(ex: Any) -> bool:
@@ -201,23 +259,29 @@ def batches(ex: Any) -> bool:
 
 
 def behaviour_batched(sc: Any, traffic: Any, ex: Any, pipe: Any, paths: bool,
-                      stateless: bool) -> Any:
-    """``sim.scenario.run_behaviour``'s ``Behaviour`` of ``traffic`` on ``ex`` by
-    ``run_batched`` (a progress bar on long runs; errors name the program)."""
+                      stateless: bool, run: BatchRun | None = None) -> Any:
+    """``sim.scenario.run_behaviour``'s ``Behaviour`` of ``traffic`` on ``ex`` by a
+    ``BatchRun`` (a progress bar on long runs; errors name the program). ``run``: go on
+    with it (``sim.resume``): its packets are the first of ``traffic``, only the others
+    run."""
     from ebpf.errors import EbpfError
     from hw.errors import HwError
     from sim.metrics import progress_bar
     from sim.scenario import Behaviour
 
-    if pipe is not None:
-        pipe.allow_ahead(ex.obj, ex.obj.get_program(ex.program))
+    if run is None or run.n == 0:
+        if pipe is not None:
+            pipe.allow_ahead(ex.obj, ex.obj.get_program(ex.program))
+        run = run if run is not None else BatchRun(ex, ex.obj, pipe)
     reps, rep = traffic.reps, traffic.rep.tolist()
     packets = [reps[r] for r in rep]
     labels = traffic.rep_labels
+    start = run.n
     try:
-        with progress_bar(len(packets), f"{ex.name} executor") as advance:
-            got = run_batched(ex, ex.obj, packets, traffic.arrival_ns, pipe, paths,
-                              lambda i: labels[rep[i]], advance)
+        with progress_bar(len(packets) - start, f"{ex.name} executor") as advance:
+            run.run(packets[start:], traffic.arrival_ns[start:], lambda i: labels[rep[i]],
+                    advance)
+        got = run.result(packets, paths, lambda i: labels[rep[i]])
     except (EbpfError, HwError) as exc:  # (run_batched names the packet)
         raise type(exc)(f"{sc.program}: {exc}") from exc
     return Behaviour(ex.program, ex.name, ex.clock, got.klass, got.verdicts, got.costs,

@@ -40,17 +40,22 @@ simulator decides every packet from its length (``punted_by_length``) and runs n
 Otherwise the model decides each packet before the executor runs it: the batched
 simulation (``sim.behaviour``) runs the model ahead up to the next punted packet,
 then the executor up to and including it, then ``after_host``: the order of the
-packet-by-packet loop. Where a reload can never bring anything new (``ahead``: no bound
-map, or no stateful unit and a program that writes no bound map, by the static analysis of
-its writes, ``ebpf.analysis.effects``, checked after each span), the model decides a whole
-span and the executor runs it in one batch, punts included.
+packet-by-packet loop. Where a reload can never bring anything a decision reads
+(``ahead``: no watched map, see below, or no fetching stateful unit and a program that
+writes no watched map, by the static analysis of its writes, ``ebpf.analysis.effects``,
+checked after each span), the model decides a whole span and the executor runs it in one
+batch, punts included.
 
 The model is a function of its state and the packet (the timestamp extern reads cycle 0
-here), so ``PipelinePunts`` remembers each distinct packet's decision while the state stays
-as it was: until a packet writes a register, a reload from the VM brings other contents, or
-for ever when the configuration has no random extern (whose generator is state too: then
-nothing is remembered). A program whose pipeline half writes no state (routers, load
-balancers) runs each distinct packet through the model once per run.
+here), and of its state a decision reads only the tables and the registers a stateful unit
+fetches (``hw.pipeline.punt_sinks.decisive_maps``; a counter the pipeline adds to is
+written, never read back): ``PipelinePunts`` watches only those maps. It remembers each
+distinct packet's decision while they stay as they were: until a packet writes a register
+some unit fetches, a reload from the VM brings other contents of a watched map, or for
+ever when the configuration has no random extern (whose generator is state too: then
+nothing is remembered). A program whose pipeline half reads no state it or the host
+writes (routers, load balancers, a pipeline that only counts) runs each distinct packet
+through the model once per run, and the model decides whole spans ahead of the executor.
 
 Without a hook, a pipeline target gets the simulator's defaults and its ``source`` says that
 no mapping was supplied (``no_mapping_cost``).
@@ -173,10 +178,17 @@ class PipelinePunts:
         """Packets the model actually ran (the others repeated a remembered decision)."""
         random = any(e.kind == "random" for st in self.config.stages for e in st.externs)
         self._known: dict[bytes, bool] | None = None if random else {}
+        self.remembers = not random
+        """Decisions are remembered per distinct packet (no random extern)."""
         self._loaded: Any = None
         self._written = False  # a register written since the last load
-        from hw.pipeline.punt_sinks import punt_sinks
+        from hw.pipeline.punt_sinks import decisive_maps, punt_sinks
 
+        decisive, self.fetches = decisive_maps(self.config)
+        self.watched = sorted(decisive)
+        """The bound maps a decision can read (``decisive_maps``): only a change in these
+        reloads the model and forgets the remembered decisions; ``fetches``: a register
+        the pipeline writes can reach a decision."""
         self.sinks = punt_sinks(self.config)
         self.static = not self.sinks
         """Nothing but a frame longer than the window can punt (``punted_by_length``)."""
@@ -184,8 +196,8 @@ class PipelinePunts:
         """The model may decide many packets before the executor runs them
         (``allow_ahead``)."""
         if self.bound:
-            self._loaded = self._dump({n: vm_maps[n] for n in self.bound})
-            self.model.state.load_maps(self._loaded)
+            self.model.state.load_maps(self._dump({n: vm_maps[n] for n in self.bound}))
+            self._loaded = self._dump({n: vm_maps[n] for n in self.watched})
 
     def process(self, packet: bytes) -> bool:
         """Whether the pipeline punts ``packet`` (its bytes as XDP sees them, no FCS)."""
@@ -194,7 +206,7 @@ class PipelinePunts:
             result = self.model.process(packet)
             self.modelled += 1
             known = result.punted
-            if result.register_writes:
+            if result.register_writes and self.fetches:
                 self._forget()
                 self._written = True
             elif self._known is not None:
@@ -204,23 +216,24 @@ class PipelinePunts:
 
     def allow_ahead(self, obj: Any, program: Any) -> None:
         """Decide ``ahead``: whether the model's decisions never depend on the host's runs,
-        so that it may decide a whole span before the executor runs it. True when no map is
-        bound (``after_host`` has nothing to load), or when the configuration has no
-        stateful unit, no bound map is an LRU map, and the program (``ebpf.analysis.effects``: helper and pointer
-        writes, conservatively) writes none of the bound maps, so a reload would load what
-        the model already holds. ``check_unchanged`` verifies the latter after each span."""
+        so that it may decide a whole span before the executor runs it. True when a
+        decision reads no bound map (``watched`` is empty: ``after_host`` has nothing to
+        load that matters), or when no stateful unit fetches, no watched map is an LRU map,
+        and the program (``ebpf.analysis.effects``: helper and pointer writes,
+        conservatively) writes none of the watched maps, so a reload would load what the
+        model already holds. ``check_unchanged`` verifies the latter after each span."""
         from ebpf.analysis.dataflow import analyze
         from ebpf.analysis.effects import EffectKind, find_effects
         from ebpf.kernel_enums import map_type_name
 
-        if not self.bound:
+        if not self.watched:
             self.ahead = True
             return
-        if any(st.stateful for st in self.config.stages) or any(
+        if self.fetches or any(
                 "lru" in (map_type_name(self.vm_maps[n].defn.type) or "")
-                for n in self.bound):  # an LRU lookup reorders its map: a write of sorts
+                for n in self.watched):  # an LRU lookup reorders its map: a write of sorts
             return
-        bound = set(self.bound)
+        bound = set(self.watched)
         for e in find_effects(analyze(program, obj)):
             if e.kind in (EffectKind.UNKNOWN, EffectKind.TAIL_CALL) or (
                     e.kind is EffectKind.MAP_WRITE and (e.map is None or e.map in bound)):
@@ -228,10 +241,10 @@ class PipelinePunts:
         self.ahead = True
 
     def check_unchanged(self) -> None:
-        """After a span decided ``ahead``: the bound maps still hold what the model loaded
+        """After a span decided ``ahead``: the watched maps still hold what the model loaded
         (raises ``SimError`` otherwise: the static analysis would have been wrong)."""
-        if self.bound:
-            state = self._dump({n: self.vm_maps[n] for n in self.bound})
+        if self.watched:
+            state = self._dump({n: self.vm_maps[n] for n in self.watched})
             if state != self._loaded:
                 raise SimError("the program changed a map the pipeline holds, which the "
                                "analysis of its writes ruled out: its punts would be wrong")
@@ -248,9 +261,10 @@ class PipelinePunts:
         return punted
 
     def after_host(self) -> None:
-        """The host ran a punted packet: the pipeline's maps take the shared state."""
-        if self.bound:
-            state = self._dump({n: self.vm_maps[n] for n in self.bound})
+        """The host ran a punted packet: the pipeline's watched maps take the shared state
+        (the others a decision never reads)."""
+        if self.watched:
+            state = self._dump({n: self.vm_maps[n] for n in self.watched})
             if self._written or state != self._loaded:
                 self.model.state.load_maps(state)
                 self._loaded, self._written = state, False

@@ -113,8 +113,8 @@ DEFAULT_TRAFFIC = "64B@10G"
 DEFAULT_PACKETS = 100_000
 # Steady state (modelling choices): without a packet count a synthetic run covers at least
 # DEFAULT_DURATION_NS of traffic; the first WARMUP_FRACTION of it (queues filling) is left
-# out of ``metrics.steady``; a run whose steady rate has not converged is run again twice as
-# long, at most MAX_EXTENSIONS times.
+# out of ``metrics.steady``; a run whose steady rate has not converged is run again, at most
+# MAX_EXTENSIONS times, each time on traffic at least twice as long as the last attempt's.
 DEFAULT_DURATION_NS = 1_250_000.0
 WARMUP_FRACTION = 0.2
 MAX_EXTENSIONS = 3
@@ -391,19 +391,22 @@ def run_behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | Non
 
 
 def _behaviour(sc: Scenario, traffic: Traffic, kind: str, cost: NicCost | None,
-               cache: RunCache, step: Step | None, paths: bool) -> Behaviour:
-    """``run_behaviour``, or the same behaviour from an earlier run of ``cache`` (``sim.reuse``:
-    not beside a mapped pipeline, whose model shares the executor's maps)."""
+               cache: RunCache, step: Step | None, paths: bool,
+               resume: Any = None) -> Behaviour:
+    """``run_behaviour`` (going on from the last attempt with ``resume``, a
+    ``sim.resume.Resumable``), or the same behaviour from an earlier run of ``cache``
+    (``sim.reuse``: not beside a mapped pipeline, whose model shares the executor's maps)."""
     from sim.reuse import behaviour_key, without_paths
 
+    run_behaviour_ = resume.behaviour if resume is not None else run_behaviour
     if cost is not None and cost.punt == "model":
-        return run_behaviour(sc, traffic, kind, cost, step, paths)
+        return run_behaviour_(sc, traffic, kind, cost, step, paths)
     assert sc.program is not None
     state = object_key(sc.maps) if sc.maps else None
     key = behaviour_key(sc, traffic, kind, object_key(sc.program), state)
     beh = cache.behaviours.get(key)
     if beh is None:
-        beh = cache.behaviours[key] = run_behaviour(sc, traffic, kind, cost, step, paths=True)
+        beh = cache.behaviours[key] = run_behaviour_(sc, traffic, kind, cost, step, True)
     elif step:
         step(f"{beh.executor} executor: the behaviour of an earlier run on this traffic")
     return beh if paths else without_paths(beh)
@@ -572,9 +575,11 @@ def _traffic(sc: Scenario, spec: Any, line_rate_gbps: float,
                         base_dir=sc.base_dir)
     traffic = generate(spec, DEFAULT_PACKETS, sc.seed, line_rate_gbps=line_rate_gbps,
                        base_dir=sc.base_dir)
-    span = float(traffic.arrival_ns[-1] - traffic.arrival_ns[0])
-    if 0 < span < min_duration_ns:
-        n = math.ceil((DEFAULT_PACKETS - 1) * min_duration_ns / span) + 1
+    # Stretched by the span's ratio; random gaps (poisson) can fall a little short of the
+    # ratio, so stretch again until the span is covered (the series is prefix-stable).
+    while 0 < traffic.span_ns < min_duration_ns:
+        n = traffic.num_packets
+        n = max(n + 1, math.ceil((n - 1) * min_duration_ns / traffic.span_ns) + 1)
         traffic = generate(spec, n, sc.seed, line_rate_gbps=line_rate_gbps,
                            base_dir=sc.base_dir)
     return traffic
@@ -582,11 +587,12 @@ def _traffic(sc: Scenario, spec: Any, line_rate_gbps: float,
 
 def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = None,
             nic_cost_for: NicCostFor | None = None,
-            min_duration_ns: float = DEFAULT_DURATION_NS) -> Prepared:
+            min_duration_ns: float = DEFAULT_DURATION_NS, resume: Any = None) -> Prepared:
     """Traffic, the trace-driven outcomes and the workload for ``sc``. ``cache`` keeps
     mappings and kernel timings for later runs; ``step(text)`` hears of long steps;
     ``nic_cost_for`` maps the program onto a pipeline target (``sim.mapping.NicCostFor``;
-    None: the simulator's defaults, saying that no mapping was supplied)."""
+    None: the simulator's defaults, saying that no mapping was supplied); ``resume``
+    (``sim.resume.Resumable``) goes on from a shorter attempt's run."""
     from hw.targets import load_target
 
     if sc.program is None:
@@ -607,7 +613,8 @@ def prepare(sc: Scenario, *, cache: RunCache | None = None, step: Step | None = 
 
     kind = executor_for(sc, on_host)  # before the mapping: a refused executor fails fast
     cost = None if on_host else _nic_cost(sc, target, cache, step, nic_cost_for)
-    beh = _behaviour(sc, traffic, kind, cost, cache, step, paths=target.kind in ("npu", "vliw"))
+    beh = _behaviour(sc, traffic, kind, cost, cache, step, target.kind in ("npu", "vliw"),
+                     resume)
     program, verdicts, costs = beh.program, beh.verdicts, beh.costs
     if step and sc.host_cost != "model":
         step("host cost (BPF_PROG_TEST_RUN)")
@@ -736,19 +743,29 @@ def run_prepared(sc: Scenario, *, progress_enabled: bool | None = None,
                  cache: RunCache | None = None, step: Step | None = None,
                  nic_cost_for: NicCostFor | None = None) -> tuple[Prepared, dict[str, Any]]:
     """Prepare and simulate ``sc`` (``prepare``: ``nic_cost_for``): the last ``Prepared`` and
-    its report. Without a packet count a synthetic run lasts at least DEFAULT_DURATION_NS, run
-    again twice as long while its steady rate has not converged (at most MAX_EXTENSIONS)."""
+    its report. Without a packet count a synthetic run lasts at least DEFAULT_DURATION_NS; while
+    its steady rate has not converged it runs again (at most MAX_EXTENSIONS times) on traffic
+    covering at least twice the span the last attempt's traffic covered (not twice what that
+    attempt asked for: DEFAULT_PACKETS of large frames already cover more, and the same
+    traffic again would give the same unconverged result). A longer attempt's program run
+    goes on from where the last one stopped (``sim.resume``: the traffic is prefix-stable)."""
+    from sim.resume import Resumable
+
     cache = cache if cache is not None else RunCache()
     duration = DEFAULT_DURATION_NS
-    for attempt in range(MAX_EXTENSIONS + 1):
-        prep = prepare(sc, cache=cache, step=step, nic_cost_for=nic_cost_for,
-                       min_duration_ns=duration)
-        report = simulate(prep, progress_enabled=progress_enabled)
-        steady = report["metrics"].get("steady", {})
-        auto = sc.packets is None and "pcap_packets" not in prep.traffic.info
-        if not auto or steady.get("converged", True) or attempt == MAX_EXTENSIONS:
-            break
-        duration *= 2
+    resume = Resumable()
+    try:
+        for attempt in range(MAX_EXTENSIONS + 1):
+            prep = prepare(sc, cache=cache, step=step, nic_cost_for=nic_cost_for,
+                           min_duration_ns=duration, resume=resume)
+            report = simulate(prep, progress_enabled=progress_enabled)
+            steady = report["metrics"].get("steady", {})
+            auto = sc.packets is None and "pcap_packets" not in prep.traffic.info
+            if not auto or steady.get("converged", True) or attempt == MAX_EXTENSIONS:
+                break
+            duration = 2 * max(duration, prep.traffic.span_ns)
+    finally:
+        resume.close()
     report["assumptions"].append(
         f"run length: {report['metrics']['duration_ns'] / 1e6:.3g} ms of traffic; the first "
         f"{WARMUP_FRACTION:.0%} is warm-up, left out of metrics.steady (steady rate "

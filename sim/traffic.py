@@ -189,6 +189,11 @@ class Traffic:
         return len(self.arrival_ns)
 
     @property
+    def span_ns(self) -> float:
+        """Time from the first arrival to the last, ns (0 for fewer than two packets)."""
+        return float(self.arrival_ns[-1] - self.arrival_ns[0]) if self.num_packets > 1 else 0.0
+
+    @property
     def offered_gbps(self) -> float:
         """Mean offered wire rate, Gb/s."""
         mean_wire = float(np.mean(wire_bytes(self.size))) if self.num_packets else 0.0

@@ -162,3 +162,16 @@ def punt_sinks(config: PipelineConfig) -> list[str]:
                 values.append(env[c])
             env[c] = (min(v[0] for v in values), max(v[1] for v in values))
     return sinks
+
+
+def decisive_maps(config: PipelineConfig) -> tuple[frozenset[str], bool]:
+    """The state a packet's outcome on ``config`` can read: the bound maps whose contents
+    may reach a container (through a table's hit bit or action data, or a stateful unit's
+    fetch), and whether some stateful unit fetches (then the registers the pipeline writes
+    itself reach containers too). Everything else a packet does to the state (a stateful
+    add without fetch, a counter) is written and never read back, so it cannot change a
+    later packet's punt. A random extern's generator is state as well: it is not listed
+    here (``PipelinePunts`` remembers nothing then)."""
+    fetches = any(u.fetch is not None for st in config.stages for u in st.stateful)
+    read = {m.name for m in config.maps if m.tables or (fetches and m.registers)}
+    return frozenset(read), fetches

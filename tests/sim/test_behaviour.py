@@ -142,12 +142,14 @@ def test_path_costs_equal_the_vm_traces(name):
         assert TraceCost.from_trace(got) == TraceCost.from_trace(traces[i])
 
 
-def test_runt_is_the_models_error_in_both():
+@pytest.mark.parametrize("name", ["firewall", "lpm_router"])
+def test_runt_is_the_models_error_in_both(name):
     """A packet shorter than the pipeline's min_packet_bytes is refused by the model's
-    parser: the same error, naming the same packet, batched or not."""
+    parser: the same error, naming the same packet, batched or not (firewall's punts come
+    from lengths; lpm_router's model decides spans ahead, once per distinct packet)."""
     from hw.errors import HwError
 
-    sc, tr, cost = _setup("firewall", "pipe", "64B@100G,flows=4", 50, 1)
+    sc, tr, cost = _setup(name, "pipe", "64B@100G,flows=4", 50, 1)
     tr.reps[tr.rep[30]] = tr.reps[tr.rep[30]][:12]
     first = int(np.flatnonzero(tr.rep == tr.rep[30])[0])
     errors = []
@@ -159,17 +161,111 @@ def test_runt_is_the_models_error_in_both():
     assert f"packet {first} (" in errors[0] and "min_packet_bytes 14" in errors[0]
 
 
-def test_spans_stop_at_punts_where_a_reload_may_matter(monkeypatch):
-    """bpf2bpf_loop's pipeline counts in a bound map the program writes: its model may not
-    decide past a punt (not ``ahead``), and the batched run still equals the loop; forcing
+LEARN_SOURCE = r"""
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+} seen SEC(".maps");
+
+SEC("xdp")
+int xdp_learn(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *iph = data + sizeof(*eth);
+	__u32 one = 1, k;
+
+	if ((void *)(iph + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	k = iph->saddr;
+	if (bpf_map_lookup_elem(&seen, &k))
+		return XDP_DROP;
+	bpf_map_update_elem(&seen, &k, &one, BPF_ANY); /* on the host: the NIC has no insert */
+	return XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+"""A source's first packet punts (the host inserts it into ``seen``), its later ones hit
+the pipeline's copy of ``seen`` and drop on the NIC: the punts depend on the host's writes."""
+
+
+def _learner(tmp_path):
+    from tests.conftest import compile_bpf
+
+    obj = compile_bpf(tmp_path, LEARN_SOURCE, "learn")
+    sc = Scenario(program=str(obj), target="pipe", traffic=MIXED, packets=1500, seed=2,
+                  host_cost="model")
+    tr = generate(parse_traffic(MIXED, line_rate_gbps=100), 1500, 2, line_rate_gbps=100)
+    return sc, tr, mapped_nic_cost(sc.program, None, load_target("pipe"))
+
+
+class _WatchAll(sim.scenario.PipelinePunts):
+    """The oracle: the model on every packet, every bound map reloaded after every punt and
+    the remembered decisions of none (what ``PipelinePunts`` did before it knew which
+    state a decision reads)."""
+
+    def __init__(self, config, vm_maps):
+        super().__init__(config, vm_maps)
+        self.watched, self.fetches, self._known = self.bound, True, None
+        self._loaded = self._dump({n: vm_maps[n] for n in self.bound})
+
+
+def _against_oracle(sc, tr, cost):
+    """The batched run (the real ``PipelinePunts``) and the loop with ``_WatchAll``."""
+    made = []
+    real = sim.scenario.PipelinePunts
+
+    def tracked(*args):
+        made.append(real(*args))
+        return made[-1]
+
+    try:
+        sim.scenario.PipelinePunts = tracked
+        fast = run_behaviour(sc, tr, "compiled", cost)
+        sim.scenario.PipelinePunts = lambda *args: made.append(_WatchAll(*args)) or made[-1]
+        slow = run_behaviour(sc, tr, "compiled", cost, batched=False)
+    finally:
+        sim.scenario.PipelinePunts = real
+    _same(fast, slow)
+    assert made[0].punts == made[1].punts
+    return made
+
+
+@pytest.mark.parametrize("name, target, seed", [
+    ("rate_limiter", "pipe", 1), ("rate_limiter", "rmt", 2), ("bpf2bpf_loop", "pipe", 2),
+    ("bpf2bpf_loop", "rmt", 3), ("katran_lb", "pipe", 3), ("lpm_router", "rmt", 1)])
+def test_punts_equal_the_model_reloaded_after_every_punt(name, target, seed):
+    """Where a decision reads no state the program or the pipeline writes (bpf2bpf_loop's
+    pipeline only counts in l4_hits; rate_limiter's binds no map; katran_lb's vip_map is
+    never written), the model decides whole spans ahead, each distinct packet once: the
+    same behaviour, class for class, as the loop with the model on every packet and every
+    bound map reloaded after every punt."""
+    sc, tr, cost = _setup(name, target, MIXED, 2500, seed)
+    made = _against_oracle(sc, tr, cost)
+    assert made[0].ahead and not made[0].static and made[1].modelled == 2500
+    assert made[0].modelled < 2500 and made[0].punts > 0
+
+
+def test_spans_stop_at_punts_where_a_reload_may_matter(tmp_path, monkeypatch):
+    """A pipeline table the host writes (the learner's ``seen``): its model may not decide
+    past a punt (not ``ahead``), and the batched run still equals the oracle loop; forcing
     ``ahead`` on it is caught by the check after the span."""
     from sim.errors import SimError
     from sim.mapping import PipelinePunts
 
-    sc, tr, cost = _setup("bpf2bpf_loop", "pipe", MIXED, 1500, 2)
-    fast, slow, made = _both(sc, tr, cost, paths=False)
-    _same(fast, slow)
-    assert not made[0].ahead and made[0].punts == made[1].punts > 0
+    sc, tr, cost = _learner(tmp_path)
+    assert cost.punt == "model"
+    made = _against_oracle(sc, tr, cost)
+    assert made[0].watched == ["seen"] and not made[0].ahead and made[0].punts > 0
 
     def forced(self, obj, program):
         self.ahead = True

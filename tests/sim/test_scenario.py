@@ -10,6 +10,8 @@ import pytest
 
 import ebpf.differential
 import hw.cost.host
+import sim.metrics
+import sim.scenario
 from ebpf.errors import KernelError
 from hw.cost.host import HostCost
 from hw.rtc.cpu import DEFAULT_MODEL
@@ -18,13 +20,17 @@ from offload.sim_cost import mapped_nic_cost
 from sim.model import TraceCost
 from sim.scenario import (
     DEFAULT_DURATION_NS,
+    DEFAULT_PACKETS,
     KERNEL_RUNS,
     RunCache,
     Scenario,
     host_program_costs,
     prepare,
     run,
+    run_prepared,
 )
+from sim.spec import parse_traffic
+from sim.traffic import Traffic, generate
 from tests.conftest import ROOT, corpus_object
 
 needs_bpf = pytest.mark.kernel  # skips, or fails under REQUIRE_BPF=1 (tests/conftest.py)
@@ -165,6 +171,49 @@ def test_default_run_is_steady_and_long_enough():
     assert DEFAULT_DURATION_NS >= 1e6 and m["duration_ns"] >= DEFAULT_DURATION_NS
     assert m["steady"]["converged"] and m["steady"]["warmup_ns"] > 0
     assert "run length" in doc["assumptions"][-1]
+
+
+def test_unconverged_run_extends_on_longer_traffic(monkeypatch):
+    """An unconverged run's every extension covers at least twice the span of the previous
+    attempt's traffic (as the generator made it), with more packets each time: at 1518B@10G
+    100,000 packets cover 123 ms, and doubling the asked 1.25 ms would repeat them."""
+    monkeypatch.setattr(sim.metrics, "CONVERGED", -1.0)  # no two halves agree: never steady
+    monkeypatch.setattr(sim.scenario, "MAX_EXTENSIONS", 2)
+    attempts: list[Traffic] = []
+    real = sim.scenario.simulate
+
+    def recording(prep, **options):
+        attempts.append(prep.traffic)
+        return real(prep, **options)
+
+    monkeypatch.setattr(sim.scenario, "simulate", recording)
+    sc = Scenario(program=str(corpus_object("xdp_drop")), target="host",
+                  traffic="1518B@10G", host_cost="model", seed=3)
+    _, doc = run_prepared(sc)
+    assert len(attempts) == 3 and "NOT converged" in doc["assumptions"][-1]
+    spec = parse_traffic(sc.traffic)
+    for prev, cur in zip(attempts, attempts[1:], strict=False):
+        own = generate(spec, cur.num_packets, sc.seed, line_rate_gbps=100.0)
+        assert np.array_equal(own.arrival_ns, cur.arrival_ns)
+        span, prev_span = (float(t.arrival_ns[-1] - t.arrival_ns[0]) for t in (own, prev))
+        assert span >= 2 * prev_span and cur.num_packets > prev.num_packets
+    assert attempts[0].num_packets == DEFAULT_PACKETS
+    assert doc["metrics"]["packets"] == attempts[-1].num_packets
+
+
+@pytest.mark.parametrize("traffic", ["64B@100G,poisson", "imix@100%,poisson", "64B@100G"])
+def test_stretched_traffic_covers_the_asked_span(traffic):
+    """Stretched default-length traffic spans at least what was asked, random gaps included
+    (the generator's own arrival times), and is the generator's series for its length."""
+    sc = Scenario(program=str(corpus_object("xdp_drop")), target="host", traffic=traffic,
+                  host_cost="model", seed=1)
+    spec = parse_traffic(traffic)
+    for asked in (DEFAULT_DURATION_NS, 5e6):
+        got = prepare(sc, min_duration_ns=asked).traffic
+        own = generate(spec, got.num_packets, sc.seed, line_rate_gbps=100.0)
+        assert np.array_equal(own.arrival_ns, got.arrival_ns)
+        assert own.arrival_ns[-1] - own.arrival_ns[0] >= asked
+        assert got.num_packets >= DEFAULT_PACKETS
 
 
 def test_overloaded_host_reports_losses():

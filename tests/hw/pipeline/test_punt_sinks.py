@@ -9,7 +9,7 @@ import random
 import pytest
 
 from hw.pipeline import PipelineModel, load_config
-from hw.pipeline.punt_sinks import punt_sinks
+from hw.pipeline.punt_sinks import decisive_maps, punt_sinks
 from sim.packets import random_packets
 from tests.budget import examples
 
@@ -190,3 +190,99 @@ def test_corpus_mappings(name):
         assert punts == [len(p) > config.target.frame_end for p in packets]
     if name in ("lpm_router", "katran_lb"):
         assert sinks and any(p for p, q in zip(punts, packets, strict=True) if len(q) <= 3520)
+
+
+def _scramble_registers(model: PipelineModel, rng: random.Random) -> None:
+    for regs in model.state.registers.values():
+        for a in range(len(regs)):
+            regs[a] = rng.getrandbits(64)
+
+
+@pytest.mark.parametrize("seed", range(examples(6)))
+def test_registers_no_unit_fetches_never_change_a_punt(seed):
+    """On the RTL testbenches' random configurations (tables, stateful units, externs),
+    with the fetches taken out of half of them: where ``decisive_maps`` says no unit
+    fetches, every packet's punt (and verdict) on registers scrambled before each packet
+    equals the model's on its own registers, in order; where a unit fetches it says so."""
+    from rtl_models.tbkit.configs import random_config
+
+    rng = random.Random(seed)
+    packets = _packets(seed, 60)
+    checked = 0
+    for k in range(8):
+        doc = random_config(rng, packets, stages=1 + k % 3, adjust=k % 2 == 0)
+        cut = k % 2 == 0
+        for st in doc["stages"]:
+            for u in st["stateful"]:
+                if cut:
+                    u.pop("fetch", None)
+        fetches = any("fetch" in u for st in doc["stages"] for u in st["stateful"])
+        config = load_config(doc)
+        maps, says = decisive_maps(config)
+        assert says == fetches and maps == frozenset()
+        if fetches:
+            continue
+        checked += 1
+        plain, scrambled = PipelineModel(config), PipelineModel(config)
+        for p in packets:
+            _scramble_registers(scrambled, rng)
+            want, got = plain.process(p), scrambled.process(p)
+            assert (got.punted, got.punt_reason, got.action) == \
+                (want.punted, want.punt_reason, want.action)
+    assert checked  # the property was exercised
+
+
+def test_a_fetched_register_is_decisive():
+    """A stateful unit that fetches a register into the container a variable window load
+    uses as its offset: ``decisive_maps`` says so, and the register's value does decide
+    whether the packet punts (the reason the rule keeps such configurations exact)."""
+    doc = _doc([{"stateful": [{"unit": 0, "op": "read", "words": 256, "size": 8, "offset": 0,
+                               "index": {"container": 1}, "base": 0, "stride": 1,
+                               "fetch": 4, "init": []}]},
+                {"ops": [{"slot": 8, "op": "wldv", "a": 4, "offset": 0, "size": 1}]}])
+    config = load_config(doc)
+    assert decisive_maps(config) == (frozenset(), True)
+    model = PipelineModel(config)
+    packet = bytes(64)
+    assert not model.process(packet).punted
+    model.state.registers[(0, 0)][0] = 1000  # an offset past the 256-byte window
+    assert model.process(packet).punted
+
+
+@pytest.mark.parametrize("name, target", [("bpf2bpf_loop", "pipe"), ("bpf2bpf_loop", "rmt"),
+                                          ("katran_lb", "pipe")])
+def test_corpus_maps_outside_the_decisive_ones_never_change_a_punt(name, target):
+    """A corpus mapping's bound maps that ``decisive_maps`` leaves out (bpf2bpf_loop's
+    l4_hits counters: stateful adds without fetch) hold random contents, the listed ones
+    (katran_lb's vip_map table) the scenario's, and the registers are scrambled before each
+    packet: every packet's punt equals the model's on the scenario's state, on random and
+    mixed-protocol packets."""
+    from ebpf.loader.elf import load as load_elf
+    from hw.targets import load_target
+    from offload.mapper import map_program
+    from sim.spec import parse_traffic
+    from sim.traffic import generate
+    from tests.conftest import corpus_object
+
+    report = map_program(load_elf(corpus_object(name)), load_target(target),
+                         equivalence=False)
+    config = load_config(report.config)
+    decisive, fetches = decisive_maps(config)
+    bound = {m.name for m in config.maps}
+    assert not fetches and bound
+    assert decisive == ({"vip_map"} if name == "katran_lb" else set())
+    state = _scenario_maps(name, report)
+    rng = random.Random(5)
+    noisy = {"maps": {n: entries if n in decisive else [
+        {**e, **({"value": rng.randbytes(len(bytes.fromhex(e["value"]))).hex()}
+                 if "value" in e else {})} for e in entries]
+        for n, entries in state["maps"].items()}}
+    mixed = generate(parse_traffic("imix@100G,proto=udp/tcp/icmp/udp6/tcp6/random,flows=64",
+                                   line_rate_gbps=100), 300, 4, line_rate_gbps=100)
+    packets = _packets(4, 100) + [mixed.reps[r] for r in mixed.rep.tolist()]
+    plain, other = PipelineModel(config), PipelineModel(config)
+    plain.state.load_maps(state)
+    other.state.load_maps(noisy)
+    for p in packets:
+        _scramble_registers(other, rng)  # registers no unit fetches
+        assert other.process(p).punted == plain.process(p).punted
