@@ -61,6 +61,25 @@ class HashMap(BpfMap):
             self._entries.move_to_end(key)
         return entry[cpu] if self.percpu else entry
 
+    def peek(self, key: bytes, cpu: int = 0) -> bytearray | None:
+        """``lookup`` that does not count as a use (LRU maps: the order stays)."""
+        entry = self._entries.get(self._key(key))
+        if entry is None or (self.percpu and not 0 <= cpu < self.num_cpus):
+            return None
+        return entry[cpu] if self.percpu else entry
+
+    def touch(self, keys: Iterator[bytes] | Sequence[bytes]) -> None:
+        """LRU maps: each existing key in turn becomes the most recently used, as a
+        program's lookup of it makes it (``ebpf.compiled`` replays its lookups so)."""
+        entries = self._entries
+        for key in keys:
+            if key in entries:
+                entries.move_to_end(key)
+
+    def least_recent(self) -> bytes | None:
+        """The key an insertion into a full LRU map evicts (the oldest), or None."""
+        return next(iter(self._entries), None)
+
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
         key, data = self._update_args(key, value, cpu)
