@@ -406,7 +406,7 @@ class NativeMaps:
         self._cpu = vm.env.cpu  # per-CPU arrays: the addresses are this CPU's values
         self._log = np.zeros(LOG_CAP, np.uint64)  # LRU uses: row << 32 | table slot
         self._victim: bytes | None = None  # what an insertion into a full LRU map evicts
-        rt = vm._rt
+        self._rt = rt = vm._rt
         rt[RT_X + X_LOG], rt[RT_X + X_LOG_LEN] = self._log.ctypes.data, 0
         rt[RT_X + X_LOG_CAP] = LOG_CAP
 
@@ -573,8 +573,9 @@ class NativeMaps:
         """Before the VM's handler runs an instruction: the LRU log applied (the handler
         may depend on the order); for a map update (``target``: map pointer and key
         address), the key it would evict from a full LRU map, for ``written``."""
-        self.sync_lru()
         self._victim = None
+        if self._rt[RT_X + X_LOG_LEN]:
+            self.sync_lru()
         if target is None:
             return
         held = self._tables.get(target[0])

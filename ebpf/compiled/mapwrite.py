@@ -37,14 +37,15 @@ keep every helper call and map operation: updates find no descriptor
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
-import numpy as np
 from llvmlite import ir
 
 from ebpf.compiled import codegen as cg
 from ebpf.compiled import maplookup as ml
 from ebpf.compiled.codegen import I8, I32, I64, P64, c64
+from ebpf.kernel_enums import HELPER_IDS
 from ebpf.maps.base import BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, E2BIG, EEXIST, EINVAL, ENOENT
 from ebpf.vm.limits import M64
 
@@ -213,31 +214,35 @@ for _name, _word in CLOCK_HELPERS.items():
 # --------------------------------------------------------------------------------------------
 
 class NativeClock:
-    """``HelperState``'s clock as native words while a batch runs (``start`` .. ``stop``);
-    ``to_vm`` / ``from_vm`` hand the read count over around each call back into the VM."""
+    """``HelperState``'s clock as native words while a batch runs (``start`` .. ``stop``),
+    when a program of the VM calls one of ``CLOCK_HELPERS``; ``to_vm`` / ``from_vm`` hand
+    the read count over around each call back into the VM (``on``: only then)."""
 
     def __init__(self, vm: Any) -> None:
         self.vm = vm
-        self.block = np.zeros(5, np.uint64)
+        self.block = (ctypes.c_uint64 * 5)()
         self.on = False
+        self._ids = frozenset(HELPER_IDS[n] for n in CLOCK_HELPERS)
 
     def start(self) -> None:
-        env, blk = self.vm.env, self.block
-        blk[C_READS] = self.vm.helper_state.reads & M64
+        vm = self.vm
+        if not any(self._ids & set(prog.helper_ids()) for prog, _ in vm._compiled.values()):
+            return  # nothing to read natively: no hand-overs either
+        env, blk = vm.env, self.block
+        blk[C_READS] = vm.helper_state.reads & M64
         blk[C_START], blk[C_STEP] = env.clock_start_ns & M64, env.clock_step_ns & M64
         blk[C_BOOT], blk[C_TAI] = env.boot_offset_ns & M64, env.tai_offset_ns & M64
-        self.vm._rt[ml.RT_X + ml.X_CLOCK] = self.block.ctypes.data
+        vm._rt[ml.RT_X + ml.X_CLOCK] = ctypes.addressof(blk)
         self.on = True
 
     def to_vm(self) -> None:
-        if self.on:
-            self.vm.helper_state.reads = int(self.block[C_READS])
+        self.vm.helper_state.reads = self.block[C_READS]
 
     def from_vm(self) -> None:
-        if self.on:
-            self.block[C_READS] = self.vm.helper_state.reads & M64
+        self.block[C_READS] = self.vm.helper_state.reads & M64
 
     def stop(self) -> None:
-        self.to_vm()
-        self.on = False
-        self.vm._rt[ml.RT_X + ml.X_CLOCK] = 0
+        if self.on:
+            self.to_vm()
+            self.on = False
+            self.vm._rt[ml.RT_X + ml.X_CLOCK] = 0

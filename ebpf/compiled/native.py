@@ -333,13 +333,16 @@ class CompiledVm(Vm):
             writes = slot in self._write_slots[id(self._prog)]
             target = (regs[1], regs[2])  # the map and key (the call clobbers r1-r5)
             self._native_maps.before_call(target if writes else None)
-            self._clock.to_vm()
+            clock = self._clock if self._clock.on else None
+            if clock is not None:
+                clock.to_vm()
             try:
                 pc = self._code[slot](slot)
             finally:
                 fill = self._rt[cg.RT_FILL]
                 self._rt[cg.RT_FILL] = 0
-                self._clock.from_vm()
+                if clock is not None:
+                    clock.from_vm()
             if fill and regs[0]:  # a native map lookup's answer, kept for the next time
                 ctypes.c_uint64.from_address(fill).value = regs[0]
             if writes and regs[0] == 0:  # a map changed: its native table follows
