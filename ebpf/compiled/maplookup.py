@@ -1,8 +1,9 @@
 """Native ``bpf_map_lookup_elem`` for the batch driver: array, per-CPU array, hash,
-per-CPU hash and LPM trie maps, answered from tables that mirror the Python maps.
+per-CPU hash, LRU (per-CPU) hash and LPM trie maps, answered from tables that mirror the
+Python maps.
 
-A lookup is a function of the map's contents and the key (LRU maps excluded: their lookup
-moves the entry, which is state), and the value pointer it returns is the VM's own
+A lookup is a function of the map's contents and the key (an LRU lookup also moves the
+entry: see below), and the value pointer it returns is the VM's own
 (``Memory.map_value``: one region per value object, its address fixed when first handed
 out). So the native code may answer a lookup itself whenever it knows (a) what the Python
 map would find and (b) the address the VM gave that value:
@@ -21,6 +22,16 @@ map would find and (b) the address the VM gave that value:
   full table or any LPM change by rebuilding the map's table from its contents. An existing
   key's update changes its value in place (``HashMap._update``): nothing to do. A miss is
   answered natively (0).
+
+**LRU maps.** A hit makes the entry the most recently used. The native code appends
+(descriptor row << 32 | table slot) to a recency log (``RT_X + X_LOG``; a repeat of the
+last entry is not appended) and ``NativeMaps.sync_lru`` applies it in order to the
+Python maps (``HashMap.touch`` of each entry's last use) before every call back into the
+VM (``before_call``: the handler may insert, evict, delete or look up) and at the end of
+the batch (``finish``). Table slots stay put in between (tables change only in those
+calls and at ``refresh``). A full log answers ``NOPE``: the VM's handler, after the log.
+An insertion into a full LRU map evicts the least recent key, noted by ``before_call``;
+``written`` takes it out of the table with the insertion.
 
 Where the value's address is not known yet (its region not created: the VM creates it on
 its first lookup) the function returns ``NOPE`` after noting in ``rt[RT_FILL]`` where the

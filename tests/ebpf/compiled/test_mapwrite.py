@@ -9,13 +9,12 @@ import random
 
 import pytest
 
-from ebpf.code.asm import assemble_insns
 from ebpf.compiled import CompiledVm
 from ebpf.helpers.core import HelperEnv
 from ebpf.kernel_enums import HELPER_IDS, MAP_TYPE_IDS
-from ebpf.loader.program import Function, MapDef, ProgramDef
+from ebpf.loader.program import MapDef
 from ebpf.vm.machine import Vm
-from tests.ebpf.compiled.test_maplookup import _head, _spied
+from tests.ebpf.compiled.test_maplookup import _head, _ordered, _prog, _spied
 
 UPDATE_SLOT = 37
 # lookup (a hit copies the value's first 4 bytes over the packet's); then packet byte 22's
@@ -55,20 +54,6 @@ exit
 FLAGS = [0, 0, 0, 2, 2, 1, 3, 4, 5, 6, 0x80]
 """ANY, EXIST, NOEXIST, then invalid ones: 3, BPF_F_LOCK alone and with NOEXIST / EXIST,
 a high bit."""
-
-
-def _prog(text: str) -> ProgramDef:
-    insns = assemble_insns(text)
-    p = ProgramDef("t", "xdp", "xdp", insns, [], {}, [])
-    p.functions = [Function("t", 0, p.num_slots, "xdp")]
-    return p
-
-
-def _entries(m) -> list:
-    """A map's entries in its own order (LRU maps: least recently used first), as plain
-    bytes (per-CPU values: each CPU's)."""
-    return [(bytes(k), [bytes(x) for x in v] if isinstance(v, list) else bytes(v))
-            for k, v in m.items()]
 
 
 def _stream(is_array: bool, rng: random.Random, n: int) -> tuple[list[bytes], list[bytes]]:
@@ -119,7 +104,7 @@ def test_updates_equal_the_vm(kind, monkeypatch):
         sizes.add(len(ref.maps[0]))
         if len(p) > 30 and not p[22] & 1:
             results.append(r.packet_out[4])
-    assert _entries(fast.maps[0]) == _entries(ref.maps[0])
+    assert _ordered(fast.maps[0]) == _ordered(ref.maps[0])
     errors = {0, 256 - 17, 256 - 22} | ({256 - 7} if is_array else {256 - 2})
     assert errors <= set(results)  # 0, EEXIST, EINVAL, E2BIG or ENOENT
     if kind in ("hash", "percpu_hash"):
