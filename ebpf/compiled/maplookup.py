@@ -417,6 +417,7 @@ class NativeMaps:
         self._cpu = vm.env.cpu  # per-CPU arrays: the addresses are this CPU's values
         self._log = np.zeros(LOG_CAP, np.uint64)  # LRU uses: row << 32 | table slot
         self._victim: bytes | None = None  # what an insertion into a full LRU map evicts
+        self._versions: dict[int, int] = {}  # hash map pointer -> the version its table holds
         self._rt = rt = vm._rt
         rt[RT_X + X_LOG], rt[RT_X + X_LOG_LEN] = self._log.ctypes.data, 0
         rt[RT_X + X_LOG_CAP] = LOG_CAP
@@ -432,11 +433,15 @@ class NativeMaps:
         return out
 
     def refresh(self) -> None:
-        """Descriptors for every supported map; hash/LPM tables from their contents now."""
+        """Descriptors for every supported map; hash/LPM tables from their contents now
+        (a hash table whose map has kept its keys since, on the same CPU, as it is)."""
         rows: list[np.ndarray] = []
-        self._tables, self._held = {}, {}
+        old_rows = {ptr: self.desc[row * DESC_WORDS:(row + 1) * DESC_WORDS].copy()
+                    for ptr, (row, _, _) in self._tables.items()}
+        kept, self._tables, self._held = self._held, {}, {}
         if self.vm.env.cpu != self._cpu:
             self._arrays.clear()
+            self._versions.clear()  # per-CPU tables hold that CPU's addresses
             self._cpu = self.vm.env.cpu
         d = self.desc
         counts = {int(d[k + W_MAP]): int(d[k + W_COUNT]) for k in range(0, len(d), DESC_WORDS)}
@@ -451,7 +456,11 @@ class NativeMaps:
                                        m.max_entries, 0 if fresh else counts.get(ptr, 0)))
             else:
                 self._tables[ptr] = (len(rows), m, kind)
-                rows.append(self._snapshot(ptr, m, kind))
+                if ptr in old_rows and self._versions.get(ptr, -1) == getattr(m, "version", -2):
+                    self._held[ptr] = kept[ptr]
+                    rows.append(old_rows[ptr])
+                else:
+                    rows.append(self._snapshot(ptr, m, kind))
         self.desc = np.concatenate(rows) if rows else np.zeros(DESC_WORDS, np.uint64)
         rt = self.vm._rt
         rt[cg.RT_MAPS] = self.desc.ctypes.data
@@ -461,7 +470,9 @@ class NativeMaps:
         """A hash or LPM map's descriptor, its table built from the map's contents now."""
         if kind == K_HASH:
             kw = -(-m.key_size // 8)
+            self._versions.pop(ptr, None)
             table, mask, n = self._hash_table(m, kw)
+            self._versions[ptr] = m.version
             row = self._desc(ptr, kind, m, table, mask, 2 + kw, 0, n)
         else:
             table, n = self._lpm_table(m)
@@ -478,33 +489,39 @@ class NativeMaps:
             return  # an array (updated in place), or not in a batch
         row, m, kind = held
         at = row * DESC_WORDS
+        if kind == K_HASH and self._follow(ptr, m, at, key_address):
+            self._versions[ptr] = m.version  # the table holds the map's keys again
+            return
+        self.desc[at:at + DESC_WORDS] = self._snapshot(ptr, m, kind)  # full, LPM
+
+    def _follow(self, ptr: int, m: Any, at: int, key_address: int) -> bool:
+        """The hash table of ``m`` after one key changed (False: rebuild it)."""
         d = self.desc
-        if kind == K_HASH:
-            key = bytes(self.vm.mem.read(key_address, m.key_size))
-            value = m.peek(key, self.vm.env.cpu if m.percpu else 0)
-            table, stride = self._held[ptr], int(d[at + W_STRIDE])
-            mask, count = int(d[at + W_MASK]), int(d[at + W_COUNT])
+        key = bytes(self.vm.mem.read(key_address, m.key_size))
+        value = m.peek(key, self.vm.env.cpu if m.percpu else 0)
+        table, stride = self._held[ptr], int(d[at + W_STRIDE])
+        mask, count = int(d[at + W_MASK]), int(d[at + W_COUNT])
+        pos = self._probe(table, stride, mask, key)
+        present = bool(table[pos * stride])
+        if value is None and present:  # deleted
+            self._remove(table, stride, mask, pos, m.key_size)
+            d[at + W_COUNT] = count - 1
+            return True
+        if value is not None and present:  # updated in place
+            return True
+        victim, self._victim = self._victim, None
+        if value is not None and victim is not None and m.peek(victim) is None:
+            gone = self._probe(table, stride, mask, victim)  # an LRU map evicted it
+            if table[gone * stride]:
+                self._remove(table, stride, mask, gone, m.key_size)
+                count -= 1
+                d[at + W_COUNT] = count
             pos = self._probe(table, stride, mask, key)
-            present = bool(table[pos * stride])
-            if value is None and present:  # deleted
-                self._remove(table, stride, mask, pos, m.key_size)
-                d[at + W_COUNT] = count - 1
-                return
-            if value is not None and present:  # updated in place
-                return
-            victim, self._victim = self._victim, None
-            if value is not None and victim is not None and m.peek(victim) is None:
-                gone = self._probe(table, stride, mask, victim)  # an LRU map evicted it
-                if table[gone * stride]:
-                    self._remove(table, stride, mask, gone, m.key_size)
-                    count -= 1
-                    d[at + W_COUNT] = count
-                pos = self._probe(table, stride, mask, key)
-            if value is not None and 2 * (count + 1) <= mask + 1:  # a new key
-                self._put(table, stride, pos, key, self._address(m, value))
-                d[at + W_COUNT] = count + 1
-                return
-        d[at:at + DESC_WORDS] = self._snapshot(ptr, m, kind)  # full, LPM
+        if value is not None and 2 * (count + 1) <= mask + 1:  # a new key
+            self._put(table, stride, pos, key, self._address(m, value))
+            d[at + W_COUNT] = count + 1
+            return True
+        return False
 
     @staticmethod
     def _remove(table: np.ndarray, stride: int, mask: int, pos: int, key_size: int) -> None:

@@ -43,6 +43,10 @@ class HashMap(BpfMap):
     def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
         super().__init__(defn, num_cpus)
         self._entries: OrderedDict[bytes, Any] = OrderedDict()
+        self.version = 0
+        """Counts changes of the set of keys (an insertion, an eviction, a delete, a clear;
+        not a value changed in place nor an LRU use): ``ebpf.compiled`` keeps its table of
+        the keys while it stays the same."""
 
     def _validate(self) -> None:
         super()._validate()
@@ -100,6 +104,8 @@ class HashMap(BpfMap):
             if not self.lru:
                 return -E2BIG
             self._entries.popitem(last=False)  # evict the least recently used
+        if entry is None:
+            self.version += 1
         if not self.percpu:
             if entry is None:
                 self._entries[key] = bytearray(data)
@@ -125,6 +131,7 @@ class HashMap(BpfMap):
         key = self._key(key)
         if self._entries.pop(key, None) is None:
             return -ENOENT
+        self.version += 1
         return 0
 
     def get_next_key(self, key: bytes | None) -> bytes | None:
@@ -137,6 +144,7 @@ class HashMap(BpfMap):
 
     def clear(self) -> None:
         self._entries.clear()
+        self.version += 1
 
     def __len__(self) -> int:
         return len(self._entries)

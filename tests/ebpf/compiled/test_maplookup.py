@@ -278,3 +278,46 @@ def _ordered(m) -> list:
     """A map's keys and values in its own order (LRU: least recently used first)."""
     return [(bytes(k), [bytes(x) for x in v] if isinstance(v, list) else bytes(v))
             for k, v in m.items()]
+
+
+@pytest.mark.parametrize("kind", ["hash", "lru_hash"])
+def test_tables_follow_the_maps_between_batches(kind, monkeypatch):
+    """Batch after batch, a hash table whose map kept its keys is reused as it is (not
+    rebuilt: a value updated in place does not count) and one whose keys user space
+    changed in between (a key deleted and re-inserted, a new value object at a new
+    address; a key deleted) is rebuilt: every packet's verdict and bytes and the map's
+    entries in order stay the VM's."""
+    rng = random.Random(kind)
+    defn = MapDef("m", MAP_TYPE_IDS[kind], 8, 8, 32)
+    builds = []
+    orig = maplookup.NativeMaps._hash_table
+
+    def spy(self, m, kw):
+        builds.append(m.name)
+        return orig(self, m, kw)
+
+    monkeypatch.setattr(maplookup.NativeMaps, "_hash_table", spy)
+    ref, fast = Vm([defn], _prog(LRU_INSERT)), CompiledVm([defn], _prog(LRU_INSERT))
+    pool = [rng.randbytes(8) for _ in range(24)]
+    for m in (ref.maps[0], fast.maps[0]):
+        for key in pool:
+            m.update(key, key)
+    after = []
+    for step in range(6):
+        packets = [rng.randbytes(14) + rng.choice(pool) + rng.randbytes(8)
+                   for _ in range(300)]
+        cols = fast.run_xdp_columns(packets)
+        for i, p in enumerate(packets):
+            r = ref.run_xdp(p)
+            assert (int(cols.verdict[i]), cols.packet_out(i)) == (r.verdict, r.packet_out)
+        assert _ordered(fast.maps[0]) == _ordered(ref.maps[0])
+        after.append(len(builds))
+        for m in (ref.maps[0], fast.maps[0]):
+            if step == 1:  # the same key, a new value object (a new address)
+                m.delete(pool[0])
+                m.update(pool[0], bytes(8))
+            elif step == 2:  # in place: the same keys
+                m.update(pool[1], bytes(8))
+            elif step == 4:  # gone (the next batch's program inserts it again)
+                m.delete(pool[2])
+    assert after == [1, 1, 2, 2, 2, 3]
