@@ -577,25 +577,29 @@ class NativeMaps:
     def sync_lru(self) -> None:
         """Apply the native LRU uses logged since the last time to the Python maps, in
         order (a map's order after ``touch`` of its used keys in turn is the order the
-        VM's lookups would have left)."""
-        rt = self.vm._rt
+        VM's lookups would have left; only each entry's last use matters)."""
+        rt = self._rt
         n = rt[RT_X + X_LOG_LEN]
         if not n:
             return
         rt[RT_X + X_LOG_LEN] = 0
-        log = self._log[:n]
-        _, first = np.unique(log[::-1], return_index=True)
-        last_uses = log[np.sort(n - 1 - first)]  # each entry's last use, in order
-        by_row: dict[int, list[int]] = {}
-        for e in last_uses.tolist():
-            by_row.setdefault(e >> 32, []).append(e & 0xFFFFFFFF)
-        for row, slots in by_row.items():
-            ptr = int(self.desc[row * DESC_WORDS + W_MAP])
-            _, m, _ = self._tables[ptr]
-            table, stride = self._held[ptr], int(self.desc[row * DESC_WORDS + W_STRIDE])
-            raw = table.view(np.uint8)
-            m.touch([raw[(pos * stride + 2) * 8:(pos * stride + 2) * 8 + m.key_size].tobytes()
-                     for pos in slots])
+        last: dict[int, None] = {}
+        for e in self._log[:n].tolist():  # each entry once, in the order of its last use
+            last.pop(e, None)
+            last[e] = None
+        desc, keys = self.desc, {}
+        for e in last:
+            row = e >> 32
+            at = keys.get(row)
+            if at is None:
+                ptr = int(desc[row * DESC_WORDS + W_MAP])
+                at = keys[row] = (self._tables[ptr][1], self._held[ptr].view(np.uint8),
+                                  int(desc[row * DESC_WORDS + W_STRIDE]), [])
+            m, raw, stride, used = at
+            start = ((e & 0xFFFFFFFF) * stride + 2) * 8
+            used.append(raw[start:start + m.key_size].tobytes())
+        for m, _, _, used in keys.values():
+            m.touch(used)
 
     def before_call(self, target: tuple[int, int] | None) -> None:
         """Before the VM's handler runs an instruction: the LRU log applied (the handler
