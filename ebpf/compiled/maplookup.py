@@ -53,6 +53,8 @@ from llvmlite import ir
 
 from ebpf.compiled import codegen as cg
 from ebpf.compiled.codegen import I8, I32, I64, P64, c64
+from ebpf.errors import VmError
+from ebpf.maps.base import BPF_ANY
 from ebpf.vm.memory import FIRST_BASE
 
 NOPE = cg.LOOKUP_NOPE
@@ -69,8 +71,12 @@ MISSING = 1 << 63
 # the family's rt words (codegen.RT_MAPS_X): the native map_update function, the LRU
 # recency log (address, entries used, capacity), the clock block's address (0: off)
 RT_X = cg.RT_MAPS_X
-X_UPDATE, X_LOG, X_LOG_LEN, X_LOG_CAP, X_CLOCK = range(5)
+X_UPDATE, X_LOG, X_LOG_LEN, X_LOG_CAP, X_CLOCK, X_VBUF, X_VBUF_LEN, X_VBUF_CAP = range(8)
+INSERTED = 1 << 63
+"""A log entry's mark: the program inserted this key (its value next in the value buffer)."""
 LOG_CAP = 4096
+VBUF_BYTES = 1 << 16
+"""The value buffer of natively inserted keys (bytes); when full the VM's handler inserts."""
 """Entries of the LRU recency log; when it is full the VM's handler answers the next LRU
 lookup, after the log is applied (``NativeMaps.before_call``)."""
 FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
@@ -415,12 +421,15 @@ class NativeMaps:
         self._held: dict[int, np.ndarray] = {}  # pointer -> its hash/LPM table (kept alive)
         self._arrays: dict[int, np.ndarray] = {}  # map pointer -> its table (kept)
         self._cpu = vm.env.cpu  # per-CPU arrays: the addresses are this CPU's values
-        self._log = np.zeros(LOG_CAP, np.uint64)  # LRU uses: row << 32 | table slot
+        self._log = np.zeros(LOG_CAP, np.uint64)  # [INSERTED |] row << 32 | table slot
+        self._vbuf = np.zeros(VBUF_BYTES, np.uint8)  # the values inserted, in log order
         self._victim: bytes | None = None  # what an insertion into a full LRU map evicts
         self._versions: dict[int, int] = {}  # hash map pointer -> the version its table holds
         self._rt = rt = vm._rt
         rt[RT_X + X_LOG], rt[RT_X + X_LOG_LEN] = self._log.ctypes.data, 0
         rt[RT_X + X_LOG_CAP] = LOG_CAP
+        rt[RT_X + X_VBUF], rt[RT_X + X_VBUF_LEN] = self._vbuf.ctypes.data, 0
+        rt[RT_X + X_VBUF_CAP] = VBUF_BYTES
 
     def _maps(self) -> list[tuple[int, Any, int]]:
         """(pointer, map, kind) of the maps the VM has handed out a pointer to (the others
@@ -473,7 +482,7 @@ class NativeMaps:
             self._versions.pop(ptr, None)
             table, mask, n = self._hash_table(m, kw)
             self._versions[ptr] = m.version
-            row = self._desc(ptr, kind, m, table, mask, 2 + kw, 0, n)
+            row = self._desc(ptr, kind, m, table, mask, 2 + kw, m.max_entries, n)
         else:
             table, n = self._lpm_table(m)
             row = self._desc(ptr, kind, m, table, 0, 2 + -(-(m.key_size - 4) // 8),
@@ -574,32 +583,46 @@ class NativeMaps:
 
     # -- LRU recency -----------------------------------------------------------------------
 
-    def sync_lru(self) -> None:
-        """Apply the native LRU uses logged since the last time to the Python maps, in
-        order (a map's order after ``touch`` of its used keys in turn is the order the
-        VM's lookups would have left; only each entry's last use matters)."""
+    def apply_log(self) -> None:
+        """Apply what native code logged since the last time to the Python maps, in order:
+        LRU uses (``touch``; only each entry's last use matters) and insertions (the key
+        from its table slot, the value from the value buffer: ``update`` as the VM's
+        handler would have made it). A map's keys and order are then what the VM's calls
+        would have left."""
         rt = self._rt
         n = rt[RT_X + X_LOG_LEN]
         if not n:
             return
         rt[RT_X + X_LOG_LEN] = 0
-        last: dict[int, None] = {}
-        for e in self._log[:n].tolist():  # each entry once, in the order of its last use
-            last.pop(e, None)
-            last[e] = None
-        desc, keys = self.desc, {}
-        for e in last:
-            row = e >> 32
-            at = keys.get(row)
+        rt[RT_X + X_VBUF_LEN] = 0
+        entries = self._log[:n].tolist()
+        last = {e: i for i, e in enumerate(entries)}  # a use's last occurrence
+        desc, seen, cursor = self.desc, {}, 0
+        versions: dict[int, tuple[Any, int]] = {}  # inserted into: map, version before
+        for i, e in enumerate(entries):
+            inserted = e & INSERTED
+            if not inserted and last[e] != i:
+                continue  # a later use of the same entry decides its place
+            row = (e >> 32) & 0x7FFFFFFF
+            at = seen.get(row)
             if at is None:
                 ptr = int(desc[row * DESC_WORDS + W_MAP])
-                at = keys[row] = (self._tables[ptr][1], self._held[ptr].view(np.uint8),
-                                  int(desc[row * DESC_WORDS + W_STRIDE]), [])
-            m, raw, stride, used = at
+                at = seen[row] = (ptr, self._tables[ptr][1], self._held[ptr].view(np.uint8),
+                                  int(desc[row * DESC_WORDS + W_STRIDE]))
+            ptr, m, raw, stride = at
             start = ((e & 0xFFFFFFFF) * stride + 2) * 8
-            used.append(raw[start:start + m.key_size].tobytes())
-        for m, _, _, used in keys.values():
-            m.touch(used)
+            key = raw[start:start + m.key_size].tobytes()
+            if not inserted:
+                m.touch((key,))
+                continue
+            versions.setdefault(ptr, (m, m.version))
+            value = self._vbuf[cursor:cursor + m.value_size].tobytes()
+            cursor += m.value_size
+            if m.update(key, value, BPF_ANY, cpu=self.vm.env.cpu):
+                raise VmError(f"map '{m.name}': a native insertion failed (compiled code)")
+        for ptr, (m, before) in versions.items():
+            if self._versions.get(ptr) == before:  # the table holds the keys inserted
+                self._versions[ptr] = m.version
 
     def before_call(self, target: tuple[int, int] | None) -> None:
         """Before the VM's handler runs an instruction: the LRU log applied (the handler
@@ -607,7 +630,7 @@ class NativeMaps:
         address), the key it would evict from a full LRU map, for ``written``."""
         self._victim = None
         if self._rt[RT_X + X_LOG_LEN]:
-            self.sync_lru()
+            self.apply_log()
         if target is None:
             return
         held = self._tables.get(target[0])
@@ -616,8 +639,8 @@ class NativeMaps:
             self._victim = held[1].least_recent()
 
     def finish(self) -> None:
-        """The end of a batch: the LRU log applied, lookups back on the VM's handler."""
-        self.sync_lru()
+        """The end of a batch: the log applied, lookups back on the VM's handler."""
+        self.apply_log()
         self.vm._rt[cg.RT_NMAPS] = 0
 
     def _address(self, m: Any, value: Any) -> int:

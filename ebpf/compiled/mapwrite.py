@@ -66,8 +66,8 @@ def update_ir() -> str:
     rt, r1, r2, r3, flags = fn.args
     blk = {n: fn.append_basic_block(n) for n in (
         "entry", "found", "kinds", "array", "arr_idx", "arr_noexist", "arr_lock",
-        "arr_find", "hash", "hash_find", "exists", "missing", "copy", "lru", "write",
-        "nope")}
+        "arr_find", "hash", "hash_find", "exists", "missing", "room", "full", "insert",
+        "put", "copy", "lru", "write", "nope")}
     b = ir.IRBuilder(blk["entry"])
 
     def at(name: str) -> None:
@@ -92,6 +92,7 @@ def update_ir() -> str:
     at("found")  # writable from the program; key and value readable (else the VM raises)
     d = word(b.inttoptr(b.load(word(rt, cg.RT_MAPS)), P64), b.mul(row, c64(ml.DESC_WORDS)))
     map_flags = b.load(word(d, ml.W_FLAGS))
+    lru = b.icmp_unsigned("!=", b.and_(map_flags, c64(ml.F_LRU)), c64(0))
     vsz = b.load(word(d, ml.W_VALUE_SIZE))
     key = b.call(parts.host, [rt, r2, b.load(word(d, ml.W_KEY_SIZE))])
     value = b.call(parts.host, [rt, r3, vsz])
@@ -131,8 +132,40 @@ def update_ir() -> str:
               blk["exists"])
     at("exists")
     b.cbranch(b.icmp_unsigned("==", flags, c64(BPF_NOEXIST)), fail(EEXIST), blk["copy"])
-    at("missing")  # a new key: the VM inserts it
-    b.cbranch(b.icmp_unsigned("==", flags, c64(BPF_EXIST)), fail(ENOENT), blk["nope"])
+    at("missing")  # a new key: inserted natively while the map has room, else the VM
+    b.cbranch(b.icmp_unsigned("==", flags, c64(BPF_EXIST)), fail(ENOENT), blk["room"])
+    at("room")  # a full map: a hash refuses (-E2BIG), an LRU map evicts (the VM's handler)
+    count = b.load(word(d, ml.W_COUNT))
+    full = b.icmp_unsigned(">=", count, b.load(word(d, ml.W_LIMIT)))
+    b.cbranch(full, blk["full"], blk["insert"])
+    at("full")
+    b.cbranch(lru, blk["nope"], fail(E2BIG))
+    at("insert")  # room in the table, the log and the value buffer, else the VM's handler
+    fits = b.icmp_unsigned("<=", b.mul(b.add(count, c64(1)), c64(2)),
+                           b.add(b.load(word(d, ml.W_MASK)), c64(1)))
+    log_n = b.load(word(rt, ml.RT_X + ml.X_LOG_LEN))
+    fits = b.and_(fits, b.icmp_unsigned("<", log_n, b.load(word(rt, ml.RT_X + ml.X_LOG_CAP))))
+    vpos = b.load(word(rt, ml.RT_X + ml.X_VBUF_LEN))
+    fits = b.and_(fits, b.icmp_unsigned("<=", b.add(vpos, vsz),
+                                        b.load(word(rt, ml.RT_X + ml.X_VBUF_CAP))))
+    b.cbranch(fits, blk["put"], blk["nope"])
+    at("put")  # the key into its slot (no address yet: the VM's first lookup gives it),
+    # the value after the others, an insert entry onto the log (applied in order)
+    table = b.inttoptr(b.load(word(d, ml.W_TABLE)), P64)
+    at_pos = b.and_(b.load(pos), c64(~ml.MISSING))
+    slot = word(table, b.mul(at_pos, b.load(word(d, ml.W_STRIDE))))
+    b.store(c64(1), slot)
+    b.store(c64(0), word(slot, 1))
+    b.call(parts.memmove, [b.bitcast(word(slot, 2), I8.as_pointer()), key,
+                           b.load(word(d, ml.W_KEY_SIZE)), ir.Constant(ir.IntType(1), 0)])
+    b.store(b.add(count, c64(1)), word(d, ml.W_COUNT))
+    vbuf = b.inttoptr(b.add(b.load(word(rt, ml.RT_X + ml.X_VBUF)), vpos), I8.as_pointer())
+    b.call(parts.memmove, [vbuf, value, vsz, ir.Constant(ir.IntType(1), 0)])
+    b.store(b.add(vpos, vsz), word(rt, ml.RT_X + ml.X_VBUF_LEN))
+    log = b.inttoptr(b.load(word(rt, ml.RT_X + ml.X_LOG)), P64)
+    b.store(b.or_(c64(ml.INSERTED), b.or_(b.shl(row, c64(32)), at_pos)), word(log, log_n))
+    b.store(b.add(log_n, c64(1)), word(rt, ml.RT_X + ml.X_LOG_LEN))
+    b.ret(c64(0))
 
     at("copy")  # the value's host address: its region (known once the VM handed it out)
     table = b.inttoptr(b.load(word(d, ml.W_TABLE)), P64)
@@ -141,7 +174,6 @@ def update_ir() -> str:
     host = b.call(parts.host, [rt, addr, vsz])
     b.store(b.ptrtoint(host, I64), dst)
     known = b.and_(b.icmp_unsigned("!=", addr, c64(0)), b.not_(is_null(host)))
-    lru = b.icmp_unsigned("!=", b.and_(map_flags, c64(ml.F_LRU)), c64(0))
     b.cbranch(known, blk["lru"], blk["nope"])
     at("lru")  # an LRU map: the update is a use, logged before anything is written
     with b.if_then(lru):

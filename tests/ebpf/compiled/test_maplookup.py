@@ -240,8 +240,11 @@ def test_lru_lookups_keep_the_vms_order(kind, log_cap, monkeypatch):
     into a full LRU map, 3,000 packets in one batch with runts: each packet's verdict and
     bytes are the reference VM's one by one, the map's recency order after is the VM's,
     inserting into the full map afterwards evicts the same keys in the same order, and
-    most hits never called back (also when the log fills up: ``log_cap`` 3)."""
+    most hits never called back (also when the log and the inserted values' buffer fill
+    up: ``log_cap`` 3)."""
     monkeypatch.setattr(maplookup, "LOG_CAP", log_cap)
+    if log_cap < 8:  # and room for two inserted values only
+        monkeypatch.setattr(maplookup, "VBUF_BYTES", 16)
     rng = random.Random(kind)
     defn = MapDef("m", MAP_TYPE_IDS[kind], 8, 8, 32)
     calls = _spied(monkeypatch)

@@ -84,7 +84,8 @@ def test_updates_equal_the_vm(kind, monkeypatch):
     """Lookups, updates (every flag, existing and new keys, a full map) and deletes of a
     map, 3,000 packets in one batch: each packet's verdict and bytes (the helpers' results
     included), the map's entries in their order (LRU: recency, evictions) are the
-    reference VM's one by one, and most updates are answered natively."""
+    reference VM's one by one, and nine updates in ten are answered natively (insertions
+    into a map with room included)."""
     rng = random.Random(kind)
     is_array = kind.endswith("array")
     defn = MapDef("m", MAP_TYPE_IDS[kind], 4 if is_array else 8, 8, 16 if is_array else 48)
@@ -111,8 +112,8 @@ def test_updates_equal_the_vm(kind, monkeypatch):
         assert 256 - 7 in results and max(sizes) == 48  # a full hash map refuses
     if kind.startswith("lru"):
         assert max(sizes) == 48  # full: insertions evicted the least recently used
-    on_vm = calls.count(UPDATE_SLOT)
-    assert on_vm < len(results) // 3, (on_vm, len(results))
+    on_vm = calls.count(UPDATE_SLOT)  # new keys too, while the map has room
+    assert on_vm < len(results) // 10, (on_vm, len(results))
 
 
 @pytest.mark.parametrize("kind", ["hash", "lru_hash"])
