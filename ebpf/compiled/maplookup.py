@@ -24,12 +24,14 @@ map would find and (b) the address the VM gave that value:
   answered natively (0).
 
 **LRU maps.** A hit makes the entry the most recently used. The native code appends
-(descriptor row << 32 | table slot) to a recency log (``RT_X + X_LOG``; a repeat of the
-last entry is not appended) and ``NativeMaps.sync_lru`` applies it in order to the
-Python maps (``HashMap.touch`` of each entry's last use) before every call back into the
-VM (``before_call``: the handler may insert, evict, delete or look up) and at the end of
-the batch (``finish``). Table slots stay put in between (tables change only in those
-calls and at ``refresh``). A full log answers ``NOPE``: the VM's handler, after the log.
+(descriptor row << 32 | table slot) to a log (``RT_X + X_LOG``; a repeat of the last
+entry is not appended; ``ebpf.compiled.mapwrite`` adds its insertions, marked
+``INSERTED``) and ``NativeMaps.apply_log`` applies it in order to the Python maps
+(``HashMap.touch`` of each entry's last use, the insertions) before every call back into
+the VM (``before_call``: the handler may insert, evict, delete or look up) and at the end
+of the batch (``finish``). Table entries stay put in between (tables change only in
+those calls, at ``refresh`` and by native insertions into empty slots). A full log
+answers ``NOPE``: the VM's handler, after the log.
 An insertion into a full LRU map evicts the least recent key, noted by ``before_call``;
 ``written`` takes it out of the table with the insertion.
 

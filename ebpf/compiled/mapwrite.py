@@ -17,11 +17,17 @@ or answers as always):
   other than ANY / NOEXIST / EXIST -> -EINVAL; an existing key with BPF_NOEXIST ->
   -EEXIST; a missing key with BPF_EXIST -> -ENOENT; an existing key otherwise: the value
   copied in place (``entry[:] = data``), and for an LRU map the use logged as a lookup's
-  is (it becomes the most recently used). A new key (an insertion: the Python map
-  allocates the value, an LRU map may evict) is ``NOPE``; ``NativeMaps.written`` then
-  brings the table up to date.
+  is (it becomes the most recently used). A new key into a full map: a hash -> -E2BIG,
+  an LRU map evicts (``NOPE``: the VM's handler, then ``NativeMaps.written`` brings the
+  table up to date). A new key into a map with room is inserted natively: the key into
+  its table slot (no value address yet: the VM hands it out at the key's first lookup),
+  the value after the others in the value buffer (``X_VBUF``), an ``INSERTED`` entry onto
+  the log that also holds the LRU uses; ``NativeMaps.apply_log`` makes the Python map's
+  insertion (``update``) in log order before anything reads the map (every callback, the
+  end of the batch). A full log or value buffer, or a table without room: ``NOPE``.
 
-The table says whether a key exists because it mirrors the map exactly during a batch.
+The table says whether a key exists, and its count how many the map holds, because it
+mirrors the map exactly during a batch (natively inserted keys included).
 
 **The clock.** ``ktime_get_ns``, ``ktime_get_boot_ns``, ``ktime_get_coarse_ns`` and
 ``ktime_get_tai_ns`` read ``HelperState``'s clock as the VM does: ``clock_start_ns +
