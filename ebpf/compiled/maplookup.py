@@ -70,8 +70,9 @@ F_LRU, F_WRITABLE = 1, 2
 """W_FLAGS: an LRU map (a use is state: logged); the program may update it natively."""
 MISSING = 1 << 63
 """``find``'s mark on the slot where a key that is not in the table belongs."""
-# the family's rt words (codegen.RT_MAPS_X): the native map_update function, the LRU
-# recency log (address, entries used, capacity), the clock block's address (0: off)
+# the family's rt words (codegen.RT_MAPS_X): the native map_update function, the log of
+# LRU uses and insertions (address, entries used, capacity), the clock block's address
+# (0: off), the buffer of inserted values (address, bytes used, capacity)
 RT_X = cg.RT_MAPS_X
 X_UPDATE, X_LOG, X_LOG_LEN, X_LOG_CAP, X_CLOCK, X_VBUF, X_VBUF_LEN, X_VBUF_CAP = range(8)
 INSERTED = 1 << 63
