@@ -38,7 +38,7 @@ from ebpf.vm.memory import FIRST_BASE, REGION_STRIDE, Region
 from ebpf.vm.trace import Trace
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
-from . import batch, forward, maplookup, packethelpers
+from . import batch, forward, maplookup, mapwrite, packethelpers
 from . import codegen as cg
 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
@@ -199,6 +199,9 @@ class CompiledVm(Vm):
         self._packet_helpers = packethelpers.PacketHelpers(
             self, _jit().add(packethelpers.packet_ir(), "packet_helper"))
         self._forward = forward.Forward(self, _jit().add)
+        self._rt[maplookup.RT_X + maplookup.X_UPDATE] = _jit().add(mapwrite.update_ir(),
+                                                                   "map_update")
+        self._clock = mapwrite.NativeClock(self)
 
     # -- native code -----------------------------------------------------------------------
 
@@ -339,11 +342,17 @@ class CompiledVm(Vm):
             self.trace.insns = self._rt[cg.RT_STEPS]
             writes = slot in self._write_slots[id(self._prog)]
             target = (regs[1], regs[2])  # the map and key (the call clobbers r1-r5)
+            self._native_maps.before_call(target if writes else None)
+            clock = self._clock if self._clock.on else None
+            if clock is not None:
+                clock.to_vm()
             try:
                 pc = self._code[slot](slot)
             finally:
                 fill = self._rt[cg.RT_FILL]
                 self._rt[cg.RT_FILL] = 0
+                if clock is not None:
+                    clock.from_vm()
             if fill and regs[0]:  # a native map lookup's answer, kept for the next time
                 ctypes.c_uint64.from_address(fill).value = regs[0]
             if writes and regs[0] == 0:  # a map changed: its native table follows
@@ -443,10 +452,12 @@ class CompiledVm(Vm):
         cols = ColumnsBuilder()
         self._native_maps.refresh()
         self._forward.refresh()
+        self._clock.start()
         try:
             self._run_columns(packets, lens, on_packet, clock_ns, cols)
-        finally:
-            self._rt[cg.RT_NMAPS] = 0  # one packet at a time: every lookup in the trace
+        finally:  # one packet at a time: every lookup and clock read in the trace
+            self._native_maps.finish()
+            self._clock.stop()
         return cols.build()
 
     def _run_columns(self, packets: Sequence[bytes], lens: Any,

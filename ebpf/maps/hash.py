@@ -43,6 +43,10 @@ class HashMap(BpfMap):
     def __init__(self, defn: MapDef, num_cpus: int = 1) -> None:
         super().__init__(defn, num_cpus)
         self._entries: OrderedDict[bytes, Any] = OrderedDict()
+        self.version = 0
+        """Counts changes of the set of keys (an insertion, an eviction, a delete, a clear;
+        not a value changed in place nor an LRU use): ``ebpf.compiled`` keeps its table of
+        the keys while it stays the same."""
 
     def _validate(self) -> None:
         super()._validate()
@@ -60,6 +64,25 @@ class HashMap(BpfMap):
         if self.lru:
             self._entries.move_to_end(key)
         return entry[cpu] if self.percpu else entry
+
+    def peek(self, key: bytes, cpu: int = 0) -> bytearray | None:
+        """``lookup`` that does not count as a use (LRU maps: the order stays)."""
+        entry = self._entries.get(self._key(key))
+        if entry is None or (self.percpu and not 0 <= cpu < self.num_cpus):
+            return None
+        return entry[cpu] if self.percpu else entry
+
+    def touch(self, keys: Iterator[bytes] | Sequence[bytes]) -> None:
+        """LRU maps: each existing key in turn becomes the most recently used, as a
+        program's lookup of it makes it (``ebpf.compiled`` replays its lookups so)."""
+        entries = self._entries
+        for key in keys:
+            if key in entries:
+                entries.move_to_end(key)
+
+    def least_recent(self) -> bytes | None:
+        """The key an insertion into a full LRU map evicts (the oldest), or None."""
+        return next(iter(self._entries), None)
 
     def update(self, key: bytes, value: Any, flags: int = BPF_ANY,
                cpu: int | None = None) -> int:
@@ -81,6 +104,8 @@ class HashMap(BpfMap):
             if not self.lru:
                 return -E2BIG
             self._entries.popitem(last=False)  # evict the least recently used
+        if entry is None:
+            self.version += 1
         if not self.percpu:
             if entry is None:
                 self._entries[key] = bytearray(data)
@@ -106,6 +131,7 @@ class HashMap(BpfMap):
         key = self._key(key)
         if self._entries.pop(key, None) is None:
             return -ENOENT
+        self.version += 1
         return 0
 
     def get_next_key(self, key: bytes | None) -> bytes | None:
@@ -118,6 +144,7 @@ class HashMap(BpfMap):
 
     def clear(self) -> None:
         self._entries.clear()
+        self.version += 1
 
     def __len__(self) -> int:
         return len(self._entries)

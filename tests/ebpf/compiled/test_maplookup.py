@@ -9,7 +9,7 @@ import random
 import pytest
 
 from ebpf.code.asm import assemble_insns
-from ebpf.compiled import CompiledVm
+from ebpf.compiled import CompiledVm, maplookup
 from ebpf.kernel_enums import MAP_TYPE_IDS
 from ebpf.loader.program import Function, MapDef, ProgramDef
 from ebpf.vm.machine import Vm
@@ -205,3 +205,122 @@ def test_lookups_stay_exact_while_the_program_writes(kind, monkeypatch):
     assert max(sizes) == 48 and len(sizes) > 4  # full, and emptied by deletes
     lookups_on_vm = calls.count(LOOKUP_SLOT)
     assert lookups_on_vm < len(packets) // 3
+
+
+# a hit copies the value's first 4 bytes over the packet's and passes; a miss inserts the
+# key (BPF_ANY) with packet bytes 22..30 as its value, the result into packet byte 4, and
+# drops (the per-packet path of syn_flood and katran_lb's connection table).
+LRU_INSERT = _head(26) + """
+jeq %r0, 0, +4
+ldxw %r5, [%r0+0]
+stxw [%r6+0], %r5
+mov %r0, 2
+exit
+ldxdw %r5, [%r6+22]
+stxdw [%r10-16], %r5
+lddw %r1, map_idx 0
+mov %r2, %r10
+add %r2, -8
+mov %r3, %r10
+add %r3, -16
+mov %r4, 0
+call 2
+stxb [%r6+4], %r0
+mov %r0, 1
+exit
+mov %r0, 0
+exit
+"""
+
+
+@pytest.mark.parametrize("log_cap", [maplookup.LOG_CAP, 3])
+@pytest.mark.parametrize("kind", ["lru_hash", "lru_percpu_hash"])
+def test_lru_lookups_keep_the_vms_order(kind, log_cap, monkeypatch):
+    """LRU lookups answered natively (their uses logged, applied in order) and insertions
+    into a full LRU map, 3,000 packets in one batch with runts: each packet's verdict and
+    bytes are the reference VM's one by one, the map's recency order after is the VM's,
+    inserting into the full map afterwards evicts the same keys in the same order, and
+    most hits never called back (also when the log and the inserted values' buffer fill
+    up: ``log_cap`` 3)."""
+    monkeypatch.setattr(maplookup, "LOG_CAP", log_cap)
+    if log_cap < 8:  # and room for two inserted values only
+        monkeypatch.setattr(maplookup, "VBUF_BYTES", 16)
+    rng = random.Random(kind)
+    defn = MapDef("m", MAP_TYPE_IDS[kind], 8, 8, 32)
+    calls = _spied(monkeypatch)
+    ref, fast = Vm([defn], _prog(LRU_INSERT)), CompiledVm([defn], _prog(LRU_INSERT))
+    pool = [rng.randbytes(8) for _ in range(64)]
+    weights = [1 / (i + 1) for i in range(len(pool))]  # Zipf-like: hot and cold keys
+    for m in (ref.maps[0], fast.maps[0]):
+        for key in pool[:20]:
+            m.update(key, key[::-1])
+    packets = [rng.randbytes(14) + rng.choices(pool, weights)[0] + rng.randbytes(
+        rng.choice([8, 30])) for _ in range(3000)]
+    packets[700:700] = [bytes(20), bytes(14)]
+    packets.append(bytes(20))
+    cols = fast.run_xdp_columns(packets)
+    verdicts = []
+    for i, p in enumerate(packets):
+        r = ref.run_xdp(p)
+        verdicts.append(r.verdict)
+        assert (int(cols.verdict[i]), cols.packet_out(i)) == (r.verdict, r.packet_out), i
+    assert _ordered(fast.maps[0]) == _ordered(ref.maps[0])
+    assert len(ref.maps[0]) == 32 and verdicts.count(1) > 100  # full, insertions evicted
+    for k in range(40):  # user space fills it again: the same evictions, in order
+        key = bytes([k]) * 8
+        for m in (ref.maps[0], fast.maps[0]):
+            m.update(key, key)
+        assert _ordered(fast.maps[0]) == _ordered(ref.maps[0])
+    hits = verdicts.count(2)
+    lookups_on_vm = calls.count(LOOKUP_SLOT)
+    # each key's first lookup after its insertion at most (the VM hands out its address)
+    assert hits > 1500 and lookups_on_vm <= verdicts.count(1), (hits, lookups_on_vm)
+
+
+def _ordered(m) -> list:
+    """A map's keys and values in its own order (LRU: least recently used first)."""
+    return [(bytes(k), [bytes(x) for x in v] if isinstance(v, list) else bytes(v))
+            for k, v in m.items()]
+
+
+@pytest.mark.parametrize("kind", ["hash", "lru_hash"])
+def test_tables_follow_the_maps_between_batches(kind, monkeypatch):
+    """Batch after batch, a hash table whose map kept its keys is reused as it is (not
+    rebuilt: a value updated in place does not count) and one whose keys user space
+    changed in between (a key deleted and re-inserted, a new value object at a new
+    address; a key deleted) is rebuilt: every packet's verdict and bytes and the map's
+    entries in order stay the VM's."""
+    rng = random.Random(kind)
+    defn = MapDef("m", MAP_TYPE_IDS[kind], 8, 8, 32)
+    builds = []
+    orig = maplookup.NativeMaps._hash_table
+
+    def spy(self, m, kw):
+        builds.append(m.name)
+        return orig(self, m, kw)
+
+    monkeypatch.setattr(maplookup.NativeMaps, "_hash_table", spy)
+    ref, fast = Vm([defn], _prog(LRU_INSERT)), CompiledVm([defn], _prog(LRU_INSERT))
+    pool = [rng.randbytes(8) for _ in range(24)]
+    for m in (ref.maps[0], fast.maps[0]):
+        for key in pool:
+            m.update(key, key)
+    after = []
+    for step in range(6):
+        packets = [rng.randbytes(14) + rng.choice(pool) + rng.randbytes(8)
+                   for _ in range(300)]
+        cols = fast.run_xdp_columns(packets)
+        for i, p in enumerate(packets):
+            r = ref.run_xdp(p)
+            assert (int(cols.verdict[i]), cols.packet_out(i)) == (r.verdict, r.packet_out)
+        assert _ordered(fast.maps[0]) == _ordered(ref.maps[0])
+        after.append(len(builds))
+        for m in (ref.maps[0], fast.maps[0]):
+            if step == 1:  # the same key, a new value object (a new address)
+                m.delete(pool[0])
+                m.update(pool[0], bytes(8))
+            elif step == 2:  # in place: the same keys
+                m.update(pool[1], bytes(8))
+            elif step == 4:  # gone (the next batch's program inserts it again)
+                m.delete(pool[2])
+    assert after == [1, 1, 2, 2, 2, 3]

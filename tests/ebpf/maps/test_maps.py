@@ -418,6 +418,44 @@ def test_lru_items_do_not_mark_used():
     assert m.lookup(u32(1)) is None
 
 
+def test_lru_peek_touch_and_least_recent():
+    """``peek`` reads without marking used, ``touch`` marks keys used in turn (missing
+    ones ignored) exactly as lookups would, ``least_recent`` names the next victim."""
+    m, ref = mk("lru_hash", max_entries=4), mk("lru_hash", max_entries=4)
+    for k in (1, 2, 3, 4):
+        m.update(u32(k), u32(k))
+        ref.update(u32(k), u32(k))
+    assert m.peek(u32(1)) == u32(1) and m.peek(u32(9)) is None
+    assert m.least_recent() == u32(1)  # the peek did not use it
+    m.touch([u32(2), u32(9), u32(1), u32(2)])
+    for k in (2, 1, 2):
+        ref.lookup(u32(k))
+    assert [k for k, _ in m.items()] == [k for k, _ in ref.items()] == \
+        [u32(3), u32(4), u32(1), u32(2)]
+    assert m.least_recent() == u32(3)
+    assert mk("lru_hash").least_recent() is None
+
+
+def test_hash_version_counts_key_set_changes():
+    """``version`` moves on an insertion, an eviction, a delete and a clear; not on an
+    update in place, a failed update, a lookup or a touch."""
+    m = mk("lru_hash", max_entries=2)
+    v = m.version
+    m.update(u32(1), u32(1))
+    assert m.version == v + 1
+    m.update(u32(1), u32(2))
+    m.update(u32(1), u32(2), BPF_NOEXIST)
+    m.lookup(u32(1))
+    m.touch([u32(1)])
+    m.delete(u32(7))
+    assert m.version == v + 1
+    m.update(u32(2), u32(2))
+    m.update(u32(3), u32(3))  # evicts 1
+    m.delete(u32(2))
+    m.clear()
+    assert m.version == v + 5
+
+
 def test_lru_percpu_evicts_and_isolates_cpus():
     """An LRU per-CPU hash evicts like LRU_HASH and keeps per-CPU values apart."""
     m = mk("lru_percpu_hash", max_entries=2, num_cpus=2)
