@@ -63,10 +63,11 @@ class ReportOptions:
     targets: tuple[str, ...] = ()
     """Target names or profile paths; empty: every known target. The host is always added."""
     target_files: tuple[str, ...] = ()
-    packets: int | None = 4000
-    """Packets per simulation run; None: steady state, the simulator's default run length
-    (``sim.scenario.run``: at least DEFAULT_DURATION_NS of traffic, warm-up left out of
-    ``metrics.steady``, run again longer until the steady rate converges)."""
+    packets: int | None = None
+    """Packets per simulation run; None (the default): steady state, the simulator's default
+    run length (``sim.scenario.run``: at least DEFAULT_DURATION_NS of traffic, warm-up left
+    out of ``metrics.steady``, run again longer until the steady rate converges), so an
+    overloaded target shows its steady losses, not what its queues absorbed in a transient."""
     sizes: tuple[int, ...] = DEFAULT_SIZES
     latency_traffic: str = DEFAULT_LATENCY_TRAFFIC
     trace_packets: int = 64

@@ -437,9 +437,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the NIC runs read per-packet paths")
     p.add_argument("--packets", type=_run_packets, default=ReportOptions.packets,
                    metavar=f"N|{STEADY}",
-                   help=f"packets per simulation run (default {ReportOptions.packets}); "
-                        f"{STEADY}: the simulator's run length (at least 1.25 ms of traffic, "
-                        f"warm-up left out, longer until the steady rate converges)")
+                   help=f"packets per simulation run, or {STEADY} (the default): the "
+                        f"simulator's run length (at least 1.25 ms of traffic, warm-up left "
+                        f"out, longer until the steady rate converges)")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, metavar="LIST",
                    help="frame sizes of the throughput sweep (default "
                         f"{','.join(map(str, DEFAULT_SIZES))})")

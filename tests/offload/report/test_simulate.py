@@ -134,8 +134,8 @@ def test_steady_runs_last_the_simulators_run_length():
 
 
 def test_packets_option_takes_steady():
-    """`--packets steady` asks for the simulator's run length; a bad value is one line
-    naming both forms, exit status 2."""
+    """`--packets steady` (the default) asks for the simulator's run length; a bad value is
+    one line naming both forms, exit status 2."""
     import subprocess
     import sys
 
@@ -143,6 +143,10 @@ def test_packets_option_takes_steady():
 
     assert _run_packets("steady") is None
     assert _run_packets("4000") == 4000
+    from offload.cli import build_parser  # steady is the default, not a transient of 4000
+
+    args = build_parser().parse_args(["report", str(corpus_object("xdp_drop")), "-o", "x"])
+    assert args.packets is None
     proc = subprocess.run([sys.executable, "-m", "offload", "report",
                            str(corpus_object("xdp_drop")), "-o", "/nonexistent/x",
                            "--packets", "lots"], capture_output=True, text=True)
