@@ -6,8 +6,11 @@ i64 *desc)`` runs packets ``desc[START] ..`` of a chunk through the program func
 the packet at the 256-byte headroom, ``xdp_md`` pointing at it, ingress ifindex 1, rx queue
 0, registers zero but r1 = the context and r10 = the top of a zeroed stack; the clock map's
 u64 set to the packet's time when the program reads the clock) and stores its
-verdict, output bytes (``data_meta .. data_end``) and metadata length. It stops at the
-first packet whose function does not return EXIT (a tail call, an error) and says which.
+verdict, output bytes (``data_meta .. data_end``) and metadata length. A tail call
+returns SWITCH after the VM's handler switched programs (the packet's view is built: the
+handler ran) and put the target's native function at ``desc[SWITCH]``: the driver calls
+it with the same registers, as often as the packet tail-calls. It stops at the first
+packet whose function returns neither (an error) and says which.
 
 Nothing comes back to Python for a packet that runs entirely natively. The first time a
 packet calls back into the VM (a helper, a fault), ``CompiledVm`` builds the VM's view of
@@ -34,7 +37,9 @@ D_PROG, D_REGS, D_CLOCK_HOST, D_CLOCK_NS, D_OUT_POS, D_OUT_OFF = 15, 16, 17, 18,
 # paths (``Batch.record``): the log of path entries (0: not recorded), its next free word and
 # size, and per packet the steps, where its entries start in the log and how many
 D_PLOG, D_PLOG_POS, D_PLOG_CAP, D_STEPS, D_POFF, D_PLEN = range(21, 27)
-D_WORDS = 27
+# the native function of the program a tail call switched to (set by the VM's handler)
+D_SWITCH = 27
+D_WORDS = 28
 FULL = 3
 """What the driver returns when the path log has no room for another packet's path
 (``D_STOP``: the first packet not run)."""
@@ -78,6 +83,7 @@ def driver_ir() -> str:
 
     false = ir.Constant(ir.IntType(1), 0)
     counter = b.alloca(I64)
+    status_at = b.alloca(I64)
     b.store(load(desc, D_START), counter)
     b.branch(head)
 
@@ -133,7 +139,17 @@ def driver_ir() -> str:
     b.store(load(desc, D_CTX_BASE), word(regs, 1))
     b.store(b.add(load(desc, D_STACK_BASE), c64(STACK_SIZE)), word(regs, 10))
     prog = b.inttoptr(load(desc, D_PROG), fnty.as_pointer())
-    status = b.call(prog, [regs, rt])
+    b.store(b.call(prog, [regs, rt]), status_at)
+    switch, again, decide = (fn.append_basic_block(n) for n in ("switch", "again", "decide"))
+    b.branch(switch)
+    b.position_at_end(switch)
+    b.cbranch(b.icmp_unsigned("==", b.load(status_at), c64(cg.SWITCH)), again, decide)
+    b.position_at_end(again)  # a tail call: on in the target's function
+    b.store(b.call(b.inttoptr(load(desc, D_SWITCH), fnty.as_pointer()), [regs, rt]),
+            status_at)
+    b.branch(switch)
+    b.position_at_end(decide)
+    status = b.load(status_at)
     b.cbranch(b.icmp_unsigned("==", status, c64(cg.EXIT)), out, stop)
 
     b.position_at_end(out)
@@ -210,6 +226,9 @@ class Batch:
         self.first = 0  # index of chunk[0] in the caller's stream
         self.current = -1  # the packet whose VM state is built (materialized)
         self.traces: dict[int, Any] = {}
+        self.paths: dict[int, list[int]] = {}
+        """Per materialized chunk packet: its path entries after the entry 0 that went
+        through the VM's ``path`` (the VM's view: tail calls' ``path_index`` count them)."""
         self.buffs: dict[int, Any] = {}  # the packets' XdpBuff, built on a callback
 
     def load(self, chunk: list[bytes], lens: Any, first: int, clock_ns: Any = None
@@ -233,7 +252,7 @@ class Batch:
         if clock_ns is not None:
             d[D_CLOCK_NS] = clock_ns.ctypes.data
         self.chunk, self.first, self.current = chunk, first, -1
-        self.traces, self.buffs, self.prefix = {}, {}, {}
+        self.traces, self.buffs, self.prefix, self.paths = {}, {}, {}, {}
         d[D_PLOG_POS] = 0
         return data, offs
 
