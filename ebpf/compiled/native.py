@@ -414,12 +414,6 @@ class CompiledVm(Vm):
                 self._batches.record(False)
         return cols, paths.build()
 
-    def has_tail_calls(self) -> bool:
-        """Whether the program calls bpf_tail_call."""
-        from ebpf.analysis.cfg import is_tail_call
-
-        return any(map(is_tail_call, self.program.insns))
-
     def run_xdp_columns(self, packets: Sequence[bytes],
                         clock: tuple[bytearray, Any] | None = None) -> ResultColumns:
         """Each packet as ``run_xdp(packet)`` would run it, in order, many per native call;
