@@ -8,8 +8,9 @@ the packet at the 256-byte headroom, ``xdp_md`` pointing at it, ingress ifindex 
 u64 set to the packet's time when the program reads the clock) and stores its
 verdict, output bytes (``data_meta .. data_end``) and metadata length. A tail call
 returns SWITCH after the VM's handler switched programs (the packet's view is built: the
-handler ran) and put the target's native function at ``desc[SWITCH]``: the driver calls
-it with the same registers, as often as the packet tail-calls. It stops at the first
+handler ran, or the native ``ebpf.compiled.tailcall``) and put the target's native
+function in ``rt[RT_TAIL + W_FN]``: the driver calls it with the same registers, as often as
+the packet tail-calls. It stops at the first
 packet whose function returns neither (an error) and says which.
 
 Nothing comes back to Python for a packet that runs entirely natively. The first time a
@@ -26,6 +27,7 @@ from typing import Any
 from llvmlite import ir
 
 from ebpf.compiled import codegen as cg
+from ebpf.compiled import tailcall
 from ebpf.compiled.codegen import I8, I64, P64, c64
 from ebpf.vm.limits import STACK_SIZE
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_PACKET_HEADROOM
@@ -37,9 +39,7 @@ D_PROG, D_REGS, D_CLOCK_HOST, D_CLOCK_NS, D_OUT_POS, D_OUT_OFF = 15, 16, 17, 18,
 # paths (``Batch.record``): the log of path entries (0: not recorded), its next free word and
 # size, and per packet the steps, where its entries start in the log and how many
 D_PLOG, D_PLOG_POS, D_PLOG_CAP, D_STEPS, D_POFF, D_PLEN = range(21, 27)
-# the native function of the program a tail call switched to (set by the VM's handler)
-D_SWITCH = 27
-D_WORDS = 28
+D_WORDS = 27
 FULL = 3
 """What the driver returns when the path log has no room for another packet's path
 (``D_STOP``: the first packet not run)."""
@@ -132,6 +132,8 @@ def driver_ir() -> str:
     b.store(i, word(rt, cg.RT_CUR))
     b.store(c64(0), word(rt, cg.RT_STEPS))
     b.store(c64(0), word(rt, cg.RT_PATH_LEN))
+    for w in (tailcall.W_VIEW, tailcall.W_COUNT, tailcall.W_FLUSHED, tailcall.W_PROG):
+        b.store(c64(0), word(rt, cg.RT_TAIL + w))  # a packet's own tail-call state
     b.call(memset, [ptr(load(desc, D_STACK_HOST)), ir.Constant(I8, 0), c64(STACK_SIZE), false])
     regs = ptr(load(desc, D_REGS), P64)
     for r in range(11):
@@ -145,8 +147,8 @@ def driver_ir() -> str:
     b.position_at_end(switch)
     b.cbranch(b.icmp_unsigned("==", b.load(status_at), c64(cg.SWITCH)), again, decide)
     b.position_at_end(again)  # a tail call: on in the target's function
-    b.store(b.call(b.inttoptr(load(desc, D_SWITCH), fnty.as_pointer()), [regs, rt]),
-            status_at)
+    b.store(b.call(b.inttoptr(load(rt, cg.RT_TAIL + tailcall.W_FN), fnty.as_pointer()),
+                   [regs, rt]), status_at)
     b.branch(switch)
     b.position_at_end(decide)
     status = b.load(status_at)

@@ -38,7 +38,7 @@ from ebpf.vm.memory import FIRST_BASE, REGION_STRIDE, Region
 from ebpf.vm.trace import Trace
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
-from . import batch, forward, maplookup, packethelpers
+from . import batch, forward, maplookup, packethelpers, tailcall
 from . import codegen as cg
 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
@@ -199,6 +199,7 @@ class CompiledVm(Vm):
         self._packet_helpers = packethelpers.PacketHelpers(
             self, _jit().add(packethelpers.packet_ir(), "packet_helper"))
         self._forward = forward.Forward(self, _jit().add)
+        self._tails = tailcall.TailCalls(self, _jit().add(tailcall.tail_ir(), "tail_call"))
 
     # -- native code -----------------------------------------------------------------------
 
@@ -319,8 +320,10 @@ class CompiledVm(Vm):
             b = self._batch
             if b is None or self._rt[cg.RT_CUR] == b.current:  # the VM's view: its path
                 self.path.extend(self._path_buf[:n])
-            elif self._batch_paths is not None:  # before the view is built: kept apart
-                b.prefix.setdefault(self._rt[cg.RT_CUR], []).extend(self._path_buf[:n])
+            else:  # before the view is built: kept apart (a tail call's path_index counts them)
+                self._rt[cg.RT_TAIL + tailcall.W_FLUSHED] += n
+                if self._batch_paths is not None:
+                    b.prefix.setdefault(self._rt[cg.RT_CUR], []).extend(self._path_buf[:n])
             self._rt[cg.RT_PATH_LEN] = 0
 
     def _interp(self, slot: int) -> int:
@@ -353,9 +356,8 @@ class CompiledVm(Vm):
             if pc == _STOP:
                 return cg.INTERP_STOP
             if pc == _SWITCH:  # a tail call: a batch's driver goes on in the target
-                if self._batch is not None:
-                    self._batch.desc[batch.D_SWITCH] = ctypes.cast(
-                        self._native[id(self._prog)], ctypes.c_void_p).value
+                self._rt[cg.RT_TAIL + tailcall.W_FN] = ctypes.cast(
+                    self._native[id(self._prog)], ctypes.c_void_p).value
                 return cg.INTERP_SWITCH
             return pc
         except BaseException as exc:  # noqa: BLE001 - carried across the native frames
@@ -440,6 +442,7 @@ class CompiledVm(Vm):
         cols = ColumnsBuilder()
         self._native_maps.refresh()
         self._forward.refresh()
+        self._tails.refresh()
         try:
             self._run_columns(packets, lens, on_packet, clock_ns, cols)
         finally:
@@ -504,6 +507,7 @@ class CompiledVm(Vm):
         self._batch, self._batch_on_packet = b, on_packet
         self._packet_helpers.start(b.lens)
         self._forward.begin()
+        self._tails.begin()
         driver = _driver()
         rt_addr, desc_addr = ctypes.addressof(self._rt), ctypes.addressof(b.desc)
         start, m = 0, len(chunk)
@@ -513,8 +517,9 @@ class CompiledVm(Vm):
                 status = driver(rt_addr, desc_addr)
                 stop = b.desc[batch.D_STOP]
                 self._add_span(b, start, stop, cols)
+                native_tails = self._tails.take()
                 if paths is not None:
-                    self._add_paths(b, start, stop, paths)
+                    self._add_paths(b, start, stop, paths, native_tails)
                 if status == cg.EXIT:
                     break
                 if status == batch.FULL:  # the path log is consumed: go on from stop
@@ -523,8 +528,9 @@ class CompiledVm(Vm):
                     continue
                 self._flush_path()
                 self.regs[:] = self._regs_arr
-                if self._rt[cg.RT_CUR] != b.current:  # (a view left by an earlier packet)
-                    self._code, self._prog = self._entry_code, self.program
+                if self._rt[cg.RT_CUR] != b.current:  # no view: where native code left it
+                    prog = self._tails.running()
+                    self._code, self._prog = self.compile(prog), prog
                 exc = self._native_error()
                 if isinstance(exc, VmError):
                     raise type(exc)(f"packet {first + stop}: {exc}") from exc
@@ -532,6 +538,7 @@ class CompiledVm(Vm):
         finally:
             self._packet_helpers.stop()
             self._forward.end()
+            self._tails.end()
             self._batch = None
             self._xdp_seen = ()
             self._code, self._prog = self._entry_code, self.program
@@ -542,13 +549,19 @@ class CompiledVm(Vm):
         if b.current >= 0 and b.current not in b.paths:
             b.paths[b.current] = self.path[1:]
 
-    def _add_paths(self, b: batch.Batch, start: int, stop: int, paths: PathsBuilder) -> None:
+    def _add_paths(self, b: batch.Batch, start: int, stop: int, paths: PathsBuilder,
+                   native_tails: dict[int, list[Any]]) -> None:
         """Chunk packets ``start .. stop``'s steps and paths: the native entries in the
         log, after those that went to ``b.prefix`` or through the VM's view (``b.paths``,
-        with the view's tail calls)."""
+        with the view's tail calls); ``native_tails``: the native tail calls per packet
+        (those of a packet with a view are in its trace)."""
         self._keep_path(b)
         prefix = {k - start: v for k, v in _in_span(b.prefix, start, stop)}
         tails = {}
+        for k, calls in native_tails.items():
+            if k not in b.traces:
+                prefix.setdefault(k - start, [])
+                tails[k - start] = tail_records(calls)
         for k, entries in _in_span(b.paths, start, stop):
             prefix[k - start] = entries
             calls = b.traces[k].tail_calls
@@ -601,8 +614,7 @@ class CompiledVm(Vm):
         self.frames.clear()
         self.path[:] = [0, *b.prefix.pop(k, ())]  # (the VM's builders hold this list)
         self.ringbuf_samples.clear()
-        self._tail_calls = 0
-        self._code, self._prog = self._entry_code, self.program
+        self._tails.to_trace(k)  # its native tail calls, their count, the program running
 
     def _native_error(self) -> BaseException:
         rt = self._rt

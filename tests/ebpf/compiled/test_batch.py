@@ -13,10 +13,12 @@ import pytest
 from ebpf.code.asm import assemble_insns
 from ebpf.columns import tail_records
 from ebpf.compiled import CompiledVm, batch
+from ebpf.compiled import codegen as cg
 from ebpf.errors import VmError
 from ebpf.kernel_enums import HELPER_IDS, MAP_TYPE_IDS
 from ebpf.loader.program import Function, MapDef, ProgramDef
 from ebpf.vm.machine import Vm
+from tests.ebpf.compiled.test_maplookup import _spied
 
 TAIL, SMP_ID = HELPER_IDS["tail_call"], HELPER_IDS["get_smp_processor_id"]
 
@@ -135,18 +137,24 @@ def _packets(seed: int, n: int) -> list[bytes]:
 def test_paths_across_tail_calls_equal_the_vm(seed, monkeypatch):
     """Per packet, the batch's verdict, output, steps, path (across every program it
     tail-called into) and tail calls (taken, empty slot, out of range, at the limit) are
-    the VM's trace's; the path log is small, so chunks stop and resume on it."""
+    the VM's trace's; the path log is small, so chunks stop and resume on it. Tail calls
+    run natively until a packet's first call back (then on the VM's handler)."""
     monkeypatch.setattr(batch, "PLOG_WORDS", 3 * 4096)
+    calls = _spied(monkeypatch)
     ref, fast = _vms()
     packets = _packets(seed, 1500)
     cols, pc = fast.run_xdp_paths(packets)
     seen = set()
+    expected = 0
     for i, p in enumerate(packets):
         r = ref.run_xdp(p)
         j = pc.path_id[i]
         assert (int(cols.verdict[i]), cols.packet_out(i), int(pc.steps[i]), pc.paths[j],
                 pc.tail_calls[j]) == (r.verdict, r.packet_out, r.trace.insns,
                                       tuple(r.trace.path), tail_records(r.trace.tail_calls)), i
+        ids = [h.id for h in r.trace.helper_calls]
+        if SMP_ID in ids:  # each call back, and every tail call after the first
+            expected += ids.count(SMP_ID) + ids[ids.index(SMP_ID):].count(TAIL)
         targets = [t.target for t in r.trace.tail_calls]
         seen.add(("chain" if len(targets) > 30 else len(targets), targets[-1:] == [None]))
         seen.add(("long", len(r.trace.path) > 4096))
@@ -154,6 +162,7 @@ def test_paths_across_tail_calls_equal_the_vm(seed, monkeypatch):
     # native buffer
     assert {(0, False), (1, False), (1, True), (2, False), ("chain", True),
             ("long", True)} <= seen
+    assert len([c for c in calls if c != cg.INTERP_FLUSH]) == expected
 
 
 def test_a_runt_after_tail_calls_is_the_vms_error():
