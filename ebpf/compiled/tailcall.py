@@ -52,8 +52,7 @@ def tail_ir() -> str:
     fn = ir.Function(module, ir.FunctionType(I64, [P64, I64, I64, I64]), "tail_call")
     rt, map_ptr, index, slot = fn.args
     blocks = {n: fn.append_basic_block(n) for n in (
-        "entry", "maps", "map_body", "map_next", "found", "counted", "slots", "slot_body",
-        "slot_next", "jump", "vm", "fall")}
+        "entry", "found", "counted", "jump", "vm", "fall")}
     b = ir.IRBuilder(blocks["entry"])
 
     def at(name: str) -> None:
@@ -65,20 +64,27 @@ def tail_ir() -> str:
     def rt_word(w: int) -> ir.Value:
         return word(rt, cg.RT_TAIL + w)
 
+    def scan(base: ir.Value, first: int, stride: int, limit: ir.Value, key: ir.Value,
+             hit: str, miss: str) -> tuple[ir.Value, ir.Value]:
+        """Branch to ``hit`` at the first item ``base[first + n * stride]`` (n below
+        ``limit``) equal to ``key``, else to ``miss``: (the item's pointer, n's alloca)."""
+        n = b.alloca(I64)
+        head, body, step = (fn.append_basic_block(f"{hit}_{x}") for x in ("head", "body",
+                                                                             "step"))
+        b.store(c64(0), n)
+        b.branch(head)
+        b.position_at_end(head)
+        b.cbranch(b.icmp_unsigned("<", b.load(n), limit), body, blocks[miss])
+        b.position_at_end(body)
+        item = word(base, b.add(c64(first), b.mul(b.load(n), c64(stride))))
+        b.cbranch(b.icmp_unsigned("==", b.load(item), key), blocks[hit], step)
+        b.position_at_end(step)
+        b.store(b.add(b.load(n), c64(1)), n)
+        b.branch(head)
+        return item, n
+
     table = b.inttoptr(b.load(rt_word(W_TABLE)), P64)
-    i, j = b.alloca(I64), b.alloca(I64)
-    b.store(c64(0), i)
-    b.branch(blocks["maps"])
-    at("maps")
-    b.cbranch(b.icmp_unsigned("<", b.load(i), b.load(word(table, 1))), blocks["map_body"],
-              blocks["vm"])
-    at("map_body")
-    entry = word(table, b.add(c64(2), b.mul(b.load(i), c64(MAP_WORDS))))
-    b.cbranch(b.icmp_unsigned("==", b.load(entry), map_ptr), blocks["found"],
-              blocks["map_next"])
-    at("map_next")
-    b.store(b.add(b.load(i), c64(1)), i)
-    b.branch(blocks["maps"])
+    entry, i = scan(table, 2, MAP_WORDS, b.load(word(table, 1)), map_ptr, "found", "vm")
 
     at("found")  # the VM's record first: every call is in the trace, taken or not
     idx = b.and_(index, c64(0xFFFFFFFF))
@@ -95,17 +101,7 @@ def tail_ir() -> str:
     at("counted")
     b.store(b.add(count, c64(1)), rt_word(W_COUNT))
     present = b.inttoptr(b.load(word(entry, 3)), P64)
-    b.store(c64(0), j)
-    b.branch(blocks["slots"])
-    at("slots")
-    b.cbranch(b.icmp_unsigned("<", b.load(j), b.load(word(entry, 2))), blocks["slot_body"],
-              blocks["fall"])
-    at("slot_body")
-    target = word(present, b.mul(b.load(j), c64(3)))
-    b.cbranch(b.icmp_unsigned("==", b.load(target), idx), blocks["jump"], blocks["slot_next"])
-    at("slot_next")
-    b.store(b.add(b.load(j), c64(1)), j)
-    b.branch(blocks["slots"])
+    target, _j = scan(present, 0, 3, b.load(word(entry, 2)), idx, "jump", "fall")
     at("jump")
     number = b.load(word(target, 2))
     b.store(number, word(rec, 4))
