@@ -553,15 +553,14 @@ class CompiledVm(Vm):
                    native_tails: dict[int, list[Any]]) -> None:
         """Chunk packets ``start .. stop``'s steps and paths: the native entries in the
         log, after those that went to ``b.prefix`` or through the VM's view (``b.paths``,
-        with the view's tail calls); ``native_tails``: the native tail calls per packet
-        (those of a packet with a view are in its trace)."""
+        with the view's tail calls, which include its native ones); ``native_tails``: the
+        native tail calls per packet."""
         self._keep_path(b)
         prefix = {k - start: v for k, v in _in_span(b.prefix, start, stop)}
         tails = {}
-        for k, calls in native_tails.items():
-            if k not in b.traces:
-                prefix.setdefault(k - start, [])
-                tails[k - start] = tail_records(calls)
+        for k, calls in native_tails.items():  # (a packet with a view: from its trace, below)
+            prefix.setdefault(k - start, [])
+            tails[k - start] = tail_records(calls)
         for k, entries in _in_span(b.paths, start, stop):
             prefix[k - start] = entries
             calls = b.traces[k].tail_calls

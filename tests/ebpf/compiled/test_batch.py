@@ -80,7 +80,8 @@ out:
 mov %r0, 3
 exit
 """
-# b: a helper call back first, then a loop of (byte 17) * 20 turns, verdict byte 12 & 3
+# b: a helper call back first, a loop of (byte 17) * 20 turns, then tail-call
+# jmp[byte 12 >> 2 & 7] on the VM's handler (the packet has a view), else verdict byte 12 & 3
 PROG_B = f"""
 mov %r6, %r1
 call {SMP_ID}
@@ -96,6 +97,12 @@ jeq %r9, 0, spun
 sub %r9, 1
 ja spin
 spun:
+mov %r1, %r6
+lddw %r2, map_idx 0
+ldxb %r3, [%r7+12]
+rsh %r3, 2
+and %r3, 7
+call {TAIL}
 ldxb %r0, [%r7+12]
 and %r0, 3
 exit
@@ -157,11 +164,12 @@ def test_paths_across_tail_calls_equal_the_vm(seed, monkeypatch):
             expected += ids.count(SMP_ID) + ids[ids.index(SMP_ID):].count(TAIL)
         targets = [t.target for t in r.trace.tail_calls]
         seen.add(("chain" if len(targets) > 30 else len(targets), targets[-1:] == [None]))
+        seen.add(("taken", len(targets) - targets.count(None)))
         seen.add(("long", len(r.trace.path) > 4096))
-    # single and chained tail calls, the last falling through or not, paths beyond the
-    # native buffer
-    assert {(0, False), (1, False), (1, True), (2, False), ("chain", True),
-            ("long", True)} <= seen
+    # none, one to three and chains of tail calls (each packet's last falls through), one
+    # to many taken, paths beyond the native buffer
+    assert {(0, False), (1, True), (2, True), (3, True), ("chain", True),
+            ("long", True), ("taken", 1), ("taken", 2), ("taken", 33)} <= seen
     assert len([c for c in calls if c != cg.INTERP_FLUSH]) == expected
 
 
