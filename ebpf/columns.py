@@ -187,12 +187,13 @@ class PathsBuilder:
         tails = tails or {}
         for k, (a, n) in enumerate(zip(start.tolist(), length.tolist(), strict=True)):
             before = prefix.get(k)
-            if before is not None:
+            if before:
                 ids[k] = intern([*before, *log[a:a + n].tolist()], tails.get(k, ()))
                 continue
-            key = log[a:a + n].tobytes()
+            calls = tails.get(k)
+            key = (log[a:a + n].tobytes(), calls) if calls else log[a:a + n].tobytes()
             j = get(key)
-            ids[k] = j if j is not None else intern(log[a:a + n])
+            ids[k] = j if j is not None else intern(log[a:a + n], calls or ())
         self._steps.append(np.array(steps, dtype=np.int64))
         self._path_id.append(ids)
 

@@ -550,7 +550,7 @@ class CompiledVm(Vm):
             b.paths[b.current] = self.path[1:]
 
     def _add_paths(self, b: batch.Batch, start: int, stop: int, paths: PathsBuilder,
-                   native_tails: dict[int, list[Any]]) -> None:
+                   native_tails: dict[int, tuple]) -> None:
         """Chunk packets ``start .. stop``'s steps and paths: the native entries in the
         log, after those that went to ``b.prefix`` or through the VM's view (``b.paths``,
         with the view's tail calls, which include its native ones); ``native_tails``: the
@@ -559,8 +559,7 @@ class CompiledVm(Vm):
         prefix = {k - start: v for k, v in _in_span(b.prefix, start, stop)}
         tails = {}
         for k, calls in native_tails.items():  # (a packet with a view: from its trace, below)
-            prefix.setdefault(k - start, [])
-            tails[k - start] = tail_records(calls)
+            tails[k - start] = calls
         for k, entries in _in_span(b.paths, start, stop):
             prefix[k - start] = entries
             calls = b.traces[k].tail_calls

@@ -196,13 +196,14 @@ class TailCalls:
     def end(self) -> None:
         self.vm._rt[cg.RT_TAIL + W_TABLE] = 0
 
-    def _records(self, lo: int, hi: int) -> list[tuple[int, TailCall]]:
+    def _records(self, lo: int, hi: int) -> list[tuple[int, tuple]]:
+        """Records ``lo .. hi`` as (packet, ``ebpf.columns.TailRecord``)."""
         rec = self.rec.reshape(-1, REC_WORDS)
-        out = []
-        for k, slot, m, index, target, pos, flushed in rec[lo:hi].tolist():
-            name = self.progs[target].name if target >= 0 else None
-            out.append((k, TailCall(slot, self.maps[m], index, name, 1 + flushed + pos)))
-        return out
+        names = [p.name for p in self.progs]
+        maps = self.maps
+        return [(k, (slot, maps[m], index, names[target] if target >= 0 else None,
+                     1 + flushed + pos))
+                for k, slot, m, index, target, pos, flushed in rec[lo:hi].tolist()]
 
     def to_trace(self, k: int) -> None:
         """Packet ``k``'s view is being built: its native tail calls into its trace, their
@@ -213,20 +214,21 @@ class TailCalls:
         rec = self.rec.reshape(-1, REC_WORDS)
         while lo > 0 and rec[lo - 1, 0] == k:
             lo -= 1
-        vm.trace.tail_calls = [t for _k, t in self._records(lo, n)]
+        vm.trace.tail_calls = [TailCall(*t) for _k, t in self._records(lo, n)]
         vm._tail_calls = rt[cg.RT_TAIL + W_COUNT]
         prog = self.progs[rt[cg.RT_TAIL + W_PROG]]
         vm._code, vm._prog = vm.compile(prog), prog
         rt[cg.RT_TAIL + W_VIEW] = 1
 
-    def take(self) -> dict[int, list[TailCall]]:
-        """The records since the last ``take``, per chunk packet (the buffer is emptied)."""
+    def take(self) -> dict[int, tuple[tuple, ...]]:
+        """The records since the last ``take``, per chunk packet, as
+        ``ebpf.columns.TailRecord`` tuples (the buffer is emptied)."""
         rt = self.vm._rt
-        out: dict[int, list[TailCall]] = {}
+        out: dict[int, list[tuple]] = {}
         for k, t in self._records(0, rt[cg.RT_TAIL + W_NREC]):
             out.setdefault(k, []).append(t)
         rt[cg.RT_TAIL + W_NREC] = 0
-        return out
+        return {k: tuple(v) for k, v in out.items()}
 
     def running(self) -> Any:
         """The program the current packet runs (a native tail call may have switched)."""
