@@ -124,15 +124,29 @@ class ColumnsBuilder:
                              redirect=self.redirect)
 
 
+TailRecord = tuple[int, str, int, "str | None", int]
+"""One ``ebpf.vm.trace.TailCall`` as a tuple: (slot, map, index, target, path_index)."""
+
+
+def tail_records(tail_calls: Sequence[Any]) -> tuple[TailRecord, ...]:
+    """A trace's ``tail_calls`` as ``TailRecord`` tuples (hashable: part of a path's key)."""
+    return tuple((t.slot, t.map, t.index, t.target, t.path_index) for t in tail_calls)
+
+
 class PathColumns:
     """Per packet of a stream: the instructions it executed (``steps``) and which distinct
     basic-block path it took (``path_id``, an index into ``paths``; each path as the VM's
-    ``Trace.path``: the entry slot 0, then every slot control landed on)."""
+    ``Trace.path``: the entry slot 0, then every slot control landed on, and after a tail
+    call the target's entry 0 and its slots). ``tail_calls[j]``: path j's tail calls as the
+    trace's ``tail_calls`` (``TailRecord`` tuples; empty for most): which program each
+    segment of the path ran in. Two paths are the same only with the same tail calls."""
 
-    def __init__(self, steps: np.ndarray, path_id: np.ndarray, paths: list[tuple[int, ...]]):
+    def __init__(self, steps: np.ndarray, path_id: np.ndarray, paths: list[tuple[int, ...]],
+                 tails: list[tuple[TailRecord, ...]] | None = None):
         self.steps = steps
         self.path_id = path_id
         self.paths = paths
+        self.tail_calls = tails if tails is not None else [()] * len(paths)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -142,46 +156,56 @@ class PathsBuilder:
     """``PathColumns`` in stream order, the distinct paths interned as they appear."""
 
     def __init__(self) -> None:
-        self._ids: dict[bytes, int] = {}
+        self._ids: dict[Any, int] = {}  # bytes of the entries (, tail records)
         self.paths: list[tuple[int, ...]] = []
+        self.tail_calls: list[tuple[TailRecord, ...]] = []
         self._steps: list[np.ndarray] = []
         self._path_id: list[np.ndarray] = []
 
-    def intern(self, entries: np.ndarray | list[int]) -> int:
-        """The id of the path ``[0, *entries]`` (``entries``: the slots after the entry)."""
+    def intern(self, entries: np.ndarray | list[int],
+               tails: tuple[TailRecord, ...] = ()) -> int:
+        """The id of the path ``[0, *entries]`` (``entries``: the slots after the entry)
+        with the tail calls ``tails``."""
         arr = np.asarray(entries, dtype=np.uint64)
-        key = arr.tobytes()
+        key: Any = (arr.tobytes(), tails) if tails else arr.tobytes()
         k = self._ids.get(key)
         if k is None:
             k = self._ids[key] = len(self.paths)
             self.paths.append((0, *arr.tolist()))
+            self.tail_calls.append(tails)
         return k
 
     def add_span(self, steps: np.ndarray, log: np.ndarray, start: np.ndarray,
-                 length: np.ndarray, prefix: dict[int, list[int]]) -> None:
+                 length: np.ndarray, prefix: dict[int, list[int]],
+                 tails: dict[int, tuple[TailRecord, ...]] | None = None) -> None:
         """Packets whose steps are ``steps`` and whose path entries after the entry are
-        ``prefix.get(k, []) + log[start[k]:start[k] + length[k]]``."""
+        ``prefix.get(k, []) + log[start[k]:start[k] + length[k]]``, with the tail calls
+        ``tails.get(k, ())`` (a tail call that fell through: the path stays in one
+        program)."""
         ids = np.empty(len(steps), dtype=np.int32)
         get, intern = self._ids.get, self.intern
+        tails = tails or {}
         for k, (a, n) in enumerate(zip(start.tolist(), length.tolist(), strict=True)):
             before = prefix.get(k)
-            if before is not None:
-                ids[k] = intern([*before, *log[a:a + n].tolist()])
+            if before:
+                ids[k] = intern([*before, *log[a:a + n].tolist()], tails.get(k, ()))
                 continue
-            key = log[a:a + n].tobytes()
+            calls = tails.get(k)
+            key = (log[a:a + n].tobytes(), calls) if calls else log[a:a + n].tobytes()
             j = get(key)
-            ids[k] = j if j is not None else intern(log[a:a + n])
+            ids[k] = j if j is not None else intern(log[a:a + n], calls or ())
         self._steps.append(np.array(steps, dtype=np.int64))
         self._path_id.append(ids)
 
-    def add_one(self, path: list[int], steps: int) -> None:
-        """The next packet, from a VM trace's ``path`` and ``insns``."""
+    def add_one(self, path: list[int], steps: int, tail_calls: Sequence[Any] = ()) -> None:
+        """The next packet, from a VM trace's ``path``, ``insns`` and ``tail_calls``."""
         self._steps.append(np.array([steps], dtype=np.int64))
-        self._path_id.append(np.array([self.intern(path[1:])], dtype=np.int32))
+        self._path_id.append(np.array([self.intern(path[1:], tail_records(tail_calls))],
+                                      dtype=np.int32))
 
     def build(self) -> PathColumns:
         def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
             return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
         return PathColumns(cat(self._steps, np.int64), cat(self._path_id, np.int32),
-                           self.paths)
+                           self.paths, self.tail_calls)

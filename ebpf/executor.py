@@ -126,7 +126,7 @@ class Executor:
         for r in results:
             if r.trace is None:
                 raise ExecutorError(f"the {self.name} executor gives no per-packet path")
-            paths.add_one(r.trace.path, r.trace.insns)
+            paths.add_one(r.trace.path, r.trace.insns, r.trace.tail_calls)
         return ResultColumns.from_results(results), paths.build()
 
     def dump_maps(self) -> dict[str, Any]:
@@ -199,9 +199,7 @@ class CompiledExecutor(VmExecutor):
     def run_batch_paths(self, packets: Sequence[bytes], time_ns: Sequence[int] | None = None
                         ) -> tuple[ResultColumns, PathColumns]:
         """As ``Executor.run_batch_paths``, many packets per native call
-        (``CompiledVm.run_xdp_paths``; a program that tail-calls one packet at a time)."""
-        if self.side.vm.has_tail_calls():
-            return super().run_batch_paths(packets, time_ns)
+        (``CompiledVm.run_xdp_paths``, tail calls included)."""
         packets = packets if isinstance(packets, Sequence) else list(packets)
         return self.side.vm.run_xdp_paths(packets, self._clock(len(packets), time_ns))
 

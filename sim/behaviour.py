@@ -1,16 +1,17 @@
 """Every packet of a stream through the executor, with the costs the simulator reads:
 ``sim.scenario.run_behaviour``'s two ways, in batches on the compiled executor
-(``behaviour_batched``) or one packet at a time with its trace (``behaviour_one_by_one``:
-the VM, the kernel, a program that tail-calls, and ``behaviour = "sampled"``).
+(``behaviour_batched``, tail-calling programs included) or one packet at a time with its
+trace (``behaviour_one_by_one``: the VM, the kernel, and ``behaviour = "sampled"``).
 
 ``run_behaviour`` needs, per packet, the verdict, the cost of the path it took
 (``sim.model.TraceCost``: instructions, helper calls) and, with a mapping, whether the
 pipeline punts it. Running the compiled code one packet at a time with a trace costs tens of
 us per packet; here the executor runs whole spans of the stream natively
-(``Executor.run_batch_paths``: each packet's verdict, instruction count and basic-block
-path), and the costs are worked out once per distinct path (``path_trace``: the helper
-calls on the blocks the path executes, ``hw.rtc.common.iter_executed_blocks``, which also
-checks that the blocks add up to the instruction count).
+(``Executor.run_batch_paths``: each packet's verdict, instruction count, basic-block path
+and tail calls), and the costs are worked out once per distinct path (``path_trace``: the
+helper calls on the blocks the path executes in each program it tail-called into,
+``hw.rtc.common.iter_executed_blocks``, which also checks that the blocks add up to the
+instruction count).
 
 Punts come from ``sim.mapping.PipelinePunts``: where the configuration can only punt a frame
 longer than the window (``PipelinePunts.static``) they are a function of each packet's
@@ -22,7 +23,8 @@ exactly the order of the packet-by-packet loop; where a reload cannot bring anyt
 The batched result is the packet-by-packet loop's, class for class
 (tests/sim/test_behaviour.py compares both): classes in order of first appearance, the same keys, labels and counts. A
 class's ``trace`` is rebuilt from its path (program, verdict, path, instruction count and
-helper calls with their slots, ids and names; no arguments, return values or map operations):
+helper calls with their slots, ids and names, tail calls; no arguments, return values or
+map operations):
 what the run-to-completion cost models (``hw.cost.nic``) read.
 """
 
@@ -57,17 +59,21 @@ class BatchResult:
 
 
 def path_trace(obj: Any, program: str, path: tuple[int, ...], steps: int,
-               verdict: int | None = None) -> Any:
-    """The ``ebpf.vm.trace.Trace`` of a run that took ``path`` in ``steps`` instructions:
-    its helper calls read off the executed blocks (slot, id, name; no arguments)."""
+               verdict: int | None = None, tail_calls: tuple[tuple, ...] = ()) -> Any:
+    """The ``ebpf.vm.trace.Trace`` of a run that took ``path`` in ``steps`` instructions
+    with the tail calls ``tail_calls`` (``ebpf.columns.TailRecord``): its helper calls read
+    off the executed blocks, in whichever program each ran (slot, id, name; no
+    arguments)."""
     from ebpf.code.isa import CallKind, Kind
     from ebpf.helpers.core import get_helper
-    from ebpf.vm.trace import HelperCall, Trace
+    from ebpf.vm.trace import HelperCall, TailCall, Trace
     from hw.rtc.common import iter_executed_blocks
 
     prog = obj.get_program(program)
-    trace = Trace(program=program, verdict=verdict, path=list(path), insns=int(steps))
-    for _p, block in iter_executed_blocks(prog, trace):
+    trace = Trace(program=program, verdict=verdict, path=list(path), insns=int(steps),
+                  tail_calls=[TailCall(*t) for t in tail_calls])
+    programs = {p.name: p for p in obj.programs} if tail_calls else None
+    for _p, block in iter_executed_blocks(prog, trace, programs):
         for slot, insn in zip(block.slots, block.insns, strict=True):
             if insn.spec.kind is Kind.CALL and insn.src == CallKind.HELPER:
                 trace.helper_calls.append(HelperCall(slot, insn.imm,
@@ -118,8 +124,10 @@ class BatchRun:
         self.ex, self.obj, self.pipe = ex, obj, pipe
         self.n = 0
         self._cols: list[tuple[np.ndarray, ...]] = []  # (verdict, path id, steps, punted)
-        self.ids: dict[tuple[int, ...], int] = {}  # path -> its id over the whole stream
+        # (path, tail calls) -> its id over the whole stream
+        self.ids: dict[tuple[tuple[int, ...], tuple], int] = {}
         self.path_list: list[tuple[int, ...]] = []
+        self.tail_list: list[tuple] = []  # each path's tail calls (TailRecord tuples)
 
     def run(self, packets: list[bytes], arrival: Any, label_of: Callable[[int], str],
             advance: Callable[[int], None] | None = None) -> None:
@@ -135,7 +143,7 @@ class BatchRun:
         path_id = np.zeros(n, dtype=np.int32)
         steps = np.zeros(n, dtype=np.int64)
         punted = np.zeros(n, dtype=np.int8)  # 0 no, 1 yes, 2 no mapping (None)
-        ids, path_list = self.ids, self.path_list
+        ids, path_list, tail_list = self.ids, self.path_list, self.tail_list
         runt = n  # the first packet the pipeline's parser refuses (the model's error)
         if pipe is None:
             punted[:] = 2
@@ -171,9 +179,12 @@ class BatchRun:
                     pipe.check_unchanged()
                 elif punted[end - 1] == 1:
                     pipe.after_host()
-            local = np.array([ids.setdefault(p, len(ids)) for p in pc.paths], dtype=np.int32)
-            path_list.extend(pc.paths[k] for k in range(len(pc.paths))
-                             if local[k] >= len(path_list))
+            local = np.array([ids.setdefault(pt, len(ids))
+                              for pt in zip(pc.paths, pc.tail_calls, strict=True)],
+                             dtype=np.int32)
+            new = [k for k in range(len(pc.paths)) if local[k] >= len(path_list)]
+            path_list.extend(pc.paths[k] for k in new)
+            tail_list.extend(pc.tail_calls[k] for k in new)
             verdict[pos:end] = cols.verdict
             path_id[pos:end] = local[pc.path_id]
             steps[pos:end] = pc.steps
@@ -199,7 +210,8 @@ class BatchRun:
         path_traces: list[Any] = []
         for j, p in enumerate(path_list):
             i = int(first_of_path[j])
-            trace = path_trace(self.obj, ex.program, p, int(steps[i]))
+            trace = path_trace(self.obj, ex.program, p, int(steps[i]),
+                               tail_calls=self.tail_list[j])
             path_traces.append(trace)
             path_cost.append(TraceCost.from_trace(trace))
         expected = np.array([c.insns for c in path_cost], dtype=np.int64)
@@ -223,7 +235,7 @@ class BatchRun:
             tc = replace(path_cost[j], punted=None if pv == 2 else bool(pv))
             key: Any = (v, tc)
             if paths:
-                key = (*key, path_list[j], ())
+                key = (*key, path_list[j], tuple(t[3] for t in self.tail_list[j]))
             k = keys.get(key)
             if k is None:
                 k = keys[key] = len(out.verdicts)
@@ -231,7 +243,7 @@ class BatchRun:
                 out.costs.append(tc)
                 out.firsts.append(packets[i])
                 out.traces.append(replace(path_traces[j], verdict=v, helper_calls=list(
-                    path_traces[j].helper_calls)))
+                    path_traces[j].helper_calls), tail_calls=list(path_traces[j].tail_calls)))
                 name = VERDICT_NAMES.get(v, f"unknown({v})")
                 out.labels.append(f"{name} like packet {i} ({label_of(i)})")
             klass_of_combo[u] = k
@@ -254,8 +266,8 @@ def run_batched(ex: Any, obj: Any, packets: list[bytes], arrival: Any,
 
 def batches(ex: Any) -> bool:
     """Whether ``ex`` runs a stream in batches with per-packet paths (the compiled
-    executor, on a program that does not tail-call)."""
-    return ex.name == "compiled" and not ex.side.vm.has_tail_calls()
+    executor; a program that tail-calls too)."""
+    return ex.name == "compiled"
 
 
 def behaviour_batched(sc: Any, traffic: Any, ex: Any, pipe: Any, paths: bool,
@@ -291,8 +303,8 @@ def behaviour_batched(sc: Any, traffic: Any, ex: Any, pipe: Any, paths: bool,
 def behaviour_one_by_one(sc: Any, traffic: Any, ex: Any, pipe: Any, paths: bool,
                          sampled: bool, stateless: bool) -> Any:
     """``sim.scenario.run_behaviour``'s ``Behaviour`` of ``traffic`` on ``ex`` one packet
-    at a time, each with its trace (the VM; the compiled executor on a program that
-    tail-calls; the kernel, whose classes go by verdict and length): the model (``pipe``)
+    at a time, each with its trace (the VM; the kernel, whose classes go by verdict and
+    length): the model (``pipe``)
     decides a packet's punt before it runs, ``after_host`` follows a punted one. ``sampled``:
     only each distinct packet's first occurrence runs, the later ones take its class."""
     from ebpf.errors import EbpfError

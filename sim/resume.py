@@ -12,9 +12,9 @@ maps) and the pipeline model as the last attempt left them.
 continues the open run when the new traffic starts with everything the open run has seen
 (checked packet by packet: bytes, template label, arrival time) and is for the same
 executor kind and NIC cost; otherwise it starts afresh. Only the compiled executor's batched
-behaviour (``sim.behaviour.BatchRun``) goes on; the packet-by-packet loop (the VM, a
-program that tail-calls, the kernel executor, ``sampled``, a stateless program, whose
-distinct packets run once) runs the whole traffic each time, as before. The classes of a
+behaviour (``sim.behaviour.BatchRun``, tail calls included) goes on; the packet-by-packet
+loop (the VM, the kernel executor, ``sampled``, a stateless program, whose distinct
+packets run once) runs the whole traffic each time, as before. The classes of a
 resumed behaviour are worked out over the whole stream, so a resumed behaviour equals the
 behaviour of the same traffic from scratch (tests/sim/test_resume.py).
 """

@@ -6,8 +6,12 @@ i64 *desc)`` runs packets ``desc[START] ..`` of a chunk through the program func
 the packet at the 256-byte headroom, ``xdp_md`` pointing at it, ingress ifindex 1, rx queue
 0, registers zero but r1 = the context and r10 = the top of a zeroed stack; the clock map's
 u64 set to the packet's time when the program reads the clock) and stores its
-verdict, output bytes (``data_meta .. data_end``) and metadata length. It stops at the
-first packet whose function does not return EXIT (a tail call, an error) and says which.
+verdict, output bytes (``data_meta .. data_end``) and metadata length. A tail call
+returns SWITCH after the VM's handler switched programs (the packet's view is built: the
+handler ran, or the native ``ebpf.compiled.tailcall``) and put the target's native
+function in ``rt[RT_TAIL + W_FN]``: the driver calls it with the same registers, as often as
+the packet tail-calls. It stops at the first
+packet whose function returns neither (an error) and says which.
 
 Nothing comes back to Python for a packet that runs entirely natively. The first time a
 packet calls back into the VM (a helper, a fault), ``CompiledVm`` builds the VM's view of
@@ -23,6 +27,7 @@ from typing import Any
 from llvmlite import ir
 
 from ebpf.compiled import codegen as cg
+from ebpf.compiled import tailcall
 from ebpf.compiled.codegen import I8, I64, P64, c64
 from ebpf.vm.limits import STACK_SIZE
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_PACKET_HEADROOM
@@ -78,6 +83,7 @@ def driver_ir() -> str:
 
     false = ir.Constant(ir.IntType(1), 0)
     counter = b.alloca(I64)
+    status_at = b.alloca(I64)
     b.store(load(desc, D_START), counter)
     b.branch(head)
 
@@ -126,6 +132,8 @@ def driver_ir() -> str:
     b.store(i, word(rt, cg.RT_CUR))
     b.store(c64(0), word(rt, cg.RT_STEPS))
     b.store(c64(0), word(rt, cg.RT_PATH_LEN))
+    for w in (tailcall.W_VIEW, tailcall.W_COUNT, tailcall.W_FLUSHED, tailcall.W_PROG):
+        b.store(c64(0), word(rt, cg.RT_TAIL + w))  # a packet's own tail-call state
     b.call(memset, [ptr(load(desc, D_STACK_HOST)), ir.Constant(I8, 0), c64(STACK_SIZE), false])
     regs = ptr(load(desc, D_REGS), P64)
     for r in range(11):
@@ -133,7 +141,17 @@ def driver_ir() -> str:
     b.store(load(desc, D_CTX_BASE), word(regs, 1))
     b.store(b.add(load(desc, D_STACK_BASE), c64(STACK_SIZE)), word(regs, 10))
     prog = b.inttoptr(load(desc, D_PROG), fnty.as_pointer())
-    status = b.call(prog, [regs, rt])
+    b.store(b.call(prog, [regs, rt]), status_at)
+    switch, again, decide = (fn.append_basic_block(n) for n in ("switch", "again", "decide"))
+    b.branch(switch)
+    b.position_at_end(switch)
+    b.cbranch(b.icmp_unsigned("==", b.load(status_at), c64(cg.SWITCH)), again, decide)
+    b.position_at_end(again)  # a tail call: on in the target's function
+    b.store(b.call(b.inttoptr(load(rt, cg.RT_TAIL + tailcall.W_FN), fnty.as_pointer()),
+                   [regs, rt]), status_at)
+    b.branch(switch)
+    b.position_at_end(decide)
+    status = b.load(status_at)
     b.cbranch(b.icmp_unsigned("==", status, c64(cg.EXIT)), out, stop)
 
     b.position_at_end(out)
@@ -210,6 +228,9 @@ class Batch:
         self.first = 0  # index of chunk[0] in the caller's stream
         self.current = -1  # the packet whose VM state is built (materialized)
         self.traces: dict[int, Any] = {}
+        self.paths: dict[int, list[int]] = {}
+        """Per materialized chunk packet: its path entries after the entry 0 that went
+        through the VM's ``path`` (the VM's view: tail calls' ``path_index`` count them)."""
         self.buffs: dict[int, Any] = {}  # the packets' XdpBuff, built on a callback
 
     def load(self, chunk: list[bytes], lens: Any, first: int, clock_ns: Any = None
@@ -233,7 +254,7 @@ class Batch:
         if clock_ns is not None:
             d[D_CLOCK_NS] = clock_ns.ctypes.data
         self.chunk, self.first, self.current = chunk, first, -1
-        self.traces, self.buffs, self.prefix = {}, {}, {}
+        self.traces, self.buffs, self.prefix, self.paths = {}, {}, {}, {}
         d[D_PLOG_POS] = 0
         return data, offs
 

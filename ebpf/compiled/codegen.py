@@ -56,7 +56,8 @@ RT_FAMILY_WORDS = 8
 RT_MAPS_X = RT_CUR + 5  # map writes, LRU, clock
 RT_PKT = RT_MAPS_X + RT_FAMILY_WORDS  # checksums, head/tail/meta adjustments
 RT_FWD = RT_PKT + RT_FAMILY_WORDS  # redirects, FIB lookups
-RT_WORDS = RT_FWD + RT_FAMILY_WORDS
+RT_TAIL = RT_FWD + RT_FAMILY_WORDS  # tail calls in batches
+RT_WORDS = RT_TAIL + RT_FAMILY_WORDS
 PATH_CAP = 4096
 """Path entries buffered natively; when full the runtime moves them into the VM's path."""
 INTERP_FLUSH = -1

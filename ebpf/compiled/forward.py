@@ -543,8 +543,3 @@ class Forward:
                               ifindex=target if mtype.startswith("devmap") else None,
                               target=target, flags=flags)
         return out
-
-    def redirect_of(self, k: int, traced: Redirect | None) -> Redirect | None:
-        """Chunk packet ``k``'s redirect target: its native one (newer than anything its
-        trace holds: ``to_trace``), else its trace's."""
-        return self.take(k, k + 1).get(k, traced)

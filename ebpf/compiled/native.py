@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ebpf.code.isa import CallKind, Kind, PseudoSrc, slot_offsets
-from ebpf.columns import ColumnsBuilder, PathColumns, PathsBuilder, ResultColumns
+from ebpf.columns import ColumnsBuilder, PathColumns, PathsBuilder, ResultColumns, tail_records
 from ebpf.errors import VmError
 from ebpf.kernel_enums import HELPER_IDS
 from ebpf.loader.program import ElfObject, ProgramDef, non_xdp_reason
@@ -38,7 +38,7 @@ from ebpf.vm.memory import FIRST_BASE, REGION_STRIDE, Region
 from ebpf.vm.trace import Trace
 from ebpf.vm.xdp import TEST_RUN_FRAME_SIZE, XDP_REDIRECT, XdpBuff
 
-from . import batch, forward, maplookup, mapwrite, packethelpers
+from . import batch, forward, maplookup, mapwrite, packethelpers, tailcall
 from . import codegen as cg
 
 CALLBACK_HELPERS = frozenset({"loop", "for_each_map_elem", "find_vma", "timer_set_callback",
@@ -202,6 +202,7 @@ class CompiledVm(Vm):
         self._rt[maplookup.RT_X + maplookup.X_UPDATE] = _jit().add(mapwrite.update_ir(),
                                                                    "map_update")
         self._clock = mapwrite.NativeClock(self)
+        self._tails = tailcall.TailCalls(self, _jit().add(tailcall.tail_ir(), "tail_call"))
 
     # -- native code -----------------------------------------------------------------------
 
@@ -320,10 +321,12 @@ class CompiledVm(Vm):
         n = self._rt[cg.RT_PATH_LEN]
         if n:
             b = self._batch
-            if b is not None and self._batch_paths is not None:  # the packet's own prefix
-                b.prefix.setdefault(self._rt[cg.RT_CUR], []).extend(self._path_buf[:n])
-            else:
+            if b is None or self._rt[cg.RT_CUR] == b.current:  # the VM's view: its path
                 self.path.extend(self._path_buf[:n])
+            else:  # before the view is built: kept apart (a tail call's path_index counts them)
+                self._rt[cg.RT_TAIL + tailcall.W_FLUSHED] += n
+                if self._batch_paths is not None:
+                    b.prefix.setdefault(self._rt[cg.RT_CUR], []).extend(self._path_buf[:n])
             self._rt[cg.RT_PATH_LEN] = 0
 
     def _interp(self, slot: int) -> int:
@@ -361,7 +364,9 @@ class CompiledVm(Vm):
             self._sync_regions()
             if pc == _STOP:
                 return cg.INTERP_STOP
-            if pc == _SWITCH:
+            if pc == _SWITCH:  # a tail call: a batch's driver goes on in the target
+                self._rt[cg.RT_TAIL + tailcall.W_FN] = ctypes.cast(
+                    self._native[id(self._prog)], ctypes.c_void_p).value
                 return cg.INTERP_SWITCH
             return pc
         except BaseException as exc:  # noqa: BLE001 - carried across the native frames
@@ -405,12 +410,12 @@ class CompiledVm(Vm):
                       clock: tuple[bytearray, Any] | None = None
                       ) -> tuple[ResultColumns, PathColumns]:
         """``run_xdp_columns`` that also records, per packet, the instructions it executed
-        and its basic-block path (``ebpf.columns.PathColumns``: what its trace's ``insns``
-        and ``path`` would be). A program that tail-calls is refused (its path spans
-        programs: run it one packet at a time)."""
-        if self.has_tail_calls():
-            raise VmError(f"program '{self.program.name}' may tail-call: its paths are "
-                          f"recorded one packet at a time (run), not in batches")
+        and its basic-block path (``ebpf.columns.PathColumns``: what its trace's ``insns``,
+        ``path`` and ``tail_calls`` would be). A packet's entries before its VM view is
+        built (its first callback) are kept in ``Batch.prefix``, those after it in the VM's
+        ``path`` (so a tail call's ``path_index`` counts them, as the VM's does), saved in
+        ``Batch.paths`` when another packet's view replaces it or the span ends; a packet
+        that tail-called finishes in Python and is added from its trace."""
         self._batch_paths = paths = PathsBuilder()
         try:
             cols = self.run_xdp_columns(packets, clock)
@@ -419,12 +424,6 @@ class CompiledVm(Vm):
             if self._batches is not None:
                 self._batches.record(False)
         return cols, paths.build()
-
-    def has_tail_calls(self) -> bool:
-        """Whether the program calls bpf_tail_call (its paths are not recorded in batches)."""
-        from ebpf.analysis.cfg import is_tail_call
-
-        return any(map(is_tail_call, self.program.insns))
 
     def run_xdp_columns(self, packets: Sequence[bytes],
                         clock: tuple[bytearray, Any] | None = None) -> ResultColumns:
@@ -453,6 +452,7 @@ class CompiledVm(Vm):
         self._native_maps.refresh()
         self._forward.refresh()
         self._clock.start()
+        self._tails.refresh()
         try:
             self._run_columns(packets, lens, on_packet, clock_ns, cols)
         finally:  # one packet at a time: every lookup and clock read in the trace
@@ -480,7 +480,8 @@ class CompiledVm(Vm):
                     raise type(exc)(f"packet {pos}: {exc}") from exc
                 cols.add_one(res.verdict, res.packet_out, res.meta_len, res.redirect)
                 if self._batch_paths is not None:
-                    self._batch_paths.add_one(res.trace.path, res.trace.insns)
+                    self._batch_paths.add_one(res.trace.path, res.trace.insns,
+                                              res.trace.tail_calls)
                 pos += 1
 
     def _batch_setup(self) -> batch.Batch:
@@ -517,6 +518,7 @@ class CompiledVm(Vm):
         self._batch, self._batch_on_packet = b, on_packet
         self._packet_helpers.start(b.lens)
         self._forward.begin()
+        self._tails.begin()
         driver = _driver()
         rt_addr, desc_addr = ctypes.addressof(self._rt), ctypes.addressof(b.desc)
         start, m = 0, len(chunk)
@@ -526,33 +528,56 @@ class CompiledVm(Vm):
                 status = driver(rt_addr, desc_addr)
                 stop = b.desc[batch.D_STOP]
                 self._add_span(b, start, stop, cols)
+                native_tails = self._tails.take()
                 if paths is not None:
-                    paths.add_span(b.steps[start:stop], b.plog, b.poff[start:stop],
-                                   b.plen[start:stop],
-                                   {k - start: v for k, v in b.prefix.items()
-                                    if start <= k < stop})
+                    self._add_paths(b, start, stop, paths, native_tails)
                 if status == cg.EXIT:
                     break
                 if status == batch.FULL:  # the path log is consumed: go on from stop
                     b.desc[batch.D_PLOG_POS] = 0
                     start = stop
                     continue
-                try:
-                    if status != cg.SWITCH:
-                        self._flush_path()
-                        self.regs[:] = self._regs_arr
-                        raise self._native_error()
-                    cols.add_one(*self._finish_switched())
-                except VmError as exc:
+                self._flush_path()
+                self.regs[:] = self._regs_arr
+                if self._rt[cg.RT_CUR] != b.current:  # no view: where native code left it
+                    prog = self._tails.running()
+                    self._code, self._prog = self.compile(prog), prog
+                exc = self._native_error()
+                if isinstance(exc, VmError):
                     raise type(exc)(f"packet {first + stop}: {exc}") from exc
-                start = stop + 1
+                raise exc
         finally:
             self._packet_helpers.stop()
             self._forward.end()
+            self._tails.end()
             self._batch = None
             self._xdp_seen = ()
             self._code, self._prog = self._entry_code, self.program
             del keep
+
+    def _keep_path(self, b: batch.Batch) -> None:
+        """The materialized packet's path entries (after the entry 0) into ``b.paths``."""
+        if b.current >= 0 and b.current not in b.paths:
+            b.paths[b.current] = self.path[1:]
+
+    def _add_paths(self, b: batch.Batch, start: int, stop: int, paths: PathsBuilder,
+                   native_tails: dict[int, tuple]) -> None:
+        """Chunk packets ``start .. stop``'s steps and paths: the native entries in the
+        log, after those that went to ``b.prefix`` or through the VM's view (``b.paths``,
+        with the view's tail calls, which include its native ones); ``native_tails``: the
+        native tail calls per packet."""
+        self._keep_path(b)
+        prefix = {k - start: v for k, v in _in_span(b.prefix, start, stop)}
+        tails = {}
+        for k, calls in native_tails.items():  # (a packet with a view: from its trace, below)
+            tails[k - start] = calls
+        for k, entries in _in_span(b.paths, start, stop):
+            prefix[k - start] = entries
+            calls = b.traces[k].tail_calls
+            if calls:
+                tails[k - start] = tail_records(calls)
+        paths.add_span(b.steps[start:stop], b.plog, b.poff[start:stop], b.plen[start:stop],
+                       prefix, tails)
 
     def _add_span(self, b: batch.Batch, start: int, stop: int, cols: ColumnsBuilder) -> None:
         """Chunk packets ``start .. stop`` (all returned natively) into ``cols``."""
@@ -569,38 +594,20 @@ class CompiledVm(Vm):
             buff = b.buffs.get(k)  # fragments: as a helper left them, else untouched
             cols.tails[at + k] = b"".join(buff.frags) if buff is not None else \
                 self._packet_helpers.tail(k, b.chunk[k])
-        redirects = {k: trace.redirect for k, trace in b.traces.items()
-                     if start <= k < stop and trace.redirect is not None}
+        redirects = {k: trace.redirect for k, trace in _in_span(b.traces, start, stop)
+                     if trace.redirect is not None}
         redirects.update(self._forward.take(start, stop))  # native ones are newer
         for k, target in redirects.items():
             if b.verdict[k] == XDP_REDIRECT:
                 cols.redirect[at + k] = target
-
-    def _finish_switched(self) -> tuple[int, bytes, int, Any]:
-        """The rest of a packet that tail-called (its VM state is built: the tail call
-        went through the VM's handler)."""
-        arr, rt_addr = self._regs_arr, ctypes.addressof(self._rt)
-        while True:
-            status = self._native[id(self._prog)](ctypes.addressof(arr), rt_addr)
-            if status == cg.EXIT:
-                break
-            if status != cg.SWITCH:
-                self._flush_path()
-                self.regs[:] = arr
-                raise self._native_error()
-        self.regs[:] = arr
-        self._packet_helpers.pull()
-        xdp, verdict = self.xdp, arr[0] & 0xFFFFFFFF
-        assert xdp is not None
-        redirect = self._forward.redirect_of(self._rt[cg.RT_CUR], self.trace.redirect)
-        redirect = redirect if verdict == XDP_REDIRECT else None
-        return verdict, xdp.output(), xdp.metalen, redirect
 
     def _materialize(self) -> None:
         """The VM's view of the batch's current packet, built from the native state."""
         b = self._batch
         assert b is not None
         k = self._rt[cg.RT_CUR]
+        if self._batch_paths is not None:
+            self._keep_path(b)
         b.current = k
         if self._batch_on_packet is not None:  # (the driver already set the clock)
             self._batch_on_packet(b.first + k)
@@ -614,10 +621,9 @@ class CompiledVm(Vm):
         self.xdp = b.buffs[k] = buff
         self.trace = b.traces[k] = Trace(program=self.program.name)
         self.frames.clear()
-        self.path.clear()
+        self.path[:] = [0, *b.prefix.pop(k, ())]  # (the VM's builders hold this list)
         self.ringbuf_samples.clear()
-        self._tail_calls = 0
-        self._code, self._prog = self._entry_code, self.program
+        self._tails.to_trace(k)  # its native tail calls, their count, the program running
 
     def _native_error(self) -> BaseException:
         rt = self._rt
@@ -636,6 +642,14 @@ class CompiledVm(Vm):
             exc = CompiledUnsupported(f"compiled code: unsupported control transfer "
                                       f"(kind {kind}, value {arg})")
         return self._located(self._prog, slot, exc)
+
+
+def _in_span(per_packet: dict[int, Any], start: int, stop: int) -> list[tuple[int, Any]]:
+    """The items of chunk packets ``start .. stop`` (a tail call ends a span per packet:
+    walking a chunk's whole dict each time would be quadratic)."""
+    if stop - start < len(per_packet):
+        return [(k, per_packet[k]) for k in range(start, stop) if k in per_packet]
+    return [(k, v) for k, v in per_packet.items() if start <= k < stop]
 
 
 assert STACK_SIZE == 512

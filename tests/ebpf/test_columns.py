@@ -49,3 +49,27 @@ def test_paths_builder_interns_paths_in_order():
     assert cols.paths == [(0, 5, 9), (0, 7), (0, 5, 9, 7)]
     assert cols.path_id.tolist() == [0, 0, 1, 2, 0, 0]
     assert cols.steps.tolist() == [10, 10, 3, 12, 10, 10]
+
+
+def test_paths_with_other_tail_calls_are_other_paths():
+    """The same slots with other tail calls (another target, one that fell through) are
+    another path; the same slots and tail calls are the same path, whether they come from
+    the log, a prefix or a trace (``add_one``)."""
+    from ebpf.columns import tail_records
+    from ebpf.vm.trace import TailCall
+
+    tcp, udp = (TailCall(4, "jmp", 6, "xdp_tcp", 3), TailCall(4, "jmp", 17, "xdp_udp", 3))
+    missing = TailCall(4, "jmp", 1, None, 3)
+    b = PathsBuilder()
+    log = np.array([4, 0, 2, 4, 0, 2, 4], dtype=np.uint64)
+    b.add_span(np.array([9, 9, 9, 5]), log, np.array([0, 3, 3, 6]), np.array([3, 3, 3, 1]),
+               {1: []}, {0: tail_records([tcp]), 1: tail_records([udp]),
+                         2: tail_records([tcp])})
+    b.add_span(np.array([9, 5]), log, np.array([4, 6]), np.array([2, 1]), {0: [4]},
+               {0: tail_records([udp]), 1: tail_records([missing])})
+    b.add_one([0, 4, 0, 2], 9, [tcp])
+    cols = b.build()
+    assert cols.paths == [(0, 4, 0, 2), (0, 4, 0, 2), (0, 4), (0, 4)]
+    assert cols.tail_calls == [tail_records([tcp]), tail_records([udp]), (),
+                               tail_records([missing])]
+    assert cols.path_id.tolist() == [0, 1, 0, 2, 1, 3, 0]

@@ -254,12 +254,11 @@ def test_compiled_refusal_is_one_line(tmp_path):
         assert ex.run(PACKETS[0]).verdict == 2
 
 
-@pytest.mark.parametrize("name", CORPUS_NAMES)
-@pytest.mark.parametrize("seed,state", [(1, "scenario"), (3, "empty")])
-def test_compiled_batch_paths_equal_the_vm_traces(name, seed, state, monkeypatch):
-    """``run_batch_paths``: per packet, the compiled batches' instruction count and
-    basic-block path are the VM's trace's (run one packet at a time), with the VM's results
-    and maps after; the path log is made small so that chunks stop and resume on it."""
+def _batch_paths_equal(name: str, program: str | None, seed: int, state: str,
+                       monkeypatch) -> list:
+    """``run_batch_paths`` on vm and compiled, a path log small enough that chunks stop and
+    resume on it: each packet's result, steps, path and tail calls, and the maps after,
+    equal; returns the compiled side's tail calls per packet."""
     from ebpf.compiled import batch
 
     monkeypatch.setattr(batch, "PLOG_WORDS", 3 * 4096)
@@ -269,14 +268,34 @@ def test_compiled_batch_paths_equal_the_vm_traces(name, seed, state, monkeypatch
     got = {}
     for kind in ("vm", "compiled"):
         path = str(corpus_object(name))
-        with open_executor(kind, path, load(path), None, _states(name)[state],
+        with open_executor(kind, path, load(path), program, _states(name)[state],
                            seed=seed) as ex:
             cols, pc = ex.run_batch_paths(packets, times)
             got[kind] = ([(r.verdict, r.packet_out, r.meta_len, r.redirect) for r in cols],
-                         [(int(s), pc.paths[k]) for s, k in zip(pc.steps, pc.path_id,
-                                                                strict=True)],
+                         [(int(s), pc.paths[k], pc.tail_calls[k])
+                          for s, k in zip(pc.steps, pc.path_id, strict=True)],
                          ex.dump_maps())
     vm, native = got["vm"], got["compiled"]
     for i in range(len(packets)):
         assert (vm[0][i], vm[1][i]) == (native[0][i], native[1][i]), f"packet {i}"
     assert native[2] == vm[2]
+    return [t for _s, _p, t in native[1]]
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+@pytest.mark.parametrize("seed,state", [(1, "scenario"), (3, "empty")])
+def test_compiled_batch_paths_equal_the_vm_traces(name, seed, state, monkeypatch):
+    """``run_batch_paths`` on each corpus program's first program: per packet, the
+    compiled batches' instruction count, basic-block path and tail calls are the VM's
+    trace's (run one packet at a time), with the VM's results and maps after."""
+    _batch_paths_equal(name, None, seed, state, monkeypatch)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_compiled_batch_paths_follow_tail_calls(seed, monkeypatch):
+    """tail_call.o's dispatcher in batches: every packet's path across the programs it
+    tail-called into, its steps and its tail calls (taken to xdp_tcp / xdp_udp, or
+    falling through on an empty slot) are the VM's trace's; both kinds occur."""
+    tails = _batch_paths_equal("tail_call", "xdp_dispatch", seed, "scenario", monkeypatch)
+    targets = {t[0][3] for t in tails if t}
+    assert {"xdp_tcp", "xdp_udp", None} <= targets

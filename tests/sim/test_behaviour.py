@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import sim.scenario
+from ebpf.columns import tail_records
 from ebpf.differential import Scenario as MapScenario
 from ebpf.executor import open_executor
 from ebpf.loader.elf import load
@@ -25,11 +26,13 @@ SCENARIOS = ROOT / "examples" / "xdp" / "scenarios"
 MIXED = "imix@100G,proto=udp/tcp/icmp/udp6/tcp6/random,flows=256"
 
 
-def _setup(name: str, target: str, traffic: str, n: int, seed: int):
+def _setup(name: str, target: str, traffic: str, n: int, seed: int,
+           program: str | None = None):
     t = load_target(target)
     traffic = traffic.replace("@100G", f"@{t.line_rate_gbps:g}G")
     sc = Scenario(program=str(corpus_object(name)), maps=str(SCENARIOS / f"{name}.json"),
-                  target=target, traffic=traffic, packets=n, seed=seed, host_cost="model")
+                  target=target, traffic=traffic, packets=n, seed=seed, host_cost="model",
+                  program_name=program)
     tr = generate(parse_traffic(traffic, line_rate_gbps=t.line_rate_gbps), n, seed,
                   line_rate_gbps=t.line_rate_gbps)
     cost = mapped_nic_cost(sc.program, None, t, maps=sc.maps) if t.kind == "pipeline" \
@@ -41,7 +44,7 @@ def _trace_view(t) -> tuple:
     """What the cost models read of a class's trace (hw.cost.nic, hw.rtc)."""
     return (t.program, t.verdict, list(t.path), t.insns,
             [(h.slot, h.id, h.name) for h in t.helper_calls],
-            [x.target for x in t.tail_calls])
+            [(x.slot, x.map, x.index, x.target, x.path_index) for x in t.tail_calls])
 
 
 def _same(a, b) -> None:
@@ -104,6 +107,28 @@ def test_nics_with_paths_batched_equal_packet_by_packet(name, target):
     _same(fast, slow)
 
 
+@pytest.mark.parametrize("target", ["pipe", "rmt", "nfp", "hxdp", "host"])
+def test_tail_calls_batched_equal_packet_by_packet(target, monkeypatch):
+    """tail_call.o's dispatcher (tail calls into xdp_tcp / xdp_udp, falling through on
+    other protocols) in batches: the same classes, verdicts, costs, punts, labels, counts
+    and traces (tail calls included) as the loop with traces; classed by path on the
+    run-to-completion NICs and the host."""
+    from ebpf.compiled import CompiledVm
+
+    batched = []
+    real = CompiledVm.run_xdp_paths
+    monkeypatch.setattr(CompiledVm, "run_xdp_paths",
+                        lambda vm, *a: batched.append(len(a[0])) or real(vm, *a))
+    sc, tr, cost = _setup("tail_call", target, MIXED, 2500, 6, program="xdp_dispatch")
+    fast, slow, made = _both(sc, tr, cost, paths=target not in ("pipe", "rmt"))
+    _same(fast, slow)
+    assert sum(batched) > 2000  # the batched side did run in batches
+    targets = {x.target for t in fast.traces for x in t.tail_calls}
+    assert {"xdp_tcp", "xdp_udp", None} <= targets
+    if cost.punt == "model":
+        assert made[0].punts == made[1].punts
+
+
 def test_long_frames_punted_by_length():
     """Frames longer than the window's frame_end (3,520 bytes) are punted, the others not,
     on a configuration that can punt nothing else: as the model decides them."""
@@ -113,30 +138,32 @@ def test_long_frames_punted_by_length():
     assert [tc.punted for tc in fast.costs] == [True] and made[1].punts == 40
 
 
-@pytest.mark.parametrize("name", ["firewall", "rate_limiter", "katran_lb", "nat",
-                                  "parser_counters"])
-def test_path_costs_equal_the_vm_traces(name):
-    """Per packet, the batch's instruction count and path, and the helper calls read off
-    the path (path_trace), are the reference VM's trace of that packet (maps persisting,
-    the clock running)."""
+@pytest.mark.parametrize("name, program", [
+    ("firewall", None), ("rate_limiter", None), ("katran_lb", None), ("nat", None),
+    ("parser_counters", None), ("tail_call", "xdp_dispatch")])
+def test_path_costs_equal_the_vm_traces(name, program):
+    """Per packet, the batch's instruction count, path and tail calls, and the helper calls
+    read off the path across the programs it tail-called into (path_trace), are the
+    reference VM's trace of that packet (maps persisting, the clock running)."""
     state = MapScenario.load(SCENARIOS / f"{name}.json")
     path = str(corpus_object(name))
     tr = generate(parse_traffic(MIXED, line_rate_gbps=100), 2500, 5, line_rate_gbps=100)
     packets = [tr.reps[r] for r in tr.rep.tolist()]
     times = tr.arrival_ns.tolist()
-    with open_executor("compiled", path, load(path), None, state) as ex:
+    with open_executor("compiled", path, load(path), program, state) as ex:
         cols, pc = ex.run_batch_paths(packets, times)
         obj, program = ex.obj, ex.program
-    with open_executor("vm", path, load(path), None, MapScenario.load(
+    with open_executor("vm", path, load(path), program, MapScenario.load(
             SCENARIOS / f"{name}.json")) as vm:
         traces = [vm.run(p, t).trace for p, t in zip(packets, times, strict=True)]
     assert np.array_equal(cols.verdict, [t.verdict for t in traces])
     for i, t in enumerate(traces):
-        p = pc.paths[pc.path_id[i]]
-        assert (pc.steps[i], p) == (t.insns, tuple(t.path)), f"packet {i}"
+        p, tails = pc.paths[pc.path_id[i]], pc.tail_calls[pc.path_id[i]]
+        assert (pc.steps[i], p, tails) == (t.insns, tuple(t.path),
+                                           tail_records(t.tail_calls)), f"packet {i}"
     for j, p in enumerate(pc.paths):
         i = int(np.flatnonzero(pc.path_id == j)[0])
-        got = path_trace(obj, program, p, int(pc.steps[i]))
+        got = path_trace(obj, program, p, int(pc.steps[i]), tail_calls=pc.tail_calls[j])
         assert [(h.slot, h.id, h.name) for h in got.helper_calls] == \
             [(h.slot, h.id, h.name) for h in traces[i].helper_calls]
         assert TraceCost.from_trace(got) == TraceCost.from_trace(traces[i])
