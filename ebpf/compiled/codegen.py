@@ -195,6 +195,23 @@ class _Fn:
         b.store(res, self.rt_ptr(RT_ERR_ARG))
         b.ret(c64(ERROR))
 
+    def call_native(self, slot: int, address: ir.Value, args: list[ir.Value], nope: int,
+                    vm: ir.Block | None = None) -> None:
+        """r0 = ``i64 fn(rt, *args)`` at ``address`` and on to the next slot, unless it
+        returns ``nope``: then the VM's handler runs the call (so do branches to ``vm``, a
+        block the caller made for its own reasons to ask the VM)."""
+        b = self.b
+        fn_ty = ir.FunctionType(I64, [P64] + [I64] * len(args))
+        res = b.call(b.inttoptr(address, fn_ty.as_pointer()), [self.rt, *args])
+        native = self.block(f"s{slot}_native")
+        vm = vm if vm is not None else self.block(f"s{slot}_vm")
+        b.cbranch(b.icmp_unsigned("==", res, c64(nope)), vm, native)
+        b.position_at_end(native)
+        self.set_reg(0, res)
+        b.branch(self.slot_block(slot + 1))
+        b.position_at_end(vm)
+        self.interp(slot, slot + 1)
+
     def record(self, slot: int) -> None:
         """Append ``slot`` to the path (the VM's ``path.append``), flushing when full."""
         b = self.b
@@ -462,17 +479,7 @@ def _emit_call(f: _Fn, slot: int, insn, spec) -> None:
 
 def _emit_map_lookup(f: _Fn, slot: int) -> None:
     """r0 = the native lookup's answer (``ebpf.compiled.maplookup``), else the VM's."""
-    b = f.b
-    fn_ty = ir.FunctionType(I64, [P64, I64, I64])
-    lookup = b.inttoptr(f.rt_load(RT_LOOKUP), fn_ty.as_pointer())
-    res = b.call(lookup, [f.rt, f.reg(1), f.reg(2)])
-    native, vm = f.block(f"s{slot}_native"), f.block(f"s{slot}_vm")
-    b.cbranch(b.icmp_unsigned("==", res, c64(LOOKUP_NOPE)), vm, native)
-    b.position_at_end(native)
-    f.set_reg(0, res)
-    b.branch(f.slot_block(slot + 1))
-    b.position_at_end(vm)
-    f.interp(slot, slot + 1)
+    f.call_native(slot, f.rt_load(RT_LOOKUP), [f.reg(1), f.reg(2)], LOOKUP_NOPE)
 
 
 def _select_const(f: _Fn, index: ir.Value, values: list[int]) -> ir.Value:

@@ -136,17 +136,7 @@ def _emit_redirect(f: Any, slot: int) -> None:
 def _emit_native_call(f: Any, slot: int, rt_word: int, args: list[int]) -> None:
     """r0 = the native function at ``rt[rt_word]`` (rt, the argument registers), unless it
     says NOPE: then the VM's handler."""
-    b = f.b
-    fn_ty = ir.FunctionType(I64, [P64] + [I64] * len(args))
-    fn = b.inttoptr(f.rt_load(_word(rt_word)), fn_ty.as_pointer())
-    res = b.call(fn, [f.rt, *(f.reg(r) for r in args)])
-    native, vm = f.block(f"s{slot}_fwd"), f.block(f"s{slot}_vm")
-    b.cbranch(b.icmp_unsigned("==", res, c64(NOPE)), vm, native)
-    b.position_at_end(native)
-    f.set_reg(0, res)
-    b.branch(f.slot_block(slot + 1))
-    b.position_at_end(vm)
-    f.interp(slot, slot + 1)
+    f.call_native(slot, f.rt_load(_word(rt_word)), [f.reg(r) for r in args], NOPE)
 
 
 @cg.native_helper("redirect_map")

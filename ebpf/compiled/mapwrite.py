@@ -204,17 +204,8 @@ def update_ir() -> str:
 @cg.native_helper("map_update_elem")
 def _emit_update(f: Any, slot: int) -> None:
     """r0 = the native update's result, else the VM's handler runs the call."""
-    b = f.b
-    fn_ty = ir.FunctionType(I64, [P64, I64, I64, I64, I64])
-    update = b.inttoptr(f.rt_load(ml.RT_X + ml.X_UPDATE), fn_ty.as_pointer())
-    res = b.call(update, [f.rt, f.reg(1), f.reg(2), f.reg(3), f.reg(4)])
-    native, vm = f.block(f"s{slot}_native"), f.block(f"s{slot}_vm")
-    b.cbranch(b.icmp_unsigned("==", res, c64(NOPE)), vm, native)
-    b.position_at_end(native)
-    f.set_reg(0, res)
-    b.branch(f.slot_block(slot + 1))
-    b.position_at_end(vm)
-    f.interp(slot, slot + 1)
+    f.call_native(slot, f.rt_load(ml.RT_X + ml.X_UPDATE), [f.reg(r) for r in range(1, 5)],
+                  NOPE)
 
 
 def _emit_clock(f: Any, slot: int, offset_word: int) -> None:

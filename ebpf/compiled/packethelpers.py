@@ -420,18 +420,11 @@ def _emitter(op: int) -> cg.NativeEmitter:
     def emit(f: Any, slot: int) -> None:
         """r0 = packet_helper(op, r1-r5) inside a batch chunk, else (or NOPE) the VM's."""
         b = f.b
-        native, answered, vm = (f.block(f"s{slot}_{x}") for x in ("pkt", "pkt_ok", "pkt_vm"))
+        native, vm = f.block(f"s{slot}_pkt"), f.block(f"s{slot}_pkt_vm")
         b.cbranch(b.icmp_unsigned("!=", f.rt_load(W_ON), c64(0)), native, vm)
         b.position_at_end(native)
-        fn_ty = ir.FunctionType(I64, [P64, I64] + [I64] * 5)
-        fn = b.inttoptr(f.rt_load(W_FN), fn_ty.as_pointer())
-        res = b.call(fn, [f.rt, c64(op)] + [f.reg(r) for r in range(1, 6)])
-        b.cbranch(b.icmp_unsigned("==", res, c64(NOPE)), vm, answered)
-        b.position_at_end(answered)
-        f.set_reg(0, res)
-        b.branch(f.slot_block(slot + 1))
-        b.position_at_end(vm)
-        f.interp(slot, slot + 1)
+        f.call_native(slot, f.rt_load(W_FN), [c64(op)] + [f.reg(r) for r in range(1, 6)],
+                      NOPE, vm=vm)
     return emit
 
 
